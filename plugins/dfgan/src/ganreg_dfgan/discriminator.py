@@ -1,0 +1,132 @@
+"""DF-GAN discriminator: ``NetD`` (image trunk) + ``NetC`` (conditional head).
+
+tobran/DF-GAN ``code/models/GAN.py`` (CVPR'22 code):
+
+* ``NetD``: ``conv_img`` Conv3x3(3->nf), then ``D_Block``s ("resD") over
+  ``get_D_in_out_chs`` down to (B, 8nf, 4, 4). This is ganreg's
+  ``Discriminator.features``.
+* ``D_Block(fin, fout)``: ``conv_r`` = Conv4x4 s2 p1 (bias=False) -> LReLU(0.2)
+  -> Conv3x3 (bias=False) -> LReLU(0.2); shortcut = Conv1x1 (bias) when
+  fin != fout, then avg_pool2d(2); output ``x_sc + gamma * res`` with a
+  learnable scalar ``gamma`` initialised to 0. No normalisation anywhere.
+* ``NetC``: the sentence repeated to 4x4 and concatenated after the image
+  features, Conv3x3(8nf+cond_dim -> 2nf, bias=False) -> LReLU(0.2) ->
+  Conv4x4(2nf -> 1, bias=False): an unbounded logit. This is ganreg's
+  ``Discriminator.logits``.
+
+The original builds ``conv_s`` in *every* D_Block, also where fin == fout and
+it is never used (hence ``find_unused_parameters=True`` in its DDP). The
+published parameter counts (6.62M at 256 px, nf 32) include those dead
+weights, and the released checkpoints contain them; ``unused_shortcuts=True``
+(the default) keeps them for exact parity, ``False`` drops them.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict, Field
+from torch import nn
+
+from ganreg.errors import UserError
+from ganreg.interfaces import BuildContext, Discriminator
+from ganreg_dfgan.generator import _channels, check_image_size
+
+
+def get_D_in_out_chs(nf: int, imsize: int) -> list[tuple[int, int]]:
+    """(in, out) channels of each D_Block, imsize -> 4x4 (original ``get_D_in_out_chs``)."""
+    chs = _channels(nf, imsize)
+    return list(zip(chs[:-1], chs[1:]))
+
+
+class DBlock(nn.Module):
+    """resD: ``avgpool(shortcut(x)) + gamma * conv_r(x)``, gamma starts at 0."""
+
+    def __init__(self, fin: int, fout: int, downsample: bool = True, unused_shortcut: bool = True) -> None:
+        super().__init__()
+        self.downsample = downsample
+        self.learned_shortcut = fin != fout
+        self.conv_r = nn.Sequential(
+            nn.Conv2d(fin, fout, 4, 2, 1, bias=False),
+            nn.LeakyReLU(0.2),
+            nn.Conv2d(fout, fout, 3, 1, 1, bias=False),
+            nn.LeakyReLU(0.2),
+        )
+        if self.learned_shortcut or unused_shortcut:
+            self.conv_s = nn.Conv2d(fin, fout, 1, stride=1, padding=0)
+        self.gamma = nn.Parameter(torch.zeros(1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        res = self.conv_r(x)
+        if self.learned_shortcut:
+            x = self.conv_s(x)
+        if self.downsample:
+            x = F.avg_pool2d(x, 2)
+        return x + self.gamma * res
+
+
+class NetD(nn.Module):
+    """Image trunk: (B, 3, S, S) -> (B, 8nf, 4, 4)."""
+
+    def __init__(self, ndf: int, imsize: int = 256, ch_size: int = 3, unused_shortcuts: bool = True) -> None:
+        super().__init__()
+        self.conv_img = nn.Conv2d(ch_size, ndf, 3, 1, 1)
+        self.DBlocks = nn.ModuleList(
+            [DBlock(i, o, unused_shortcut=unused_shortcuts) for i, o in get_D_in_out_chs(ndf, imsize)]
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.conv_img(x)
+        for block in self.DBlocks:
+            out = block(out)
+        return out
+
+
+class NetC(nn.Module):
+    """Conditional head: (features (B, 8nf, 4, 4), sentence (B, cond_dim)) -> (B, 1, 1, 1)."""
+
+    def __init__(self, ndf: int, cond_dim: int = 256) -> None:
+        super().__init__()
+        self.cond_dim = cond_dim
+        self.joint_conv = nn.Sequential(
+            nn.Conv2d(ndf * 8 + cond_dim, ndf * 2, 3, 1, 1, bias=False),
+            nn.LeakyReLU(0.2),
+            nn.Conv2d(ndf * 2, 1, 4, 1, 0, bias=False),
+        )
+
+    def forward(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        y = y.view(-1, self.cond_dim, 1, 1).repeat(1, 1, out.shape[2], out.shape[3])
+        return self.joint_conv(torch.cat((out, y.to(out.dtype)), 1))
+
+
+class DFGANDiscriminator(Discriminator):
+    """DF-GAN discriminator: ``net_d`` (NetD) gives the features, ``net_c`` (NetC) the logit."""
+
+    def __init__(self, nf: int = 32, cond_dim: int = 256, imsize: int = 256, ch_size: int = 3, unused_shortcuts: bool = True) -> None:
+        super().__init__()
+        check_image_size(imsize, "discriminator dfgan")
+        self.net_d = NetD(nf, imsize, ch_size, unused_shortcuts)
+        self.net_c = NetC(nf, cond_dim)
+
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        return self.net_d(images)
+
+    def logits(self, features: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        return self.net_c(features, cond).view(-1)
+
+
+class DFGANDiscriminatorParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    nf: int = Field(32, ge=1, le=1024, description="Base width: conv_img gives nf channels, the 4x4 output 8*nf (official: 32).")
+    unused_shortcuts: bool = Field(
+        True,
+        description="Build the 1x1 shortcut conv in every D_Block, also where fin == fout and it is unused, as the "
+        "official code does: parameter counts and state-dict keys equal the original's. False drops the dead weights.",
+    )
+
+
+def build_discriminator(params: DFGANDiscriminatorParams, ctx: BuildContext) -> DFGANDiscriminator:
+    """DF-GAN discriminator (CVPR'22 code): resD trunk with zero-initialised residual gates, no normalisation; sentence tiled at 4x4 in NetC."""
+    if ctx.cond_dim < 1:
+        raise UserError("discriminator dfgan needs a sentence embedding (cond_dim >= 1)", "add a text encoder to the recipe")
+    return DFGANDiscriminator(params.nf, ctx.cond_dim, ctx.image_size, ctx.channels, params.unused_shortcuts)

@@ -1,0 +1,118 @@
+"""DF-GAN losses (tobran/DF-GAN ``code/lib/modules.py``: ``train``, ``MA_GP``).
+
+* ``hinge`` (D): ``mean(relu(1 - D(x, s))) + (mean(relu(1 + D(G(z, s), s)))
+  + mean(relu(1 + D(roll(x), s)))) / 2``; the mismatched pairs are the real
+  image features rolled by one within the batch with the original sentences
+  (``ctx.d_mismatch_logits``).
+* ``hinge_generator`` (G): ``-mean(D(G(z, s), s))``.
+* ``magp`` (D): Matching-Aware zero-centred Gradient Penalty on real images and
+  their matching sentences, ``k * mean(||(dD/dx, dD/ds)||_2 ** p)`` with k = 2,
+  p = 6, the L2 norm taken per sample over the concatenated, flattened image and
+  sentence gradients.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict, Field
+
+from ganreg.interfaces import BuildContext, Loss
+from ganreg.train.context import StepContext
+
+
+class HingeParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    mismatch_weight: float = Field(
+        1.0,
+        ge=0,
+        description="Weight w of the mismatched pairs: real + (fake + w * mismatch) / (1 + w). 1 is DF-GAN's "
+        "real + (fake + mismatch) / 2; 0 disables them (real + fake).",
+    )
+
+
+class DFGANHinge(Loss):
+    """D's hinge loss with DF-GAN's rolled mismatched pairs."""
+
+    network = "discriminator"
+
+    def __init__(self, mismatch_weight: float = 1.0) -> None:
+        super().__init__()
+        self.mismatch_weight = float(mismatch_weight)
+
+    def forward(self, ctx: StepContext) -> torch.Tensor:
+        real = F.relu(1.0 - ctx.d_real.logits).mean()
+        fake = F.relu(1.0 + ctx.d_fake.logits).mean()
+        ctx.log("hinge_real", real)
+        ctx.log("hinge_fake", fake)
+        w = self.mismatch_weight
+        if w == 0:
+            return real + fake
+        mis = F.relu(1.0 + ctx.d_mismatch_logits).mean()
+        ctx.log("hinge_mismatch", mis)
+        return real + (fake + w * mis) / (1.0 + w)
+
+
+class DFGANHingeGenerator(Loss):
+    """G's hinge loss: ``-mean(D(G(z, s), s))``."""
+
+    network = "generator"
+
+    def forward(self, ctx: StepContext) -> torch.Tensor:
+        return -ctx.d_fake.logits.mean()
+
+
+class MAGPParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    k: float = Field(2.0, gt=0, description="Scale of the penalty (DF-GAN: 2).")
+    p: float = Field(6.0, gt=0, description="Power of the per-sample gradient norm (DF-GAN: 6).")
+
+
+def magp_sq_norms(logits: torch.Tensor, images: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+    """Per-sample squared L2 norm of the joint gradient ``(d sum(logits)/d images, d sum(logits)/d cond)``,
+    flattened and concatenated per sample: ``[B]``, differentiable (create_graph)."""
+    grads = torch.autograd.grad(logits.sum(), (images, cond), create_graph=True)
+    flat = torch.cat([g.float().reshape(g.shape[0], -1) for g in grads], dim=1)
+    return flat.square().sum(dim=1)
+
+
+def magp_penalty(
+    logits: torch.Tensor, images: torch.Tensor, cond: torch.Tensor, k: float = 2.0, p: float = 6.0
+) -> torch.Tensor:
+    """``k * mean(||g||_2 ** p)``, computed as ``(||g||^2) ** (p/2)``: the same value as the original's
+    ``sqrt`` then ``** p``, but with a finite second derivative where a gradient is exactly zero."""
+    return k * magp_sq_norms(logits, images, cond).pow(p / 2).mean()
+
+
+class MAGP(Loss):
+    """Matching-Aware zero-centred Gradient Penalty on (real image, matching sentence)."""
+
+    network = "discriminator"
+    needs_input_grad = True
+
+    def __init__(self, k: float = 2.0, p: float = 6.0) -> None:
+        super().__init__()
+        self.k, self.p = float(k), float(p)
+
+    def forward(self, ctx: StepContext) -> torch.Tensor:
+        images, cond = ctx.real_input, ctx.cond_input
+        if not (images.requires_grad and cond.requires_grad):
+            raise RuntimeError("magp needs D's real inputs to require grad (the trainer sets them when needs_input_grad)")
+        sq = magp_sq_norms(ctx.d_real.logits, images, cond)
+        ctx.log("magp_grad_norm", sq.detach().sqrt().mean())
+        return self.k * sq.pow(self.p / 2).mean()
+
+
+def build_hinge(params: HingeParams, ctx: BuildContext) -> DFGANHinge:
+    """DF-GAN discriminator hinge loss: real + (fake + mismatch)/2, mismatch = real features rolled by one."""
+    return DFGANHinge(params.mismatch_weight)
+
+
+def build_hinge_generator(params: BaseModel, ctx: BuildContext) -> DFGANHingeGenerator:
+    """DF-GAN generator hinge loss: -mean(D(fake, text))."""
+    return DFGANHingeGenerator()
+
+
+def build_magp(params: MAGPParams, ctx: BuildContext) -> MAGP:
+    """MA-GP (DF-GAN): k * mean(||grad of D(real, text) w.r.t. (image, text)||_2 ** p), k=2, p=6, on real pairs."""
+    return MAGP(params.k, params.p)

@@ -1,0 +1,239 @@
+"""The ``ganreg`` command line: thin; every command calls into the library.
+
+Heavy imports (torch, the registry) happen inside commands so that
+``ganreg --help`` stays instant. A :class:`ganreg.errors.UserError` becomes a
+short message with its fix and exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def _registry() -> Any:
+    from ganreg.plugins import get_registry
+
+    return get_registry()
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="ganreg")
+def cli() -> None:
+    """ganreg: compose text-to-image GAN components from recipes, train, sample, evaluate.
+
+    \b
+    Start with:  ganreg run recipes/dfgan.json
+    Components:  ganreg list, ganreg show NAME, ganreg plugins
+    Recipes:     ganreg validate RECIPE.json, ganreg schema
+    """
+
+
+# ----------------------------------------------------------------- registry
+@cli.command("list")
+@click.argument("pattern", default="*")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def list_cmd(pattern: str, as_json: bool) -> None:
+    """Every registered component, optionally filtered: ganreg list 'generator:*'."""
+    reg = _registry()
+    items = reg.match(pattern)
+    if as_json:
+        rows = [
+            {"kind": c.kind, "id": c.qualified, "name": c.name, "plugin": c.plugin, "version": c.version, "summary": c.summary}
+            for c in items
+        ]
+        click.echo(json.dumps(rows, indent=2))
+        return
+    table = Table(title=f"ganreg components ({len(items)})", show_lines=False)
+    for col in ("kind", "id", "plugin", "version"):
+        table.add_column(col, no_wrap=True)
+    table.add_column("summary", overflow="fold", ratio=1)
+    for c in items:
+        table.add_row(c.kind, c.qualified, c.distribution or c.plugin, c.version, c.summary)
+    console.print(table)
+    failed = [p for p in reg.plugins.values() if p.status == "failed"]
+    if failed:
+        err_console.print(f"[yellow]{len(failed)} plugin(s) failed to load: {', '.join(p.name for p in failed)} (see `ganreg plugins`)[/yellow]")
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def plugins(as_json: bool) -> None:
+    """Installed plugins: distribution, version, status and what each registers."""
+    reg = _registry()
+    items = sorted(reg.plugins.values(), key=lambda p: p.name)
+    if as_json:
+        click.echo(json.dumps([p.__dict__ for p in items], indent=2))
+        return
+    table = Table(title="ganreg plugins")
+    for col in ("plugin", "distribution", "version", "status", "registers"):
+        table.add_column(col, overflow="fold")
+    for p in items:
+        status = "[green]loaded[/green]" if p.status == "loaded" else f"[red]{p.status}[/red]: {p.error}"
+        table.add_row(p.name, p.distribution, p.version, status, ", ".join(p.components))
+    console.print(table)
+
+
+@cli.command()
+@click.argument("name")
+@click.option("--kind", type=click.Choice(["text_encoder", "image_encoder", "generator", "discriminator", "loss"]))
+def show(name: str, kind: str | None) -> None:
+    """A component's description, paper, and parameters (types, defaults, constraints)."""
+    from ganreg.errors import ComponentError
+    from ganreg.interfaces import KINDS
+    from ganreg.schema_docs import params_rows
+
+    reg = _registry()
+    found = []
+    for k in [kind] if kind else KINDS:
+        try:
+            found.append(reg.resolve(k, name))
+        except ComponentError as exc:
+            if "ambiguous" in exc.message:
+                raise
+    if not found:
+        kinds = [kind] if kind else list(KINDS)
+        fixes = [reg.suggest(k, name) for k in kinds]
+        fix = next((f for f in fixes if f.startswith("did you mean")), "see `ganreg list`")
+        raise ComponentError(f"no component named {name!r}", fix)
+    if len(found) > 1:
+        ids = ", ".join(f"{c.kind} {c.qualified}" for c in found)
+        raise ComponentError(f"{name!r} names several components: {ids}", "add --kind KIND")
+    c = found[0]
+    console.print(f"[bold]{c.qualified}[/bold]  ({c.kind}, {c.distribution or c.plugin} {c.version})")
+    if c.paper:
+        console.print(f"[italic]follows:[/italic] {c.paper}")
+    if c.description:
+        console.print(c.description)
+    table = Table(title="parameters")
+    for col in ("name", "type", "default", "constraints", "description"):
+        table.add_column(col, overflow="fold")
+    for row in params_rows(c.params):
+        table.add_row(*row)
+    console.print(table)
+
+
+# ------------------------------------------------------------------ recipes
+@cli.command()
+@click.argument("recipe", type=click.Path(path_type=Path))
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a recipe key.")
+def validate(recipe: Path, overrides: tuple[str, ...]) -> None:
+    """Check a recipe; all problems at once, each with its JSON path and a fix."""
+    from ganreg.recipe import load_recipe
+
+    load_recipe(recipe, _registry(), list(overrides))
+    console.print(f"[green]{recipe}: valid[/green]")
+
+
+@cli.command()
+def schema() -> None:
+    """Print the recipes' JSON Schema (for editors: "$schema" or json.schemas)."""
+    from ganreg.recipe import recipe_schema
+
+    click.echo(json.dumps(recipe_schema(), indent=2))
+
+
+# ----------------------------------------------------------------- training
+@cli.command()
+@click.argument("recipe", required=False, type=click.Path(path_type=Path))
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a recipe key, e.g. train.batch_size=16.")
+@click.option("--out", type=click.Path(path_type=Path), help="Run directory (default: output.dir/<name>-<time>).")
+@click.option("--device", help="auto, cpu, cuda, cuda:N (default: the recipe's train.device).")
+@click.option("--resume", "resume_dir", type=click.Path(path_type=Path), help="Continue the run in this directory.")
+@click.option("--dry-run", is_flag=True, help="Print the resolved recipe and parameter counts, then exit.")
+def run(
+    recipe: Path | None, overrides: tuple[str, ...], out: Path | None, device: str | None, resume_dir: Path | None, dry_run: bool
+) -> None:
+    """Train a recipe (or --resume a run)."""
+    from ganreg.train.cli_run import run_command
+
+    sys.exit(run_command(recipe, list(overrides), out, device, resume_dir, dry_run, console))
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.argument("captions", nargs=-1)
+@click.option("--captions", "captions_file", type=click.Path(path_type=Path), help="A text file, one caption a line.")
+@click.option("-n", "--num", default=8, show_default=True, help="Images per caption.")
+@click.option("-o", "--out", type=click.Path(path_type=Path), default=Path("generated.png"), show_default=True)
+@click.option("--checkpoint", help="latest (default), a step number, or a file.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--truncation", type=float, help="Truncate noise to [-2, 2] times this (DF-GAN: 0.88).")
+@click.option("--no-ema", is_flag=True, help="Use the raw generator weights even when EMA weights exist.")
+@click.option("--device", default="auto", show_default=True)
+def generate(
+    run_dir: Path,
+    captions: tuple[str, ...],
+    captions_file: Path | None,
+    num: int,
+    out: Path,
+    checkpoint: str | None,
+    seed: int,
+    truncation: float | None,
+    no_ema: bool,
+    device: str,
+) -> None:
+    """Images from new text with a trained generator: one grid row per caption."""
+    from ganreg.errors import UserError
+    from ganreg.generate import generate_grid
+
+    texts = list(captions)
+    if captions_file is not None:
+        if not captions_file.is_file():
+            raise UserError(f"captions file not found: {captions_file}", "pass a text file with one caption a line")
+        texts += [line.strip() for line in captions_file.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if not texts:
+        raise UserError("no captions given", 'pass captions as arguments or --captions FILE')
+    path = generate_grid(run_dir, texts, num, out, checkpoint, seed, truncation, not no_ema, device)
+    console.print(f"wrote {path} ({len(texts)} caption(s) x {num}) and {path.with_suffix('.txt')}")
+
+
+def _register_optional_groups() -> None:
+    from ganreg.cli_data import data
+
+    cli.add_command(data)
+    try:
+        from ganreg.cli_eval import register_eval_commands
+    except ImportError:
+        return
+    register_eval_commands(cli)
+
+
+_register_optional_groups()
+
+
+def main() -> None:
+    """Entry point: user errors -> exit 2 with a message; Ctrl-C -> 130."""
+    from ganreg.errors import UserError
+
+    try:
+        cli.main(standalone_mode=False)
+    except UserError as exc:
+        err_console.print(f"[bold red]error:[/bold red] {exc.message}", highlight=False)
+        if exc.fix:
+            err_console.print(f"[bold]fix:[/bold] {exc.fix}", highlight=False)
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        err_console.print("aborted")
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        sys.exit(130)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,313 @@
+"""``ganreg data``: make, convert and describe datasets.
+
+Wired into the main CLI as ``from ganreg.cli_data import data``. Problems are
+raised as :class:`ganreg.errors.DataError` / :class:`UserError` (the main CLI
+prints them with their fix and exits with code 2). Every write is atomic: a
+temporary name in the target folder, renamed when complete.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ganreg.errors import DataError, UserError
+
+EMBEDDING_NOTE = (
+    "Embeddings: the seed projects store 1024-d char-CNN-RNN caption embeddings, which cannot be computed "
+    "here; ganreg writes a deterministic stand-in instead: a fixed random projection of the caption's bag of "
+    "words (same caption, same vector, on every machine). Use a learned text encoder for real text features."
+)
+
+
+def _console() -> Any:
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+@click.group("data")
+def data() -> None:
+    """Make, convert and describe datasets (built-in shapes, HDF5, folder layout)."""
+
+
+@data.group("make")
+def make() -> None:
+    """Write a dataset: the built-in shapes, or a folder converted to HDF5."""
+
+
+def _hdf5_target(out: Path) -> Path:
+    return out if out.suffix.lower() in (".h5", ".hdf5") else out / "shapes.h5"
+
+
+def _check_free(path: Path, force: bool) -> None:
+    if path.exists() and not force:
+        raise UserError(f"{path} already exists", "choose another --out or pass --force to replace it")
+
+
+@make.command("shapes", help=f"""Write the built-in captioned shapes set to --out.
+
+\b
+--format hdf5: one file in the seed projects' HDF5 layout (train/test groups,
+  one group per caption; --out DIR writes DIR/shapes.h5, --out FILE.h5 that file).
+--format folder: DIR/images/<class>/<name>.jpg, DIR/text_c10/<class>/<name>.txt,
+  DIR/trainclasses.txt and DIR/testclasses.txt.
+
+{EMBEDDING_NOTE}""")
+@click.option("--out", "out", required=True, type=click.Path(path_type=Path), help="Output folder (or .h5 file).")
+@click.option("--size", default=64, show_default=True, type=click.IntRange(32, 256), help="Image side in pixels.")
+@click.option("--count", default=10000, show_default=True, type=click.IntRange(48, 1_000_000), help="Images (all classes).")
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(0), help="Images, captions and class split.")
+@click.option("--format", "fmt", default="hdf5", show_default=True, type=click.Choice(["hdf5", "folder"]))
+@click.option("--force", is_flag=True, help="Replace an existing output file.")
+def make_shapes(out: Path, size: int, count: int, seed: int, fmt: str, force: bool) -> None:
+    from ganreg.data._util import atomic_dir, encode_jpeg
+    from ganreg.data.shapes import all_specs, class_names, class_split, load_or_generate
+
+    con = _console()
+    with con.status(f"drawing {count} shapes at {size}px"):
+        images = load_or_generate(seed, count, size)
+    specs = all_specs(seed, count)
+    names = class_names()
+    train, test = class_split(seed)
+    split_of = {**{k: "train" for k in train}, **{k: "test" for k in test}}
+
+    def records(split: str) -> Iterator[tuple[str, str, bytes, list[str]]]:
+        for i, s in enumerate(specs):
+            if split_of[s.label] == split:
+                yield f"image_{i + 1:05d}", names[s.label], encode_jpeg(images[i]), list(s.captions)
+
+    if fmt == "hdf5":
+        from ganreg.data.hdf5 import write_hdf5
+
+        target = _hdf5_target(out)
+        _check_free(target, force)
+        with con.status(f"writing {target}"):
+            counts = write_hdf5(target, {"train": records("train"), "test": records("test")})
+        con.print(f"[green]wrote[/] {target}: " + ", ".join(f"{k} {v} captions" for k, v in counts.items()))
+        con.print(f"[dim]{EMBEDDING_NOTE}[/]")
+        return
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise UserError(f"{out} exists and is not an empty folder", "choose another --out")
+    with con.status(f"writing {out}"), atomic_dir(out) as tmp:
+        for split in ("train", "test"):
+            classes = train if split == "train" else test
+            (tmp / f"{split}classes.txt").write_text("".join(names[k] + "\n" for k in classes), encoding="utf-8")
+            for name, cls, jpeg, caps in records(split):
+                (tmp / "images" / cls).mkdir(parents=True, exist_ok=True)
+                (tmp / "text_c10" / cls).mkdir(parents=True, exist_ok=True)
+                (tmp / "images" / cls / f"{name}.jpg").write_bytes(jpeg)
+                (tmp / "text_c10" / cls / f"{name}.txt").write_text("\n".join(caps) + "\n", encoding="utf-8")
+    con.print(f"[green]wrote[/] {out}: {count} images, {len(train)} train + {len(test)} test classes")
+
+
+CONVERT_SPLIT_FILES = {
+    "train": ["trainclasses.txt", "trainvalclasses.txt"],
+    "valid": ["valclasses.txt"],
+    "test": ["testclasses.txt"],
+}
+
+
+@make.command("hdf5", help=f"""Convert a folder dataset to one HDF5 file in the seed layout.
+
+\b
+FOLDER holds <images_dir>/[<class>/]<name>.jpg, text_c10/<class>/<name>.txt
+and the class split files trainclasses.txt (or trainvalclasses.txt),
+valclasses.txt (optional) and testclasses.txt, as for the seed converters.
+Images are stored as their original file bytes; every caption line becomes
+one group <name>_<c>.
+
+{EMBEDDING_NOTE}""")
+@click.option("--from", "src", required=True, type=click.Path(path_type=Path), help="Folder dataset root.")
+@click.option("--out", "out", required=True, type=click.Path(path_type=Path), help="Output .h5 file.")
+@click.option("--images-dir", default=None, help="Image folder under FOLDER (default: images/, jpg/ or CUB's).")
+@click.option("--captions-dir", default="text_c10", show_default=True, help="Caption folder under FOLDER.")
+@click.option("--force", is_flag=True, help="Replace an existing output file.")
+def make_hdf5(src: Path, out: Path, images_dir: str | None, captions_dir: str, force: bool) -> None:
+    from ganreg.data.folder import FolderDataset, FolderLayout
+    from ganreg.data.hdf5 import write_hdf5
+
+    _check_free(out, force)
+    layout = FolderLayout(src, images_dir=images_dir, captions_dir=captions_dir, split_files=CONVERT_SPLIT_FILES)
+    if "train" not in layout.split_files and "test" not in layout.split_files:
+        raise layout.missing_split_error("train")
+    datasets = {
+        split: FolderDataset(
+            src,
+            split,
+            images_dir=images_dir,
+            captions_dir=captions_dir,
+            split_files=CONVERT_SPLIT_FILES,
+        )
+        for split in ("train", "valid", "test")
+        if split in layout.split_files
+    }
+    con = _console()
+    with con.status(f"writing {out}"):
+        counts = write_hdf5(out, {s: ds.records() for s, ds in datasets.items()})
+    con.print(f"[green]wrote[/] {out}: " + ", ".join(f"{k} {len(datasets[k])} images / {v} captions" for k, v in counts.items()))
+    con.print(f"[dim]{EMBEDDING_NOTE}[/]")
+
+
+# ------------------------------------------------------------------------ info
+def _size_range(sizes: list[tuple[int, int]]) -> dict[str, Any] | None:
+    if not sizes:
+        return None
+    ws = [w for w, _ in sizes]
+    hs = [h for _, h in sizes]
+    return {"min": [min(ws), min(hs)], "max": [max(ws), max(hs)]}
+
+
+def _stored_sizes(ds: Any, limit: int) -> tuple[list[tuple[int, int]], int]:
+    from PIL import Image
+
+    n = len(ds)
+    step = max(1, n // limit)
+    sizes = []
+    for i in range(0, n, step):
+        try:
+            with Image.open(io.BytesIO(ds.image_bytes(i))) as im:
+                sizes.append(im.size)
+        except OSError as exc:
+            raise DataError(f"cannot decode image of item {i} in {ds.source} split '{ds.split}': {exc}",
+                            "replace or remove the corrupt image") from None
+    return sizes, len(sizes)
+
+
+def _split_info(ds: Any, limit: int) -> dict[str, Any]:
+    info = ds.describe()
+    caps = [len(ds.captions_of(i)) for i in range(len(ds))]
+    info["captions_per_image"] = [min(caps), max(caps)] if caps else None
+    if hasattr(ds, "image_bytes"):
+        sizes, sampled = _stored_sizes(ds, limit)
+        info["image_size"] = _size_range(sizes)
+        info["image_size_sampled"] = sampled
+    return info
+
+
+def describe_path(path: str, *, size: int = 64, count: int = 10000, seed: int = 0, limit: int = 500) -> dict[str, Any]:
+    """What ``ganreg data info`` prints, as a dict."""
+    if path == "shapes":
+        from ganreg.data.shapes import ATTRIBUTES, CAPTIONS_PER_IMAGE, all_specs, class_names, class_split
+
+        specs = all_specs(seed, count)
+        names = class_names()
+        train, test = class_split(seed)
+        splits = {}
+        for split, classes in (("train", train), ("test", test)):
+            mine = [s for s in specs if s.label in set(classes)]
+            splits[split] = {
+                "split": split,
+                "images": len(mine),
+                "captions": len(mine) * CAPTIONS_PER_IMAGE,
+                "classes": len(classes),
+                "class_examples": [names[k] for k in classes[:5]],
+                "example_captions": [s.captions[0] for s in mine[:3]],
+                "embedding_dim": None,
+                "captions_per_image": [CAPTIONS_PER_IMAGE, CAPTIONS_PER_IMAGE],
+                "image_size": {"min": [size, size], "max": [size, size]},
+            }
+        return {
+            "path": "shapes",
+            "source": "shapes",
+            "seed": seed,
+            "classes": len(names),
+            "attributes": {k: list(v) for k, v in ATTRIBUTES.items()},
+            "splits": splits,
+        }
+    p = Path(path)
+    if not p.exists():
+        raise DataError(f"{p} does not exist", "give an HDF5 file, a dataset folder, or 'shapes'")
+    if p.is_file():
+        from ganreg.data.hdf5 import HDF5Dataset, load_index
+
+        index = load_index(p)
+        splits = {s: _split_info(HDF5Dataset(p, s), limit) for s in index["splits"]}
+        return {"path": str(p), "source": "hdf5", "embedding_dim": index["embedding_dim"], "splits": splits}
+    from ganreg.data.folder import FolderDataset, FolderLayout
+
+    layout = FolderLayout(p)
+    if not layout.split_files:
+        raise layout.missing_split_error("train")
+    splits = {s: _split_info(FolderDataset(p, s), limit) for s in ("train", "valid", "test") if s in layout.split_files}
+    return {
+        "path": str(p),
+        "source": "folder",
+        "images_dir": str(layout.images.relative_to(layout.root)),
+        "split_files": {s: f.name for s, f in layout.split_files.items()},
+        "splits": splits,
+    }
+
+
+@data.command("info")
+@click.argument("path")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
+@click.option("--size", default=64, show_default=True, type=click.IntRange(32, 256), help="shapes: image side.")
+@click.option("--count", default=10000, show_default=True, type=click.IntRange(48), help="shapes: images.")
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(0), help="shapes: seed.")
+@click.option("--sample", default=500, show_default=True, type=click.IntRange(1), help="Images per split read for sizes.")
+def info(path: str, as_json: bool, size: int, count: int, seed: int, sample: int) -> None:
+    """Describe PATH: an HDF5 file, a dataset folder, or 'shapes' (the built-in set).
+
+    Shows each split's images, captions and classes, the stored image sizes,
+    the embedding size and example captions.
+    """
+    desc = describe_path(path, size=size, count=count, seed=seed, limit=sample)
+    if as_json:
+        click.echo(json.dumps(desc, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    con = Console()
+    head = f"[bold]{desc['path']}[/] ({desc['source']})"
+    if desc.get("embedding_dim"):
+        head += f", embeddings {desc['embedding_dim']}-d"
+    con.print(head)
+    table = Table("split", "images", "captions", "per image", "classes", "image size", "examples of classes")
+    for s, d in desc["splits"].items():
+        sz = d.get("image_size")
+        size_txt = "-" if not sz else (
+            f"{sz['min'][0]}x{sz['min'][1]}" if sz["min"] == sz["max"]
+            else f"{sz['min'][0]}x{sz['min'][1]} .. {sz['max'][0]}x{sz['max'][1]}"
+        )
+        if d.get("image_size_sampled") and d["image_size_sampled"] < d["images"]:
+            size_txt += f" ({d['image_size_sampled']} sampled)"
+        cpi = d.get("captions_per_image") or ["-", "-"]
+        table.add_row(
+            s,
+            str(d["images"]),
+            str(d["captions"]),
+            str(cpi[0]) if cpi[0] == cpi[1] else f"{cpi[0]}-{cpi[1]}",
+            str(d["classes"]),
+            size_txt,
+            ", ".join(d["class_examples"][:3]),
+        )
+    con.print(table)
+    for s, d in desc["splits"].items():
+        for c in d["example_captions"][:2]:
+            con.print(f"  [dim]{s}:[/] {c}")
+    if desc.get("attributes"):
+        con.print("attributes: " + "; ".join(f"{k}: {', '.join(v)}" for k, v in desc["attributes"].items()))
+
+
+def main() -> None:  # pragma: no cover - standalone use: python -m ganreg.cli_data
+    try:
+        data(standalone_mode=False)
+    except UserError as exc:
+        _console().print(f"[red]error:[/] {exc}")
+        raise SystemExit(exc.exit_code) from None
+    except click.ClickException as exc:
+        exc.show()
+        raise SystemExit(exc.exit_code) from None
+    except click.exceptions.Abort:
+        raise SystemExit(1) from None
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

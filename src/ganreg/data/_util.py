@@ -1,0 +1,232 @@
+"""Small helpers shared by the data sources: seeds, caches, atomic writes, images."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ganreg.errors import DataError
+
+_MASK64 = (1 << 64) - 1
+
+
+def mix_seed(*parts: int | str) -> int:
+    """A stable 63-bit seed from ints/strings (same value in every process and Python run)."""
+    h = hashlib.blake2b(digest_size=8)
+    for p in parts:
+        h.update(repr(p).encode("utf-8"))
+        h.update(b"\x1f")
+    return int.from_bytes(h.digest(), "little") >> 1
+
+
+def default_cache_dir() -> Path:
+    """``$GANREG_CACHE`` if set, else ``~/.cache/ganreg``."""
+    env = os.environ.get("GANREG_CACHE")
+    if env:
+        return Path(env).expanduser()
+    return Path("~/.cache/ganreg").expanduser()
+
+
+def resolve_cache_dir(cache_dir: str | os.PathLike[str] | None) -> Path:
+    return Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
+
+
+@contextlib.contextmanager
+def atomic_path(final: str | os.PathLike[str], suffix: str = "") -> Iterator[Path]:
+    """Yield a temporary path in the same folder; rename it to ``final`` on success.
+
+    On any exception the temporary file (or folder) is removed and ``final`` is
+    left untouched, so nothing half-written is ever visible under its name.
+    """
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=suffix + ".tmp", dir=final.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600; give it a normal file's mode
+        os.replace(tmp_path, final)
+    except BaseException:
+        _remove(tmp_path)
+        raise
+
+
+@contextlib.contextmanager
+def atomic_dir(final: str | os.PathLike[str]) -> Iterator[Path]:
+    """Like :func:`atomic_path` for a folder; ``final`` must not exist yet (or be empty)."""
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp_path = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
+    try:
+        yield tmp_path
+        if final.exists():
+            if final.is_dir() and not any(final.iterdir()):
+                final.rmdir()
+            else:
+                raise DataError(f"{final} already exists", "choose another --out or remove it first")
+        os.chmod(tmp_path, 0o777 & ~_umask())
+        os.replace(tmp_path, final)
+    except BaseException:
+        _remove(tmp_path)
+        raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _remove(path: Path) -> None:
+    import shutil
+
+    if path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(OSError):
+            path.unlink()
+
+
+def write_json_atomic(path: str | os.PathLike[str], obj: Any) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(obj), encoding="utf-8")
+
+
+def read_json_or_none(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def decode_image(data: bytes, image_size: int | None, *, what: str) -> np.ndarray:
+    """Encoded image bytes -> uint8 RGB ``[H, W, 3]``, resized (bicubic) to a square.
+
+    Grey, palette, RGBA/LA (alpha dropped) and CMYK images become RGB.
+    ``what`` names the file and item in the error.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            im.load()
+            return pil_to_array(im, image_size)
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+        raise DataError(
+            f"cannot decode image {what}: {exc}",
+            "replace or remove the corrupt image (re-run the conversion or re-download the data)",
+        ) from None
+
+
+def pil_to_array(im: Any, image_size: int | None) -> np.ndarray:
+    from PIL import Image
+
+    if im.mode != "RGB":
+        if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+            im = im.convert("RGBA")
+            bg = Image.new("RGBA", im.size, (255, 255, 255, 255))
+            im = Image.alpha_composite(bg, im)
+        im = im.convert("RGB")
+    if image_size is not None and im.size != (image_size, image_size):
+        im = im.resize((image_size, image_size), Image.BICUBIC)
+    return np.asarray(im, dtype=np.uint8)
+
+
+def encode_jpeg(arr: np.ndarray, quality: int = 95) -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format="JPEG", quality=quality)
+    return buf.getvalue()
+
+
+def uint8_to_tensor(arr: np.ndarray) -> Any:
+    """uint8 ``[H, W, 3]`` -> float32 ``[3, H, W]`` in [-1, 1] (the seeds' ``(x - 127.5) / 127.5``)."""
+    import torch
+
+    t = torch.from_numpy(np.array(arr, dtype=np.uint8, copy=True)).permute(2, 0, 1).to(torch.float32)
+    return t.sub_(127.5).div_(127.5)
+
+
+def file_signature(path: Path) -> str:
+    """Changes whenever the file is replaced or modified (path, size, mtime)."""
+    st = path.stat()
+    return f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}"
+
+
+def cached_json(cache_dir: str | os.PathLike[str] | None, kind: str, key: str, build: Any) -> Any:
+    """``build()`` once per ``key``; the JSON result is kept under ``<cache>/<kind>/``.
+
+    The cache is an optimisation only: an unreadable or unwritable cache
+    falls back to building.
+    """
+    digest = hashlib.blake2b(key.encode("utf-8"), digest_size=16).hexdigest()
+    path = resolve_cache_dir(cache_dir) / kind / f"{digest}.json"
+    hit = read_json_or_none(path)
+    if isinstance(hit, dict) and hit.get("key") == key:
+        return hit["value"]
+    value = build()
+    with contextlib.suppress(OSError):
+        write_json_atomic(path, {"key": key, "value": value})
+    return value
+
+
+def choose_classes(
+    pools: dict[str, list[str]],
+    *,
+    seed: int,
+    num_classes: int | None,
+    test_classes: int | None,
+    class_split: str,
+    what: str,
+) -> dict[str, list[str]]:
+    """The classes of each split after the optional random subsetting.
+
+    ``pools``: the classes each split has in the source. ``files``: train keeps
+    ``num_classes`` of its own, test ``test_classes`` of its own, valid all.
+    ``random``: every class of every split is pooled and ``num_classes`` train
+    plus ``test_classes`` test classes are drawn, disjoint.
+    """
+    import random
+
+    def subset(classes: list[str], n: int | None, tag: str, split: str) -> list[str]:
+        classes = sorted(set(classes))
+        if n is None:
+            return classes
+        if n > len(classes):
+            raise DataError(
+                f"{what}: asked for {n} {split} classes but the {split} split has {len(classes)}",
+                f"set data.{tag} to at most {len(classes)}",
+            )
+        return sorted(random.Random(mix_seed("classes", seed, split)).sample(classes, n))
+
+    if class_split == "random":
+        pool = sorted({c for cs in pools.values() for c in cs})
+        need = (num_classes or 0) + (test_classes or 0)
+        if need > len(pool):
+            raise DataError(
+                f"{what}: asked for {num_classes} train + {test_classes} test classes but there are {len(pool)}",
+                "lower data.num_classes / data.test_classes",
+            )
+        rng = random.Random(mix_seed("classes-random", seed))
+        drawn = rng.sample(pool, need)
+        return {"train": sorted(drawn[:num_classes]), "test": sorted(drawn[num_classes:]), "valid": []}
+    out = {}
+    for split, classes in pools.items():
+        if split == "train":
+            out[split] = subset(classes, num_classes, "num_classes", split)
+        elif split == "test":
+            out[split] = subset(classes, test_classes, "test_classes", split)
+        else:
+            out[split] = sorted(set(classes))
+    return out

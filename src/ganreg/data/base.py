@@ -1,0 +1,237 @@
+"""The dataset contract every data source implements.
+
+Every item is a dict:
+
+``image``        float32 ``[3, S, S]`` in [-1, 1]
+``wrong_image``  float32 ``[3, S, S]``: a real image of ANOTHER class (class ids are
+                 compared, never h5py objects: the aelnouby loader's bug)
+``caption``      str, one of the image's captions, chosen at random per item
+``embedding``    float32 ``[E]``, only when the source stores precomputed embeddings
+                 (HDF5); it belongs to the chosen caption
+``label``        int, index into ``dataset.class_names`` (the source's classes of
+                 every split, so train and test labels never collide)
+``wrong_label``  int, the class of ``wrong_image`` (always != ``label``)
+``attributes``   int64 ``[A]``, only for sources with attributes (shapes)
+``index``        int
+
+Randomness (caption choice, wrong-image draw, flips) is a pure function of
+``(seed, epoch, index)``: call :meth:`CaptionedImageDataset.set_epoch` at the
+start of every epoch, so a resumed run sees exactly the same data. With
+``persistent_workers=True`` a DataLoader keeps stale copies of the dataset in
+its workers; either keep ``persistent_workers=False`` (the default) or index the
+dataset with ``(epoch, index)`` tuples (see :class:`EpochSampler`).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, Sampler
+
+from ganreg.data._util import mix_seed, uint8_to_tensor
+from ganreg.errors import DataError
+
+
+class CaptionedImageDataset(Dataset):
+    """Base class of the data sources (shapes, hdf5, folder).
+
+    Subclasses implement ``__len__``, :attr:`class_names`, :meth:`labels`,
+    :meth:`captions_of` and :meth:`_image_array`; optionally
+    :meth:`_embedding`, :meth:`_attributes`, :attr:`embedding_dim` and
+    :attr:`attributes`.
+    """
+
+    source: str = "?"
+
+    def __init__(self, *, split: str, image_size: int, seed: int = 0, flip: bool = False) -> None:
+        self._split = split
+        self._image_size = int(image_size)
+        self.seed = int(seed)
+        self.flip = bool(flip)
+        self.epoch = 0
+        self._wrong_table: tuple[np.ndarray, dict[int, int], dict[int, int]] | None = None
+        self._label_cache: np.ndarray | None = None
+
+    # ------------------------------------------------------------ to implement
+    def __len__(self) -> int:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    @property
+    def class_names(self) -> list[str]:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def labels(self) -> list[int]:  # pragma: no cover - interface
+        """The class index of every item, without decoding any image."""
+        raise NotImplementedError
+
+    def captions_of(self, index: int) -> list[str]:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def _image_array(self, index: int) -> np.ndarray:  # pragma: no cover - interface
+        """uint8 ``[S, S, 3]`` RGB of item ``index`` at :attr:`image_size`."""
+        raise NotImplementedError
+
+    def _embedding(self, index: int, caption_index: int) -> np.ndarray | None:
+        return None
+
+    def _attributes(self, index: int) -> Sequence[int] | None:
+        return None
+
+    @property
+    def embedding_dim(self) -> int | None:
+        """Size of the precomputed caption embeddings, or None when there are none."""
+        return None
+
+    @property
+    def attributes(self) -> dict[str, list[str]] | None:
+        """Attribute name -> value names, ordered like the ``attributes`` tensor; or None."""
+        return None
+
+    # ----------------------------------------------------------------- common
+    @property
+    def image_size(self) -> int:
+        return self._image_size
+
+    @property
+    def split(self) -> str:
+        return self._split
+
+    @property
+    def num_classes(self) -> int:
+        """``len(class_names)``: the size a class-embedding table needs."""
+        return len(self.class_names)
+
+    def split_classes(self) -> list[int]:
+        """Sorted class indices that occur in this split."""
+        return sorted(set(self.labels()))
+
+    def all_captions(self) -> list[str]:
+        """Every caption of the split (to build the vocabulary)."""
+        out: list[str] = []
+        for i in range(len(self)):
+            out.extend(self.captions_of(i))
+        return out
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch whose random choices the next items use."""
+        self.epoch = int(epoch)
+
+    def item_rng(self, index: int, epoch: int | None = None) -> random.Random:
+        """The item's random stream, a pure function of ``(seed, epoch, index)``."""
+        e = self.epoch if epoch is None else int(epoch)
+        return random.Random(mix_seed("item", self.seed, e, int(index)))
+
+    def wrong_index(self, index: int, rng: random.Random) -> int:
+        """An index drawn uniformly from the items of every OTHER class."""
+        if self._wrong_table is None:
+            labels = np.asarray(self.labels(), dtype=np.int64)
+            order = np.argsort(labels, kind="stable")
+            uniq, starts, counts = np.unique(labels[order], return_index=True, return_counts=True)
+            self._wrong_table = (
+                order,
+                {int(u): int(s) for u, s in zip(uniq, starts)},
+                {int(u): int(c) for u, c in zip(uniq, counts)},
+            )
+        order, starts, counts = self._wrong_table
+        label = self._label_of(index)
+        n_other = len(order) - counts[label]
+        if n_other <= 0:
+            raise DataError(
+                f"{self.source} split '{self.split}' has only one class ({self.class_names[label]!r}); "
+                "a wrong image must come from another class",
+                "use a split with at least two classes (check the class split files / num_classes)",
+            )
+        r = rng.randrange(n_other)
+        if r >= starts[label]:
+            r += counts[label]
+        return int(order[r])
+
+    def _label_of(self, index: int) -> int:
+        if self._label_cache is None:
+            self._label_cache = np.asarray(self.labels(), dtype=np.int64)
+        return int(self._label_cache[index])
+
+    def _tensor(self, index: int, rng: random.Random) -> torch.Tensor:
+        arr = self._image_array(index)
+        if self.flip and rng.random() < 0.5:
+            arr = arr[:, ::-1]
+        return uint8_to_tensor(arr)
+
+    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any]:
+        if isinstance(key, tuple):
+            epoch, index = int(key[0]), int(key[1])
+        else:
+            epoch, index = self.epoch, int(key)
+        n = len(self)
+        if index < 0:
+            index += n
+        if not 0 <= index < n:
+            raise IndexError(f"index {index} out of range for {n} items")
+        rng = self.item_rng(index, epoch)
+        captions = self.captions_of(index)
+        ci = rng.randrange(len(captions))
+        item: dict[str, Any] = {
+            "image": self._tensor(index, rng),
+            "caption": captions[ci],
+            "label": self._label_of(index),
+            "index": index,
+        }
+        wi = self.wrong_index(index, rng)
+        item["wrong_image"] = self._tensor(wi, rng)
+        item["wrong_label"] = self._label_of(wi)
+        emb = self._embedding(index, ci)
+        if emb is not None:
+            item["embedding"] = torch.as_tensor(np.asarray(emb, dtype=np.float32))
+        attrs = self._attributes(index)
+        if attrs is not None:
+            item["attributes"] = torch.as_tensor(np.asarray(attrs, dtype=np.int64))
+        return item
+
+    def describe(self) -> dict[str, Any]:
+        """A JSON-able summary (used by ``ganreg data info``)."""
+        labels = self.labels()
+        caps = [len(self.captions_of(i)) for i in range(len(self))]
+        return {
+            "split": self.split,
+            "images": len(self),
+            "captions": int(sum(caps)),
+            "classes": len(set(labels)),
+            "class_examples": [self.class_names[c] for c in sorted(set(labels))[:5]],
+            "example_captions": [self.captions_of(i)[0] for i in range(min(3, len(self)))],
+            "embedding_dim": self.embedding_dim,
+        }
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(split={self.split!r}, items={len(self)}, "
+            f"classes={len(set(self.labels()))}/{self.num_classes}, image_size={self.image_size})"
+        )
+
+
+class EpochSampler(Sampler):
+    """Yields ``(epoch, index)`` keys, so workers need no :meth:`set_epoch`.
+
+    Wraps any sampler of indices (RandomSampler, DistributedSampler, ...); call
+    :meth:`set_epoch` on it (it forwards to the inner sampler when it has one).
+    Use it as ``sampler=`` of a DataLoader whose workers are persistent.
+    """
+
+    def __init__(self, inner: Sampler | Sequence[int]) -> None:
+        self.inner = inner
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+        if hasattr(self.inner, "set_epoch"):
+            self.inner.set_epoch(epoch)
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        for i in self.inner:
+            yield (self.epoch, int(i))
+
+    def __len__(self) -> int:
+        return len(self.inner)  # type: ignore[arg-type]

@@ -1,0 +1,179 @@
+"""From a recipe's ``data`` section to datasets, a vocabulary and loaders."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader, Sampler
+
+from ganreg.data._util import mix_seed
+from ganreg.data.base import CaptionedImageDataset
+from ganreg.data.config import DataConfig
+from ganreg.data.tokenizer import Collator, Vocabulary
+from ganreg.errors import DataError
+
+SPLITS = ("train", "valid", "test")
+
+
+def build_dataset(config: DataConfig, split: str = "train") -> CaptionedImageDataset:
+    """The dataset of ``split`` ("train", "valid" or "test") described by ``config``.
+
+    shapes has no "valid" split (its test classes are the held-out set) and
+    raises :class:`DataError` for it; hdf5 has the file's splits; folder has
+    the splits whose class files exist.
+    """
+    if split not in SPLITS:
+        raise DataError(f"unknown split '{split}'", "use train, valid or test")
+    common: dict[str, Any] = {"image_size": config.image_size, "seed": config.seed, "cache_dir": config.cache_dir}
+    if config.source == "shapes":
+        from ganreg.data.shapes import ShapesDataset, class_split
+
+        classes = None
+        if config.num_classes is not None or config.test_classes is not None or config.class_split == "random":
+            from ganreg.data._util import choose_classes
+            from ganreg.data.shapes import class_names
+
+            names = class_names()
+            train, test = class_split(config.seed)
+            chosen = choose_classes(
+                {"train": [names[k] for k in train], "test": [names[k] for k in test]},
+                seed=config.seed,
+                num_classes=config.num_classes,
+                test_classes=config.test_classes,
+                class_split=config.class_split,
+                what="shapes",
+            )
+            if split in chosen:
+                classes = [names.index(c) for c in chosen[split]]
+        if split == "valid":
+            raise DataError(
+                "the shapes source has no 'valid' split",
+                "use 'test' (10 colour-shape classes never seen in training)",
+            )
+        return ShapesDataset(split, num_images=config.num_images, classes=classes, flip=config.flip, **common)
+    if not config.path:
+        raise DataError(f"data.path is required for source '{config.source}'", "set data.path")
+    subset: dict[str, Any] = {
+        "flip": config.flip,
+        "num_classes": config.num_classes,
+        "test_classes": config.test_classes,
+        "class_split": config.class_split,
+    }
+    if config.source == "hdf5":
+        from ganreg.data.hdf5 import HDF5Dataset
+
+        return HDF5Dataset(config.path, split, **subset, **common)
+    from ganreg.data.folder import FolderDataset
+
+    return FolderDataset(
+        config.path,
+        split,
+        images_dir=config.images_dir,
+        captions_dir=config.captions_dir,
+        split_files=dict(config.split_files),
+        **subset,
+        **common,
+    )
+
+
+def build_vocabulary(datasets: Sequence[CaptionedImageDataset], min_count: int = 1) -> Vocabulary:
+    """A vocabulary of every caption of ``datasets`` (DF-GAN builds it from train + test)."""
+    captions: list[str] = []
+    for ds in datasets:
+        captions.extend(ds.all_captions())
+    return Vocabulary.build(captions, min_count=min_count)
+
+
+def _unwrap_worker_error(exc: DataError) -> DataError:
+    """A DataError raised in a DataLoader worker comes back with the worker's traceback as its
+    message; recover the original message and fix."""
+    text = exc.message
+    if not text.startswith("Caught DataError"):
+        return exc
+    last = text.rstrip().split("ganreg.errors.DataError: ")[-1]
+    msg, _, fix = last.partition("\n  fix: ")
+    return DataError(msg.strip(), fix.strip() or None)
+
+
+class SeededRandomSampler(Sampler):
+    """A random permutation that is a pure function of ``(seed, epoch)`` (resumable)."""
+
+    def __init__(self, n: int, seed: int = 0) -> None:
+        self.n = int(n)
+        self.seed = int(seed)
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __iter__(self) -> Iterator[int]:
+        g = torch.Generator()
+        g.manual_seed(mix_seed("sampler", self.seed, self.epoch))
+        return iter(torch.randperm(self.n, generator=g).tolist())
+
+    def __len__(self) -> int:
+        return self.n
+
+
+class DataLoaderWithErrors(DataLoader):
+    """A DataLoader whose worker-side :class:`DataError` surfaces with its own message and fix.
+
+    ``set_epoch(e)`` forwards to the dataset and the sampler.
+    """
+
+    def set_epoch(self, epoch: int) -> None:
+        if hasattr(self.dataset, "set_epoch"):
+            self.dataset.set_epoch(epoch)
+        for s in (self.sampler, self.batch_sampler, getattr(self.batch_sampler, "sampler", None)):
+            if s is not None and hasattr(s, "set_epoch"):
+                s.set_epoch(epoch)
+
+    def __iter__(self) -> Iterator[Any]:  # type: ignore[override]
+        it = super().__iter__()
+        while True:
+            try:
+                batch = next(it)
+            except StopIteration:
+                return
+            except DataError as exc:
+                raise _unwrap_worker_error(exc) from None
+            yield batch
+
+
+def make_loader(
+    dataset: CaptionedImageDataset,
+    *,
+    batch_size: int,
+    vocab: Vocabulary | None = None,
+    max_words: int = 18,
+    num_workers: int = 0,
+    shuffle: bool = True,
+    drop_last: bool = True,
+    sampler: Sampler | None = None,
+    seed: int = 0,
+    pin_memory: bool = False,
+    persistent_workers: bool = False,
+) -> DataLoader:
+    """A DataLoader yielding :func:`~ganreg.data.tokenizer.collate` batches.
+
+    Call ``loader.set_epoch(e)`` before iterating epoch ``e``: it sets the
+    dataset's epoch (captions, wrong images, flips) and the sampler's (the
+    default shuffling sampler is :class:`SeededRandomSampler`, a pure function
+    of ``(seed, epoch)``, so a resumed run sees the same order). With
+    ``persistent_workers=True`` the workers keep their own dataset copies:
+    pass ``sampler=EpochSampler(inner)`` so each index carries its epoch.
+    """
+    if sampler is None and shuffle:
+        sampler = SeededRandomSampler(len(dataset), seed)
+    return DataLoaderWithErrors(
+        dataset,
+        batch_size=batch_size,
+        sampler=sampler,
+        drop_last=drop_last,
+        num_workers=num_workers,
+        collate_fn=Collator(vocab, max_words),
+        pin_memory=pin_memory,
+        persistent_workers=persistent_workers and num_workers > 0,
+    )

@@ -1,0 +1,94 @@
+"""The ``data`` section of a recipe."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+DEFAULT_SPLIT_FILES: dict[str, list[str]] = {
+    "train": ["trainvalclasses.txt", "trainclasses.txt"],
+    "valid": ["valclasses.txt"],
+    "test": ["testclasses.txt"],
+}
+
+
+class DataConfig(BaseModel):
+    """Where the images and captions come from, and how they are prepared."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    source: Literal["shapes", "hdf5", "folder"] = Field(
+        "shapes",
+        description="shapes: built-in captioned shapes (no download); hdf5: a file in the seed projects' layout "
+        "(aelnouby/Text-to-Image-Synthesis converters); folder: images + text_c10 caption files + class split "
+        "files, as Oxford-102 / CUB unpack.",
+    )
+    path: str | None = Field(
+        None, description="hdf5: the .h5/.hdf5 file; folder: the dataset root. Required for both; unused by shapes."
+    )
+    image_size: int = Field(64, ge=32, le=256, description="Images are resized (bicubic) to image_size x image_size.")
+    num_images: int = Field(
+        10000, ge=48, le=1_000_000, description="shapes only: images generated over all 48 classes (train gets ~38/48)."
+    )
+    seed: int = Field(
+        0,
+        ge=0,
+        description="Seeds the shapes images and class split, the class subsets, and every per-item random choice "
+        "(caption, wrong image, flip), together with the epoch and the index.",
+    )
+    num_classes: int | None = Field(
+        None, ge=1, description="Keep a random subset of this many training classes (drawn from `seed`). None: all."
+    )
+    test_classes: int | None = Field(
+        None, ge=1, description="Keep a random subset of this many test classes (drawn from `seed`). None: all."
+    )
+    class_split: Literal["files", "random"] = Field(
+        "files",
+        description="files: the splits given by the source (HDF5 groups, class split files, shapes' 38/10). "
+        "random: pool the classes of every split and draw `num_classes` train and `test_classes` test classes, "
+        "disjoint (as seed 001's 20 train + 5 test of Oxford-102); both must then be set.",
+    )
+    max_words: int = Field(18, ge=1, le=512, description="Captions longer than this keep their first max_words words.")
+    min_word_count: int = Field(
+        1, ge=1, description="Words seen fewer times than this in the captions map to <unk> in the vocabulary."
+    )
+    flip: bool = Field(False, description="Random horizontal flips (not for shapes: captions name left/right).")
+    num_workers: int = Field(0, ge=0, le=64, description="DataLoader worker processes (0: load in the main process).")
+    cache_dir: str | None = Field(
+        None, description="Where generated shapes and file indexes are cached. None: $GANREG_CACHE or ~/.cache/ganreg."
+    )
+    images_dir: str | None = Field(
+        None,
+        description="folder only: image folder relative to `path`. None: the first of images/, jpg/, "
+        "CUB_200_2011/images/ that exists. Images are found as <images_dir>/<class>/<stem>.jpg or "
+        "<images_dir>/<stem>.jpg (also .jpeg/.png).",
+    )
+    captions_dir: str = Field(
+        "text_c10", description="folder only: caption folder relative to `path`: <class>/<image stem>.txt, one per line."
+    )
+    split_files: dict[Literal["train", "valid", "test"], list[str]] = Field(
+        default_factory=lambda: {k: list(v) for k, v in DEFAULT_SPLIT_FILES.items()},
+        description="folder only: class-list files (one class folder per line) of each split, relative to `path`; "
+        "the first that exists is used. Default trains on train+val classes (Reed et al.'s protocol).",
+    )
+
+    @field_validator("split_files", mode="before")
+    @classmethod
+    def _one_name_is_a_list(cls, v: object) -> object:
+        if isinstance(v, dict):
+            return {k: [x] if isinstance(x, str) else x for k, x in v.items()}
+        return v
+
+    @model_validator(mode="after")
+    def _check(self) -> DataConfig:
+        if self.source in ("hdf5", "folder") and not self.path:
+            raise ValueError(f"data.path is required for source '{self.source}' (the {self._what()})")
+        if self.flip and self.source == "shapes":
+            raise ValueError("flip must be false for source 'shapes': its captions name left and right positions")
+        if self.class_split == "random" and (self.num_classes is None or self.test_classes is None):
+            raise ValueError("class_split 'random' needs both num_classes and test_classes")
+        return self
+
+    def _what(self) -> str:
+        return "HDF5 file" if self.source == "hdf5" else "dataset root folder"

@@ -1,0 +1,283 @@
+"""Folder layout: what Oxford-102 / CUB look like after download and unpacking.
+
+::
+
+    <root>/<images_dir>/<class>/<stem>.jpg     (CUB: CUB_200_2011/images/<class>/...)
+      or  <root>/<images_dir>/<stem>.jpg       (Oxford-102: jpg/image_00001.jpg)
+    <root>/text_c10/<class>/<stem>.txt         one caption per line (blank lines ignored)
+    <root>/trainvalclasses.txt                 class folder names, one per line
+    <root>/testclasses.txt                     (also trainclasses.txt, valclasses.txt)
+
+Every caption file is one image; its image is found by the file's stem
+(``.jpg``, ``.jpeg`` or ``.png``, any case). The index (classes, stems, image
+paths, captions) is built once and cached under ``<cache_dir>/folder-index/``,
+keyed by the size and mtime of every caption file and image folder, so editing
+the data rebuilds it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ganreg.data._util import cached_json, choose_classes, decode_image
+from ganreg.data.base import CaptionedImageDataset
+from ganreg.data.config import DEFAULT_SPLIT_FILES
+from ganreg.errors import DataError
+
+IMAGE_DIR_CANDIDATES = ("images", "jpg", "CUB_200_2011/images")
+IMAGE_EXTS = (".jpg", ".jpeg", ".png")
+INDEX_VERSION = 1
+
+
+def _listing(d: Path) -> dict[str, str]:
+    """lower-case name -> actual name of the files in ``d`` (empty if missing)."""
+    try:
+        with os.scandir(d) as it:
+            return {e.name.lower(): e.name for e in it if e.is_file()}
+    except (FileNotFoundError, NotADirectoryError):
+        return {}
+
+
+def read_class_list(path: Path) -> list[str]:
+    try:
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError as exc:
+        raise DataError(f"cannot read class split file {path}: {exc}", "check the file") from None
+    classes = [ln.strip() for ln in lines if ln.strip() and not ln.strip().startswith("#")]
+    if not classes:
+        raise DataError(f"class split file {path} lists no classes", "write one class folder name per line")
+    return classes
+
+
+def read_captions(path: Path) -> list[str]:
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        raise DataError(f"cannot read caption file {path}: {exc}", "check the file's permissions") from None
+    caps = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    if not caps:
+        raise DataError(
+            f"caption file {path} is empty",
+            "write at least one caption per line into it, or delete it together with its image",
+        )
+    return caps
+
+
+class FolderLayout:
+    """Resolved paths of a folder dataset (root, images, captions, split files)."""
+
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        *,
+        images_dir: str | None = None,
+        captions_dir: str = "text_c10",
+        split_files: dict[str, Sequence[str]] | None = None,
+    ) -> None:
+        self.root = Path(root)
+        if not self.root.is_dir():
+            raise DataError(f"dataset folder not found: {self.root}", "check data.path")
+        self.captions = self.root / captions_dir
+        if not self.captions.is_dir():
+            raise DataError(
+                f"caption folder not found: {self.captions}",
+                "unpack the captions (text_c10/<class>/<image>.txt) there or set data.captions_dir",
+            )
+        if images_dir is None:
+            found = [self.root / c for c in IMAGE_DIR_CANDIDATES if (self.root / c).is_dir()]
+            if not found:
+                raise DataError(
+                    f"no image folder in {self.root} (looked for {', '.join(IMAGE_DIR_CANDIDATES)})",
+                    "unpack the images there or set data.images_dir",
+                )
+            self.images = found[0]
+        else:
+            self.images = self.root / images_dir
+            if not self.images.is_dir():
+                raise DataError(f"image folder not found: {self.images}", "check data.images_dir")
+        files = {k: list(v) for k, v in (split_files or DEFAULT_SPLIT_FILES).items()}
+        self.split_file_candidates = files
+        self.split_files: dict[str, Path] = {}
+        for split, names in files.items():
+            for n in names:
+                if (self.root / n).is_file():
+                    self.split_files[split] = self.root / n
+                    break
+
+    def class_pools(self) -> dict[str, list[str]]:
+        """Classes of each split that has a split file."""
+        return {s: read_class_list(p) for s, p in self.split_files.items()}
+
+    def all_class_folders(self) -> list[str]:
+        return sorted(e.name for e in os.scandir(self.captions) if e.is_dir())
+
+    def missing_split_error(self, split: str) -> DataError:
+        names = " or ".join(self.split_file_candidates.get(split, [f"{split}classes.txt"]))
+        return DataError(
+            f"no class split file for the '{split}' split in {self.root} (looked for {names})",
+            f"write the {split} class folder names, one per line, into {self.root / names.split(' or ')[0]}, "
+            "set data.split_files, or use data.class_split='random'",
+        )
+
+    def _signature(self, classes: Sequence[str]) -> str:
+        parts = [f"v{INDEX_VERSION}", str(self.root.resolve()), str(self.images), str(self.captions)]
+        for d in (self.images,):
+            st = d.stat()
+            parts.append(f"{d}:{st.st_mtime_ns}")
+        for cls in classes:
+            cdir = self.captions / cls
+            try:
+                with os.scandir(cdir) as it:
+                    ents = sorted((e.name, e.stat().st_size, e.stat().st_mtime_ns) for e in it)
+            except OSError:
+                ents = [("<missing>", 0, 0)]
+            parts.append(f"{cls}:{ents}")
+            idir = self.images / cls
+            if idir.is_dir():
+                parts.append(f"img:{cls}:{idir.stat().st_mtime_ns}")
+        return "\n".join(parts)
+
+    def build_class(self, cls: str, flat: dict[str, str]) -> list[list[Any]]:
+        """``[[stem, image path relative to root, [captions]], ...]`` of one class."""
+        cdir = self.captions / cls
+        if not cdir.is_dir():
+            raise DataError(
+                f"class '{cls}' is listed in a split file but {cdir} does not exist",
+                "fix the class split file or add the class's caption folder",
+            )
+        per_class = _listing(self.images / cls)
+        entries = []
+        txts = sorted(p for p in cdir.iterdir() if p.suffix == ".txt" and p.is_file())
+        if not txts:
+            raise DataError(f"caption folder {cdir} has no .txt files", "add the captions or drop the class")
+        for txt in txts:
+            stem = txt.stem
+            image: Path | None = None
+            for ext in IMAGE_EXTS:
+                name = per_class.get(stem.lower() + ext)
+                if name is not None:
+                    image = self.images / cls / name
+                    break
+                name = flat.get(stem.lower() + ext)
+                if name is not None:
+                    image = self.images / name
+                    break
+            if image is None:
+                raise DataError(
+                    f"no image for caption file {txt} (looked for {self.images / cls / stem}.jpg|jpeg|png "
+                    f"and {self.images / stem}.jpg|jpeg|png)",
+                    "add the image, delete the caption file, or set data.images_dir",
+                )
+            entries.append([stem, str(image.relative_to(self.root)), read_captions(txt)])
+        return entries
+
+    def index(self, classes: Sequence[str], cache_dir: str | os.PathLike[str] | None = None) -> dict[str, list]:
+        """``{class: [[stem, image relpath, [captions]], ...]}`` for ``classes`` (cached)."""
+        classes = sorted(set(classes))
+
+        def build() -> dict[str, list]:
+            flat = _listing(self.images)
+            return {cls: self.build_class(cls, flat) for cls in classes}
+
+        return cached_json(cache_dir, "folder-index", self._signature(classes), build)
+
+
+class FolderDataset(CaptionedImageDataset):
+    """Images + per-image caption files + class split files (Oxford-102 / CUB layout)."""
+
+    source = "folder"
+
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        split: str = "train",
+        *,
+        image_size: int = 64,
+        seed: int = 0,
+        flip: bool = False,
+        num_classes: int | None = None,
+        test_classes: int | None = None,
+        class_split: str = "files",
+        images_dir: str | None = None,
+        captions_dir: str = "text_c10",
+        split_files: dict[str, Sequence[str]] | None = None,
+        cache_dir: str | os.PathLike[str] | None = None,
+    ) -> None:
+        super().__init__(split=split, image_size=image_size, seed=seed, flip=flip)
+        if split not in ("train", "valid", "test"):
+            raise DataError(f"unknown split '{split}'", "use train, valid or test")
+        self.layout = FolderLayout(root, images_dir=images_dir, captions_dir=captions_dir, split_files=split_files)
+        self.root = self.layout.root
+        if class_split == "random":
+            pools = self.layout.class_pools() or {"train": self.layout.all_class_folders()}
+            if split == "valid":
+                raise DataError(
+                    "class_split 'random' draws only train and test classes", "use split train or test"
+                )
+        else:
+            if split not in self.layout.split_files:
+                raise self.layout.missing_split_error(split)
+            pools = self.layout.class_pools()
+        chosen = choose_classes(
+            pools,
+            seed=seed,
+            num_classes=num_classes,
+            test_classes=test_classes,
+            class_split=class_split,
+            what=str(self.root),
+        )
+        self._class_names = sorted({c for cs in chosen.values() for c in cs})
+        class_index = {c: i for i, c in enumerate(self._class_names)}
+        mine = chosen.get(split, [])
+        if not mine:
+            raise DataError(f"{self.root}: split '{split}' has no classes", "check the class split files")
+        index = self.layout.index(mine, cache_dir)
+        self.items: list[tuple[str, str, list[str]]] = []
+        self._labels: list[int] = []
+        for cls in sorted(mine):
+            for stem, rel, caps in index[cls]:
+                self.items.append((stem, rel, caps))
+                self._labels.append(class_index[cls])
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self._class_names)
+
+    def labels(self) -> list[int]:
+        return list(self._labels)
+
+    def _label_of(self, index: int) -> int:
+        return self._labels[index]
+
+    def captions_of(self, index: int) -> list[str]:
+        return list(self.items[index][2])
+
+    def all_captions(self) -> list[str]:
+        return [c for item in self.items for c in item[2]]
+
+    def image_path(self, index: int) -> Path:
+        return self.root / self.items[index][1]
+
+    def image_bytes(self, index: int) -> bytes:
+        path = self.image_path(index)
+        try:
+            return path.read_bytes()
+        except OSError as exc:
+            raise DataError(f"cannot read image {path} (item {index}): {exc}", "restore the file") from None
+
+    def _image_array(self, index: int) -> np.ndarray:
+        path = self.image_path(index)
+        return decode_image(self.image_bytes(index), self.image_size, what=f"{path} (item {index})")
+
+    def records(self) -> Iterator[tuple[str, str, bytes, list[str]]]:
+        """``(image name, class, encoded bytes, captions)`` of every item (for conversion)."""
+        for i, (stem, _rel, caps) in enumerate(self.items):
+            yield stem, self._class_names[self._labels[i]], self.image_bytes(i), caps

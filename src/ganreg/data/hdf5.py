@@ -1,0 +1,334 @@
+"""HDF5 files in the layout of the seed projects (aelnouby/Text-to-Image-Synthesis).
+
+Layout (reference §1.10): top-level groups ``train``, ``valid``, ``test``; one
+group per (image, caption) pair, named ``<image name>_<c>``, holding
+
+``img``         the raw encoded image file (JPEG) as an opaque ``np.void`` scalar
+``embeddings``  float32 ``[1024]``, the caption's char-CNN-RNN embedding
+``class``       vlen str, e.g. ``class_00001``
+``txt``         vlen str, the caption with its trailing newline
+``name``        vlen str, the image name
+
+Files made by the seed converters load unchanged. An ITEM here is an IMAGE:
+its captions are the groups that share the key prefix before the last
+``_<c>``; each item picks one of them at random (and that caption's
+embedding). The "wrong" image always comes from another class, comparing the
+decoded class strings (the aelnouby loader compares h5py objects, which are
+always unequal, so its "wrong" image can be the same class or the same photo).
+
+The file is indexed once (keys, class strings, captions; cached under
+``<cache_dir>/hdf5-index/`` keyed by path, size and mtime) and opened lazily in
+each process, so DataLoader workers each get their own handle.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ganreg.data._util import (
+    atomic_path,
+    cached_json,
+    choose_classes,
+    decode_image,
+    file_signature,
+    pil_to_array,
+)
+from ganreg.data.base import CaptionedImageDataset
+from ganreg.errors import DataError
+
+SPLITS = ("train", "valid", "test")
+INDEX_VERSION = 1
+_FIX_CORRUPT = "the file is truncated or corrupt: re-download it or re-create it (ganreg data make hdf5 --from FOLDER)"
+
+
+def _h5py() -> Any:
+    try:
+        import h5py
+    except ImportError:  # pragma: no cover - h5py is a dependency
+        raise DataError("the hdf5 source needs h5py", "pip install h5py") from None
+    return h5py
+
+
+def _to_str(value: Any) -> str:
+    if isinstance(value, np.ndarray):
+        value = value.item() if value.size == 1 else value.tolist()
+    if isinstance(value, (bytes, np.bytes_)):
+        return bytes(value).decode("utf-8", errors="replace")
+    return str(value)
+
+
+def image_name(key: str) -> str:
+    """``image_06734_3`` -> ``image_06734`` (the key itself when it has no ``_<digits>`` suffix)."""
+    head, sep, tail = key.rpartition("_")
+    return head if sep and tail.isdigit() and head else key
+
+
+def open_h5(path: str | os.PathLike[str]) -> Any:
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(f"HDF5 file not found: {p}", "check data.path (or create one with `ganreg data make`)")
+    try:
+        return _h5py().File(p, "r")
+    except OSError as exc:
+        raise DataError(f"cannot open HDF5 file {p}: {exc}", _FIX_CORRUPT) from None
+
+
+def build_index(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read every split's keys, class strings and captions (no image is decoded).
+
+    Returns ``{"splits": {split: [[name, class, [keys], [captions]], ...]},
+    "embedding_dim": int | None}``.
+    """
+    p = Path(path)
+    out: dict[str, Any] = {"version": INDEX_VERSION, "splits": {}, "embedding_dim": None}
+    with open_h5(p) as f:
+        try:
+            top = list(f.keys())
+        except (OSError, RuntimeError, KeyError) as exc:
+            raise DataError(f"cannot read HDF5 file {p}: {exc}", _FIX_CORRUPT) from None
+        splits = [s for s in SPLITS if s in top]
+        if not splits:
+            raise DataError(
+                f"HDF5 file {p} has none of the groups train/valid/test (it has: {', '.join(top) or 'nothing'})",
+                "use a file in the seed projects' layout (see `ganreg data make --help`)",
+            )
+        for split in splits:
+            where = f"{p}:{split}"
+            images: dict[str, list[Any]] = {}
+            try:
+                keys = sorted(f[split].keys())
+            except (OSError, RuntimeError, KeyError) as exc:
+                raise DataError(f"cannot read {where}: {exc}", _FIX_CORRUPT) from None
+            for key in keys:
+                where = f"{p}:{split}/{key}"
+                try:
+                    g = f[split][key]
+                    missing = [k for k in ("img", "class", "txt") if k not in g]
+                    if missing:
+                        raise DataError(
+                            f"{where} lacks {', '.join(missing)}",
+                            "every group needs img, class and txt (see `ganreg data make --help`)",
+                        )
+                    cls = _to_str(g["class"][()]).strip()
+                    txt = _to_str(g["txt"][()]).strip()
+                    if out["embedding_dim"] is None and "embeddings" in g:
+                        out["embedding_dim"] = int(np.prod(g["embeddings"].shape))
+                except DataError:
+                    raise
+                except (OSError, RuntimeError, KeyError, ValueError, TypeError) as exc:
+                    raise DataError(f"cannot read {where}: {exc}", _FIX_CORRUPT) from None
+                name = image_name(key)
+                if "name" in g:
+                    try:
+                        stored = _to_str(g["name"][()]).strip()
+                    except (OSError, RuntimeError, KeyError, ValueError, TypeError) as exc:
+                        raise DataError(f"cannot read {where}/name: {exc}", _FIX_CORRUPT) from None
+                    if stored and key.startswith(stored):
+                        name = stored
+                entry = images.setdefault(name, [name, cls, [], []])
+                entry[2].append(key)
+                entry[3].append(txt)
+            out["splits"][split] = [images[n] for n in sorted(images)]
+    return out
+
+
+def load_index(path: str | os.PathLike[str], cache_dir: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(f"HDF5 file not found: {p}", "check data.path (or create one with `ganreg data make`)")
+    key = f"hdf5-index-v{INDEX_VERSION}|{file_signature(p)}"
+    return cached_json(cache_dir, "hdf5-index", key, lambda: build_index(p))
+
+
+class HDF5Dataset(CaptionedImageDataset):
+    """Images and captions (and their precomputed embeddings) from a seed-layout HDF5 file."""
+
+    source = "hdf5"
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        split: str = "train",
+        *,
+        image_size: int = 64,
+        seed: int = 0,
+        flip: bool = False,
+        num_classes: int | None = None,
+        test_classes: int | None = None,
+        class_split: str = "files",
+        cache_dir: str | os.PathLike[str] | None = None,
+    ) -> None:
+        super().__init__(split=split, image_size=image_size, seed=seed, flip=flip)
+        self.path = str(Path(path))
+        index = load_index(self.path, cache_dir)
+        self._embedding_dim: int | None = index["embedding_dim"]
+        pools = {s: [img[1] for img in imgs] for s, imgs in index["splits"].items()}
+        chosen = choose_classes(
+            pools,
+            seed=seed,
+            num_classes=num_classes,
+            test_classes=test_classes,
+            class_split=class_split,
+            what=self.path,
+        )
+        if split not in SPLITS:
+            raise DataError(f"unknown split '{split}'", "use train, valid or test")
+        if class_split == "files" and split not in index["splits"]:
+            raise DataError(
+                f"HDF5 file {self.path} has no '{split}' split (it has: {', '.join(index['splits'])})",
+                "use one of the splits it has",
+            )
+        keep = set(chosen.get(split, []))
+        if not keep:
+            raise DataError(f"{self.path}: split '{split}' has no classes", "check data.class_split / num_classes")
+        self._class_names = sorted({c for cs in chosen.values() for c in cs})
+        class_index = {c: i for i, c in enumerate(self._class_names)}
+        sources = [split] if class_split == "files" else list(index["splits"])
+        self.items: list[tuple[str, str, list[str], list[str]]] = []
+        for s in sources:
+            for name, cls, keys, caps in index["splits"][s]:
+                if cls in keep:
+                    self.items.append((s, name, keys, caps))
+        self._labels: list[int] = []
+        for s in sources:
+            for name, cls, _keys, _caps in index["splits"][s]:
+                if cls in keep:
+                    self._labels.append(class_index[cls])
+        self._h5: Any = None
+        self._pid: int | None = None
+
+    # -- file handle, opened lazily once per process
+    def _file(self) -> Any:
+        if self._h5 is None or self._pid != os.getpid():
+            self._h5 = open_h5(self.path)
+            self._pid = os.getpid()
+        return self._h5
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_h5"] = None
+        state["_pid"] = None
+        return state
+
+    def close(self) -> None:
+        if self._h5 is not None and self._pid == os.getpid():
+            self._h5.close()
+        self._h5 = None
+
+    # -- contract
+    def __len__(self) -> int:
+        return len(self.items)
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self._class_names)
+
+    @property
+    def embedding_dim(self) -> int | None:
+        return self._embedding_dim
+
+    def labels(self) -> list[int]:
+        return list(self._labels)
+
+    def _label_of(self, index: int) -> int:
+        return self._labels[index]
+
+    def captions_of(self, index: int) -> list[str]:
+        return list(self.items[index][3])
+
+    def all_captions(self) -> list[str]:
+        return [c for item in self.items for c in item[3]]
+
+    def item_key(self, index: int, caption_index: int = 0) -> str:
+        split, _name, keys, _caps = self.items[index]
+        return f"{split}/{keys[caption_index]}"
+
+    def _read(self, key: str, field: str) -> Any:
+        where = f"{self.path}:{key}/{field}"
+        try:
+            return self._file()[key][field][()]
+        except DataError:
+            raise
+        except (OSError, RuntimeError, KeyError, ValueError, TypeError) as exc:
+            raise DataError(f"cannot read {where}: {exc}", _FIX_CORRUPT) from None
+
+    def image_bytes(self, index: int) -> bytes:
+        """The stored (encoded) image file of item ``index``."""
+        value = self._read(self.item_key(index), "img")
+        if isinstance(value, np.void):
+            return value.tobytes()
+        arr = np.asarray(value)
+        if arr.dtype == np.uint8 and arr.ndim == 1:
+            return arr.tobytes()
+        if isinstance(value, (bytes, np.bytes_)):
+            return bytes(value)
+        raise DataError(
+            f"{self.path}:{self.item_key(index)}/img is not an encoded image (dtype {arr.dtype}, shape {arr.shape})",
+            "store the image file's bytes as np.void (as the seed converters do)",
+        )
+
+    def _image_array(self, index: int) -> np.ndarray:
+        key = self.item_key(index)
+        value = self._read(key, "img")
+        arr = np.asarray(value)
+        if arr.dtype == np.uint8 and arr.ndim == 3 and arr.shape[-1] in (1, 3, 4):
+            from PIL import Image  # raw pixels (some third-party converters store them)
+
+            return pil_to_array(Image.fromarray(arr.squeeze(-1) if arr.shape[-1] == 1 else arr), self.image_size)
+        return decode_image(self.image_bytes(index), self.image_size, what=f"{self.path}:{key}/img")
+
+    def _embedding(self, index: int, caption_index: int) -> np.ndarray | None:
+        if self._embedding_dim is None:
+            return None
+        key = self.item_key(index, caption_index)
+        value = np.asarray(self._read(key, "embeddings"), dtype=np.float32).reshape(-1)
+        if value.size != self._embedding_dim:
+            raise DataError(
+                f"{self.path}:{key}/embeddings has {value.size} values, expected {self._embedding_dim}",
+                "all embeddings of a file must have the same size",
+            )
+        return value
+
+
+# --------------------------------------------------------------------- writing
+def write_hdf5(
+    out: str | os.PathLike[str],
+    splits: dict[str, Iterable[tuple[str, str, bytes, Sequence[str]]]],
+    *,
+    embed: Any = None,
+) -> dict[str, int]:
+    """Write ``{split: [(image name, class, encoded image bytes, captions), ...]}`` in the seed layout.
+
+    One group ``<name>_<c>`` per caption, written with the converter's own
+    h5py calls. ``embed(caption) -> float32 [E]`` gives the embeddings
+    (default: :func:`ganreg.data.embeddings.caption_embedding`). Atomic: the
+    file appears under ``out`` only when complete. Returns groups per split.
+    """
+    h5py = _h5py()
+    if embed is None:
+        from ganreg.data.embeddings import caption_embedding as embed
+    str_dt = h5py.special_dtype(vlen=str)
+    counts: dict[str, int] = {}
+    with atomic_path(out, suffix=".h5") as tmp, h5py.File(tmp, "w") as f:
+        for split, records in splits.items():
+            grp = f.create_group(split)
+            n = 0
+            for name, cls, img_bytes, captions in records:
+                txt = np.array([c.rstrip("\n") + "\n" for c in captions])
+                img = np.void(img_bytes)
+                for c in range(len(txt)):
+                    e = np.asarray(embed(str(txt[c])), dtype=np.float32)
+                    ex = grp.create_group(f"{name}_{c}")
+                    ex.create_dataset("name", data=name)
+                    ex.create_dataset("img", data=img)
+                    ex.create_dataset("embeddings", data=e)
+                    ex.create_dataset("class", data=cls)
+                    ex.create_dataset("txt", data=txt[c].astype(object), dtype=str_dt)
+                    n += 1
+            counts[split] = n
+    return counts

@@ -1,0 +1,154 @@
+"""Word-level tokenizer, vocabulary and the batch collator.
+
+Tokenisation follows DF-GAN (``code/lib/datasets.py``): lower-case, drop
+non-ASCII characters, ``re.findall(r"\\w+")``. Differences, on purpose:
+
+* index 0 is ``<pad>`` and 1 is ``<unk>`` (DF-GAN: 0 = ``<end>``, no unknown);
+* a caption longer than ``max_words`` keeps its FIRST ``max_words`` words
+  (DF-GAN keeps a random order-preserving subset), so a batch is a pure
+  function of the captions;
+* an empty caption encodes as one ``<unk>``, so every length is >= 1 (packed
+  LSTMs need it).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ganreg.errors import DataError
+
+PAD = "<pad>"
+UNK = "<unk>"
+PAD_ID = 0
+UNK_ID = 1
+_WORD = re.compile(r"\w+")
+
+
+def tokenize(text: str) -> list[str]:
+    """Lower-case ASCII words of ``text``."""
+    return _WORD.findall(text.lower().encode("ascii", "ignore").decode("ascii"))
+
+
+class Vocabulary:
+    """Word <-> id; ids 0 and 1 are ``<pad>`` and ``<unk>``."""
+
+    def __init__(self, words: Sequence[str]) -> None:
+        words = list(words)
+        if words[:2] != [PAD, UNK]:
+            words = [PAD, UNK] + [w for w in words if w not in (PAD, UNK)]
+        self.words: list[str] = words
+        self.index: dict[str, int] = {w: i for i, w in enumerate(words)}
+        if len(self.index) != len(words):
+            raise DataError("vocabulary has duplicate words", "rebuild the vocabulary")
+
+    @classmethod
+    def build(cls, captions: Iterable[str], min_count: int = 1) -> Vocabulary:
+        """Words seen at least ``min_count`` times, most frequent first (ties alphabetical)."""
+        counts: Counter[str] = Counter()
+        for c in captions:
+            counts.update(tokenize(c))
+        kept = sorted((w for w, n in counts.items() if n >= min_count), key=lambda w: (-counts[w], w))
+        return cls([PAD, UNK, *kept])
+
+    def __len__(self) -> int:
+        return len(self.words)
+
+    def __contains__(self, word: str) -> bool:
+        return word in self.index
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Vocabulary) and self.words == other.words
+
+    def __repr__(self) -> str:
+        return f"Vocabulary({len(self)} words)"
+
+    def encode(self, text: str) -> list[int]:
+        """Ids of the words of ``text`` (unknown words -> 1); empty text -> ``[]``."""
+        return [self.index.get(w, UNK_ID) for w in tokenize(text)]
+
+    def decode(self, ids: Iterable[int]) -> str:
+        return " ".join(self.words[i] for i in ids if i != PAD_ID)
+
+    def encode_batch(self, texts: Sequence[str], max_words: int = 18) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(tokens [B, T] int64, lengths [B] int64)``, 0-padded, T = min(max_words, longest).
+
+        Longer captions keep their first ``max_words`` words; empty ones become
+        one ``<unk>`` (length 1).
+        """
+        if max_words < 1:
+            raise ValueError("max_words must be >= 1")
+        seqs = [(self.encode(t) or [UNK_ID])[:max_words] for t in texts]
+        width = max((len(s) for s in seqs), default=1)
+        tokens = torch.zeros(len(seqs), width, dtype=torch.long)
+        for i, s in enumerate(seqs):
+            tokens[i, : len(s)] = torch.tensor(s, dtype=torch.long)
+        lengths = torch.tensor([len(s) for s in seqs], dtype=torch.long)
+        return tokens, lengths
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"format": "ganreg-vocabulary", "version": 1, "words": self.words}
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write as JSON (atomically)."""
+        from ganreg.data._util import write_json_atomic
+
+        write_json_atomic(path, self.to_dict())
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Vocabulary:
+        p = Path(path)
+        try:
+            data = json.loads(p.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise DataError(f"vocabulary file not found: {p}", "check the path (runs keep it as vocab.json)") from None
+        except (OSError, ValueError) as exc:
+            raise DataError(f"cannot read vocabulary {p}: {exc}", "restore or rebuild the file") from None
+        words = data.get("words") if isinstance(data, dict) else None
+        if not isinstance(words, list) or not all(isinstance(w, str) for w in words) or words[:2] != [PAD, UNK]:
+            raise DataError(f"{p} is not a ganreg vocabulary", "rebuild it (Vocabulary.build(...).save(path))")
+        return cls(words)
+
+
+def collate(samples: Sequence[dict[str, Any]], vocab: Vocabulary | None, max_words: int = 18) -> dict[str, Any]:
+    """Stack dataset items into a batch dict.
+
+    Keys: ``images`` and ``wrong_images`` ``[B, 3, S, S]``; ``captions``
+    (list[str]); ``tokens`` ``[B, T]`` and ``lengths`` ``[B]`` (when a
+    vocabulary is given); ``labels`` ``[B]``; ``wrong_labels`` ``[B]`` (the
+    classes of the wrong images); ``index`` ``[B]``; and
+    ``embeddings`` ``[B, E]`` / ``attributes`` ``[B, A]`` when the items have them.
+    """
+    batch: dict[str, Any] = {
+        "images": torch.stack([s["image"] for s in samples]),
+        "wrong_images": torch.stack([s["wrong_image"] for s in samples]),
+        "captions": [s["caption"] for s in samples],
+        "labels": torch.tensor([int(s["label"]) for s in samples], dtype=torch.long),
+        "wrong_labels": torch.tensor([int(s.get("wrong_label", -1)) for s in samples], dtype=torch.long),
+        "index": torch.tensor([int(s["index"]) for s in samples], dtype=torch.long),
+    }
+    if vocab is not None:
+        batch["tokens"], batch["lengths"] = vocab.encode_batch(batch["captions"], max_words)
+    if samples and "embedding" in samples[0]:
+        batch["embeddings"] = torch.stack([s["embedding"] for s in samples])
+    if samples and "attributes" in samples[0]:
+        batch["attributes"] = torch.stack([s["attributes"] for s in samples])
+    return batch
+
+
+class Collator:
+    """Picklable ``collate_fn`` for DataLoaders (works with worker processes)."""
+
+    def __init__(self, vocab: Vocabulary | None, max_words: int = 18) -> None:
+        self.vocab = vocab
+        self.max_words = int(max_words)
+
+    def __call__(self, samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
+        return collate(samples, self.vocab, self.max_words)

@@ -1,0 +1,76 @@
+"""Images from new text with a trained run's generator (``ganreg generate``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ganreg.data import Vocabulary
+from ganreg.errors import UserError
+from ganreg.interfaces import TextBatch
+from ganreg.plugins import get_registry
+from ganreg.recipe import Recipe
+from ganreg.train.checkpoint import find_checkpoint, load_checkpoint
+from ganreg.train.networks import Networks, build_networks
+from ganreg.train.rundir import VOCAB_FILE, build_context_from, read_run
+from ganreg.train.sampling import make_noise, save_grid
+from ganreg.train.setup import resolve_device
+
+
+@dataclass
+class TrainedRun:
+    nets: Networks
+    vocab: Vocabulary
+    recipe: Recipe
+    step: int
+
+
+def load_trained(run_dir: Path, checkpoint: str | None = None, use_ema: bool = True, device: str = "auto") -> TrainedRun:
+    """A run's networks with trained weights (the EMA generator when present), in eval mode."""
+    run_dir = Path(run_dir)
+    registry = get_registry()
+    recipe, meta = read_run(run_dir, registry)
+    ctx = build_context_from(meta)
+    nets = build_networks(recipe, registry, ctx)
+    state = load_checkpoint(find_checkpoint(run_dir, checkpoint), map_location="cpu")
+    for name, module in nets.modules().items():
+        module.load_state_dict(state["models"][name])
+    if use_ema and "ema" in state:
+        ema = {k.removeprefix("module."): v for k, v in state["ema"].items() if k.startswith("module.")}
+        nets.generator.load_state_dict(ema)
+    dev = resolve_device(device)
+    for module in nets.modules().values():
+        module.to(dev).eval()
+    return TrainedRun(nets, Vocabulary.load(run_dir / VOCAB_FILE), recipe, int(state["step"]))
+
+
+@torch.no_grad()
+def generate_images(
+    nets: Networks, vocab: Vocabulary, captions: list[str], per_caption: int, seed: int = 0,
+    truncation: float | None = None, max_words: int = 18,
+) -> torch.Tensor:
+    """``[len(captions) * per_caption, 3, S, S]`` in [-1, 1]; row-major by caption.
+    The same noise vectors are used for every caption."""
+    device = next(nets.generator.parameters()).device
+    tokens, lengths = vocab.encode_batch(captions, max_words)
+    cond = nets.text_encoder(TextBatch(tokens=tokens.to(device), lengths=lengths.to(device), captions=captions)).sentence.float()
+    z = make_noise(per_caption, nets.generator.z_dim, torch.Generator().manual_seed(seed), truncation).to(device)
+    cond = cond.repeat_interleave(per_caption, 0)
+    z = z.repeat(len(captions), 1)
+    return torch.cat([nets.generator(z[i : i + 256], cond[i : i + 256]).images.float() for i in range(0, len(z), 256)])
+
+
+def generate_grid(
+    run_dir: Path, captions: list[str], per_caption: int, out: Path, checkpoint: str | None = None, seed: int = 0,
+    truncation: float | None = None, use_ema: bool = True, device: str = "auto",
+) -> Path:
+    out = Path(out)
+    if out.suffix.lower() not in {".png", ".jpg", ".jpeg"}:
+        raise UserError(f"output {out} must be a .png or .jpg file", "use -o samples.png")
+    run = load_trained(run_dir, checkpoint, use_ema, device)
+    images = generate_images(run.nets, run.vocab, captions, per_caption, seed, truncation, run.recipe.data.max_words)
+    save_grid(images, out, nrow=per_caption, captions=captions)
+    return out
+

@@ -1,0 +1,184 @@
+"""The contracts of the component kinds.
+
+Every component is an ``nn.Module`` (losses too) built by a factory that
+receives its validated pydantic params and a :class:`BuildContext`. The shapes
+and ranges below are checked for every registered component by
+``ganreg.testing`` (tests parametrised over the registry).
+
+Kinds
+-----
+text_encoder
+    ``forward(text: TextBatch) -> TextOutput``.
+    ``sentence``: ``[B, out_dim]`` float; ``words``: ``[B, out_dim, T]`` or None.
+    Attribute ``out_dim: int``.
+image_encoder
+    ``forward(images [B, 3, H, W] in [-1, 1]) -> ImageEncoderOutput``:
+    ``latent [B, out_dim]`` (replaces / joins the noise, as the seeds' "source
+    encoder"), optional ``content`` map. Attribute ``out_dim: int``.
+generator
+    ``forward(z [B, z_dim], cond [B, cond_dim]) -> GeneratorOutput``:
+    ``images [B, 3, S, S]`` in ``[-1, 1]`` (S = BuildContext.image_size) and
+    ``aux``, a dict of scalar tensors the losses may read (e.g. ``"kl"`` of
+    conditioning augmentation). ``cond_used`` is the condition actually used
+    (e.g. StackGAN's mu) that D should see, or None for ``cond`` itself.
+    Attribute ``z_dim: int``.
+discriminator
+    Split in two so that mismatched pairs can reuse image features (DF-GAN
+    rolls real features) and feature matching can read them:
+    ``features(images) -> Tensor [B, ...]`` (unconditional image features) and
+    ``logits(features, cond) -> Tensor [B]`` (unbounded; no sigmoid).
+    ``forward(images, cond) -> DiscriminatorOutput`` combines the two.
+loss
+    ``forward(ctx: StepContext) -> Tensor`` (scalar). Attribute ``network``:
+    which network the term trains by default ("generator" or
+    "discriminator"), overridable per recipe entry. Class attribute
+    ``needs_input_grad = True`` asks the trainer to run D on real inputs that
+    require grad (MA-GP and R1 use it: ``ctx.real_input``, ``ctx.cond_input``).
+    ``after_step(network)`` runs after each optimiser step of that network
+    (WGAN weight clipping).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal
+
+import torch
+from torch import nn
+
+if TYPE_CHECKING:
+    from ganreg.train.context import StepContext
+
+Kind = Literal["text_encoder", "image_encoder", "generator", "discriminator", "loss"]
+KINDS: tuple[str, ...] = ("text_encoder", "image_encoder", "generator", "discriminator", "loss")
+Network = Literal["generator", "discriminator"]
+
+
+@dataclass
+class BuildContext:
+    """What a factory may need to know about the data and the other components.
+
+    Filled by the trainer before each component is built, in order:
+    text encoder, image encoder, generator, discriminator, losses.
+    """
+
+    image_size: int = 64
+    channels: int = 3
+    num_classes: int = 1
+    vocab_size: int = 0
+    """Words in the run's vocabulary (0 when the data has no vocabulary)."""
+    text_embedding_dim: int | None = None
+    """Size of precomputed embeddings stored in the data (1024 for char-CNN-RNN)."""
+    cond_dim: int = 0
+    """Output size of the text encoder: the ``cond`` every G and D receives."""
+    image_latent_dim: int = 0
+    """Output size of the image encoder (0 when the recipe has none)."""
+    attributes: dict[str, list[str]] | None = None
+    """Attribute names and values when the data has them (built-in shapes)."""
+
+
+@dataclass
+class TextBatch:
+    """Text of one batch, in every form a text encoder may want."""
+
+    tokens: torch.Tensor | None = None
+    """``[B, T]`` int64 word ids, 0-padded."""
+    lengths: torch.Tensor | None = None
+    """``[B]`` int64 number of real tokens (>= 1)."""
+    embeddings: torch.Tensor | None = None
+    """``[B, E]`` float32 precomputed sentence embeddings."""
+    captions: list[str] | None = None
+
+
+@dataclass
+class TextOutput:
+    sentence: torch.Tensor
+    words: torch.Tensor | None = None
+
+
+@dataclass
+class ImageEncoderOutput:
+    latent: torch.Tensor
+    content: torch.Tensor | None = None
+
+
+@dataclass
+class GeneratorOutput:
+    images: torch.Tensor
+    aux: dict[str, torch.Tensor] = field(default_factory=dict)
+    cond_used: torch.Tensor | None = None
+
+
+@dataclass
+class DiscriminatorOutput:
+    logits: torch.Tensor
+    features: torch.Tensor
+
+
+class TextEncoder(nn.Module):
+    """Base class: captions -> sentence embedding ``[B, out_dim]``."""
+
+    out_dim: int
+
+    def forward(self, text: TextBatch) -> TextOutput:  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+class ImageEncoder(nn.Module):
+    """Base class: images in [-1, 1] -> latent ``[B, out_dim]``."""
+
+    out_dim: int
+
+    def forward(self, images: torch.Tensor) -> ImageEncoderOutput:  # pragma: no cover
+        raise NotImplementedError
+
+
+class Generator(nn.Module):
+    """Base class: (z, cond) -> images in [-1, 1]."""
+
+    z_dim: int
+
+    def forward(self, z: torch.Tensor, cond: torch.Tensor) -> GeneratorOutput:  # pragma: no cover
+        raise NotImplementedError
+
+
+class Discriminator(nn.Module):
+    """Base class: image features, then conditional logits."""
+
+    def features(self, images: torch.Tensor) -> torch.Tensor:  # pragma: no cover
+        raise NotImplementedError
+
+    def logits(self, features: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:  # pragma: no cover
+        raise NotImplementedError
+
+    def forward(self, images: torch.Tensor, cond: torch.Tensor) -> DiscriminatorOutput:
+        feats = self.features(images)
+        return DiscriminatorOutput(logits=self.logits(feats, cond), features=feats)
+
+
+class Loss(nn.Module):
+    """Base class: one weighted term of a network's objective.
+
+    Read what you need from the step context (it computes each forward pass
+    on demand, at most once) and return a scalar. Weighting is the trainer's
+    job (the recipe's ``weight``), not the loss's.
+    """
+
+    network: Network = "discriminator"
+    needs_input_grad: bool = False
+
+    def forward(self, ctx: StepContext) -> torch.Tensor:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def after_step(self, network: nn.Module) -> None:
+        """Called after each optimiser step of the network this term trains
+        (e.g. WGAN weight clipping). Default: nothing."""
+
+
+BASES: dict[str, type[nn.Module]] = {
+    "text_encoder": TextEncoder,
+    "image_encoder": ImageEncoder,
+    "generator": Generator,
+    "discriminator": Discriminator,
+    "loss": Loss,
+}

@@ -1,0 +1,54 @@
+"""Where evaluation artefacts are cached, and the keys that name them.
+
+The real-data classifier and the reference statistics are costly to build
+and depend only on the data (and the extractor), never on a run; they are
+cached under the data cache (``data.cache_dir``, else ``$GANREG_CACHE``,
+else ``~/.cache/ganreg``) in ``eval/``, keyed by a hash of everything they
+depend on, so a change of the data config silently builds new ones.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from ganreg.data.config import DataConfig
+
+EVAL_CACHE_VERSION = 1
+"""Bump when the classifier or the statistics change meaning: old cache entries are then ignored."""
+
+_NOT_DATA = {"num_workers", "cache_dir", "max_words", "min_word_count"}
+"""Data-config fields that do not change the images, labels or attributes."""
+
+
+def cache_root(config: DataConfig) -> Path:
+    """The data cache of ``config`` (the same folder the data package uses)."""
+    from ganreg.data._util import resolve_cache_dir
+
+    return resolve_cache_dir(config.cache_dir)
+
+
+def eval_cache_dir(config: DataConfig) -> Path:
+    return cache_root(config) / "eval"
+
+
+def short_hash(payload: Any, n: int = 16) -> str:
+    """A stable hash of a JSON-able payload (sorted keys)."""
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:n]
+
+
+def data_key(config: DataConfig) -> str:
+    """Identifies the images, labels and attributes a data config yields."""
+    dump = config.model_dump(mode="json", exclude=_NOT_DATA)
+    return short_hash({"v": EVAL_CACHE_VERSION, "data": dump})
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    """The sha256 of a file: names the exact weights a number was computed with."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()

@@ -1,0 +1,285 @@
+"""Recipes: JSON training jobs, validated by pydantic.
+
+A recipe composes registered components into a training job. Every section
+forbids unknown keys; every problem is reported at once with its JSON path and
+a fix (the closest valid name for a typo). A recipe may name a ``base`` recipe
+(path relative to itself) and override parts of it; the command line can
+override any key with ``--set a.b=c``.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from ganreg.data.config import DataConfig
+from ganreg.errors import ComponentError, RecipeError, UserError
+from ganreg.registry import Registry, validation_problems
+
+RECIPE_VERSION = 1
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ComponentSpec(_Strict):
+    name: str = Field(description="Registered component: qualified `plugin:name` or a unique bare name.")
+    params: dict[str, Any] = Field(default_factory=dict, description="The component's params (see `ganreg show NAME`).")
+
+
+class PretrainSpec(_Strict):
+    """How a text encoder is pretrained once per dataset, then cached and frozen."""
+
+    objective: Literal["class", "attributes"] = Field(
+        "attributes", description="Predict the image's class, or each of its attributes when the data has them."
+    )
+    epochs: int = Field(8, ge=1, le=1000)
+    batch_size: int = Field(128, ge=1)
+    lr: float = Field(2e-3, gt=0)
+
+
+class TextEncoderSpec(ComponentSpec):
+    mode: Literal["joint", "pretrain", "frozen"] = Field(
+        "pretrain",
+        description="joint: trained with the discriminator's loss; pretrain: trained once per dataset on its "
+        "captions, cached and frozen (as DF-GAN freezes DAMSM); frozen: used as built (precomputed embeddings).",
+    )
+    pretrain: PretrainSpec = Field(default_factory=PretrainSpec)
+
+
+class LossSpec(ComponentSpec):
+    weight: float = Field(1.0, description="Multiplies the term in its network's objective.")
+    trains: Literal["generator", "discriminator"] | None = Field(
+        None, description="Network this term trains; default: the loss's own."
+    )
+
+
+class ScheduleSpec(_Strict):
+    name: Literal["constant", "step", "linear", "cosine"] = "constant"
+    step_epochs: int = Field(100, ge=1, description="step: multiply the lr by gamma every this many epochs.")
+    gamma: float = Field(0.5, gt=0, le=1)
+    final_fraction: float = Field(0.0, ge=0, le=1, description="linear/cosine: lr at the end as a fraction.")
+
+
+class OptimizerSpec(_Strict):
+    name: Literal["adam", "adamw", "rmsprop", "sgd"] = "adam"
+    lr: float = Field(2e-4, gt=0)
+    betas: tuple[float, float] = (0.5, 0.999)
+    weight_decay: float = Field(0.0, ge=0)
+    eps: float = Field(1e-8, gt=0)
+    schedule: ScheduleSpec = Field(default_factory=ScheduleSpec)
+
+    @model_validator(mode="after")
+    def _betas_in_range(self) -> OptimizerSpec:
+        if not all(0.0 <= b < 1.0 for b in self.betas):
+            raise ValueError("betas must each be in [0, 1)")
+        return self
+
+
+class OptimSpec(_Strict):
+    generator: OptimizerSpec = Field(default_factory=OptimizerSpec)
+    discriminator: OptimizerSpec = Field(default_factory=OptimizerSpec)
+
+
+class TrainSpec(_Strict):
+    epochs: int | None = Field(None, ge=1, description="Passes over the training split (or set steps).")
+    steps: int | None = Field(None, ge=1, description="Generator steps; wins over epochs when both are set.")
+    max_minutes: float | None = Field(None, gt=0, description="Stop (and save) after this wall time.")
+    batch_size: int = Field(64, ge=1)
+    d_steps: int = Field(1, ge=1, description="Discriminator steps per generator step (n_critic).")
+    grad_accum: int = Field(1, ge=1, description="Micro-batches accumulated per optimiser step.")
+    amp: Literal["off", "bf16", "auto"] = Field("auto", description="bf16 autocast; auto: bf16 on CUDA, off on CPU.")
+    ema_decay: float | None = Field(0.999, ge=0, lt=1, description="EMA of G's weights; null disables.")
+    ema_start: int = Field(0, ge=0, description="Steps before EMA starts tracking.")
+    seed: int = 0
+    deterministic: bool = Field(False, description="torch.use_deterministic_algorithms; slower on GPU.")
+    device: str = Field("auto", description="auto, cpu, cuda, cuda:N")
+    channels_last: bool = False
+    compile_generator: bool = Field(False, description="torch.compile G (D stays eager: MA-GP needs double backward).")
+    num_threads: int | None = Field(None, ge=1, description="CPU threads for torch (default: all cores).")
+
+
+class IntervalsSpec(_Strict):
+    log: int = Field(10, ge=1, description="Steps between lines of metrics.jsonl.")
+    samples: int = Field(500, ge=1, description="Steps between sample grids.")
+    checkpoint: int = Field(1000, ge=1, description="Steps between checkpoints (one is always written at the end).")
+    keep_checkpoints: int = Field(3, ge=1, description="Numbered checkpoints kept besides latest.")
+
+
+class SamplesSpec(_Strict):
+    captions: int = Field(8, ge=1, le=64, description="Rows of the grid: fixed captions (half train, half held out).")
+    per_caption: int = Field(8, ge=1, le=64, description="Columns: fixed noise vectors.")
+    truncation: float | None = Field(None, gt=0, description="Truncate noise to [-2, 2] times this (DF-GAN: 0.88).")
+
+
+class EvalSpec(_Strict):
+    every_epochs: int | None = Field(None, ge=1, description="Evaluate during training every N epochs.")
+    metrics: list[str] = Field(default_factory=lambda: ["fid", "align"])
+    samples: int = Field(1000, ge=10)
+    keep_best: str | None = Field(None, description="Keep the best checkpoint by this metric (e.g. fid).")
+    tensorboard: bool = False
+
+
+class OutputSpec(_Strict):
+    dir: str = Field("runs", description="Parent directory of run directories.")
+    name: str | None = Field(None, description="Run directory name; default: recipe name + time.")
+
+
+class Recipe(_Strict):
+    version: Literal[1] = Field(RECIPE_VERSION, description="Recipe format version.")
+    name: str | None = None
+    description: str | None = None
+    base: str | None = Field(None, description="A recipe this one extends (path relative to this file).")
+    data: DataConfig = Field(default_factory=DataConfig)
+    text_encoder: TextEncoderSpec
+    image_encoder: ComponentSpec | None = None
+    generator: ComponentSpec
+    discriminator: ComponentSpec
+    losses: list[LossSpec] = Field(min_length=1)
+    optim: OptimSpec = Field(default_factory=OptimSpec)
+    train: TrainSpec = Field(default_factory=TrainSpec)
+    intervals: IntervalsSpec = Field(default_factory=IntervalsSpec)
+    samples: SamplesSpec = Field(default_factory=SamplesSpec)
+    eval: EvalSpec = Field(default_factory=EvalSpec)
+    output: OutputSpec = Field(default_factory=OutputSpec)
+
+
+# --------------------------------------------------------------------- loading
+def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """``over`` wins; dicts merge recursively, lists and scalars are replaced."""
+    out = copy.deepcopy(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise UserError(f"recipe file not found: {path}", "check the path (bundled recipes are in recipes/)")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise RecipeError([(f"line {exc.lineno} col {exc.colno}", exc.msg, "fix the JSON syntax")], str(path)) from None
+    if not isinstance(data, dict):
+        raise RecipeError([("$", "a recipe must be a JSON object", None)], str(path))
+    return data
+
+
+def load_raw(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """Read a recipe and its chain of ``base`` recipes, merged."""
+    path = Path(path).resolve()
+    if path in _seen:
+        raise UserError(f"recipe {path} extends itself through 'base'", "remove the cycle")
+    data = read_json(path)
+    base = data.get("base")
+    if isinstance(base, str):
+        parent = load_raw(path.parent / base, (*_seen, path))
+        parent.pop("name", None)
+        data = deep_merge(parent, {k: v for k, v in data.items() if k != "base"})
+    return data
+
+
+def parse_value(text: str) -> Any:
+    """``--set`` values: JSON when it parses (numbers, true, null, lists), else a string."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``a.b=c`` overrides; a numeric part indexes a list (``losses.0.weight=2``)."""
+    out = copy.deepcopy(raw)
+    for item in overrides:
+        if "=" not in item:
+            raise UserError(f"--set {item!r} is not key=value", "write it as --set train.batch_size=16")
+        key, value = item.split("=", 1)
+        parts = key.strip().split(".")
+        node: Any = out
+        for i, part in enumerate(parts[:-1]):
+            if isinstance(node, list):
+                if not part.isdigit() or int(part) >= len(node):
+                    raise UserError(f"--set {key}: {'.'.join(parts[: i + 1])} is not a valid list index")
+                node = node[int(part)]
+            else:
+                node = node.setdefault(part, {})
+            if not isinstance(node, (dict, list)):
+                raise UserError(f"--set {key}: {'.'.join(parts[: i + 1])} is not an object")
+        last = parts[-1]
+        if isinstance(node, list):
+            if not last.isdigit() or int(last) >= len(node):
+                raise UserError(f"--set {key}: {last} is not a valid list index")
+            node[int(last)] = parse_value(value)
+        else:
+            node[last] = parse_value(value)
+    return out
+
+
+def _component_problems(raw: dict[str, Any], registry: Registry) -> list[tuple[str, str, str | None]]:
+    """Check component names and their params against the registry."""
+    problems: list[tuple[str, str, str | None]] = []
+
+    def check(kind: str, spec: Any, path: str) -> None:
+        if not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
+            return
+        try:
+            info = registry.resolve(kind, spec["name"])
+        except ComponentError as exc:
+            problems.append((f"{path}.name", exc.message, exc.fix))
+            return
+        params = spec.get("params", {})
+        if isinstance(params, dict):
+            try:
+                info.params.model_validate(params)
+            except ValidationError as exc:
+                problems.extend(validation_problems(exc, f"{path}.params"))
+
+    for kind in ("text_encoder", "image_encoder", "generator", "discriminator"):
+        if raw.get(kind) is not None:
+            check(kind, raw.get(kind), kind)
+    losses = raw.get("losses")
+    if isinstance(losses, list):
+        for i, spec in enumerate(losses):
+            check("loss", spec, f"losses.{i}")
+    return problems
+
+
+def validate_recipe(raw: dict[str, Any], registry: Registry, source: str = "recipe") -> Recipe:
+    """Validate a merged raw recipe; report every problem at once."""
+    problems: list[tuple[str, str, str | None]] = []
+    recipe: Recipe | None = None
+    try:
+        recipe = Recipe.model_validate(raw)
+    except ValidationError as exc:
+        problems.extend(validation_problems(exc, "").__iter__())
+        problems = [(p.lstrip("."), m, f) for p, m, f in problems]
+    problems.extend(_component_problems(raw, registry))
+    if problems:
+        raise RecipeError(problems, source)
+    assert recipe is not None
+    return recipe
+
+
+def load_recipe(path: str | Path, registry: Registry, overrides: list[str] | None = None) -> Recipe:
+    """Read, merge bases, apply ``--set`` overrides and validate a recipe file."""
+    raw = apply_overrides(load_raw(path), overrides or [])
+    recipe = validate_recipe(raw, registry, str(path))
+    if recipe.name is None:
+        recipe.name = Path(path).stem
+    return recipe
+
+
+def recipe_schema() -> dict[str, Any]:
+    """The recipes' JSON Schema (for editors)."""
+    schema = Recipe.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "ganreg recipe"
+    return schema

@@ -1,0 +1,199 @@
+"""The component registry: ``(kind, name)`` -> how to build it.
+
+The registry knows nothing of training. Each component is registered by a
+plugin with a pydantic params model (defaults, ranges, docs) and is addressed
+by its qualified id ``plugin:name``; a bare ``name`` resolves only while it is
+unique within its kind, never "last one wins".
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import inspect
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+from torch import nn
+
+from ganreg.errors import ComponentError, RecipeError
+from ganreg.interfaces import KINDS, BuildContext
+
+Factory = Callable[[Any, BuildContext], nn.Module]
+
+
+class NoParams(BaseModel):
+    """Params model of components that take none."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+@dataclass(frozen=True)
+class ComponentInfo:
+    kind: str
+    name: str
+    plugin: str
+    factory: Factory
+    params: type[BaseModel]
+    summary: str
+    paper: str | None
+    description: str
+    version: str
+    distribution: str
+    test_params: dict[str, Any]
+    """Tiny params for the conformance tests (``ganreg.testing``)."""
+
+    @property
+    def qualified(self) -> str:
+        return f"{self.plugin}:{self.name}"
+
+    def validate_params(self, params: dict[str, Any] | BaseModel | None, where: str = "params") -> BaseModel:
+        """Validate raw params against the component's model (errors name the path)."""
+        if isinstance(params, self.params):
+            return params
+        raw = params.model_dump() if isinstance(params, BaseModel) else dict(params or {})
+        try:
+            return self.params.model_validate(raw)
+        except ValidationError as exc:
+            raise RecipeError(validation_problems(exc, where), source=self.qualified) from None
+
+    def build(self, params: dict[str, Any] | BaseModel | None, ctx: BuildContext) -> nn.Module:
+        return self.factory(self.validate_params(params), ctx)
+
+
+def validation_problems(exc: ValidationError, prefix: str) -> list[tuple[str, str, str | None]]:
+    """Turn pydantic errors into (json path, message, fix) triples."""
+    out = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"])
+        path = f"{prefix}.{loc}" if loc else prefix
+        fix = None
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+            fix = "remove it or check its spelling"
+        else:
+            msg = err["msg"]
+        out.append((path, msg, fix))
+    return out
+
+
+def _first_line(text: str | None) -> str:
+    return (text or "").strip().splitlines()[0].strip() if (text or "").strip() else ""
+
+
+class Registry:
+    """All registered components, plus the plugins that registered them."""
+
+    def __init__(self) -> None:
+        self._by_qualified: dict[tuple[str, str], ComponentInfo] = {}
+        self.plugins: dict[str, Any] = {}  # name -> PluginStatus (see ganreg.plugins)
+
+    # ------------------------------------------------------------- registration
+    def make_register(self, plugin: str, version: str = "0", distribution: str = "") -> Callable[..., None]:
+        """The ``register(...)`` callback handed to one plugin's hook."""
+
+        def register(
+            kind: str,
+            name: str,
+            factory: Factory,
+            params: type[BaseModel] = NoParams,
+            summary: str | None = None,
+            paper: str | None = None,
+            test_params: dict[str, Any] | None = None,
+        ) -> None:
+            """Register ``factory(params, ctx) -> nn.Module`` as ``plugin:name``.
+
+            ``test_params``: tiny params the conformance kit builds it with.
+            """
+            if kind not in KINDS:
+                raise ComponentError(f"plugin {plugin!r} registers unknown kind {kind!r}", f"use one of {', '.join(KINDS)}")
+            if not (inspect.isclass(params) and issubclass(params, BaseModel)):
+                raise ComponentError(f"{plugin}:{name}: params must be a pydantic model class")
+            key = (kind, f"{plugin}:{name}")
+            if key in self._by_qualified:
+                other = self._by_qualified[key]
+                raise ComponentError(
+                    f"duplicate {kind} {plugin}:{name}: registered by {other.distribution or other.plugin} "
+                    f"and again by {distribution or plugin}",
+                    "uninstall one of the two plugins or block one with GANREG_BLOCK_PLUGINS",
+                )
+            doc = inspect.getdoc(factory) or ""
+            self._by_qualified[key] = ComponentInfo(
+                kind=kind,
+                name=name,
+                plugin=plugin,
+                factory=factory,
+                params=params,
+                summary=summary or _first_line(doc),
+                paper=paper,
+                description=doc,
+                version=version,
+                distribution=distribution,
+                test_params=dict(test_params or {}),
+            )
+
+        return register
+
+    def remove_plugin(self, plugin: str) -> None:
+        for key in [k for k, v in self._by_qualified.items() if v.plugin == plugin]:
+            del self._by_qualified[key]
+
+    # ------------------------------------------------------------------ lookup
+    def components(self, kind: str | None = None) -> list[ComponentInfo]:
+        items = [c for c in self._by_qualified.values() if kind is None or c.kind == kind]
+        return sorted(items, key=lambda c: (KINDS.index(c.kind), c.qualified))
+
+    def match(self, pattern: str = "*") -> list[ComponentInfo]:
+        """Components whose ``kind:plugin:name``, ``kind:name``, ``plugin:name``
+        or ``name`` matches a shell-style wildcard pattern."""
+        out = []
+        for c in self.components():
+            names = (f"{c.kind}:{c.plugin}:{c.name}", f"{c.kind}:{c.name}", c.qualified, c.name)
+            if any(fnmatch.fnmatchcase(n, pattern) for n in names):
+                out.append(c)
+        return out
+
+    def resolve(self, kind: str, name: str) -> ComponentInfo:
+        """Find a component by qualified id or unique bare name."""
+        if kind not in KINDS:
+            raise ComponentError(f"unknown component kind {kind!r}", f"use one of {', '.join(KINDS)}")
+        candidates = self.components(kind)
+        if ":" in name:
+            for c in candidates:
+                if c.qualified == name:
+                    return c
+        else:
+            found = [c for c in candidates if c.name == name]
+            if len(found) == 1:
+                return found[0]
+            if len(found) > 1:
+                ids = ", ".join(c.qualified for c in found)
+                raise ComponentError(f"{kind} name {name!r} is ambiguous: {ids}", f"use one of the qualified ids: {ids}")
+        raise ComponentError(f"unknown {kind} {name!r}", self.suggest(kind, name))
+
+    def suggest(self, kind: str, name: str) -> str:
+        """A fix for an unknown name: the closest valid names, or the list."""
+        pool: list[str] = []
+        for c in self.components(kind):
+            pool.extend([c.name, c.qualified])
+        close = difflib.get_close_matches(name, pool, n=3, cutoff=0.5)
+        if close:
+            return "did you mean " + " or ".join(repr(c) for c in dict.fromkeys(close)) + "?"
+        if not pool:
+            return f"no {kind} is registered: is a plugin installed? (see `ganreg plugins`)"
+        return f"registered {kind}s: " + ", ".join(sorted({c.qualified for c in self.components(kind)}))
+
+    def __contains__(self, item: tuple[str, str]) -> bool:
+        try:
+            self.resolve(*item)
+        except ComponentError:
+            return False
+        return True
+
+    def __len__(self) -> int:
+        return len(self._by_qualified)
+
+    def qualified_ids(self, kind: str) -> Iterable[str]:
+        return (c.qualified for c in self.components(kind))

@@ -1,0 +1,224 @@
+"""Conformance kit for component authors (also a pytest plugin).
+
+``check_component(info)`` builds a registered component with its tiny
+``test_params`` and checks it against its kind's contract (shapes, ranges,
+gradients). ganreg's own test suite runs it over the whole registry, so a new
+component is tested automatically; a third-party plugin runs it on its own
+components::
+
+    from ganreg.testing import check_component, registry_with
+    def test_my_plugin():
+        reg = registry_with(my_plugin_module, "myplugin")
+        for info in reg.components():
+            check_component(info)
+
+The pytest plugin adds a ``ganreg_registry`` fixture: the registry of every
+installed plugin.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import torch
+from torch import nn
+
+from ganreg.interfaces import (
+    BASES,
+    BuildContext,
+    Discriminator,
+    DiscriminatorOutput,
+    Generator,
+    GeneratorOutput,
+    TextBatch,
+)
+from ganreg.registry import ComponentInfo, Registry
+
+B = 4
+
+
+def tiny_context(image_size: int = 64, **over: Any) -> BuildContext:
+    ctx = BuildContext(
+        image_size=image_size,
+        num_classes=5,
+        vocab_size=40,
+        text_embedding_dim=24,
+        cond_dim=16,
+        attributes={"colour": ["red", "blue"], "shape": ["circle", "square", "star"]},
+    )
+    for k, v in over.items():
+        setattr(ctx, k, v)
+    return ctx
+
+
+def text_batch(ctx: BuildContext, batch: int = B, seed: int = 0) -> TextBatch:
+    g = torch.Generator().manual_seed(seed)
+    lengths = torch.randint(1, 7, (batch,), generator=g)
+    tokens = torch.randint(2, max(3, ctx.vocab_size), (batch, 7), generator=g)
+    tokens = tokens * (torch.arange(7)[None] < lengths[:, None])
+    emb = torch.randn(batch, ctx.text_embedding_dim or 8, generator=g)
+    return TextBatch(tokens=tokens, lengths=lengths, embeddings=emb, captions=["a caption"] * batch)
+
+
+class TinyGenerator(Generator):
+    """A minimal generator used to exercise losses."""
+
+    def __init__(self, ctx: BuildContext, z_dim: int = 8) -> None:
+        super().__init__()
+        self.z_dim = z_dim
+        self.size = ctx.image_size
+        self.fc = nn.Linear(z_dim + ctx.cond_dim, 3 * 4 * 4)
+
+    def forward(self, z: torch.Tensor, cond: torch.Tensor) -> GeneratorOutput:
+        x = self.fc(torch.cat([z, cond], 1)).view(-1, 3, 4, 4)
+        x = nn.functional.interpolate(x, size=self.size)
+        return GeneratorOutput(images=torch.tanh(x), aux={"kl": (x**2).mean()})
+
+
+class TinyDiscriminator(Discriminator):
+    """A minimal discriminator used to exercise losses."""
+
+    def __init__(self, ctx: BuildContext) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 4, 4)
+        self.head = nn.Linear(8 + ctx.cond_dim, 1)
+
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        return nn.functional.leaky_relu(self.conv(images), 0.2).mean((2, 3))
+
+    def logits(self, features: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        return self.head(torch.cat([features, cond], 1)).squeeze(1)
+
+
+def _finite(t: torch.Tensor, what: str) -> None:
+    assert torch.isfinite(t).all(), f"{what} has NaN/inf"
+
+
+def _grads_reach(module: nn.Module, what: str) -> None:
+    grads = [p.grad for p in module.parameters() if p.requires_grad]
+    assert grads, f"{what} has no trainable parameters"
+    assert any(g is not None and g.abs().sum() > 0 for g in grads), f"no gradient reaches {what}'s parameters"
+
+
+def check_component(info: ComponentInfo, ctx: BuildContext | None = None) -> nn.Module:
+    """Build ``info`` with its tiny params and check its kind's contract."""
+    torch.manual_seed(0)
+    ctx = ctx or tiny_context(**({"image_size": info.test_params["_image_size"]} if "_image_size" in info.test_params else {}))
+    params = {k: v for k, v in info.test_params.items() if not k.startswith("_")}
+    module = info.build(params, ctx)
+    assert isinstance(module, BASES[info.kind]), f"{info.qualified} is not a {BASES[info.kind].__name__}"
+    {
+        "text_encoder": _check_text_encoder,
+        "image_encoder": _check_image_encoder,
+        "generator": _check_generator,
+        "discriminator": _check_discriminator,
+        "loss": _check_loss,
+    }[info.kind](module, ctx)
+    return module
+
+
+def _check_text_encoder(enc: Any, ctx: BuildContext) -> None:
+    text = text_batch(ctx)
+    out = enc(text)
+    assert out.sentence.shape == (B, enc.out_dim), f"sentence shape {tuple(out.sentence.shape)} != {(B, enc.out_dim)}"
+    _finite(out.sentence, "sentence embedding")
+    if out.words is not None:
+        assert out.words.shape[:2] == (B, enc.out_dim), "word features must be [B, out_dim, T]"
+    if any(p.requires_grad for p in enc.parameters()):
+        out.sentence.sum().backward()
+        _grads_reach(enc, "text encoder")
+
+
+def _check_image_encoder(enc: Any, ctx: BuildContext) -> None:
+    images = torch.rand(B, 3, ctx.image_size, ctx.image_size) * 2 - 1
+    out = enc(images)
+    assert out.latent.shape == (B, enc.out_dim)
+    _finite(out.latent, "latent")
+    out.latent.sum().backward()
+    _grads_reach(enc, "image encoder")
+
+
+def _check_generator(gen: Any, ctx: BuildContext) -> None:
+    z = torch.randn(B, gen.z_dim)
+    cond = torch.randn(B, ctx.cond_dim)
+    out = gen(z, cond)
+    assert isinstance(out, GeneratorOutput)
+    s = ctx.image_size
+    assert out.images.shape == (B, 3, s, s), f"images {tuple(out.images.shape)} != {(B, 3, s, s)}"
+    assert out.images.min() >= -1 and out.images.max() <= 1, "images must lie in [-1, 1]"
+    for k, v in out.aux.items():
+        assert v.dim() == 0, f"aux {k!r} must be a scalar"
+    out.images.square().mean().backward()
+    _grads_reach(gen, "generator")
+    gen.eval()
+    with torch.no_grad():
+        one = gen(z[:1], cond[:1]).images
+    assert one.shape == (1, 3, s, s), "generator must work on a batch of one in eval mode"
+
+
+def _check_discriminator(disc: Any, ctx: BuildContext) -> None:
+    s = ctx.image_size
+    images = (torch.rand(B, 3, s, s) * 2 - 1).requires_grad_(True)
+    cond = torch.randn(B, ctx.cond_dim, requires_grad=True)
+    out = disc(images, cond)
+    assert isinstance(out, DiscriminatorOutput)
+    assert out.logits.shape == (B,), f"logits {tuple(out.logits.shape)} != {(B,)}"
+    assert out.features.shape[0] == B
+    _finite(out.logits, "logits")
+    again = disc.logits(out.features, cond)
+    assert torch.allclose(again, out.logits, atol=1e-5), "forward must equal logits(features(x), cond)"
+    gi, gc = torch.autograd.grad(out.logits.sum(), (images, cond), retain_graph=True)
+    assert gi.abs().sum() > 0, "logits must depend on the images"
+    assert gc.abs().sum() > 0, "logits must depend on the condition"
+    out.logits.sum().backward()
+    _grads_reach(disc, "discriminator")
+
+
+def _check_loss(loss: Any, ctx: BuildContext) -> None:
+    from ganreg.train.context import StepContext
+
+    gen, disc = TinyGenerator(ctx), TinyDiscriminator(ctx)
+    s = ctx.image_size
+    g = torch.Generator().manual_seed(1)
+    network = loss.network
+    if network == "generator":
+        disc.requires_grad_(False)
+    sctx = StepContext(
+        phase=network,
+        generator=gen,
+        discriminator=disc,
+        real=torch.rand(B, 3, s, s, generator=g) * 2 - 1,
+        cond=torch.randn(B, ctx.cond_dim, generator=g),
+        z=torch.randn(B, gen.z_dim, generator=g),
+        text=text_batch(ctx),
+        wrong=torch.rand(B, 3, s, s, generator=g) * 2 - 1,
+        labels=torch.arange(B) % ctx.num_classes,
+        input_grad=loss.needs_input_grad,
+    )
+    value = loss(sctx)
+    assert value.dim() == 0, "a loss returns a scalar"
+    _finite(value, "loss")
+    value.backward()
+    _grads_reach(gen if network == "generator" else disc, network)
+    if network == "generator":
+        assert all(p.grad is None for p in disc.parameters()), "a generator loss must not train D"
+
+
+def registry_with(plugin: Any, name: str) -> Registry:
+    """A fresh registry holding just one plugin (strict: its errors raise)."""
+    from ganreg.plugins import load_plugin
+
+    reg = Registry()
+    load_plugin(reg, plugin, name, strict=True)
+    return reg
+
+
+@pytest.fixture
+def ganreg_registry() -> Registry:
+    """A registry with every installed plugin loaded (ignores GANREG_NO_PLUGIN_AUTOLOAD)."""
+    from ganreg.plugins import load_entry_points
+
+    reg = Registry()
+    load_entry_points(reg)
+    return reg

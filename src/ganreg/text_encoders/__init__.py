@@ -1,0 +1,1 @@
+"""Core text encoders: precomputed embeddings and a word-level bi-LSTM."""

@@ -1,0 +1,1 @@
+"""Training: the step context losses read from, the loop, checkpoints."""

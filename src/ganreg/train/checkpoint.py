@@ -1,0 +1,90 @@
+"""Atomic checkpoints that never execute code when loaded.
+
+Written to a temporary file in the same directory, flushed and fsynced, then
+renamed over the target: a crash mid-write leaves the previous checkpoint
+intact. Loaded with ``torch.load(weights_only=True)``: only tensors and plain
+containers, no pickled code.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ganreg.errors import UserError
+
+LATEST = "latest.pt"
+_NUMBERED = re.compile(r"step_(\d+)\.pt$")
+
+
+def atomic_save(obj: Any, path: Path) -> None:
+    """``torch.save`` to ``path`` atomically (temp file + fsync + rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            torch.save(obj, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write a text file atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_checkpoint(state: dict[str, Any], ckpt_dir: Path, step: int, keep: int) -> Path:
+    """Write ``step_N.pt`` and ``latest.pt``; keep the newest ``keep`` numbered ones."""
+    numbered = ckpt_dir / f"step_{step:07d}.pt"
+    atomic_save(state, numbered)
+    atomic_save(state, ckpt_dir / LATEST)
+    for old in numbered_checkpoints(ckpt_dir)[:-keep]:
+        old.unlink(missing_ok=True)
+    return numbered
+
+
+def numbered_checkpoints(ckpt_dir: Path) -> list[Path]:
+    found = [p for p in ckpt_dir.glob("step_*.pt") if _NUMBERED.search(p.name)]
+    return sorted(found, key=lambda p: int(_NUMBERED.search(p.name).group(1)))  # type: ignore[union-attr]
+
+
+def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load a checkpoint safely; a broken file is a UserError naming it and the fallback."""
+    if not path.is_file():
+        raise UserError(f"checkpoint not found: {path}", "check the run directory (checkpoints/ holds latest.pt)")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # truncated zip, bad magic, foreign pickle
+        others = [p for p in numbered_checkpoints(path.parent) if p != path]
+        fix = f"resume from the previous one: --checkpoint {others[-1]}" if others else "no other checkpoint exists"
+        raise UserError(f"checkpoint {path} is corrupted or not a ganreg checkpoint ({type(exc).__name__})", fix) from None
+    if not isinstance(state, dict) or state.get("format") != 1:
+        raise UserError(f"{path} is not a ganreg checkpoint", "pick a file written by `ganreg run`")
+    return state
+
+
+def find_checkpoint(run_dir: Path, which: str | int | None = None) -> Path:
+    """``latest`` (default), a step number, or a path."""
+    ckpt_dir = run_dir / "checkpoints"
+    if which is None or which == "latest":
+        return ckpt_dir / LATEST
+    if isinstance(which, int) or str(which).isdigit():
+        return ckpt_dir / f"step_{int(which):07d}.pt"
+    return Path(which)

@@ -1,0 +1,105 @@
+"""``ganreg run``: resolve the recipe, show progress, train, report where things went."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from ganreg.errors import UserError
+from ganreg.plugins import get_registry
+from ganreg.recipe import apply_overrides, load_recipe, validate_recipe
+
+
+def _param_table(rows: list[dict[str, Any]]) -> Table:
+    table = Table(title="parameters")
+    for col in ("network", "total", "trainable", "MB"):
+        table.add_column(col, justify="right" if col != "network" else "left")
+    for r in rows:
+        table.add_row(str(r["network"]), f"{r['total']:,}", f"{r['trainable']:,}", f"{r['mb']:.2f}")
+    return table
+
+
+def run_command(
+    recipe_path: Path | None,
+    overrides: list[str],
+    out: Path | None,
+    device: str | None,
+    resume_dir: Path | None,
+    dry_run: bool,
+    console: Console,
+) -> int:
+    from ganreg.train.networks import build_networks, parameter_table
+    from ganreg.train.rundir import RECIPE_FILE, new_run_dir, read_run
+    from ganreg.train.setup import prepare_data
+    from ganreg.train.trainer import start_or_resume
+
+    registry = get_registry()
+    if resume_dir is not None:
+        if recipe_path is not None:
+            raise UserError("give either a recipe or --resume RUN_DIR, not both", "ganreg run --resume RUN_DIR")
+        recipe, _ = read_run(resume_dir, registry)
+        if overrides:
+            raw = apply_overrides(recipe.model_dump(mode="json"), overrides)
+            recipe = validate_recipe(raw, registry, str(resume_dir / RECIPE_FILE))
+        run_dir = resume_dir
+    else:
+        if recipe_path is None:
+            raise UserError("no recipe given", "ganreg run recipes/dfgan.json")
+        recipe = load_recipe(recipe_path, registry, overrides)
+
+    if dry_run:
+        console.print_json(json.dumps(recipe.model_dump(mode="json")))
+        data = prepare_data(recipe)
+        nets = build_networks(recipe, registry, data.context)
+        console.print(_param_table(parameter_table(nets.modules())))
+        console.print(
+            f"data: {len(data.train)} training images, {len(data.test) if data.test is not None else 0} held out, "
+            f"{len(data.vocab)} words, {data.context.num_classes} training classes"
+        )
+        return 0
+
+    if resume_dir is None:
+        run_dir = new_run_dir(recipe, str(out) if out else None)
+    trainer = start_or_resume(recipe, registry, run_dir, device, resume=resume_dir is not None)
+    console.print(f"[bold]run[/bold] {run_dir}  device={trainer.device}  steps={trainer.total_steps} "
+                  f"({trainer.steps_per_epoch} per epoch)  amp={trainer.amp_dtype or 'off'}")
+    console.print(_param_table(parameter_table(trainer.nets.modules())))
+
+    columns = (
+        TextColumn("[bold]epoch {task.fields[epoch]}[/bold]"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[ips]} img/s"),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[losses]}"),
+    )
+    with Progress(*columns, console=console, transient=False) as progress:
+        task = progress.add_task("train", total=trainer.total_steps, completed=trainer.step, epoch=0, ips="-", losses="")
+
+        def report(tr: Any, record: dict[str, Any]) -> None:
+            progress.update(
+                task,
+                completed=tr.step,
+                epoch=int(record["epoch"]) + 1,
+                ips=f"{record['images_per_s']:.0f}",
+                losses=f"D {record.get('d/total', float('nan')):.3f}  G {record.get('g/total', float('nan')):.3f}",
+            )
+
+        status = trainer.fit(progress=report)
+        progress.update(task, completed=trainer.step)
+    console.print(
+        f"[bold]{status}[/bold] at step {trainer.step}/{trainer.total_steps} after {trainer.elapsed:.0f}s. "
+        f"Run directory: {run_dir}\n  samples: {run_dir / 'samples'}  checkpoints: {run_dir / 'checkpoints'}  "
+        f"loss curves: {run_dir / 'loss_curves.png'}"
+    )
+    if status != "finished":
+        console.print(f"continue with: ganreg run --resume {run_dir}")
+        return 130 if status == "interrupted" else 0
+    return 0

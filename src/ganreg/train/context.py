@@ -1,0 +1,141 @@
+"""The per-step context that losses read from.
+
+Losses differ in what they need (D on real pairs, on fakes, on mismatched
+pairs, gradients w.r.t. D's inputs, G's auxiliary terms, intermediate
+features). The context computes each forward pass on demand, at most once per
+step, and caches it, so a new loss needs no trainer change and a recipe that
+does not use a pass never pays for it.
+
+Phases: in the ``"discriminator"`` phase the generator runs under
+``no_grad`` (its output is detached); in the ``"generator"`` phase D's
+parameters are frozen by the trainer and ``fake`` carries G's graph.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import cached_property
+from typing import Literal
+
+import torch
+
+from ganreg.interfaces import Discriminator, DiscriminatorOutput, Generator, GeneratorOutput, TextBatch
+
+Phase = Literal["discriminator", "generator"]
+
+
+class StepContext:
+    """Lazily computed forward passes of one training (micro-)step."""
+
+    def __init__(
+        self,
+        *,
+        phase: Phase,
+        generator: Generator,
+        discriminator: Discriminator,
+        real: torch.Tensor,
+        cond: torch.Tensor,
+        z: torch.Tensor,
+        text: TextBatch | None = None,
+        wrong: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        words: torch.Tensor | None = None,
+        input_grad: bool = False,
+        sample_noise: Callable[[int], torch.Tensor] | None = None,
+    ) -> None:
+        self.phase: Phase = phase
+        self.generator = generator
+        self.discriminator = discriminator
+        self.real = real
+        """Real images ``[B, 3, H, W]`` in [-1, 1]."""
+        self.cond = cond
+        """Sentence embeddings of the real captions ``[B, D]``. Carries the text
+        encoder's graph in the D phase when the encoder trains jointly."""
+        self.z = z
+        self.text = text
+        self.wrong = wrong
+        """Real images from another class than ``real`` (matching-aware loss)."""
+        self.labels = labels
+        self.words = words
+        self.input_grad = input_grad
+        self._sample_noise = sample_noise
+        self.logs: dict[str, float] = {}
+
+    # ----------------------------------------------------------------- generator
+    @cached_property
+    def g_out(self) -> GeneratorOutput:
+        """G(z, cond). G never back-propagates into the text encoder."""
+        cond = self.cond.detach()
+        if self.phase == "discriminator":
+            with torch.no_grad():
+                return self.generator(self.z, cond)
+        return self.generator(self.z, cond)
+
+    @property
+    def fake(self) -> torch.Tensor:
+        """Generated images ``[B, 3, H, W]``; detached in the D phase."""
+        return self.g_out.images
+
+    @property
+    def g_aux(self) -> dict[str, torch.Tensor]:
+        return self.g_out.aux
+
+    def noise(self, batch: int) -> torch.Tensor:
+        """Fresh noise from the run's generator of random numbers."""
+        if self._sample_noise is None:
+            return torch.randn(batch, self.z.shape[1], device=self.z.device, dtype=self.z.dtype)
+        return self._sample_noise(batch)
+
+    # ------------------------------------------------------------- discriminator
+    @cached_property
+    def d_cond(self) -> torch.Tensor:
+        """The condition D sees: G's ``cond_used`` (detached) when G transforms
+        the text (StackGAN's mu), else the sentence embedding itself."""
+        used = self.g_out.cond_used
+        if used is not None:
+            return used.detach()
+        return self.cond
+
+    @cached_property
+    def real_input(self) -> torch.Tensor:
+        """The real images D saw; requires grad when a loss needs it (MA-GP, R1)."""
+        if self.input_grad:
+            return self.real.detach().requires_grad_(True)
+        return self.real
+
+    @cached_property
+    def cond_input(self) -> torch.Tensor:
+        """The condition D saw on real pairs; requires grad when a loss needs it."""
+        if self.input_grad:
+            return self.d_cond.detach().requires_grad_(True)
+        return self.d_cond
+
+    @cached_property
+    def d_real(self) -> DiscriminatorOutput:
+        """D on (real image, matching text)."""
+        return self.discriminator(self.real_input, self.cond_input)
+
+    @cached_property
+    def d_fake(self) -> DiscriminatorOutput:
+        """D on (generated image, its text)."""
+        return self.discriminator(self.fake, self.d_cond)
+
+    @cached_property
+    def d_wrong(self) -> DiscriminatorOutput:
+        """D on (real image of another class, this text)."""
+        if self.wrong is None:
+            raise RuntimeError("this loss needs mismatched ('wrong') images; the dataset gave none")
+        return self.discriminator(self.wrong, self.d_cond)
+
+    @cached_property
+    def d_mismatch_logits(self) -> torch.Tensor:
+        """D's logits for real features rolled by one within the batch, paired
+        with the original text (DF-GAN's mismatched pairs): ``[B]``."""
+        feats = self.d_real.features
+        rolled = torch.cat([feats[1:], feats[:1]], dim=0)
+        return self.discriminator.logits(rolled, self.d_cond)
+
+    # -------------------------------------------------------------------- logging
+    def log(self, name: str, value: torch.Tensor | float) -> None:
+        """Record an extra scalar (logged to metrics.jsonl under the loss's name)."""
+        self.logs[name] = float(value.detach()) if isinstance(value, torch.Tensor) else float(value)

@@ -1,0 +1,89 @@
+"""Build a recipe's networks from the registry, and describe their sizes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from torch import nn
+
+from ganreg.errors import UserError
+from ganreg.interfaces import BASES, BuildContext, Discriminator, Generator, Loss, TextEncoder
+from ganreg.recipe import Recipe
+from ganreg.registry import ComponentInfo, Registry
+
+
+@dataclass
+class LossTerm:
+    """One weighted term of a network's objective."""
+
+    name: str
+    module: Loss
+    weight: float
+    network: str
+
+
+@dataclass
+class Networks:
+    text_encoder: TextEncoder
+    generator: Generator
+    discriminator: Discriminator
+    losses: list[LossTerm]
+    context: BuildContext
+    infos: dict[str, ComponentInfo] = field(default_factory=dict)
+
+    def terms(self, network: str) -> list[LossTerm]:
+        return [t for t in self.losses if t.network == network]
+
+    def modules(self) -> dict[str, nn.Module]:
+        return {"text_encoder": self.text_encoder, "generator": self.generator, "discriminator": self.discriminator}
+
+
+def _build(registry: Registry, kind: str, name: str, params: dict, ctx: BuildContext) -> tuple[nn.Module, ComponentInfo]:
+    info = registry.resolve(kind, name)
+    module = info.build(params, ctx)
+    base = BASES[kind]
+    if not isinstance(module, base):
+        raise UserError(
+            f"{info.qualified} built a {type(module).__name__}, which is not a ganreg {base.__name__}",
+            f"the plugin {info.plugin!r} must subclass ganreg.interfaces.{base.__name__}",
+        )
+    return module, info
+
+
+def build_networks(recipe: Recipe, registry: Registry, ctx: BuildContext) -> Networks:
+    """Text encoder first (its ``out_dim`` becomes ``ctx.cond_dim``), then G, D, losses."""
+    if recipe.image_encoder is not None:
+        raise UserError(
+            "the trainer does not use an image_encoder section yet",
+            "remove 'image_encoder' from the recipe (image encoders can be built and tested, not trained, in this release)",
+        )
+    infos: dict[str, ComponentInfo] = {}
+    text, infos["text_encoder"] = _build(registry, "text_encoder", recipe.text_encoder.name, recipe.text_encoder.params, ctx)
+    ctx.cond_dim = int(text.out_dim)
+    gen, infos["generator"] = _build(registry, "generator", recipe.generator.name, recipe.generator.params, ctx)
+    disc, infos["discriminator"] = _build(registry, "discriminator", recipe.discriminator.name, recipe.discriminator.params, ctx)
+    losses = []
+    for i, spec in enumerate(recipe.losses):
+        module, info = _build(registry, "loss", spec.name, spec.params, ctx)
+        infos[f"losses.{i}"] = info
+        network = spec.trains or module.network
+        losses.append(LossTerm(name=info.name, module=module, weight=spec.weight, network=network))
+    for network in ("generator", "discriminator"):
+        if not any(t.network == network for t in losses):
+            raise UserError(f"the recipe has no loss that trains the {network}", f"add a loss with \"trains\": \"{network}\"")
+    names = [t.name for t in losses]
+    for t in losses:  # unique log names when a loss appears twice
+        if names.count(t.name) > 1:
+            t.name = f"{t.name}.{t.network[0]}{names[: losses.index(t)].count(t.name)}"
+    return Networks(text, gen, disc, losses, ctx, infos)
+
+
+def parameter_table(modules: dict[str, nn.Module]) -> list[dict[str, float | int | str]]:
+    """Total / trainable parameters and their size in MB (float32) per network."""
+    rows = []
+    for name, module in modules.items():
+        total = sum(p.numel() for p in module.parameters())
+        trainable = sum(p.numel() for p in module.parameters() if p.requires_grad)
+        size = sum(p.numel() * p.element_size() for p in module.parameters()) / 2**20
+        rows.append({"network": name, "total": total, "trainable": trainable, "mb": round(size, 3)})
+    return rows

@@ -1,0 +1,40 @@
+"""Loss curves from ``metrics.jsonl`` (matplotlib, no display needed)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def read_metrics(path: Path) -> list[dict[str, float]]:
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def plot_losses(metrics_path: Path, out: Path) -> Path | None:
+    """One panel per network with each loss term against the step."""
+    rows = read_metrics(metrics_path)
+    if not rows:
+        return None
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), constrained_layout=True)
+    for ax, prefix, title in zip(axes, ("d/", "g/"), ("discriminator", "generator")):
+        keys = sorted({k for r in rows for k in r if k.startswith(prefix)})
+        for key in keys:
+            pts = [(r["step"], r[key]) for r in rows if key in r]
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], label=key[2:], lw=1.5 if key.endswith("total") else 1)
+        ax.set_title(f"{title} losses")
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+        if keys:
+            ax.legend(fontsize=8)
+    tmp = out.with_name(f".{out.name}.tmp.png")
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    tmp.replace(out)
+    return out

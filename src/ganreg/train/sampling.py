@@ -1,0 +1,35 @@
+"""Noise and image grids shared by training samples and ``ganreg generate``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torchvision.utils import make_grid, save_image
+
+from ganreg.train.checkpoint import atomic_write_text
+
+
+def make_noise(n: int, dim: int, generator: torch.Generator, truncation: float | None = None) -> torch.Tensor:
+    """Standard normal noise on the CPU; with ``truncation`` t, resampled into
+    [-2, 2] and scaled by t (DF-GAN samples with t = 0.88)."""
+    z = torch.randn(n, dim, generator=generator)
+    if truncation is not None:
+        bad = z.abs() > 2
+        while bool(bad.any()):
+            z[bad] = torch.randn(int(bad.sum()), generator=generator)
+            bad = z.abs() > 2
+        z = z * truncation
+    return z
+
+
+def save_grid(images: torch.Tensor, path: Path, nrow: int, captions: list[str] | None = None) -> None:
+    """Save images in [-1, 1] as a PNG grid (one row per caption), and the
+    captions, one per row, in a ``.txt`` beside it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    grid = make_grid(images.detach().float().cpu().clamp(-1, 1), nrow=nrow, normalize=True, value_range=(-1, 1), padding=2)
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    save_image(grid, tmp)
+    tmp.replace(path)
+    if captions is not None:
+        atomic_write_text(path.with_suffix(".txt"), "".join(f"row {i + 1}: {c}\n" for i, c in enumerate(captions)))

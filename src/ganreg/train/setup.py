@@ -1,0 +1,99 @@
+"""What the trainer needs before its first step: device, data, vocabulary,
+build context, and a text encoder that is pretrained or frozen as the recipe says."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ganreg.data import Collator, Vocabulary, build_dataset
+from ganreg.errors import UserError
+from ganreg.interfaces import BuildContext, TextEncoder
+from ganreg.recipe import Recipe
+from ganreg.train.rundir import VOCAB_FILE
+from ganreg.train.stream import BatchStream
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> CUDA when there is one, else CPU; a missing CUDA is a user error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise UserError(f"unknown device {name!r}", "use auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"device {name!r} asked for, but this machine has no CUDA device", "use --device cpu")
+    return device
+
+
+@dataclass
+class DataBundle:
+    """Train and test splits with their shared vocabulary and collator."""
+
+    train: Any
+    test: Any | None
+    vocab: Vocabulary
+    collator: Collator
+    context: BuildContext
+    num_workers: int
+
+    def stream(self, batch_size: int, seed: int) -> BatchStream:
+        return BatchStream(self.train, batch_size, seed, self.collator, self.num_workers)
+
+    def save_vocab(self, run_dir: Path) -> None:
+        self.vocab.save(run_dir / VOCAB_FILE)
+
+    def fixed_captions(self, n: int) -> dict[str, Any]:
+        """``n`` captions of distinct classes, half from train and half held out."""
+        sources = [(self.train, (n + 1) // 2), (self.test, n // 2)] if self.test is not None else [(self.train, n)]
+        items: list[dict[str, Any]] = []
+        for dataset, want in sources:
+            dataset.set_epoch(0)
+            labels = dataset.labels()
+            firsts = list({label: i for i, label in reversed(list(enumerate(labels)))}.values())[::-1]
+            picks = (firsts + [i for i in range(len(labels)) if i not in set(firsts)])[:want]
+            items.extend(dataset[i] for i in picks)
+        batch = self.collator(items)
+        return {"batch": batch, "captions": list(batch["captions"])}
+
+
+def prepare_data(recipe: Recipe, run_dir: Path | None = None) -> DataBundle:
+    """Datasets of both splits, the vocabulary (built from training captions,
+    or read back from a run being resumed) and the build context."""
+    cfg = recipe.data
+    train = build_dataset(cfg, "train")
+    try:
+        test = build_dataset(cfg, "test")
+    except UserError:
+        test = None
+    vocab_path = run_dir / VOCAB_FILE if run_dir is not None else None
+    if vocab_path is not None and vocab_path.is_file():
+        vocab = Vocabulary.load(vocab_path)
+    else:
+        vocab = Vocabulary.build(train.all_captions(), min_count=cfg.min_word_count)
+    ctx = BuildContext(
+        image_size=cfg.image_size,
+        channels=3,
+        num_classes=len(train.class_names),
+        vocab_size=len(vocab),
+        text_embedding_dim=train.embedding_dim,
+        attributes=train.attributes,
+    )
+    return DataBundle(train, test, vocab, Collator(vocab, cfg.max_words), ctx, cfg.num_workers)
+
+
+def prepare_text_encoder(encoder: TextEncoder, recipe: Recipe, data: DataBundle, device: torch.device) -> None:
+    """Pretrain-and-freeze, freeze, or leave trainable, as ``text_encoder.mode`` says."""
+    mode = recipe.text_encoder.mode
+    has_params = any(True for _ in encoder.parameters())
+    if mode == "pretrain" and has_params:
+        from ganreg.text_encoders.pretrain import pretrain_text_encoder
+
+        pretrain_text_encoder(encoder, recipe, data, device)
+    if mode in ("pretrain", "frozen"):
+        encoder.requires_grad_(False)
+        encoder.eval()

@@ -1,0 +1,363 @@
+"""The training loop: generic over components.
+
+It knows the GAN step structure (``d_steps`` discriminator steps, then one
+generator step; losses read what they need from a :class:`StepContext`),
+never a model's internals. Per-network optimisers and schedules, gradient
+accumulation, EMA of G, bf16 autocast, ``channels_last``, seeding, atomic
+checkpoints with exact resume, Ctrl-C saves and exits, NaN/inf stops the run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+from ganreg.errors import TrainingDiverged, UserError
+from ganreg.interfaces import TextBatch
+from ganreg.recipe import Recipe
+from ganreg.registry import Registry
+from ganreg.train.checkpoint import atomic_write_text, load_checkpoint, save_checkpoint
+from ganreg.train.context import StepContext
+from ganreg.train.networks import Networks, build_networks, parameter_table
+from ganreg.train.optim import build_optimizer, build_scheduler
+from ganreg.train.rundir import write_run_files
+from ganreg.train.sampling import make_noise, save_grid
+from ganreg.train.setup import DataBundle, prepare_data, prepare_text_encoder, resolve_device
+
+
+class Trainer:
+    """Trains one recipe into one run directory."""
+
+    def __init__(self, recipe: Recipe, registry: Registry, run_dir: Path, device: str | None = None) -> None:
+        self.recipe, self.registry, self.run_dir = recipe, registry, Path(run_dir)
+        t = recipe.train
+        self.device = resolve_device(device or t.device)
+        if t.num_threads:
+            torch.set_num_threads(t.num_threads)
+        torch.manual_seed(t.seed)
+        if t.deterministic:
+            torch.use_deterministic_algorithms(True, warn_only=True)
+            torch.backends.cudnn.benchmark = False
+        self.amp_dtype = torch.bfloat16 if (t.amp == "bf16" or (t.amp == "auto" and self.device.type == "cuda")) else None
+        self.memory_format = torch.channels_last if t.channels_last else torch.contiguous_format
+
+        self.data: DataBundle = prepare_data(recipe, self.run_dir)
+        self.nets: Networks = build_networks(recipe, registry, self.data.context)
+        prepare_text_encoder(self.nets.text_encoder, recipe, self.data, self.device)
+        self.joint_text = recipe.text_encoder.mode == "joint" and any(
+            p.requires_grad for p in self.nets.text_encoder.parameters()
+        )
+        for name, module in self.nets.modules().items():
+            module.to(self.device)
+            if name != "text_encoder":
+                module.to(memory_format=self.memory_format)
+        for term in self.nets.losses:
+            term.module.to(self.device)
+        self.generator_fn = torch.compile(self.nets.generator) if t.compile_generator else self.nets.generator
+
+        self.stream = self.data.stream(t.batch_size, t.seed)
+        per_step = t.d_steps * t.grad_accum
+        self.steps_per_epoch = max(1, self.stream.batches_per_epoch // per_step)
+        self.total_steps = t.steps or (t.epochs or 1) * self.steps_per_epoch
+
+        d_params = list(self.nets.discriminator.parameters())
+        if self.joint_text:
+            d_params += list(self.nets.text_encoder.parameters())
+        for term in self.nets.losses:  # losses with parameters (e.g. projection heads) train with their network
+            (d_params if term.network == "discriminator" else []).extend(term.module.parameters())
+        g_params = list(self.nets.generator.parameters()) + [
+            p for term in self.nets.losses if term.network == "generator" for p in term.module.parameters()
+        ]
+        o = recipe.optim
+        self.opt = {"generator": build_optimizer(g_params, o.generator), "discriminator": build_optimizer(d_params, o.discriminator)}
+        self.sched = {
+            "generator": build_scheduler(self.opt["generator"], o.generator, self.total_steps, self.steps_per_epoch),
+            "discriminator": build_scheduler(self.opt["discriminator"], o.discriminator, self.total_steps, self.steps_per_epoch),
+        }
+        self.ema: AveragedModel | None = None
+        if t.ema_decay is not None:
+            self.ema = AveragedModel(self.nets.generator, multi_avg_fn=get_ema_multi_avg_fn(t.ema_decay), use_buffers=True)
+            self.ema.requires_grad_(False)
+
+        self.noise_gen = torch.Generator().manual_seed(t.seed + 1)
+        self.input_grad = any(term.module.needs_input_grad for term in self.nets.terms("discriminator"))
+        self.step = 0
+        self.elapsed = 0.0
+        self._stop_requested = False
+        self._fixed = self._fixed_samples()
+
+    # ---------------------------------------------------------------- helpers
+    def _fixed_samples(self) -> dict[str, Any]:
+        s = self.recipe.samples
+        g = torch.Generator().manual_seed(self.recipe.train.seed + 2)
+        z = make_noise(s.per_caption, self.nets.generator.z_dim, g, s.truncation)
+        return {"z": z, **self.data.fixed_captions(s.captions)}
+
+    def _text(self, batch: dict[str, Any]) -> TextBatch:
+        dev = self.device
+        return TextBatch(
+            tokens=batch["tokens"].to(dev) if batch.get("tokens") is not None else None,
+            lengths=batch["lengths"].to(dev) if batch.get("lengths") is not None else None,
+            embeddings=batch["embeddings"].to(dev) if batch.get("embeddings") is not None else None,
+            captions=batch.get("captions"),
+        )
+
+    def _autocast(self) -> contextlib.AbstractContextManager[Any]:
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
+
+    def _images(self, t: torch.Tensor) -> torch.Tensor:
+        return t.to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format)
+
+    def _noise(self, n: int) -> torch.Tensor:
+        return make_noise(n, self.nets.generator.z_dim, self.noise_gen).to(self.device)
+
+    def _context(self, phase: str, batch: dict[str, Any]) -> StepContext:
+        text = self._text(batch)
+        grad = phase == "discriminator" and self.joint_text
+        with torch.set_grad_enabled(grad):
+            out = self.nets.text_encoder(text)
+        real = self._images(batch["images"])
+        wrong = batch.get("wrong_images")
+        return StepContext(
+            phase=phase,  # type: ignore[arg-type]
+            generator=self.generator_fn,  # type: ignore[arg-type]
+            discriminator=self.nets.discriminator,
+            real=real,
+            cond=out.sentence.float(),
+            z=self._noise(real.shape[0]),
+            text=text,
+            wrong=self._images(wrong) if wrong is not None else None,
+            labels=batch["labels"].to(self.device) if batch.get("labels") is not None else None,
+            words=out.words,
+            input_grad=self.input_grad and phase == "discriminator",
+            sample_noise=self._noise,
+        )
+
+    def _phase(self, network: str, batches: list[dict[str, Any]]) -> dict[str, float]:
+        """Forward + backward of one network's objective over the micro-batches, then a step."""
+        logs: dict[str, float] = {}
+        terms = self.nets.terms(network)
+        accum = len(batches)
+        for batch in batches:
+            ctx = self._context(network, batch)
+            with self._autocast():
+                values = [(term, term.module(ctx).float()) for term in terms]
+            total = sum(term.weight * v for term, v in values)
+            assert isinstance(total, torch.Tensor)
+            if not bool(torch.isfinite(total)):
+                bad = [term.name for term, v in values if not bool(torch.isfinite(v))]
+                raise TrainingDiverged(
+                    f"the {network} loss became {float(total)} at step {self.step + 1} (terms: {', '.join(bad) or 'sum'})",
+                    "lower the learning rate, check the data, or add a regulariser; the last good checkpoint is kept",
+                )
+            (total / accum).backward()
+            for term, v in values:
+                logs[f"{network[0]}/{term.name}"] = logs.get(f"{network[0]}/{term.name}", 0.0) + float(v.detach()) / accum
+            logs[f"{network[0]}/total"] = logs.get(f"{network[0]}/total", 0.0) + float(total.detach()) / accum
+            for k, v in ctx.logs.items():
+                logs[f"{network[0]}/{k}"] = v
+        self.opt[network].step()
+        self.opt[network].zero_grad(set_to_none=True)
+        module = self.nets.generator if network == "generator" else self.nets.discriminator
+        for term in terms:
+            term.module.after_step(module)
+        return logs
+
+    def train_step(self) -> dict[str, float]:
+        t = self.recipe.train
+        nets = self.nets
+        for module in nets.modules().values():
+            module.train()
+        if not (self.joint_text or self.recipe.text_encoder.mode == "joint"):
+            nets.text_encoder.eval()
+        logs: dict[str, float] = {}
+        batches: list[dict[str, Any]] = []
+        for _ in range(t.d_steps):
+            batches = [self.stream.next() for _ in range(t.grad_accum)]
+            logs.update(self._phase("discriminator", batches))
+        nets.discriminator.requires_grad_(False)
+        try:
+            logs.update(self._phase("generator", batches))
+        finally:
+            nets.discriminator.requires_grad_(True)
+        for sched in self.sched.values():
+            sched.step()
+        self.step += 1
+        if self.ema is not None:
+            if self.step <= t.ema_start:
+                self.ema.module.load_state_dict(nets.generator.state_dict())
+            else:
+                self.ema.update_parameters(nets.generator)
+        return logs
+
+    # -------------------------------------------------------------- artefacts
+    def sample_generator(self) -> torch.nn.Module:
+        return self.ema.module if self.ema is not None else self.nets.generator
+
+    @torch.no_grad()
+    def write_samples(self) -> Path:
+        fx = self._fixed
+        g = self.sample_generator()
+        was_training = g.training
+        g.eval()
+        self.nets.text_encoder.eval()
+        cond = self.nets.text_encoder(self._text(fx["batch"])).sentence.float()
+        n_cap, n_z = cond.shape[0], fx["z"].shape[0]
+        cond = cond.repeat_interleave(n_z, dim=0)
+        z = fx["z"].to(self.device).repeat(n_cap, 1)
+        images = torch.cat([g(z[i : i + 64], cond[i : i + 64]).images.float() for i in range(0, z.shape[0], 64)])
+        g.train(was_training)
+        path = self.run_dir / "samples" / f"step_{self.step:07d}.png"
+        save_grid(images, path, nrow=n_z, captions=fx["captions"])
+        return path
+
+    def state_dict(self) -> dict[str, Any]:
+        state: dict[str, Any] = {
+            "format": 1,
+            "step": self.step,
+            "elapsed": self.elapsed,
+            "stream": self.stream.state(),
+            "models": {k: m.state_dict() for k, m in self.nets.modules().items()},
+            "losses": {t.name: t.module.state_dict() for t in self.nets.losses},
+            "optim": {k: o.state_dict() for k, o in self.opt.items()},
+            "sched": {k: s.state_dict() for k, s in self.sched.items()},
+            "rng": {"torch": torch.get_rng_state(), "noise": self.noise_gen.get_state()},
+        }
+        if torch.cuda.is_available():
+            state["rng"]["cuda"] = torch.cuda.get_rng_state_all()
+        if self.ema is not None:
+            state["ema"] = self.ema.state_dict()
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.step, self.elapsed = int(state["step"]), float(state.get("elapsed", 0.0))
+        self.stream.load_state(state["stream"])
+        for k, m in self.nets.modules().items():
+            m.load_state_dict(state["models"][k])
+        for t in self.nets.losses:
+            t.module.load_state_dict(state["losses"].get(t.name, {}))
+        for k, o in self.opt.items():
+            o.load_state_dict(state["optim"][k])
+        for k, s in self.sched.items():
+            s.load_state_dict(state["sched"][k])
+        torch.set_rng_state(state["rng"]["torch"])
+        self.noise_gen.set_state(state["rng"]["noise"])
+        if "cuda" in state["rng"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+        if self.ema is not None and "ema" in state:
+            self.ema.load_state_dict(state["ema"])
+
+    def save(self) -> Path:
+        return save_checkpoint(
+            self.state_dict(), self.run_dir / "checkpoints", self.step, self.recipe.intervals.keep_checkpoints
+        )
+
+    def resume(self, checkpoint: Path) -> None:
+        self.load_state_dict(load_checkpoint(checkpoint, map_location=self.device))
+
+    def write_static_files(self) -> None:
+        write_run_files(self.run_dir, self.recipe, self.registry, self.nets.infos, self.data.context)
+        self.data.save_vocab(self.run_dir)
+        rows = parameter_table(self.nets.modules())
+        atomic_write_text(self.run_dir / "params.json", json.dumps(rows, indent=2) + "\n")
+        md = ["| network | total | trainable | MB |", "|---|---:|---:|---:|"]
+        md += [f"| {r['network']} | {r['total']:,} | {r['trainable']:,} | {r['mb']:.2f} |" for r in rows]
+        atomic_write_text(self.run_dir / "params.md", "\n".join(md) + "\n")
+
+    # ------------------------------------------------------------------- loop
+    def request_stop(self) -> None:
+        """Finish the current step, save, and return (what Ctrl-C does)."""
+        self._stop_requested = True
+
+    @contextlib.contextmanager
+    def _sigint_saves(self) -> Iterator[None]:
+        def handler(signum: int, frame: Any) -> None:
+            if self._stop_requested:
+                raise KeyboardInterrupt
+            self._stop_requested = True
+
+        try:
+            previous = signal.signal(signal.SIGINT, handler)
+        except ValueError:  # not in the main thread
+            yield
+            return
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+    def fit(self, progress: Any = None, stop_after: int | None = None) -> str:
+        """Train to the end (``"finished"``), or until Ctrl-C / ``max_minutes`` /
+        ``stop_after`` steps (``"interrupted"``); a checkpoint is saved either way."""
+        iv, t = self.recipe.intervals, self.recipe.train
+        metrics_path = self.run_dir / "metrics.jsonl"
+        start = time.perf_counter() - self.elapsed
+        last_time, last_images = time.perf_counter(), 0
+        images_per_step = t.batch_size * t.grad_accum
+        status = "finished"
+        with self._sigint_saves(), open(metrics_path, "a", encoding="utf-8") as metrics:
+            if self.step == 0:
+                self.write_samples()
+            while self.step < self.total_steps:
+                logs = self.train_step()
+                last_images += images_per_step
+                self.elapsed = time.perf_counter() - start
+                if self.step % iv.log == 0 or self.step == self.total_steps:
+                    now = time.perf_counter()
+                    record = {
+                        "step": self.step,
+                        "epoch": self.step / self.steps_per_epoch,
+                        "time_s": round(self.elapsed, 3),
+                        "images_per_s": round(last_images / max(now - last_time, 1e-9), 2),
+                        "lr_g": self.sched["generator"].get_last_lr()[0],
+                        "lr_d": self.sched["discriminator"].get_last_lr()[0],
+                        **logs,
+                    }
+                    metrics.write(json.dumps(record) + "\n")
+                    metrics.flush()
+                    last_time, last_images = now, 0
+                    if progress is not None:
+                        progress(self, record)
+                if self.step % iv.samples == 0:
+                    self.write_samples()
+                if self.step % iv.checkpoint == 0 and self.step < self.total_steps:
+                    self.save()
+                out_of_time = t.max_minutes is not None and self.elapsed > t.max_minutes * 60
+                if self._stop_requested or out_of_time or (stop_after is not None and self.step >= stop_after):
+                    status = "interrupted" if not out_of_time else "time limit"
+                    break
+        if self.step % iv.samples != 0:
+            self.write_samples()
+        self.save()
+        from ganreg.train.plots import plot_losses
+
+        plot_losses(metrics_path, self.run_dir / "loss_curves.png")
+        return status
+
+
+def epoch_of(step: int, steps_per_epoch: int) -> int:
+    return math.floor(step / max(1, steps_per_epoch))
+
+
+def start_or_resume(
+    recipe: Recipe, registry: Registry, run_dir: Path, device: str | None, resume: bool, checkpoint: Path | None = None
+) -> Trainer:
+    trainer = Trainer(recipe, registry, run_dir, device)
+    if resume:
+        trainer.resume(checkpoint or run_dir / "checkpoints" / "latest.pt")
+    else:
+        trainer.write_static_files()
+    if trainer.total_steps < 1:
+        raise UserError("the recipe trains for 0 steps", "set train.steps or train.epochs")
+    return trainer

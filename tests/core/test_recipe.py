@@ -1,0 +1,103 @@
+"""Recipe validation: every problem at once, each with its JSON path and a fix."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from ganreg.errors import RecipeError, UserError
+from ganreg.plugins import load_plugin
+from ganreg.recipe import apply_overrides, load_recipe, recipe_schema, validate_recipe
+from ganreg.registry import Registry
+
+
+@pytest.fixture
+def registry() -> Registry:
+    import ganreg.builtin
+    import ganreg_dfgan.plugin
+
+    reg = Registry()
+    load_plugin(reg, ganreg.builtin, "core", strict=True)
+    load_plugin(reg, ganreg_dfgan.plugin, "dfgan", strict=True)
+    return reg
+
+
+def base_recipe() -> dict:
+    return {
+        "version": 1,
+        "data": {"source": "shapes", "image_size": 32, "num_images": 64},
+        "text_encoder": {"name": "lstm"},
+        "generator": {"name": "dfgan", "params": {"nf": 8}},
+        "discriminator": {"name": "dfgan", "params": {"nf": 8}},
+        "losses": [{"name": "hinge"}, {"name": "hinge_generator"}, {"name": "magp"}],
+        "train": {"steps": 2, "batch_size": 8},
+    }
+
+
+def problems(raw: dict, registry: Registry) -> dict[str, tuple[str, str | None]]:
+    with pytest.raises(RecipeError) as exc:
+        validate_recipe(raw, registry)
+    return {path: (msg, fix) for path, msg, fix in exc.value.problems}
+
+
+def test_valid_recipe(registry: Registry) -> None:
+    r = validate_recipe(base_recipe(), registry)
+    assert r.train.steps == 2 and r.text_encoder.mode == "pretrain"
+
+
+def test_all_problems_at_once_with_paths(registry: Registry) -> None:
+    raw = base_recipe()
+    raw["generator"]["name"] = "dfgn"  # typo
+    raw["train"]["batch_size"] = "sixteen"  # wrong type
+    raw["train"]["bacth_size"] = 16  # unknown key
+    raw["train"]["d_steps"] = 0  # out of range
+    raw["discriminator"]["params"]["nf"] = -3  # out of range, in a component's params
+    found = problems(raw, registry)
+    assert "did you mean 'dfgan'" in (found["generator.name"][1] or "")
+    assert "train.batch_size" in found and "integer" in found["train.batch_size"][0]
+    assert found["train.bacth_size"][0] == "unknown key"
+    assert "train.d_steps" in found and "greater than or equal to 1" in found["train.d_steps"][0]
+    assert "discriminator.params.nf" in found
+
+
+def test_unknown_loss_path_has_index(registry: Registry) -> None:
+    raw = base_recipe()
+    raw["losses"][1]["name"] = "hinge_gen"
+    found = problems(raw, registry)
+    assert "losses.1.name" in found
+
+
+def test_base_recipe_and_overrides(tmp_path: Path, registry: Registry) -> None:
+    (tmp_path / "base.json").write_text(json.dumps(base_recipe()))
+    (tmp_path / "child.json").write_text(json.dumps({"base": "base.json", "train": {"batch_size": 4}}))
+    r = load_recipe(tmp_path / "child.json", registry, ["train.steps=7", "losses.2.weight=0.5", "output.name=x"])
+    assert r.train.batch_size == 4 and r.train.steps == 7 and r.losses[2].weight == 0.5
+    assert r.generator.params == {"nf": 8} and r.output.name == "x" and r.name == "child"
+
+
+def test_override_errors() -> None:
+    with pytest.raises(UserError):
+        apply_overrides({}, ["no_equals_sign"])
+    with pytest.raises(UserError):
+        apply_overrides({"losses": []}, ["losses.3.weight=1"])
+
+
+def test_json_syntax_error_names_line(tmp_path: Path, registry: Registry) -> None:
+    p = tmp_path / "bad.json"
+    p.write_text('{"version": 1,\n "train": {,}}')
+    with pytest.raises(RecipeError) as exc:
+        load_recipe(p, registry)
+    assert exc.value.problems[0][0].startswith("line 2")
+
+
+def test_schema_describes_sections() -> None:
+    schema = recipe_schema()
+    assert {"data", "generator", "losses", "train", "optim"} <= set(schema["properties"])
+    assert schema["additionalProperties"] is False
+
+
+def test_bundled_recipes_validate(installed_registry: Registry) -> None:
+    for path in sorted(Path(__file__).parents[2].joinpath("recipes").glob("*.json")):
+        load_recipe(path, installed_registry)

@@ -1,0 +1,140 @@
+"""Registry and plugin loading: qualified ids, ambiguity, clashes, broken plugins."""
+
+from __future__ import annotations
+
+import types
+
+import pytest
+from pydantic import BaseModel, Field
+
+from ganreg.errors import ComponentError
+from ganreg.interfaces import Generator, GeneratorOutput
+from ganreg.plugins import PluginStatus, hookimpl, load_entry_points, load_plugin
+from ganreg.registry import Registry
+
+
+class P(BaseModel):
+    width: int = Field(8, ge=1)
+
+
+class G(Generator):
+    def __init__(self, params: P, ctx: object) -> None:
+        super().__init__()
+        self.z_dim = params.width
+
+
+def make_plugin(*names: str, kind: str = "generator") -> types.SimpleNamespace:
+    @hookimpl
+    def ganreg_register(register):  # type: ignore[no-untyped-def]
+        for n in names:
+            register(kind, n, G, params=P, summary=f"{n} summary")
+
+    return types.SimpleNamespace(ganreg_register=ganreg_register)
+
+
+def test_qualified_and_bare_names_resolve() -> None:
+    reg = Registry()
+    load_plugin(reg, make_plugin("alpha", "beta"), "one", version="1.2")
+    assert reg.resolve("generator", "alpha").qualified == "one:alpha"
+    assert reg.resolve("generator", "one:beta").version == "1.2"
+    assert reg.plugins["one"].components == ["generator:one:alpha", "generator:one:beta"]
+
+
+def test_ambiguous_bare_name_lists_candidates() -> None:
+    reg = Registry()
+    load_plugin(reg, make_plugin("alpha"), "one")
+    load_plugin(reg, make_plugin("alpha"), "two")
+    with pytest.raises(ComponentError) as exc:
+        reg.resolve("generator", "alpha")
+    assert "ambiguous" in exc.value.message and "one:alpha" in exc.value.message and "two:alpha" in exc.value.message
+    assert reg.resolve("generator", "two:alpha").plugin == "two"
+
+
+def test_duplicate_qualified_id_is_an_error_naming_both() -> None:
+    reg = Registry()
+
+    @hookimpl
+    def ganreg_register(register):  # type: ignore[no-untyped-def]
+        register("generator", "alpha", G, params=P)
+        register("generator", "alpha", G, params=P)
+
+    status = load_plugin(reg, types.SimpleNamespace(ganreg_register=ganreg_register), "dup", distribution="dist-a")
+    assert status.status == "failed"
+    assert "duplicate generator dup:alpha" in status.error and "dist-a" in status.error
+    assert len(reg) == 0, "a failed plugin's registrations are rolled back"
+
+
+def test_unknown_name_suggests_closest() -> None:
+    reg = Registry()
+    load_plugin(reg, make_plugin("dfgan"), "dfgan")
+    with pytest.raises(ComponentError) as exc:
+        reg.resolve("generator", "dfgn")
+    assert "dfgan" in (exc.value.fix or "")
+
+
+def test_broken_plugin_is_isolated_and_strict_reraises() -> None:
+    reg = Registry()
+
+    @hookimpl
+    def ganreg_register(register):  # type: ignore[no-untyped-def]
+        raise RuntimeError("boom")
+
+    broken = types.SimpleNamespace(ganreg_register=ganreg_register)
+    status = load_plugin(reg, broken, "broken")
+    assert status.status == "failed" and "boom" in status.error
+    load_plugin(reg, make_plugin("ok"), "good")
+    assert reg.resolve("generator", "ok").plugin == "good"
+    with pytest.raises(RuntimeError):
+        load_plugin(Registry(), broken, "broken", strict=True)
+
+
+def test_unknown_kind_rejected() -> None:
+    status = load_plugin(Registry(), make_plugin("x", kind="vocoder"), "bad")
+    assert status.status == "failed" and "unknown kind" in status.error
+
+
+def test_wildcards() -> None:
+    reg = Registry()
+    load_plugin(reg, make_plugin("alpha", "beta"), "one")
+    load_plugin(reg, make_plugin("gamma", kind="discriminator"), "two")
+    assert {c.name for c in reg.match("generator:*")} == {"alpha", "beta"}
+    assert {c.name for c in reg.match("*:gamma")} == {"gamma"}
+    assert {c.name for c in reg.match("one:*")} == {"alpha", "beta"}
+
+
+class _EP:
+    """A stand-in entry point whose load raises, as a broken package does."""
+
+    name = "exploding"
+    dist = None
+
+    def load(self) -> None:
+        raise ImportError("No module named 'missing_dependency'")
+
+
+def test_entry_point_import_failure_is_recorded(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ganreg import plugins
+
+    monkeypatch.setattr(plugins.metadata, "entry_points", lambda group: [_EP()])
+    reg = Registry()
+    load_entry_points(reg, strict=False)
+    st = reg.plugins["exploding"]
+    assert isinstance(st, PluginStatus) and st.status == "failed" and "missing_dependency" in st.error
+
+
+def test_blocked_plugin_is_skipped(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ganreg import plugins
+
+    monkeypatch.setattr(plugins.metadata, "entry_points", lambda group: [_EP()])
+    monkeypatch.setenv("GANREG_BLOCK_PLUGINS", "exploding")
+    reg = Registry()
+    load_entry_points(reg)
+    assert reg.plugins["exploding"].status == "blocked"
+
+
+def test_installed_plugins_load(installed_registry: Registry) -> None:
+    statuses = installed_registry.plugins
+    assert statuses["core"].status == "loaded"
+    assert installed_registry.resolve("text_encoder", "lstm").qualified == "core:lstm"
+    for expected in ("dcgan_cls", "dfgan"):
+        assert statuses[expected].status == "loaded", statuses[expected].error

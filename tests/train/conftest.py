@@ -1,0 +1,66 @@
+"""Tiny recipes and runs shared by the training tests."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ganreg.plugins import load_entry_points
+from ganreg.recipe import validate_recipe
+from ganreg.registry import Registry
+
+
+def tiny_recipe(**over: Any) -> dict[str, Any]:
+    recipe: dict[str, Any] = {
+        "version": 1,
+        "name": "tiny",
+        "data": {"source": "shapes", "image_size": 32, "num_images": 96},
+        "text_encoder": {"name": "lstm", "mode": "joint", "params": {"hidden": 16, "embedding_dim": 8}},
+        "generator": {"name": "dcgan_cls", "params": {"ngf": 8, "z_dim": 8, "proj_dim": 8}},
+        "discriminator": {"name": "dcgan_cls", "params": {"ndf": 8, "proj_dim": 8}},
+        "losses": [
+            {"name": "matching_bce", "params": {"wrong_weight": 0.5, "fake_weight": 0.5}},
+            {"name": "generator_bce"},
+            {"name": "feature_matching", "weight": 2.0},
+        ],
+        "train": {"steps": 4, "batch_size": 8, "ema_decay": 0.9, "seed": 3},
+        "intervals": {"log": 1, "samples": 2, "checkpoint": 2},
+        "samples": {"captions": 4, "per_caption": 3},
+    }
+    for key, value in over.items():
+        node = recipe
+        parts = key.split(".")
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+        node[parts[-1]] = value
+    return recipe
+
+
+@pytest.fixture(scope="session")
+def registry() -> Registry:
+    reg = Registry()
+    load_entry_points(reg, strict=True)
+    return reg
+
+
+@pytest.fixture
+def write_recipe(tmp_path: Path):
+    def write(**over: Any) -> Path:
+        path = tmp_path / "recipe.json"
+        path.write_text(json.dumps(tiny_recipe(**over)))
+        return path
+
+    return write
+
+
+@pytest.fixture
+def make_recipe(registry: Registry):
+    """A validated tiny recipe with dotted-key overrides."""
+
+    def make(**over: Any):
+        return validate_recipe(tiny_recipe(**over), registry)
+
+    return make

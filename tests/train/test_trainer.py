@@ -1,0 +1,121 @@
+"""End-to-end training on the CPU: artefacts, exact resume, safety."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from ganreg.errors import TrainingDiverged, UserError
+from ganreg.train.checkpoint import load_checkpoint
+from ganreg.train.trainer import Trainer, start_or_resume
+
+
+def losses(run_dir: Path) -> list[dict[str, float]]:
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    return [{k: v for k, v in r.items() if k.startswith(("d/", "g/")) or k == "step"} for r in rows]
+
+
+def test_two_step_run_writes_every_artefact(tmp_path: Path, registry, make_recipe) -> None:  # type: ignore[no-untyped-def]
+    run = tmp_path / "run"
+    recipe = make_recipe(**{"train.steps": 2})
+    trainer = start_or_resume(recipe, registry, run, "cpu", resume=False)
+    assert trainer.fit() == "finished"
+    for name in ("recipe.resolved.json", "run.json", "vocab.json", "metrics.jsonl", "loss_curves.png", "params.json", "params.md"):
+        assert (run / name).is_file(), name
+    meta = json.loads((run / "run.json").read_text())
+    assert meta["components"]["generator"]["id"] == "dcgan_cls:dcgan_cls"
+    assert meta["plugins"]["dcgan_cls"]["version"] == "0.1.0"
+    assert (run / "checkpoints" / "latest.pt").is_file() and (run / "checkpoints" / "step_0000002.pt").is_file()
+    assert (run / "samples" / "step_0000000.png").is_file() and (run / "samples" / "step_0000002.png").is_file()
+    captions = (run / "samples" / "step_0000002.txt").read_text().splitlines()
+    assert len(captions) == 4
+    rows = losses(run)
+    assert [r["step"] for r in rows] == [1, 2]
+    assert {"d/matching_bce", "g/generator_bce", "g/feature_matching", "d/total", "g/total"} <= set(rows[0])
+    params = {r["network"]: r for r in json.loads((run / "params.json").read_text())}
+    assert params["generator"]["total"] == sum(p.numel() for p in trainer.nets.generator.parameters())
+    # the resolved recipe re-creates the run
+    again = json.loads((run / "recipe.resolved.json").read_text())
+    assert again["train"]["steps"] == 2 and again["generator"]["params"]["ngf"] == 8
+
+
+def test_kill_and_resume_gives_identical_losses(tmp_path: Path, registry, make_recipe) -> None:  # type: ignore[no-untyped-def]
+    recipe = make_recipe(**{"train.steps": 4})
+    straight = tmp_path / "straight"
+    start_or_resume(recipe, registry, straight, "cpu", resume=False).fit()
+
+    broken = tmp_path / "broken"
+    first = start_or_resume(recipe, registry, broken, "cpu", resume=False)
+    assert first.fit(stop_after=2) == "interrupted"
+    assert load_checkpoint(broken / "checkpoints" / "latest.pt")["step"] == 2
+    resumed = start_or_resume(recipe, registry, broken, "cpu", resume=True)
+    assert resumed.step == 2
+    assert resumed.fit() == "finished"
+    assert losses(straight) == losses(broken)
+    a = torch.load(straight / "checkpoints" / "latest.pt", weights_only=True)
+    b = torch.load(broken / "checkpoints" / "latest.pt", weights_only=True)
+    for k, v in a["ema"].items():
+        torch.testing.assert_close(v, b["ema"][k], rtol=0, atol=0)
+
+
+def test_corrupted_latest_checkpoint_is_reported(tmp_path: Path, registry, make_recipe) -> None:  # type: ignore[no-untyped-def]
+    run = tmp_path / "run"
+    recipe = make_recipe(**{"train.steps": 2})
+    start_or_resume(recipe, registry, run, "cpu", resume=False).fit()
+    latest = run / "checkpoints" / "latest.pt"
+    latest.write_bytes(latest.read_bytes()[: latest.stat().st_size // 2])
+    with pytest.raises(UserError) as exc:
+        start_or_resume(recipe, registry, run, "cpu", resume=True)
+    assert "corrupted" in exc.value.message and "latest.pt" in exc.value.message
+    assert "step_0000002.pt" in (exc.value.fix or "")
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path: Path, registry, make_recipe) -> None:  # type: ignore[no-untyped-def]
+    run = tmp_path / "run"
+    recipe = make_recipe(**{"train.steps": 4})
+    trainer = start_or_resume(recipe, registry, run, "cpu", resume=False)
+    trainer.fit(stop_after=2)
+    good = (run / "checkpoints" / "latest.pt").read_bytes()
+    trainer = start_or_resume(recipe, registry, run, "cpu", resume=True)
+    with torch.no_grad():
+        for p in trainer.nets.discriminator.parameters():
+            p.fill_(float("nan"))
+    with pytest.raises(TrainingDiverged) as exc:
+        trainer.fit()
+    assert "step 3" in exc.value.message and "discriminator" in exc.value.message
+    assert (run / "checkpoints" / "latest.pt").read_bytes() == good
+
+
+def test_atomic_checkpoint_survives_a_crash_mid_write(tmp_path: Path, registry, make_recipe, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    run = tmp_path / "run"
+    recipe = make_recipe(**{"train.steps": 2})
+    trainer: Trainer = start_or_resume(recipe, registry, run, "cpu", resume=False)
+    trainer.fit()
+    before = (run / "checkpoints" / "latest.pt").read_bytes()
+
+    def crash(obj, fh):  # type: ignore[no-untyped-def]
+        fh.write(b"partial")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", crash)
+    with pytest.raises(OSError):
+        trainer.save()
+    assert (run / "checkpoints" / "latest.pt").read_bytes() == before
+    assert not list((run / "checkpoints").glob(".*tmp"))
+
+
+def test_checkpoint_is_weights_only(tmp_path: Path) -> None:
+    import pickle
+
+    evil = tmp_path / "evil.pt"
+
+    class Boom:
+        def __reduce__(self):  # type: ignore[no-untyped-def]
+            return (print, ("pwned",))
+
+    evil.write_bytes(pickle.dumps({"format": 1, "x": Boom()}))
+    with pytest.raises(UserError):
+        load_checkpoint(evil)
