@@ -119,3 +119,23 @@ def test_checkpoint_is_weights_only(tmp_path: Path) -> None:
     evil.write_bytes(pickle.dumps({"format": 1, "x": Boom()}))
     with pytest.raises(UserError):
         load_checkpoint(evil)
+
+
+@pytest.mark.parametrize(
+    "over",
+    [
+        {"train.grad_accum": 2, "train.d_steps": 2},
+        {"train.amp": "bf16", "train.channels_last": True},
+        {"text_encoder.mode": "pretrain", "text_encoder.pretrain": {"epochs": 1}, "optim.generator": {"schedule": {"name": "cosine"}}},
+    ],
+    ids=["accum-dsteps", "bf16-channels_last", "pretrained-text-cosine"],
+)
+def test_training_options_run(tmp_path: Path, registry, make_recipe, over) -> None:  # type: ignore[no-untyped-def]
+    recipe = make_recipe(**{"train.steps": 2, **over})
+    trainer = start_or_resume(recipe, registry, tmp_path / "run", "cpu", resume=False)
+    assert trainer.fit() == "finished"
+    rows = losses(tmp_path / "run")
+    assert all(torch.isfinite(torch.tensor(v)) for r in rows for v in r.values())
+    if over.get("text_encoder.mode") == "pretrain":
+        assert not any(p.requires_grad for p in trainer.nets.text_encoder.parameters())
+        assert trainer.sched["generator"].get_last_lr()[0] < recipe.optim.generator.lr

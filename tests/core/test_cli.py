@@ -1,0 +1,108 @@
+"""The CLI as a user runs it: output, exit codes, no tracebacks on user errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+RECIPES = Path(__file__).parents[2] / "recipes"
+
+
+def ganreg(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    full_env = {**os.environ, "COLUMNS": "200", **(env or {})}
+    full_env.pop("GANREG_NO_PLUGIN_AUTOLOAD", None)
+    return subprocess.run(
+        [sys.executable, "-m", "ganreg.cli", *args], capture_output=True, text=True, cwd=cwd, env=full_env, timeout=300
+    )
+
+
+def test_list_json_and_filter() -> None:
+    res = ganreg("list", "generator:*", "--json")
+    assert res.returncode == 0, res.stderr
+    rows = json.loads(res.stdout)
+    assert rows and all(r["kind"] == "generator" for r in rows)
+    assert {"dfgan:dfgan", "dcgan_cls:dcgan_cls"} <= {r["id"] for r in rows}
+    table = ganreg("list")
+    assert "core:lstm" in table.stdout and "dfgan:magp" in table.stdout
+
+
+def test_plugins_lists_status() -> None:
+    res = ganreg("plugins", "--json")
+    rows = {p["name"]: p for p in json.loads(res.stdout)}
+    assert rows["core"]["status"] == "loaded" and "text_encoder:core:lstm" in rows["core"]["components"]
+    assert rows["dfgan"]["distribution"] == "ganreg-dfgan"
+
+
+def test_show_prints_params_and_paper() -> None:
+    res = ganreg("show", "lstm")
+    assert res.returncode == 0, res.stderr
+    assert "core:lstm" in res.stdout and "hidden" in res.stdout and "DAMSM" in res.stdout
+
+
+def test_show_unknown_suggests() -> None:
+    res = ganreg("show", "dfgn")
+    assert res.returncode == 2
+    assert "dfgan" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_validate_reports_all_problems_exit_2(tmp_path: Path) -> None:
+    recipe = json.loads((RECIPES / "dfgan.json").read_text())
+    recipe["generator"]["name"] = "dfgn"
+    recipe["train"]["batch_size"] = 0
+    recipe["train"]["bogus"] = 1
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(recipe))
+    res = ganreg("validate", str(bad))
+    assert res.returncode == 2
+    assert "generator.name" in res.stderr and "did you mean 'dfgan'" in res.stderr
+    assert "train.batch_size" in res.stderr and "train.bogus" in res.stderr
+    assert "Traceback" not in res.stderr
+    ok = ganreg("validate", str(RECIPES / "dfgan.json"))
+    assert ok.returncode == 0, ok.stderr
+
+
+def test_schema_is_json_schema() -> None:
+    res = ganreg("schema")
+    schema = json.loads(res.stdout)
+    assert schema["title"] == "ganreg recipe" and "losses" in schema["properties"]
+
+
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["run", "missing.json"], "recipe file not found"),
+        (["generate", "not_a_run", "a red circle"], "not a ganreg run directory"),
+        (["run", "--resume", "not_a_run"], "not a ganreg run directory"),
+        (["run", str(RECIPES / "dfgan.json"), "--set", "nokeyvalue"], "key=value"),
+        (["run", str(RECIPES / "dfgan.json"), "--device", "cuda:7"] if not __import__("torch").cuda.is_available() else ["run", "x.json"], ""),
+    ],
+)
+def test_user_errors_exit_2_without_traceback(args: list[str], needle: str, tmp_path: Path) -> None:
+    res = ganreg(*args, cwd=tmp_path)
+    assert res.returncode == 2, res.stdout + res.stderr
+    assert needle in res.stderr
+    assert "Traceback" not in res.stderr
+
+
+def test_broken_plugin_does_not_take_the_cli_down(tmp_path: Path) -> None:
+    """A plugin that raises on import is listed as failed; other commands work."""
+    dist = tmp_path / "site" / "broken_plugin-0.1.dist-info"
+    dist.mkdir(parents=True)
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: broken-plugin\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text("[ganreg]\nbroken = broken_plugin_mod\n")
+    (tmp_path / "site" / "broken_plugin_mod.py").write_text("raise RuntimeError('plugin exploded on import')\n")
+    env = {"PYTHONPATH": str(tmp_path / "site")}
+    res = ganreg("plugins", "--json", env=env)
+    assert res.returncode == 0, res.stderr
+    rows = {p["name"]: p for p in json.loads(res.stdout)}
+    assert rows["broken"]["status"] == "failed" and "plugin exploded" in rows["broken"]["error"]
+    assert ganreg("list", "--json", env=env).returncode == 0
+    blocked = ganreg("plugins", "--json", env={**env, "GANREG_BLOCK_PLUGINS": "broken"})
+    assert {p["name"]: p for p in json.loads(blocked.stdout)}["broken"]["status"] == "blocked"
+    strict = ganreg("list", env={**env, "GANREG_STRICT_PLUGINS": "1"})
+    assert strict.returncode != 0 and "plugin exploded" in strict.stderr

@@ -1,0 +1,77 @@
+"""`ganreg run` / `generate` as a user runs them."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from ganreg import plugins
+from ganreg.cli import cli
+
+
+def _runner(monkeypatch) -> CliRunner:  # type: ignore[no-untyped-def]
+    plugins.reset_registry()
+    monkeypatch.delenv("GANREG_NO_PLUGIN_AUTOLOAD", raising=False)
+    return CliRunner()
+
+
+def test_dry_run_prints_recipe_and_parameter_counts(write_recipe, monkeypatch, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    res = _runner(monkeypatch).invoke(cli, ["run", str(write_recipe()), "--dry-run", "--set", "train.batch_size=4"])
+    assert res.exit_code == 0, res.output
+    assert '"batch_size": 4' in res.output and "generator" in res.output and "discriminator" in res.output
+    assert not (tmp_path / "runs").exists()
+
+
+def test_run_then_generate(write_recipe, monkeypatch, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    runner = _runner(monkeypatch)
+    out = tmp_path / "run"
+    res = runner.invoke(cli, ["run", str(write_recipe(**{"train.steps": 2})), "--out", str(out), "--device", "cpu"])
+    assert res.exit_code == 0, res.output
+    assert "finished at step 2/2" in res.output
+    caps = tmp_path / "caps.txt"
+    caps.write_text("a big red circle in the center\n\na small blue star in the top left\n")
+    png = tmp_path / "gen.png"
+    res = runner.invoke(
+        cli, ["generate", str(out), "a green square", "--captions", str(caps), "-n", "3", "-o", str(png), "--seed", "1", "--truncation", "0.8"]
+    )
+    assert res.exit_code == 0, res.output
+    from PIL import Image
+
+    w, h = Image.open(png).size
+    assert (w, h) == (3 * 32 + 4 * 2, 3 * 32 + 4 * 2)  # 3 captions x 3 images of 32 px, 2 px padding
+    assert png.with_suffix(".txt").read_text().splitlines()[0] == "row 1: a green square"
+    again = tmp_path / "again.png"
+    runner.invoke(cli, ["generate", str(out), "a green square", "--captions", str(caps), "-n", "3", "-o", str(again), "--seed", "1", "--truncation", "0.8"])
+    assert again.read_bytes() == png.read_bytes(), "a fixed seed gives the same images"
+
+
+def test_ctrl_c_saves_and_exits_cleanly(write_recipe, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    recipe = write_recipe(**{"train.steps": 100000, "intervals.samples": 100000, "intervals.checkpoint": 100000})
+    out = tmp_path / "run"
+    env = {k: v for k, v in os.environ.items() if k != "GANREG_NO_PLUGIN_AUTOLOAD"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ganreg.cli", "run", str(recipe), "--out", str(out), "--device", "cpu"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )
+    metrics = out / "metrics.jsonl"
+    deadline = time.time() + 240
+    while time.time() < deadline and not (metrics.exists() and metrics.read_text().count("\n") >= 2):
+        time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stdout + stderr
+    assert "Traceback" not in stderr
+    assert "ganreg run --resume" in stdout
+    from ganreg.train.checkpoint import load_checkpoint
+
+    step = load_checkpoint(out / "checkpoints" / "latest.pt")["step"]
+    assert step >= 2
+    last = json.loads(metrics.read_text().splitlines()[-1])["step"]
+    assert last <= step
