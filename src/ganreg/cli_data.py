@@ -50,7 +50,9 @@ def _check_free(path: Path, force: bool) -> None:
         raise UserError(f"{path} already exists", "choose another --out or pass --force to replace it")
 
 
-@make.command("shapes", help=f"""Write the built-in captioned shapes set to --out.
+@make.command(
+    "shapes",
+    help=f"""Write the built-in captioned shapes set to --out.
 
 \b
 --format hdf5: one file in the seed projects' HDF5 layout (train/test groups,
@@ -58,14 +60,25 @@ def _check_free(path: Path, force: bool) -> None:
 --format folder: DIR/images/<class>/<name>.jpg, DIR/text_c10/<class>/<name>.txt,
   DIR/trainclasses.txt and DIR/testclasses.txt.
 
-{EMBEDDING_NOTE}""")
+{EMBEDDING_NOTE}""",
+)
 @click.option("--out", "out", required=True, type=click.Path(path_type=Path), help="Output folder (or .h5 file).")
 @click.option("--size", default=64, show_default=True, type=click.IntRange(32, 256), help="Image side in pixels.")
-@click.option("--count", default=10000, show_default=True, type=click.IntRange(48, 1_000_000), help="Images (all classes).")
+@click.option(
+    "--count", default=10000, show_default=True, type=click.IntRange(48, 1_000_000), help="Images (all classes)."
+)
 @click.option("--seed", default=0, show_default=True, type=click.IntRange(0), help="Images, captions and class split.")
 @click.option("--format", "fmt", default="hdf5", show_default=True, type=click.Choice(["hdf5", "folder"]))
+@click.option(
+    "--captions",
+    "n_captions",
+    default=10,
+    show_default=True,
+    type=click.IntRange(1, 10),
+    help="Captions written per image (the seed converters kept 5 of 10; each is one HDF5 group).",
+)
 @click.option("--force", is_flag=True, help="Replace an existing output file.")
-def make_shapes(out: Path, size: int, count: int, seed: int, fmt: str, force: bool) -> None:
+def make_shapes(out: Path, size: int, count: int, seed: int, fmt: str, n_captions: int, force: bool) -> None:
     from ganreg.data._util import atomic_dir, encode_jpeg
     from ganreg.data.shapes import all_specs, class_names, class_split, load_or_generate
 
@@ -80,7 +93,7 @@ def make_shapes(out: Path, size: int, count: int, seed: int, fmt: str, force: bo
     def records(split: str) -> Iterator[tuple[str, str, bytes, list[str]]]:
         for i, s in enumerate(specs):
             if split_of[s.label] == split:
-                yield f"image_{i + 1:05d}", names[s.label], encode_jpeg(images[i]), list(s.captions)
+                yield f"image_{i + 1:05d}", names[s.label], encode_jpeg(images[i]), list(s.captions[:n_captions])
 
     if fmt == "hdf5":
         from ganreg.data.hdf5 import write_hdf5
@@ -113,7 +126,9 @@ CONVERT_SPLIT_FILES = {
 }
 
 
-@make.command("hdf5", help=f"""Convert a folder dataset to one HDF5 file in the seed layout.
+@make.command(
+    "hdf5",
+    help=f"""Convert a folder dataset to one HDF5 file in the seed layout.
 
 \b
 FOLDER holds <images_dir>/[<class>/]<name>.jpg, text_c10/<class>/<name>.txt
@@ -122,7 +137,8 @@ valclasses.txt (optional) and testclasses.txt, as for the seed converters.
 Images are stored as their original file bytes; every caption line becomes
 one group <name>_<c>.
 
-{EMBEDDING_NOTE}""")
+{EMBEDDING_NOTE}""",
+)
 @click.option("--from", "src", required=True, type=click.Path(path_type=Path), help="Folder dataset root.")
 @click.option("--out", "out", required=True, type=click.Path(path_type=Path), help="Output .h5 file.")
 @click.option("--images-dir", default=None, help="Image folder under FOLDER (default: images/, jpg/ or CUB's).")
@@ -150,7 +166,8 @@ def make_hdf5(src: Path, out: Path, images_dir: str | None, captions_dir: str, f
     con = _console()
     with con.status(f"writing {out}"):
         counts = write_hdf5(out, {s: ds.records() for s, ds in datasets.items()})
-    con.print(f"[green]wrote[/] {out}: " + ", ".join(f"{k} {len(datasets[k])} images / {v} captions" for k, v in counts.items()))
+    summary = ", ".join(f"{k} {len(datasets[k])} images / {v} captions" for k, v in counts.items())
+    con.print(f"[green]wrote[/] {out}: {summary}")
     con.print(f"[dim]{EMBEDDING_NOTE}[/]")
 
 
@@ -174,8 +191,10 @@ def _stored_sizes(ds: Any, limit: int) -> tuple[list[tuple[int, int]], int]:
             with Image.open(io.BytesIO(ds.image_bytes(i))) as im:
                 sizes.append(im.size)
         except OSError as exc:
-            raise DataError(f"cannot decode image of item {i} in {ds.source} split '{ds.split}': {exc}",
-                            "replace or remove the corrupt image") from None
+            raise DataError(
+                f"cannot decode image of item {i} in {ds.source} split '{ds.split}': {exc}",
+                "replace or remove the corrupt image",
+            ) from None
     return sizes, len(sizes)
 
 
@@ -250,7 +269,9 @@ def describe_path(path: str, *, size: int = 64, count: int = 10000, seed: int = 
 @click.option("--size", default=64, show_default=True, type=click.IntRange(32, 256), help="shapes: image side.")
 @click.option("--count", default=10000, show_default=True, type=click.IntRange(48), help="shapes: images.")
 @click.option("--seed", default=0, show_default=True, type=click.IntRange(0), help="shapes: seed.")
-@click.option("--sample", default=500, show_default=True, type=click.IntRange(1), help="Images per split read for sizes.")
+@click.option(
+    "--sample", default=500, show_default=True, type=click.IntRange(1), help="Images per split read for sizes."
+)
 def info(path: str, as_json: bool, size: int, count: int, seed: int, sample: int) -> None:
     """Describe PATH: an HDF5 file, a dataset folder, or 'shapes' (the built-in set).
 
@@ -272,9 +293,14 @@ def info(path: str, as_json: bool, size: int, count: int, seed: int, sample: int
     table = Table("split", "images", "captions", "per image", "classes", "image size", "examples of classes")
     for s, d in desc["splits"].items():
         sz = d.get("image_size")
-        size_txt = "-" if not sz else (
-            f"{sz['min'][0]}x{sz['min'][1]}" if sz["min"] == sz["max"]
-            else f"{sz['min'][0]}x{sz['min'][1]} .. {sz['max'][0]}x{sz['max'][1]}"
+        size_txt = (
+            "-"
+            if not sz
+            else (
+                f"{sz['min'][0]}x{sz['min'][1]}"
+                if sz["min"] == sz["max"]
+                else f"{sz['min'][0]}x{sz['min'][1]} .. {sz['max'][0]}x{sz['max'][1]}"
+            )
         )
         if d.get("image_size_sampled") and d["image_size_sampled"] < d["images"]:
             size_txt += f" ({d['image_size_sampled']} sampled)"

@@ -29,6 +29,7 @@ from ganreg.data.build import (
     build_dataset,
     build_vocabulary,
     make_loader,
+    unwrap_worker_error,
 )
 from ganreg.data.config import DataConfig
 from ganreg.data.tokenizer import Collator, Vocabulary, collate, tokenize
@@ -46,4 +47,5 @@ __all__ = [
     "collate",
     "make_loader",
     "tokenize",
+    "unwrap_worker_error",
 ]

@@ -133,8 +133,8 @@ class CaptionedImageDataset(Dataset):
             uniq, starts, counts = np.unique(labels[order], return_index=True, return_counts=True)
             self._wrong_table = (
                 order,
-                {int(u): int(s) for u, s in zip(uniq, starts)},
-                {int(u): int(c) for u, c in zip(uniq, counts)},
+                {int(u): int(s) for u, s in zip(uniq, starts, strict=True)},
+                {int(u): int(c) for u, c in zip(uniq, counts, strict=True)},
             )
         order, starts, counts = self._wrong_table
         label = self._label_of(index)

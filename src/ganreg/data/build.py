@@ -86,9 +86,9 @@ def build_vocabulary(datasets: Sequence[CaptionedImageDataset], min_count: int =
     return Vocabulary.build(captions, min_count=min_count)
 
 
-def _unwrap_worker_error(exc: DataError) -> DataError:
+def unwrap_worker_error(exc: DataError) -> DataError:
     """A DataError raised in a DataLoader worker comes back with the worker's traceback as its
-    message; recover the original message and fix."""
+    message; recover the original message and fix (use it around any DataLoader of these datasets)."""
     text = exc.message
     if not text.startswith("Caught DataError"):
         return exc
@@ -98,23 +98,29 @@ def _unwrap_worker_error(exc: DataError) -> DataError:
 
 
 class SeededRandomSampler(Sampler):
-    """A random permutation that is a pure function of ``(seed, epoch)`` (resumable)."""
+    """A random permutation that is a pure function of ``(seed, epoch)`` (resumable).
+
+    ``start`` skips the first indices of the epoch's permutation: a run resumed
+    in the middle of an epoch continues with exactly the items it had not seen.
+    """
 
     def __init__(self, n: int, seed: int = 0) -> None:
         self.n = int(n)
         self.seed = int(seed)
         self.epoch = 0
+        self.start = 0
 
-    def set_epoch(self, epoch: int) -> None:
+    def set_epoch(self, epoch: int, start: int = 0) -> None:
         self.epoch = int(epoch)
+        self.start = int(start)
 
     def __iter__(self) -> Iterator[int]:
         g = torch.Generator()
         g.manual_seed(mix_seed("sampler", self.seed, self.epoch))
-        return iter(torch.randperm(self.n, generator=g).tolist())
+        return iter(torch.randperm(self.n, generator=g)[self.start :].tolist())
 
     def __len__(self) -> int:
-        return self.n
+        return self.n - self.start
 
 
 class DataLoaderWithErrors(DataLoader):
@@ -138,7 +144,10 @@ class DataLoaderWithErrors(DataLoader):
             except StopIteration:
                 return
             except DataError as exc:
-                raise _unwrap_worker_error(exc) from None
+                shutdown = getattr(it, "_shutdown_workers", None)
+                if shutdown is not None:
+                    shutdown()  # stop the workers now, not whenever the iterator is collected
+                raise unwrap_worker_error(exc) from None
             yield batch
 
 
@@ -176,4 +185,7 @@ def make_loader(
         collate_fn=Collator(vocab, max_words),
         pin_memory=pin_memory,
         persistent_workers=persistent_workers and num_workers > 0,
+        # its own generator: starting an iterator must not draw from the global
+        # RNG, or a resumed run would diverge from an uninterrupted one
+        generator=torch.Generator().manual_seed(mix_seed("loader", seed)),
     )

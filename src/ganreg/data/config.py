@@ -65,7 +65,8 @@ class DataConfig(BaseModel):
         "<images_dir>/<stem>.jpg (also .jpeg/.png).",
     )
     captions_dir: str = Field(
-        "text_c10", description="folder only: caption folder relative to `path`: <class>/<image stem>.txt, one per line."
+        "text_c10",
+        description="folder only: caption folder relative to `path`: <class>/<image stem>.txt, one per line.",
     )
     split_files: dict[Literal["train", "valid", "test"], list[str]] = Field(
         default_factory=lambda: {k: list(v) for k, v in DEFAULT_SPLIT_FILES.items()},

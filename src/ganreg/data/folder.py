@@ -179,6 +179,12 @@ class FolderLayout:
     def index(self, classes: Sequence[str], cache_dir: str | os.PathLike[str] | None = None) -> dict[str, list]:
         """``{class: [[stem, image relpath, [captions]], ...]}`` for ``classes`` (cached)."""
         classes = sorted(set(classes))
+        for cls in classes:
+            if not (self.captions / cls).is_dir():
+                raise DataError(
+                    f"class '{cls}' is listed in a split file but {self.captions / cls} does not exist",
+                    "fix the class split file or add the class's caption folder",
+                )
 
         def build() -> dict[str, list]:
             flat = _listing(self.images)
@@ -216,9 +222,7 @@ class FolderDataset(CaptionedImageDataset):
         if class_split == "random":
             pools = self.layout.class_pools() or {"train": self.layout.all_class_folders()}
             if split == "valid":
-                raise DataError(
-                    "class_split 'random' draws only train and test classes", "use split train or test"
-                )
+                raise DataError("class_split 'random' draws only train and test classes", "use split train or test")
         else:
             if split not in self.layout.split_files:
                 raise self.layout.missing_split_error(split)

@@ -42,7 +42,7 @@ from ganreg.data.base import CaptionedImageDataset
 from ganreg.errors import DataError
 
 SPLITS = ("train", "valid", "test")
-INDEX_VERSION = 1
+INDEX_VERSION = 2
 _FIX_CORRUPT = "the file is truncated or corrupt: re-download it or re-create it (ganreg data make hdf5 --from FOLDER)"
 
 
@@ -66,6 +66,11 @@ def image_name(key: str) -> str:
     """``image_06734_3`` -> ``image_06734`` (the key itself when it has no ``_<digits>`` suffix)."""
     head, sep, tail = key.rpartition("_")
     return head if sep and tail.isdigit() and head else key
+
+
+def _suffix(key: str) -> tuple[int, str]:
+    tail = key.rpartition("_")[2]
+    return (int(tail), key) if tail.isdigit() else (-1, key)
 
 
 def open_h5(path: str | os.PathLike[str]) -> Any:
@@ -104,35 +109,47 @@ def build_index(path: str | os.PathLike[str]) -> dict[str, Any]:
                 keys = sorted(f[split].keys())
             except (OSError, RuntimeError, KeyError) as exc:
                 raise DataError(f"cannot read {where}: {exc}", _FIX_CORRUPT) from None
+            grp = f[split]
+            prefix_ok: dict[str, bool] = {}
             for key in keys:
                 where = f"{p}:{split}/{key}"
                 try:
-                    g = f[split][key]
-                    missing = [k for k in ("img", "class", "txt") if k not in g]
-                    if missing:
-                        raise DataError(
-                            f"{where} lacks {', '.join(missing)}",
-                            "every group needs img, class and txt (see `ganreg data make --help`)",
-                        )
-                    cls = _to_str(g["class"][()]).strip()
-                    txt = _to_str(g["txt"][()]).strip()
-                    if out["embedding_dim"] is None and "embeddings" in g:
-                        out["embedding_dim"] = int(np.prod(g["embeddings"].shape))
+                    g = grp[key]
+                    prefix = image_name(key)
+                    trusted = prefix_ok.get(prefix)
+                    if trusted is None:  # first key of this prefix: does the stored name agree?
+                        stored = _to_str(g["name"][()]).strip() if "name" in g else prefix
+                        trusted = prefix_ok[prefix] = stored == prefix
+                    if trusted:
+                        name = prefix
+                    else:  # e.g. bare keys "image_00001" with name "image_00001": trust the name
+                        stored = _to_str(g["name"][()]).strip() if "name" in g else ""
+                        name = stored if stored and key.startswith(stored) else key
+                    entry = images.get(name)
+                    if entry is None:  # the first group of an image: check it, read its class
+                        missing = [k for k in ("img", "class", "txt") if k not in g]
+                        if missing:
+                            raise DataError(
+                                f"{where} lacks {', '.join(missing)}",
+                                "every group needs img, class and txt (see `ganreg data make --help`)",
+                            )
+                        entry = images[name] = [name, _to_str(g["class"][()]).strip(), [], []]
+                        if out["embedding_dim"] is None and "embeddings" in g:
+                            out["embedding_dim"] = int(np.prod(g["embeddings"].shape))
+                    try:
+                        txt = _to_str(g["txt"][()]).strip()
+                    except KeyError:
+                        raise DataError(f"{where} lacks txt", "every group needs img, class and txt") from None
                 except DataError:
                     raise
                 except (OSError, RuntimeError, KeyError, ValueError, TypeError) as exc:
                     raise DataError(f"cannot read {where}: {exc}", _FIX_CORRUPT) from None
-                name = image_name(key)
-                if "name" in g:
-                    try:
-                        stored = _to_str(g["name"][()]).strip()
-                    except (OSError, RuntimeError, KeyError, ValueError, TypeError) as exc:
-                        raise DataError(f"cannot read {where}/name: {exc}", _FIX_CORRUPT) from None
-                    if stored and key.startswith(stored):
-                        name = stored
-                entry = images.setdefault(name, [name, cls, [], []])
                 entry[2].append(key)
                 entry[3].append(txt)
+            for entry in images.values():  # captions in group order: _0, _1, ..., _10
+                order = sorted(range(len(entry[2])), key=lambda j, e=entry: _suffix(e[2][j]))
+                entry[2] = [entry[2][j] for j in order]
+                entry[3] = [entry[3][j] for j in order]
             out["splits"][split] = [images[n] for n in sorted(images)]
     return out
 
@@ -196,7 +213,7 @@ class HDF5Dataset(CaptionedImageDataset):
                     self.items.append((s, name, keys, caps))
         self._labels: list[int] = []
         for s in sources:
-            for name, cls, _keys, _caps in index["splits"][s]:
+            for _name, cls, _keys, _caps in index["splits"][s]:
                 if cls in keep:
                     self._labels.append(class_index[cls])
         self._h5: Any = None

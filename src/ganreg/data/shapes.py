@@ -270,7 +270,8 @@ def _polygon(shape: str, cx: float, cy: float, r: float, angle_deg: float) -> li
             pts.append((rad * math.cos(t), rad * math.sin(t) + 0.05 * r))
     elif shape == "cross":
         w = 0.32 * r
-        pts = [(-w, -r), (w, -r), (w, -w), (r, -w), (r, w), (w, w), (w, r), (-w, r), (-w, w), (-r, w), (-r, -w), (-w, -w)]
+        pts = [(-w, -r), (w, -r), (w, -w), (r, -w), (r, w), (w, w)]
+        pts += [(w, r), (-w, r), (-w, w), (-r, w), (-r, -w), (-w, -w)]
     else:
         return None
     ca, sa = math.cos(a), math.sin(a)
@@ -281,23 +282,44 @@ def _supersample(size: int) -> int:
     return 4 if size <= 64 else (3 if size <= 128 else 2)
 
 
-def shape_mask(spec: ShapeSpec, size: int) -> np.ndarray:
-    """Anti-aliased coverage ``[size, size]`` float32 in [0, 1] of the shape."""
+def _bbox(spec: ShapeSpec, size: int) -> tuple[int, int, int, int]:
+    """Pixel box ``(x0, y0, x1, y1)`` that holds the whole shape (with a margin)."""
+    r = 1.15 * spec.radius * size  # cross arms and the shifted triangle reach ~1.07 r
+    x0 = max(0, int(math.floor(spec.cx * size - r)) - 1)
+    y0 = max(0, int(math.floor(spec.cy * size - r)) - 1)
+    x1 = min(size, int(math.ceil(spec.cx * size + r)) + 1)
+    y1 = min(size, int(math.ceil(spec.cy * size + r)) + 1)
+    return x0, y0, x1, y1
+
+
+def shape_mask(spec: ShapeSpec, size: int, box: tuple[int, int, int, int] | None = None) -> np.ndarray:
+    """Anti-aliased coverage in [0, 1] (float32) of the shape: ``[size, size]``, or only ``box``.
+
+    Drawn at ``ss`` times the resolution and box-filtered down; the box is on
+    the pixel grid, so the crop is exactly the full mask's crop.
+    """
     from PIL import Image, ImageDraw
 
+    x0, y0, x1, y1 = box if box is not None else (0, 0, size, size)
     ss = _supersample(size)
-    big = size * ss
-    im = Image.new("L", (big, big), 0)
+    im = Image.new("L", ((x1 - x0) * ss, (y1 - y0) * ss), 0)
     draw = ImageDraw.Draw(im)
-    cx, cy, r = spec.cx * big, spec.cy * big, spec.radius * big
+    big = size * ss
+    cx, cy, r = spec.cx * big - x0 * ss, spec.cy * big - y0 * ss, spec.radius * big
     poly = _polygon(spec.shape, cx, cy, r, spec.angle)
     if poly is None:
         rr = 0.92 * r
         draw.ellipse([cx - rr, cy - rr, cx + rr, cy + rr], fill=255)
     else:
         draw.polygon(poly, fill=255)
-    small = im.resize((size, size), Image.BOX)
+    small = im.resize((x1 - x0, y1 - y0), Image.BOX)
     return np.asarray(small, dtype=np.float32) * (1.0 / 255.0)
+
+
+@lru_cache(maxsize=8)
+def _grid(size: int) -> tuple[np.ndarray, np.ndarray]:
+    ys, xs = np.mgrid[0:size, 0:size].astype(np.float32) / max(size - 1, 1) - 0.5
+    return xs, ys
 
 
 def background_array(spec: ShapeSpec, size: int, rng: np.random.Generator) -> np.ndarray:
@@ -307,7 +329,7 @@ def background_array(spec: ShapeSpec, size: int, rng: np.random.Generator) -> np
         return np.broadcast_to(tint, (size, size, 3)).copy()
     if spec.background_style == "gradient":
         theta = rng.uniform(0, 2 * math.pi)
-        ys, xs = np.mgrid[0:size, 0:size].astype(np.float32) / max(size - 1, 1) - 0.5
+        xs, ys = _grid(size)
         ramp = (xs * math.cos(theta) + ys * math.sin(theta)) * 2.0  # in ~[-1.4, 1.4]
         return tint[None, None, :] + (18.0 * ramp)[..., None]
     noise = rng.normal(0.0, 7.0, size=(size, size, 1)).astype(np.float32)
@@ -317,10 +339,12 @@ def background_array(spec: ShapeSpec, size: int, rng: np.random.Generator) -> np
 def render(spec: ShapeSpec, size: int, seed: int, index: int) -> np.ndarray:
     """uint8 ``[size, size, 3]`` image of ``spec``."""
     rng = np.random.default_rng(mix_seed("shapes-pixels", seed, index))
-    bg = background_array(spec, size, rng)
-    a = shape_mask(spec, size)[..., None]
+    out = background_array(spec, size, rng)
+    x0, y0, x1, y1 = _bbox(spec, size)
+    a = shape_mask(spec, size, (x0, y0, x1, y1))[..., None]
     col = np.asarray(RGB[spec.colour], dtype=np.float32)
-    out = bg * (1.0 - a) + col * a
+    region = out[y0:y1, x0:x1]
+    out[y0:y1, x0:x1] = region * (1.0 - a) + col * a
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 
 

@@ -40,9 +40,10 @@ class DataBundle:
     collator: Collator
     context: BuildContext
     num_workers: int
+    max_words: int
 
     def stream(self, batch_size: int, seed: int) -> BatchStream:
-        return BatchStream(self.train, batch_size, seed, self.collator, self.num_workers)
+        return BatchStream(self.train, batch_size, seed, self.vocab, self.max_words, self.num_workers)
 
     def save_vocab(self, run_dir: Path) -> None:
         self.vocab.save(run_dir / VOCAB_FILE)
@@ -83,7 +84,7 @@ def prepare_data(recipe: Recipe, run_dir: Path | None = None) -> DataBundle:
         text_embedding_dim=train.embedding_dim,
         attributes=train.attributes,
     )
-    return DataBundle(train, test, vocab, Collator(vocab, cfg.max_words), ctx, cfg.num_workers)
+    return DataBundle(train, test, vocab, Collator(vocab, cfg.max_words), ctx, cfg.num_workers, cfg.max_words)
 
 
 def prepare_text_encoder(encoder: TextEncoder, recipe: Recipe, data: DataBundle, device: torch.device) -> None:

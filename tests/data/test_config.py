@@ -1,0 +1,42 @@
+"""The recipe's data section."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from ganreg.data import DataConfig, build_dataset
+from ganreg.errors import DataError
+
+
+def test_defaults_and_validation() -> None:
+    c = DataConfig()
+    assert c.source == "shapes" and c.image_size == 64 and c.max_words == 18
+    with pytest.raises(ValidationError, match="path is required"):
+        DataConfig(source="hdf5")
+    with pytest.raises(ValidationError, match="path is required"):
+        DataConfig(source="folder")
+    with pytest.raises(ValidationError):
+        DataConfig(image_size=16)
+    with pytest.raises(ValidationError):
+        DataConfig(imagesize=64)  # extra keys are forbidden
+    with pytest.raises(ValidationError, match="num_classes and test_classes"):
+        DataConfig(source="hdf5", path="x.h5", class_split="random", num_classes=3)
+    c = DataConfig(source="folder", path="x", split_files={"test": "mytest.txt"})
+    assert c.split_files == {"test": ["mytest.txt"]}
+    schema = DataConfig.model_json_schema()
+    assert schema["properties"]["source"]["description"]
+
+
+def test_build_dataset_errors(tmp_path) -> None:
+    with pytest.raises(DataError, match="unknown split"):
+        build_dataset(DataConfig(num_images=48), "training")
+    with pytest.raises(DataError, match="not found"):
+        build_dataset(DataConfig(source="hdf5", path=str(tmp_path / "none.h5")), "train")
+
+
+def test_shapes_class_subsets() -> None:
+    c = DataConfig(num_images=96, image_size=32, num_classes=5, test_classes=2)
+    tr, te = build_dataset(c, "train"), build_dataset(c, "test")
+    assert len(set(tr.labels())) == 5 and len(set(te.labels())) == 2
+    assert not set(tr.labels()) & set(te.labels())
