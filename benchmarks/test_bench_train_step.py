@@ -29,14 +29,20 @@ BATCH = 32 if CUDA else 4
 NF = 32 if CUDA else 4
 CONFIGS = {
     "eager_fp32": {"train.amp": "off", "train.channels_last": False, "train.compile_generator": False, "fused": "off"},
-    "fast": {"train.amp": "bf16", "train.channels_last": True, "train.compile_generator": CUDA, "fused": "auto"},
+    "fast": {
+        "train.amp": "bf16",
+        "train.channels_last": True,
+        "train.compile_generator": CUDA,
+        "data.num_workers": 4 if CUDA else 0,
+        "fused": "auto",
+    },
 }
 
 
 def _recipe(size: int, config: dict[str, Any]) -> dict[str, Any]:
     recipe: dict[str, Any] = {
         "version": 1,
-        "data": {"source": "shapes", "image_size": size, "num_images": 4 * BATCH + 64},
+        "data": {"source": "shapes", "image_size": size, "num_images": 1024 if CUDA else 4 * BATCH + 64},
         "text_encoder": {"name": "lstm", "mode": "frozen"},
         "generator": {"name": "dfgan", "params": {"nf": NF}},
         "discriminator": {"name": "dfgan", "params": {"nf": NF}},
@@ -50,8 +56,9 @@ def _recipe(size: int, config: dict[str, Any]) -> dict[str, Any]:
         "samples": {"captions": 1, "per_caption": 1},
     }
     for key, value in config.items():
-        if key.startswith("train."):
-            recipe["train"][key.split(".", 1)[1]] = value
+        if "." in key:
+            section, name = key.split(".", 1)
+            recipe[section][name] = value
     return recipe
 
 

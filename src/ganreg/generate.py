@@ -55,7 +55,7 @@ def generate_images(
     The same noise vectors are used for every caption."""
     device = next(nets.generator.parameters()).device
     tokens, lengths = vocab.encode_batch(captions, max_words)
-    cond = nets.text_encoder(TextBatch(tokens=tokens.to(device), lengths=lengths.to(device), captions=captions)).sentence.float()
+    cond = nets.text_encoder(TextBatch(tokens=tokens.to(device), lengths=lengths, captions=captions)).sentence.float()
     z = make_noise(per_caption, nets.generator.z_dim, torch.Generator().manual_seed(seed), truncation).to(device)
     cond = cond.repeat_interleave(per_caption, 0)
     z = z.repeat(len(captions), 1)

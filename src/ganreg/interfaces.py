@@ -84,7 +84,8 @@ class TextBatch:
     tokens: torch.Tensor | None = None
     """``[B, T]`` int64 word ids, 0-padded."""
     lengths: torch.Tensor | None = None
-    """``[B]`` int64 number of real tokens (>= 1)."""
+    """``[B]`` int64 number of real tokens (>= 1), on the CPU (``pack_padded_sequence``
+    needs them there; moving them would synchronise with the GPU)."""
     embeddings: torch.Tensor | None = None
     """``[B, E]`` float32 precomputed sentence embeddings."""
     captions: list[str] | None = None

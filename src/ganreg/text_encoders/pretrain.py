@@ -88,7 +88,7 @@ def pretrain_text_encoder(encoder: TextEncoder, recipe: Recipe, data: DataBundle
         correct = total = 0
         for start in range(0, n, spec.batch_size):
             idx = perm[start : start + spec.batch_size]
-            out = encoder(TextBatch(tokens=tokens[idx].to(device), lengths=lengths[idx].to(device))).sentence
+            out = encoder(TextBatch(tokens=tokens[idx].to(device), lengths=lengths[idx])).sentence
             tgt = targets[idx].to(device)
             logits = [head(out) for head in heads]
             loss = sum(nn.functional.cross_entropy(lg, tgt[:, j]) for j, lg in enumerate(logits))

@@ -59,7 +59,7 @@ class StepContext:
         self.words = words
         self.input_grad = input_grad
         self._sample_noise = sample_noise
-        self.logs: dict[str, float] = {}
+        self.logs: dict[str, torch.Tensor] = {}
 
     # ----------------------------------------------------------------- generator
     @cached_property
@@ -138,4 +138,4 @@ class StepContext:
     # -------------------------------------------------------------------- logging
     def log(self, name: str, value: torch.Tensor | float) -> None:
         """Record an extra scalar (logged to metrics.jsonl under the loss's name)."""
-        self.logs[name] = float(value.detach()) if isinstance(value, torch.Tensor) else float(value)
+        self.logs[name] = value.detach().float() if isinstance(value, torch.Tensor) else torch.tensor(float(value))

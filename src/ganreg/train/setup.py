@@ -42,8 +42,8 @@ class DataBundle:
     num_workers: int
     max_words: int
 
-    def stream(self, batch_size: int, seed: int) -> BatchStream:
-        return BatchStream(self.train, batch_size, seed, self.vocab, self.max_words, self.num_workers)
+    def stream(self, batch_size: int, seed: int, pin_memory: bool = False) -> BatchStream:
+        return BatchStream(self.train, batch_size, seed, self.vocab, self.max_words, self.num_workers, pin_memory)
 
     def save_vocab(self, run_dir: Path) -> None:
         self.vocab.save(run_dir / VOCAB_FILE)

@@ -27,6 +27,7 @@ class BatchStream:
         vocab: Vocabulary,
         max_words: int,
         num_workers: int = 0,
+        pin_memory: bool = False,
     ) -> None:
         if len(dataset) < batch_size:
             raise UserError(
@@ -35,6 +36,7 @@ class BatchStream:
             )
         self.dataset, self.batch_size, self.seed = dataset, batch_size, seed
         self.vocab, self.max_words, self.num_workers = vocab, max_words, num_workers
+        self.pin_memory = pin_memory
         self.sampler = SeededRandomSampler(len(dataset), seed)
         self.epoch, self.batch = 0, 0
         self._it: Iterator[Any] | None = None
@@ -59,6 +61,7 @@ class BatchStream:
             num_workers=self.num_workers,
             sampler=self.sampler,
             seed=self.seed + self.epoch,
+            pin_memory=self.pin_memory,
         )
         self.dataset.set_epoch(self.epoch)
         self.sampler.set_epoch(self.epoch, start=self.batch * self.batch_size)

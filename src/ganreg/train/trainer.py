@@ -46,7 +46,9 @@ class Trainer:
         torch.manual_seed(t.seed)
         if t.deterministic:
             torch.use_deterministic_algorithms(True, warn_only=True)
-            torch.backends.cudnn.benchmark = False
+        # cuDNN's default algorithms for MA-GP's double backward of large
+        # convolutions are up to 10x slower than the ones its benchmark finds
+        torch.backends.cudnn.benchmark = not t.deterministic
         self.amp_dtype = torch.bfloat16 if (t.amp == "bf16" or (t.amp == "auto" and self.device.type == "cuda")) else None
         self.memory_format = torch.channels_last if t.channels_last else torch.contiguous_format
 
@@ -64,7 +66,7 @@ class Trainer:
             term.module.to(self.device)
         self.generator_fn = torch.compile(self.nets.generator) if t.compile_generator else self.nets.generator
 
-        self.stream = self.data.stream(t.batch_size, t.seed)
+        self.stream = self.data.stream(t.batch_size, t.seed, pin_memory=self.device.type == "cuda")
         per_step = t.d_steps * t.grad_accum
         self.steps_per_epoch = max(1, self.stream.batches_per_epoch // per_step)
         self.total_steps = t.steps or (t.epochs or 1) * self.steps_per_epoch
@@ -93,6 +95,7 @@ class Trainer:
         self.step = 0
         self.elapsed = 0.0
         self._stop_requested = False
+        self._pending: list[tuple[int, dict[str, torch.Tensor]]] = []
         self._fixed = self._fixed_samples()
 
     # ---------------------------------------------------------------- helpers
@@ -105,9 +108,9 @@ class Trainer:
     def _text(self, batch: dict[str, Any]) -> TextBatch:
         dev = self.device
         return TextBatch(
-            tokens=batch["tokens"].to(dev) if batch.get("tokens") is not None else None,
-            lengths=batch["lengths"].to(dev) if batch.get("lengths") is not None else None,
-            embeddings=batch["embeddings"].to(dev) if batch.get("embeddings") is not None else None,
+            tokens=batch["tokens"].to(dev, non_blocking=True) if batch.get("tokens") is not None else None,
+            lengths=batch.get("lengths"),  # stays on the CPU: packing sequences needs it there
+            embeddings=batch["embeddings"].to(dev, non_blocking=True) if batch.get("embeddings") is not None else None,
             captions=batch.get("captions"),
         )
 
@@ -138,35 +141,36 @@ class Trainer:
             z=self._noise(real.shape[0]),
             text=text,
             wrong=self._images(wrong) if wrong is not None else None,
-            labels=batch["labels"].to(self.device) if batch.get("labels") is not None else None,
+            labels=batch["labels"].to(self.device, non_blocking=True) if batch.get("labels") is not None else None,
             words=out.words,
             input_grad=self.input_grad and phase == "discriminator",
             sample_noise=self._noise,
         )
 
-    def _phase(self, network: str, batches: list[dict[str, Any]]) -> dict[str, float]:
-        """Forward + backward of one network's objective over the micro-batches, then a step."""
-        logs: dict[str, float] = {}
+    def _phase(self, network: str, batches: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        """Forward + backward of one network's objective over the micro-batches, then a step.
+
+        Returns the terms as detached tensors: converting them to numbers here
+        would synchronise with the GPU every step; :meth:`_flush` does it once
+        per logging interval (and checks for NaN/inf before anything is saved).
+        """
+        logs: dict[str, torch.Tensor] = {}
         terms = self.nets.terms(network)
         accum = len(batches)
+        prefix = network[0]
         for batch in batches:
             ctx = self._context(network, batch)
             with self._autocast():
                 values = [(term, term.module(ctx).float()) for term in terms]
             total = sum(term.weight * v for term, v in values)
             assert isinstance(total, torch.Tensor)
-            if not bool(torch.isfinite(total)):
-                bad = [term.name for term, v in values if not bool(torch.isfinite(v))]
-                raise TrainingDiverged(
-                    f"the {network} loss became {float(total)} at step {self.step + 1} (terms: {', '.join(bad) or 'sum'})",
-                    "lower the learning rate, check the data, or add a regulariser; the last good checkpoint is kept",
-                )
             (total / accum).backward()
             for term, v in values:
-                logs[f"{network[0]}/{term.name}"] = logs.get(f"{network[0]}/{term.name}", 0.0) + float(v.detach()) / accum
-            logs[f"{network[0]}/total"] = logs.get(f"{network[0]}/total", 0.0) + float(total.detach()) / accum
+                key = f"{prefix}/{term.name}"
+                logs[key] = logs.get(key, 0.0) + v.detach() / accum
+            logs[f"{prefix}/total"] = logs.get(f"{prefix}/total", 0.0) + total.detach() / accum
             for k, v in ctx.logs.items():
-                logs[f"{network[0]}/{k}"] = v
+                logs[f"{prefix}/{k}"] = v
         self.opt[network].step()
         self.opt[network].zero_grad(set_to_none=True)
         module = self.nets.generator if network == "generator" else self.nets.discriminator
@@ -174,14 +178,37 @@ class Trainer:
             term.module.after_step(module)
         return logs
 
-    def train_step(self) -> dict[str, float]:
+    def _flush(self) -> dict[str, float]:
+        """Numbers of the steps since the last flush (one GPU sync); raises
+        :class:`TrainingDiverged` naming the first step and network whose loss
+        was NaN or infinite. Returns the last step's values."""
+        pending, self._pending = self._pending, []
+        if not pending:
+            return {}
+        keys = list(pending[-1][1])
+        table = torch.stack([torch.stack([logs[k].float() for k in keys]) for _, logs in pending]).cpu()
+        for (step, _), row in zip(pending, table):
+            bad = [k for k, v in zip(keys, row.tolist()) if not math.isfinite(v)]
+            totals = [k for k in bad if k.endswith("/total")]
+            if totals:
+                network = "discriminator" if totals[0].startswith("d/") else "generator"
+                terms = [k.split("/", 1)[1] for k in bad if k[0] == totals[0][0] and not k.endswith("/total")]
+                raise TrainingDiverged(
+                    f"the {network} loss became {dict(zip(keys, row.tolist()))[totals[0]]} at step {step}"
+                    f" (terms: {', '.join(terms) or 'sum'})",
+                    "lower the learning rate, check the data, or add a regulariser; the last good checkpoint is kept",
+                )
+        return dict(zip(keys, table[-1].tolist()))
+
+    def train_step(self) -> None:
+        """One generator step and the ``d_steps`` discriminator steps before it."""
         t = self.recipe.train
         nets = self.nets
         for module in nets.modules().values():
             module.train()
         if not (self.joint_text or self.recipe.text_encoder.mode == "joint"):
             nets.text_encoder.eval()
-        logs: dict[str, float] = {}
+        logs: dict[str, torch.Tensor] = {}
         batches: list[dict[str, Any]] = []
         for _ in range(t.d_steps):
             batches = [self.stream.next() for _ in range(t.grad_accum)]
@@ -199,7 +226,7 @@ class Trainer:
                 self.ema.module.load_state_dict(nets.generator.state_dict())
             else:
                 self.ema.update_parameters(nets.generator)
-        return logs
+        self._pending.append((self.step, logs))
 
     # -------------------------------------------------------------- artefacts
     def sample_generator(self) -> torch.nn.Module:
@@ -310,10 +337,15 @@ class Trainer:
             if self.step == 0:
                 self.write_samples()
             while self.step < self.total_steps:
-                logs = self.train_step()
+                self.train_step()
                 last_images += images_per_step
                 self.elapsed = time.perf_counter() - start
-                if self.step % iv.log == 0 or self.step == self.total_steps:
+                out_of_time = t.max_minutes is not None and self.elapsed > t.max_minutes * 60
+                stopping = self._stop_requested or out_of_time or (stop_after is not None and self.step >= stop_after)
+                due = [self.step % n == 0 for n in (iv.log, iv.samples, iv.checkpoint)]
+                if any(due) or stopping or self.step == self.total_steps:
+                    logs = self._flush()
+                if due[0] or self.step == self.total_steps:
                     now = time.perf_counter()
                     record = {
                         "step": self.step,
@@ -329,12 +361,11 @@ class Trainer:
                     last_time, last_images = now, 0
                     if progress is not None:
                         progress(self, record)
-                if self.step % iv.samples == 0:
+                if due[1]:
                     self.write_samples()
-                if self.step % iv.checkpoint == 0 and self.step < self.total_steps:
+                if due[2] and self.step < self.total_steps:
                     self.save()
-                out_of_time = t.max_minutes is not None and self.elapsed > t.max_minutes * 60
-                if self._stop_requested or out_of_time or (stop_after is not None and self.step >= stop_after):
+                if stopping:
                     status = "interrupted" if not out_of_time else "time limit"
                     break
         if self.step % iv.samples != 0:
