@@ -94,6 +94,9 @@ def show(name: str, kind: str | None) -> None:
 
     reg = _registry()
     found = []
+    head, _, rest = name.partition(":")
+    if kind is None and head in KINDS and rest:  # `ganreg show generator:dfgan` (the `ganreg list` form)
+        kind, name = head, rest
     for k in [kind] if kind else KINDS:
         try:
             found.append(reg.resolve(k, name))

@@ -38,9 +38,12 @@ class PretrainSpec(_Strict):
     objective: Literal["class", "attributes"] = Field(
         "attributes", description="Predict the image's class, or each of its attributes when the data has them."
     )
-    epochs: int = Field(8, ge=1, le=1000)
+    epochs: int = Field(2, ge=1, le=1000, description="At most this many passes over the captions.")
     batch_size: int = Field(128, ge=1)
     lr: float = Field(2e-3, gt=0)
+    target_accuracy: float = Field(
+        0.99, gt=0, le=1, description="Stop early once the accuracy over the last 20 batches reaches this."
+    )
 
 
 class TextEncoderSpec(ComponentSpec):

@@ -42,6 +42,10 @@ def test_show_prints_params_and_paper() -> None:
     res = ganreg("show", "lstm")
     assert res.returncode == 0, res.stderr
     assert "core:lstm" in res.stdout and "hidden" in res.stdout and "DAMSM" in res.stdout
+    both = ganreg("show", "dfgan")  # a generator and a discriminator share the name
+    assert both.returncode == 2 and "--kind" in both.stderr
+    gen = ganreg("show", "generator:dfgan")
+    assert gen.returncode == 0 and "nf" in gen.stdout
 
 
 def test_show_unknown_suggests() -> None:

@@ -4,7 +4,7 @@ DF-GAN freezes a DAMSM encoder pretrained on the dataset's captions. ganreg
 cannot download DAMSM weights, so it pretrains the encoder itself on what the
 data knows about each caption: its image's class, or each of its attributes
 (colour, shape, size, position for the built-in shapes). Captions only, no
-images: seconds on a CPU. The result is cached under the data cache keyed by
+images, stopping once the objective is met. The result is cached under the data cache keyed by
 the dataset, vocabulary, encoder and pretraining settings.
 """
 
@@ -82,10 +82,12 @@ def pretrain_text_encoder(encoder: TextEncoder, recipe: Recipe, data: DataBundle
     encoder.to(device).train()
     opt = torch.optim.Adam(list(encoder.parameters()) + list(heads.parameters()), lr=spec.lr)
     n = len(captions)
-    correct = total = 0
-    for epoch in range(spec.epochs):
+    recent: list[float] = []  # accuracy of the last 20 batches
+    batches = 0
+    for _epoch in range(spec.epochs):
         perm = torch.randperm(n, generator=gen)
-        correct = total = 0
+        if len(recent) == 20 and sum(recent) / 20 >= spec.target_accuracy:
+            break
         for start in range(0, n, spec.batch_size):
             idx = perm[start : start + spec.batch_size]
             out = encoder(TextBatch(tokens=tokens[idx].to(device), lengths=lengths[idx])).sentence
@@ -95,14 +97,18 @@ def pretrain_text_encoder(encoder: TextEncoder, recipe: Recipe, data: DataBundle
             opt.zero_grad(set_to_none=True)
             loss.backward()  # type: ignore[union-attr]
             opt.step()
-            correct += sum(int((lg.argmax(1) == tgt[:, j]).sum()) for j, lg in enumerate(logits))
-            total += tgt.numel()
+            hits = sum(int((lg.argmax(1) == tgt[:, j]).sum()) for j, lg in enumerate(logits))
+            recent = (recent + [hits / tgt.numel()])[-20:]
+            batches += 1
+            if len(recent) == 20 and sum(recent) / 20 >= spec.target_accuracy:
+                break
     torch.set_rng_state(torch_state)
     encoder.cpu()
     atomic_save(encoder.state_dict(), path)
     console.print(
-        f"[dim]text encoder: pretrained {spec.epochs} epochs on {n} captions "
-        f"({spec.objective}), train accuracy {correct / max(total, 1):.1%}; cached at {path}[/dim]"
+        f"[dim]text encoder: pretrained {batches} batches of {spec.batch_size} from {n} captions "
+        f"({spec.objective}), accuracy over the last batches {sum(recent) / max(len(recent), 1):.1%}; "
+        f"cached at {path}[/dim]"
     )
     encoder.to(device)
     return path

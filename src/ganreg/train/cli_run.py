@@ -59,7 +59,8 @@ def run_command(
         console.print(_param_table(parameter_table(nets.modules())))
         console.print(
             f"data: {len(data.train)} training images, {len(data.test) if data.test is not None else 0} held out, "
-            f"{len(data.vocab)} words, {data.context.num_classes} training classes"
+            f"{len(data.vocab)} words, {len(set(data.train.labels()))} training classes "
+            f"(of {data.context.num_classes} in all splits)"
         )
         return 0
 
