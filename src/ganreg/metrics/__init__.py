@@ -14,7 +14,8 @@ Modules, one job each:
 * :mod:`~ganreg.metrics.reference`  reference statistics of the real data (computed once, cached; user npz)
 * :mod:`~ganreg.metrics.samples`    images generated from held-out captions, with their targets
 * :mod:`~ganreg.metrics.alignment`  does the image show what the caption says (class, attributes)
-* :mod:`~ganreg.metrics.evaluate`   ``ganreg eval`` and evaluation during training (keep-best)
+* :mod:`~ganreg.metrics.evaluate`   ``ganreg eval``: one pass over generated images, results with their protocol
+* :mod:`~ganreg.metrics.training`   evaluation during training: metrics.jsonl lines, keep-best, TensorBoard
 * :mod:`~ganreg.metrics.tensorboard` optional TensorBoard logging
 * :mod:`~ganreg.metrics.tsne`       t-SNE plots of text embeddings and image features
 """

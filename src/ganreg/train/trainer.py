@@ -97,6 +97,10 @@ class Trainer:
         self._stop_requested = False
         self._pending: list[tuple[int, dict[str, torch.Tensor]]] = []
         self._fixed = self._fixed_samples()
+        if recipe.eval.every_epochs:
+            from ganreg.metrics.training import check_eval_spec
+
+            check_eval_spec(recipe.eval)  # a bad metric name fails now, not after the first epoch
 
     # ---------------------------------------------------------------- helpers
     def _fixed_samples(self) -> dict[str, Any]:
@@ -324,6 +328,17 @@ class Trainer:
         finally:
             signal.signal(signal.SIGINT, previous)
 
+    def _maybe_evaluate(self) -> None:
+        """Evaluation during training (``eval.every_epochs``): it logs its own
+        ``eval/*`` line to metrics.jsonl and keeps the best checkpoint."""
+        if not self.recipe.eval.every_epochs:
+            return
+        from ganreg.metrics.evaluate import evaluate_during_training
+        from ganreg.metrics.training import should_evaluate
+
+        if should_evaluate(self.recipe, self.step, self.steps_per_epoch):
+            evaluate_during_training(self)
+
     def fit(self, progress: Any = None, stop_after: int | None = None) -> str:
         """Train to the end (``"finished"``), or until Ctrl-C / ``max_minutes`` /
         ``stop_after`` steps (``"interrupted"``); a checkpoint is saved either way."""
@@ -365,6 +380,7 @@ class Trainer:
                     self.write_samples()
                 if due[2] and self.step < self.total_steps:
                     self.save()
+                self._maybe_evaluate()
                 if stopping:
                     status = "interrupted" if not out_of_time else "time limit"
                     break

@@ -1,0 +1,305 @@
+"""Evaluate a generator: ``ganreg eval`` on a run directory, and the trainer's entry point.
+
+One pass over generated batches feeds every requested metric: features for
+FID/KID, class logits for IS, the classifier's heads for alignment. The
+result carries its protocol (extractor and weights hash, sample counts,
+split, resize, truncation, seed, checkpoint step) and a short protocol id per
+metric (``fid10k-classifier:f3b1a0d4-test-64px``) so that numbers computed
+differently are never mistaken for comparable.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+import ganreg
+from ganreg.data.config import DataConfig
+from ganreg.errors import UserError
+from ganreg.metrics import fid as fidlib
+from ganreg.metrics.alignment import AlignmentMeter
+from ganreg.metrics.classifier import CLASS_HEAD, ClassifierSpec, TrainedClassifier, load_classifier
+from ganreg.metrics.features import ClassifierFeatures, FeatureExtractor, build_extractor
+from ganreg.metrics.reference import Reference, dataset_reference, user_reference
+from ganreg.metrics.samples import EvalBatch, generated_batches
+from ganreg.train.checkpoint import atomic_write_text
+
+METRICS = ("fid", "kid", "is", "align")
+LOWER_IS_BETTER = {"fid", "kid"}
+EVAL_FILE = "eval.json"
+BEST_FILE = "best.json"
+BEST_CHECKPOINT = "best.pt"
+
+Log = Callable[[str], None]
+
+
+def _quiet(msg: str) -> None:
+    return None
+
+
+def parse_metrics(value: str | list[str] | tuple[str, ...]) -> list[str]:
+    """``"fid,kid"`` or a list -> validated names; a typo names the closest metric."""
+    names = [m.strip().lower() for m in (value.split(",") if isinstance(value, str) else value) if m.strip()]
+    for name in names:
+        if name not in METRICS:
+            close = difflib.get_close_matches(name, METRICS, n=1)
+            fix = f"did you mean {close[0]!r}? " if close else ""
+            raise UserError(f"unknown metric {name!r}", f"{fix}choose from {', '.join(METRICS)}")
+    if not names:
+        raise UserError("no metrics asked for", f"choose from {', '.join(METRICS)}")
+    return list(dict.fromkeys(names))
+
+
+@dataclass
+class EvalOptions:
+    """What to compute and how; every field ends up in the protocol."""
+
+    metrics: list[str] = field(default_factory=lambda: list(METRICS))
+    samples: int = 10000
+    extractor: str = "classifier"
+    split: str = "test"
+    seed: int = 0
+    truncation: float | None = None
+    ref_stats: Path | None = None
+    batch_size: int = 64
+    real_max: int | None = None
+    """Cap on the real images behind the reference statistics (None: the whole split)."""
+    classifier: ClassifierSpec = field(default_factory=ClassifierSpec)
+    """How the real-data classifier is trained (its weights' sha256 is in the protocol)."""
+
+
+@dataclass
+class EvalResult:
+    metrics: dict[str, float]
+    chance: dict[str, float]
+    protocol: dict[str, Any]
+    metric_protocol: dict[str, dict[str, Any]]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format": "ganreg-eval",
+            "version": 1,
+            "metrics": self.metrics,
+            "chance": self.chance,
+            "metric_protocol": self.metric_protocol,
+            "protocol": self.protocol,
+        }
+
+
+def _count(n: int) -> str:
+    return f"{n // 1000}k" if n >= 1000 and n % 1000 == 0 else str(n)
+
+
+def protocol_id(metric: str, protocol: dict[str, Any]) -> str:
+    """A short name that changes whenever the protocol does (StyleGAN-ADA style ``fid50k_full``)."""
+    ext = (protocol.get("alignment_classifier") if metric == "align" else protocol.get("extractor")) or {}
+    name, sha = ext.get("name", "?"), str(ext.get("sha256", "?"))[:8]
+    trunc = protocol.get("truncation")
+    parts = [f"{metric}{_count(protocol['generated_samples'])}-{name}:{sha}", protocol["split"], f"{protocol['image_size']}px"]
+    if trunc is not None:
+        parts.append(f"trunc{trunc:g}")
+    ref = protocol.get("reference") or {}
+    if metric in ("fid", "kid") and ref.get("source") == "user file":
+        parts.append(f"ref:{str(ref.get('sha256', '?'))[:8]}")
+    return "-".join(parts)
+
+
+def _reference(
+    options: EvalOptions, config: DataConfig, dataset: Any, extractor: FeatureExtractor, device: torch.device, log: Log
+) -> Reference:
+    if options.ref_stats is not None:
+        ref = user_reference(options.ref_stats, extractor.num_features)
+        if "kid" in options.metrics and ref.features is None:
+            raise UserError(
+                f"KID needs the real features themselves; {options.ref_stats} holds only mu and sigma",
+                "drop kid from --metrics, or omit --ref-stats to use the dataset's cached features",
+            )
+        return ref
+    return dataset_reference(config, options.split, dataset, extractor, device, options.real_max, log)
+
+
+def evaluate_generator(
+    generator: nn.Module, text_encoder: nn.Module, dataset: Any, collator: Any, config: DataConfig,
+    options: EvalOptions, device: torch.device, log: Log = _quiet,
+) -> EvalResult:
+    """Every requested metric of ``generator`` on the captions of ``dataset`` (one pass).
+
+    The caller's random state is left untouched (training resumes exactly)."""
+    metrics = parse_metrics(options.metrics)
+    if options.samples < 2:
+        raise UserError(f"--samples {options.samples} is too few", "use at least 2 (FID papers use 10k-30k)")
+    if len(dataset) == 0:
+        raise UserError(f"the '{options.split}' split has no images", "use another --split")
+    dev = torch.device(device)
+    with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
+        return _evaluate(generator, text_encoder, dataset, collator, config, options, metrics, dev, log)
+
+
+def _evaluate(
+    generator: nn.Module, text_encoder: nn.Module, dataset: Any, collator: Any, config: DataConfig,
+    options: EvalOptions, metrics: list[str], device: torch.device, log: Log,
+) -> EvalResult:
+    t0 = time.perf_counter()
+    need_features = any(m in metrics for m in ("fid", "kid", "is"))
+    classifier: TrainedClassifier | None = None
+    if "align" in metrics or (need_features and options.extractor == "classifier"):
+        classifier = load_classifier(config, options.classifier, device=device, log=log)
+        classifier.model.to(device)
+    extractor = build_extractor(options.extractor, config, classifier).to(device) if need_features else None
+    reference = None
+    if extractor is not None and ("fid" in metrics or "kid" in metrics):
+        reference = _reference(options, config, dataset, extractor, device, log)
+
+    feats: list[torch.Tensor] = []
+    is_logits: list[torch.Tensor] = []
+    meter = AlignmentMeter(classifier.model.head_sizes) if classifier is not None and "align" in metrics else None
+    batches = generated_batches(
+        generator, text_encoder, dataset, collator, options.samples, device, options.seed, options.truncation, options.batch_size
+    )
+    n = 0
+    with torch.no_grad():
+        for batch in batches:
+            _consume(batch, extractor, classifier, meter, feats, is_logits)
+            n += batch.images.shape[0]
+    values: dict[str, float] = {}
+    chance: dict[str, float] = {}
+    fake = torch.cat(feats).double() if feats else None
+    kid_size = 0
+    if "fid" in metrics and fake is not None and reference is not None:
+        real_side = reference.features.double() if reference.features is not None else reference.stats
+        values["fid"] = fidlib.fid(real_side, fake)
+    if "kid" in metrics and fake is not None and reference is not None and reference.features is not None:
+        values["kid"], values["kid_std"], kid_size = fidlib.kid(reference.features.double(), fake, seed=options.seed)
+    if "is" in metrics and is_logits:
+        values["is"], values["is_std"] = fidlib.inception_score(torch.cat(is_logits).double(), seed=options.seed)
+    if meter is not None:
+        res = meter.result()
+        values.update(res.accuracy)
+        chance.update(res.chance)
+    protocol = _protocol(options, config, extractor, classifier, reference, n, time.perf_counter() - t0)
+    return EvalResult(values, chance, protocol, _metric_protocols(metrics, protocol, classifier, kid_size))
+
+
+def _consume(
+    batch: EvalBatch, extractor: FeatureExtractor | None, classifier: TrainedClassifier | None,
+    meter: AlignmentMeter | None, feats: list[torch.Tensor], is_logits: list[torch.Tensor],
+) -> None:
+    """Run the networks each batch needs: the classifier once when it is also the extractor."""
+    heads: dict[str, torch.Tensor] | None = None
+    if classifier is not None and (meter is not None or isinstance(extractor, ClassifierFeatures)):
+        f, heads = classifier.model(batch.images)
+        if isinstance(extractor, ClassifierFeatures):
+            feats.append(f.float().cpu())
+            is_logits.append(heads[CLASS_HEAD].float().cpu())
+    if extractor is not None and not isinstance(extractor, ClassifierFeatures):
+        f, lg = extractor.features_and_logits(batch.images)
+        feats.append(f.float().cpu())
+        if lg is not None:
+            is_logits.append(lg.float().cpu())
+    if meter is not None and heads is not None:
+        meter.update(heads, batch.labels, batch.attributes)
+
+
+def _protocol(
+    options: EvalOptions, config: DataConfig, extractor: FeatureExtractor | None, classifier: TrainedClassifier | None,
+    reference: Reference | None, n: int, seconds: float,
+) -> dict[str, Any]:
+    import torchmetrics
+
+    from ganreg.metrics.cache import data_key
+
+    return {
+        "generated_samples": n,
+        "captions": f"'{options.split}' split captions: one per image per pass, seeded order, passes cycled as needed",
+        "split": options.split,
+        "seed": options.seed,
+        "truncation": options.truncation,
+        "image_size": config.image_size,
+        "data": {
+            "source": config.source, "path": config.path, "num_images": config.num_images if config.source == "shapes" else None,
+            "data_key": data_key(config),
+        },
+        "extractor": extractor.protocol() if extractor is not None else None,
+        "reference": reference.protocol if reference is not None else None,
+        "alignment_classifier": classifier.protocol() if classifier is not None else None,
+        "ganreg_version": ganreg.__version__,
+        "torchmetrics_version": torchmetrics.__version__,
+        "seconds": round(seconds, 2),
+    }
+
+
+def _metric_protocols(
+    metrics: list[str], protocol: dict[str, Any], classifier: TrainedClassifier | None, kid_size: int
+) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    ref = protocol.get("reference") or {}
+    for m in metrics:
+        entry: dict[str, Any] = {"id": protocol_id(m, protocol), "generated_samples": protocol["generated_samples"]}
+        if m in ("fid", "kid"):
+            entry["real_samples"] = ref.get("real_samples")
+            entry["reference"] = ref.get("source")
+        if m == "kid":
+            entry.update({"subsets": fidlib.KID_SUBSETS, "subset_size": kid_size, "kernel": "polynomial (x.y/d + 1)^3"})
+        if m == "is":
+            entry.update({"splits": fidlib.IS_SPLITS, "logits": (protocol.get("extractor") or {}).get("is_logits")})
+        if m == "align" and classifier is not None:
+            entry["ceiling"] = classifier.meta.get("heldout_accuracy")
+            entry["chance"] = "sum_v p(v)^2 over the evaluated captions' targets (an image unrelated to its caption)"
+        out[m] = entry
+    return out
+
+
+# ------------------------------------------------------------------- runs
+def resolve_checkpoint(run_dir: Path, checkpoint: str | None) -> Path:
+    """``latest`` (default), ``best``, a step number, or a file."""
+    from ganreg.train.checkpoint import find_checkpoint
+
+    if checkpoint == "best":
+        path = Path(run_dir) / "checkpoints" / BEST_CHECKPOINT
+        if not path.is_file():
+            raise UserError(f"{run_dir} has no best checkpoint", "set eval.keep_best in the recipe, or use --checkpoint latest")
+        return path
+    return find_checkpoint(Path(run_dir), checkpoint)
+
+
+def evaluate_run(
+    run_dir: Path, options: EvalOptions, checkpoint: str | None = None, use_ema: bool = True, device: str = "auto",
+    log: Log = _quiet, write: bool = True,
+) -> EvalResult:
+    """``ganreg eval``: load a run's trained networks, evaluate, write ``RUN/eval.json`` (atomically)."""
+    from ganreg.data import Collator, build_dataset
+    from ganreg.generate import load_trained
+
+    run_dir = Path(run_dir)
+    ckpt = resolve_checkpoint(run_dir, checkpoint)
+    run = load_trained(run_dir, str(ckpt), use_ema, device)
+    dataset = build_dataset(run.recipe.data, options.split)
+    collator = Collator(run.vocab, run.recipe.data.max_words)
+    dev = next(run.nets.generator.parameters()).device
+    result = evaluate_generator(run.nets.generator, run.nets.text_encoder, dataset, collator, run.recipe.data, options, dev, log)
+    result.protocol["run"] = {
+        "run_dir": str(run_dir.resolve()),
+        "checkpoint": str(ckpt.resolve()),
+        "step": run.step,
+        "generator_weights": "ema" if use_ema else "raw",
+        "recipe": run.recipe.name,
+    }
+    if write:
+        atomic_write_text(run_dir / EVAL_FILE, json.dumps(result.to_json(), indent=2) + "\n")
+    return result
+
+
+# ---------------------------------------------------------- during training
+def evaluate_during_training(trainer: Any, log: Log | None = None) -> dict[str, float]:
+    """The trainer's entry point (call at epoch boundaries; see :mod:`ganreg.metrics.training`)."""
+    from ganreg.metrics.training import evaluate_trainer
+
+    return evaluate_trainer(trainer, log)

@@ -1,0 +1,138 @@
+"""Evaluation during training: every ``eval.every_epochs`` epochs, one line of ``eval/*``
+metrics in ``metrics.jsonl``, the best checkpoint kept, TensorBoard scalars.
+
+The trainer calls :func:`ganreg.metrics.evaluate.evaluate_during_training`
+(which lands in :func:`evaluate_trainer`); nothing here knows a model.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from ganreg.errors import UserError
+from ganreg.metrics.evaluate import (
+    BEST_CHECKPOINT,
+    BEST_FILE,
+    LOWER_IS_BETTER,
+    EvalOptions,
+    Log,
+    evaluate_generator,
+    parse_metrics,
+)
+from ganreg.train.checkpoint import atomic_save, atomic_write_text
+
+
+def should_evaluate(recipe: Any, step: int, steps_per_epoch: int) -> bool:
+    """True when ``step`` ends an epoch that is a multiple of ``eval.every_epochs``."""
+    every = recipe.eval.every_epochs
+    if not every or step <= 0 or step % max(1, steps_per_epoch):
+        return False
+    return (step // max(1, steps_per_epoch)) % every == 0
+
+
+def check_eval_spec(spec: Any) -> list[str]:
+    """The recipe's ``eval`` section, validated (metrics, keep_best); returns the metric names."""
+    metrics = parse_metrics(spec.metrics)
+    if spec.keep_best is not None:
+        key = spec.keep_best.removeprefix("eval/")
+        if _base_metric(key) not in metrics:
+            raise UserError(
+                f"eval.keep_best is {spec.keep_best!r}, which eval.metrics ({', '.join(metrics)}) does not compute",
+                f"set eval.keep_best to one of {', '.join(metrics)}, or add it to eval.metrics",
+            )
+    return metrics
+
+
+def _base_metric(key: str) -> str:
+    return "align" if key.startswith("align") else key.split("_")[0]
+
+
+def _append_jsonl(path: Path, record: dict[str, Any]) -> None:
+    """One line, one write() on an O_APPEND descriptor: safe beside the trainer's own open handle."""
+    line = (json.dumps(record) + "\n").encode()
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, line)
+    finally:
+        os.close(fd)
+
+
+def keep_best(trainer: Any, metric: str, values: dict[str, float], protocol: str) -> bool:
+    """Copy the trainer's state to ``checkpoints/best.pt`` (atomically) when ``metric`` improved;
+    ``best.json`` records the value, the step and the protocol id."""
+    key = metric.removeprefix("eval/")
+    if key not in values:
+        return False
+    value = float(values[key])
+    lower = _base_metric(key) in LOWER_IS_BETTER
+    best_path = Path(trainer.run_dir) / BEST_FILE
+    previous = None
+    if best_path.is_file():
+        try:
+            previous = json.loads(best_path.read_text())
+        except ValueError:
+            previous = None
+    if previous is not None and previous.get("metric") == key and previous.get("protocol") == protocol:
+        old = float(previous["value"])
+        if (value >= old) if lower else (value <= old):
+            return False
+    atomic_save(trainer.state_dict(), Path(trainer.run_dir) / "checkpoints" / BEST_CHECKPOINT)
+    record = {"metric": key, "value": value, "step": int(trainer.step), "mode": "min" if lower else "max", "protocol": protocol,
+              "checkpoint": f"checkpoints/{BEST_CHECKPOINT}"}
+    atomic_write_text(best_path, json.dumps(record, indent=2) + "\n")
+    return True
+
+
+def evaluate_trainer(trainer: Any, log: Log | None = None) -> dict[str, float]:
+    """Evaluate the trainer's sampling generator (EMA when there is one) now.
+
+    Uses ``trainer.recipe.eval`` (metrics, samples, keep_best, tensorboard),
+    the held-out split (``trainer.data.test``, else train), the classifier
+    extractor (offline) and the recipe's sample truncation. Appends one line
+    ``{"step", "epoch", "eval/<metric>": ...}`` to ``RUN/metrics.jsonl``,
+    writes the protocol to ``RUN/eval_during_training.json``, keeps the best
+    checkpoint when ``eval.keep_best`` is set, logs to TensorBoard when
+    ``eval.tensorboard`` is on, and returns the ``eval/*`` values. The
+    trainer's random state is not touched."""
+    if log is None:
+        from rich.console import Console
+
+        console = Console(stderr=True)
+        log = lambda msg: console.print(f"[dim]{msg}[/dim]")  # noqa: E731
+    recipe, run_dir = trainer.recipe, Path(trainer.run_dir)
+    spec = recipe.eval
+    metrics = check_eval_spec(spec)
+    data = trainer.data
+    dataset, split = (data.test, "test") if data.test is not None and len(data.test) > 0 else (data.train, "train")
+    options = EvalOptions(
+        metrics=metrics, samples=spec.samples, extractor="classifier", split=split, seed=recipe.train.seed,
+        truncation=recipe.samples.truncation,
+    )
+    t0 = time.perf_counter()
+    result = evaluate_generator(
+        trainer.sample_generator(), trainer.nets.text_encoder, dataset, data.collator, recipe.data, options, trainer.device, log
+    )
+    values = {f"eval/{k}": float(v) for k, v in result.metrics.items()}
+    seconds = round(time.perf_counter() - t0, 2)
+    record = {"step": int(trainer.step), "epoch": trainer.step / max(1, trainer.steps_per_epoch), **values, "eval/time_s": seconds}
+    _append_jsonl(run_dir / "metrics.jsonl", record)
+    atomic_write_text(run_dir / "eval_during_training.json", json.dumps(result.to_json(), indent=2) + "\n")
+    if spec.keep_best:
+        key = spec.keep_best.removeprefix("eval/")
+        if keep_best(trainer, key, result.metrics, result.metric_protocol.get(_base_metric(key), {}).get("id", "")):
+            log(f"eval: new best {key} {result.metrics[key]:.4g} at step {trainer.step}: checkpoints/{BEST_CHECKPOINT}")
+    if spec.tensorboard:
+        from ganreg.metrics.tensorboard import logger_for_run
+
+        tb = logger_for_run(run_dir)
+        tb.log_scalars(trainer.step, values)
+        grids = sorted((run_dir / "samples").glob("step_*.png"))
+        if grids:
+            tb.log_image(trainer.step, grids[-1])
+    shown = ", ".join(f"{k} {v:.4g}" for k, v in result.metrics.items() if not k.endswith("_std"))
+    log(f"eval @ step {trainer.step} ({split}, {result.protocol['generated_samples']} samples, {seconds} s): {shown}")
+    return values

@@ -1,0 +1,143 @@
+"""t-SNE maps (scikit-learn) of text embeddings and image features, coloured by class.
+
+What they show: whether the text encoder separates the classes its captions
+name (held-out captions included), and whether generated images cluster by
+the class of their caption the way real images do (classifier features).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from ganreg.metrics.samples import caption_keys, text_batch  # noqa: E402
+
+MARKERS = ("o", "^", "s", "P", "X", "D")
+
+
+@dataclass
+class Panel:
+    """One map: points, their class, and an optional group (e.g. split) drawn as the marker."""
+
+    title: str
+    features: np.ndarray
+    labels: np.ndarray
+    groups: np.ndarray | None = None
+    group_names: list[str] | None = None
+
+
+def tsne_2d(features: np.ndarray, seed: int = 0) -> np.ndarray:
+    """``[N, D] -> [N, 2]``; perplexity capped for small N."""
+    from sklearn.manifold import TSNE
+
+    x = np.asarray(features, dtype=np.float32)
+    n = x.shape[0]
+    if n < 4:
+        return np.zeros((n, 2), dtype=np.float32)
+    perplexity = float(min(30.0, max(2.0, (n - 1) / 3.0)))
+    return TSNE(n_components=2, perplexity=perplexity, init="pca", learning_rate="auto", random_state=seed).fit_transform(x)
+
+
+@torch.no_grad()
+def text_embeddings(
+    text_encoder: Any, dataset: Any, collator: Any, n: int, device: torch.device, seed: int = 0, batch_size: int = 128
+) -> tuple[np.ndarray, np.ndarray]:
+    """Sentence embeddings of ``n`` captions of ``dataset`` (one per image, seeded) and their classes."""
+    was = text_encoder.training
+    text_encoder.eval()
+    keys = caption_keys(len(dataset), min(n, len(dataset)), seed)
+    embs, labels = [], []
+    try:
+        for start in range(0, len(keys), batch_size):
+            batch = collator([dataset[k] for k in keys[start : start + batch_size]])
+            embs.append(text_encoder(text_batch(batch, device)).sentence.float().cpu())
+            labels.append(batch["labels"])
+    finally:
+        text_encoder.train(was)
+    if not embs:
+        return np.zeros((0, 1), np.float32), np.zeros(0, np.int64)
+    return torch.cat(embs).numpy(), torch.cat(labels).numpy()
+
+
+def plot_panels(panels: list[Panel], class_names: list[str], out: Path, seed: int = 0) -> Path:
+    """Side-by-side t-SNE maps, one colour per class (legend when there are few classes)."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.3 * len(panels), 4.4), constrained_layout=True, squeeze=False)
+    present = sorted({int(c) for p in panels for c in p.labels})
+    cmap = plt.get_cmap("tab10" if len(present) <= 10 else "tab20")
+    colour = {c: cmap(i % cmap.N) for i, c in enumerate(present)}
+    for ax, panel in zip(axes[0], panels):
+        xy = tsne_2d(panel.features, seed)
+        groups = panel.groups if panel.groups is not None else np.zeros(len(panel.labels), dtype=np.int64)
+        for g in sorted(set(groups.tolist())):
+            for c in sorted(set(panel.labels[groups == g].tolist())):
+                m = (groups == g) & (panel.labels == c)
+                label = class_names[c] if g == min(groups.tolist()) and c < len(class_names) else None
+                ax.scatter(xy[m, 0], xy[m, 1], s=14, color=colour[int(c)], marker=MARKERS[g % len(MARKERS)], alpha=0.8,
+                           label=label, linewidths=0)
+        title = panel.title
+        if panel.group_names:
+            title += "\n(" + ", ".join(f"{MARKERS[i % len(MARKERS)]} {name}" for i, name in enumerate(panel.group_names)) + ")"
+        ax.set_title(title, fontsize=10)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    if len(present) <= 20:
+        handles = [plt.Line2D([], [], marker="o", ls="", color=colour[c], label=class_names[c] if c < len(class_names) else str(c))
+                   for c in present]
+        fig.legend(handles=handles, loc="outside lower center", ncol=min(len(present), 6), fontsize=8, frameon=False)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp.png")
+    fig.savefig(tmp, dpi=90)
+    plt.close(fig)
+    tmp.replace(out)
+    return out
+
+
+def tsne_for_run(run_dir: Path, out: Path, n: int = 300, device: str = "auto", log: Any = None, seed: int = 0) -> Path:
+    """Three maps for a trained run: text embeddings of training and held-out captions, classifier
+    features of images generated from held-out captions, and of real held-out images."""
+    from ganreg.data import Collator, build_dataset
+    from ganreg.errors import UserError
+    from ganreg.generate import load_trained
+    from ganreg.metrics.classifier import load_classifier
+    from ganreg.metrics.samples import generated_batches, real_batches
+
+    run = load_trained(Path(run_dir), None, True, device)
+    dev = next(run.nets.generator.parameters()).device
+    cfg = run.recipe.data
+    collator = Collator(run.vocab, cfg.max_words)
+    train = build_dataset(cfg, "train")
+    try:
+        held = build_dataset(cfg, "test")
+        held_name = "test"
+    except UserError:  # a source without a test split: use training captions throughout
+        held, held_name = train, "train"
+    te, tl = text_embeddings(run.nets.text_encoder, train, collator, n // 2, dev, seed)
+    he, hl = text_embeddings(run.nets.text_encoder, held, collator, n - n // 2, dev, seed)
+    text_panel = Panel(
+        "text embeddings of captions", np.concatenate([te, he]), np.concatenate([tl, hl]),
+        np.concatenate([np.zeros(len(tl), np.int64), np.ones(len(hl), np.int64)]), ["train captions", f"{held_name} captions"],
+    )
+    classifier = load_classifier(cfg, device=dev, log=log)
+    model = classifier.model.to(dev)
+    gen_f, gen_l, real_f, real_l = [], [], [], []
+    with torch.no_grad():
+        for b in generated_batches(run.nets.generator, run.nets.text_encoder, held, collator, n, dev, seed):
+            gen_f.append(model.features(b.images).cpu())
+            gen_l.append(b.labels)
+        for b in real_batches(held, collator, min(n, len(held)), seed):
+            real_f.append(model.features(b.images.to(dev)).cpu())
+            real_l.append(b.labels)
+    panels = [
+        text_panel,
+        Panel(f"generated images ({held_name} captions), classifier features", torch.cat(gen_f).numpy(), torch.cat(gen_l).numpy()),
+        Panel(f"real {held_name} images, classifier features", torch.cat(real_f).numpy(), torch.cat(real_l).numpy()),
+    ]
+    return plot_panels(panels, classifier.class_names, Path(out), seed)

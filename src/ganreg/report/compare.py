@@ -1,0 +1,73 @@
+"""``ganreg compare``: several runs side by side (final losses, evaluation, parameters,
+wall time) and their loss curves overlaid.
+
+Evaluation numbers of runs evaluated under different protocols (another
+extractor, weights, sample count or split) are flagged: they are not
+comparable, whatever the table shows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ganreg.errors import UserError
+from ganreg.report.figures import plot_comparison
+from ganreg.report.runinfo import RunInfo, read_run_info
+
+
+@dataclass
+class Comparison:
+    runs: list[RunInfo]
+    header: list[str]
+    rows: list[list[str]]
+    warnings: list[str]
+    plot: Path | None
+
+
+def _fmt(value: float | int | None) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return f"{value:.4g}"
+
+
+def protocol_ids(run: RunInfo) -> dict[str, str]:
+    if not run.eval:
+        return {}
+    return {m: p.get("id", "") for m, p in (run.eval.get("metric_protocol") or {}).items()}
+
+
+def compare_runs(run_dirs: list[Path], out: Path | None = None) -> Comparison:
+    """The comparison table (rows: quantities, columns: runs) and the overlaid-curves PNG."""
+    if len(run_dirs) < 1:
+        raise UserError("no runs to compare", "pass one or more run directories")
+    runs = [read_run_info(Path(d)) for d in run_dirs]
+    names = [r.name for r in runs]
+    if len(set(names)) < len(names):  # same folder name in different parents: show more of the path
+        names = [str(r.path) for r in runs]
+    header = ["", *names]
+    rows: list[list[str]] = []
+    rows.append(["recipe", *[str(r.recipe.get("name") or "-") for r in runs]])
+    rows.append(["steps", *[_fmt(r.last_step) for r in runs]])
+    rows.append(["wall time (min)", *[_fmt(r.wall_time_s / 60) if r.wall_time_s is not None else "-" for r in runs]])
+    for key in sorted({k for r in runs for k in r.final_losses()}):
+        rows.append([f"final {key}", *[_fmt(r.final_losses().get(key)) for r in runs]])
+    for key in sorted({k for r in runs for k in r.latest_eval() if not k.endswith("_std")}):
+        rows.append([key, *[_fmt(r.latest_eval().get(key)) for r in runs]])
+    for net in sorted({p.get("network") for r in runs for p in r.params if p.get("network")}):
+        rows.append([f"params {net}", *[_fmt(next((p.get("total") for p in r.params if p.get("network") == net), None)) for r in runs]])
+    warnings = []
+    ids = [protocol_ids(r) for r in runs]
+    for metric in sorted({m for i in ids for m in i}):
+        distinct = {i[metric] for i in ids if metric in i}
+        if len(distinct) > 1:
+            warnings.append(f"{metric}: runs were evaluated under different protocols ({', '.join(sorted(distinct))}); "
+                            "re-run `ganreg eval` with the same options before comparing")
+    plot = None
+    if out is not None:
+        if out.suffix.lower() != ".png":
+            raise UserError(f"comparison plot {out} must be a .png file", "use --out compare.png")
+        plot = plot_comparison(runs, out)
+    return Comparison(runs, header, rows, warnings, plot)

@@ -1,0 +1,179 @@
+"""``ganreg report``: one self-contained HTML page per run.
+
+Every image is embedded as a base64 data URI, so the page can be mailed,
+attached to an issue or opened from any folder. Sections: summary, evaluation
+(with each number's protocol), loss curves, metric curves, sample grids over
+time with their captions, t-SNE maps, parameter tables, the recipe.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ganreg.errors import UserError
+from ganreg.report.figures import plot_metric_curves
+from ganreg.report.runinfo import RunInfo, SampleGrid, read_run_info
+from ganreg.train.checkpoint import atomic_write_text
+
+CSS = """
+body { font-family: system-ui, sans-serif; margin: 24px auto; max-width: 1200px; color: #222; }
+h1 { margin-bottom: 4px; } h2 { border-bottom: 1px solid #ddd; padding-bottom: 4px; margin-top: 32px; }
+table { border-collapse: collapse; margin: 8px 0; } td, th { border: 1px solid #ccc; padding: 4px 10px; }
+th { background: #f3f3f3; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
+img { max-width: 100%; image-rendering: pixelated; } .grid img { width: 520px; }
+figure { display: inline-block; vertical-align: top; margin: 8px 16px 16px 0; }
+figcaption { font-size: 13px; max-width: 520px; } pre { background: #f7f7f7; padding: 8px; overflow-x: auto; font-size: 12px; }
+.muted { color: #777; font-size: 13px; }
+"""
+
+
+def data_uri(path: Path) -> str:
+    """A PNG file as a ``data:`` URI (the page needs no other file)."""
+    return "data:image/png;base64," + base64.b64encode(Path(path).read_bytes()).decode("ascii")
+
+
+def esc(value: Any) -> str:
+    return html.escape(str(value))
+
+
+def fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return esc(value)
+
+
+def table(header: list[str], rows: list[list[Any]]) -> str:
+    head = "".join(f"<th>{esc(h)}</th>" for h in header)
+    body = "".join(
+        "<tr>" + "".join(f"<td class='num'>{fmt(c)}</td>" if isinstance(c, (int, float)) else f"<td>{esc(c)}</td>" for c in row) + "</tr>"
+        for row in rows
+    )
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def img(path: Path, alt: str, cls: str = "") -> str:
+    return f"<img class='{cls}' alt='{esc(alt)}' src='{data_uri(path)}'>"
+
+
+def pick_grids(grids: list[SampleGrid], most: int) -> list[SampleGrid]:
+    """At most ``most`` grids, evenly spaced over training, always the first and the last."""
+    if len(grids) <= most:
+        return grids
+    idx = sorted({round(i * (len(grids) - 1) / (most - 1)) for i in range(most)})
+    return [grids[i] for i in idx]
+
+
+def _summary(info: RunInfo) -> str:
+    r, m = info.recipe, info.meta
+    rows = [
+        ["recipe", r.get("name") or "-"],
+        ["description", r.get("description") or "-"],
+        ["steps logged", info.last_step],
+        ["wall time", f"{info.wall_time_s / 60:.1f} min" if info.wall_time_s is not None else "-"],
+        ["created", m.get("created", "-")],
+        ["ganreg / torch", f"{m.get('ganreg_version', '?')} / {m.get('torch_version', '?')}"],
+    ]
+    for key, comp in (m.get("components") or {}).items():
+        rows.append([key, f"{comp.get('id')} ({comp.get('distribution') or comp.get('plugin')} {comp.get('version')})"])
+    return table(["", ""], rows)
+
+
+def _evaluation(info: RunInfo) -> str:
+    if not info.eval:
+        return "<p class='muted'>No eval.json: run <code>ganreg eval RUN_DIR</code> to add the evaluation.</p>"
+    ev = info.eval
+    metrics, chance, mp = ev.get("metrics", {}), ev.get("chance", {}), ev.get("metric_protocol", {})
+    rows = []
+    for name, value in metrics.items():
+        if name.endswith("_std"):
+            continue
+        base = "align" if name.startswith("align") else name
+        std = metrics.get(f"{name}_std")
+        shown = f"{value:.4g} ± {std:.2g}" if std is not None else (f"{value:.1%}" if base == "align" else f"{value:.4g}")
+        rows.append([name, shown, f"{chance[name]:.1%}" if name in chance else "", (mp.get(base) or {}).get("id", "")])
+    proto = json.dumps(ev.get("protocol", {}), indent=2)
+    return table(["metric", "value", "chance", "protocol"], rows) + (
+        f"<details><summary>full protocol</summary><pre>{esc(proto)}</pre></details>"
+    )
+
+
+def _grids(info: RunInfo, most: int) -> str:
+    if not info.grids:
+        return "<p class='muted'>No sample grids in samples/.</p>"
+    parts = []
+    for g in pick_grids(info.grids, most):
+        caps = "".join(f"<li>{esc(c.split(': ', 1)[-1])}</li>" for c in g.captions)
+        parts.append(f"<figure class='grid'>{img(g.image, f'samples at step {g.step}')}"
+                     f"<figcaption><b>step {g.step:,}</b><ol>{caps}</ol></figcaption></figure>")
+    return "".join(parts)
+
+
+def _params(info: RunInfo) -> str:
+    if not info.params:
+        return "<p class='muted'>No params.json.</p>"
+    return table(["network", "total", "trainable", "MB"],
+                 [[r.get("network"), r.get("total"), r.get("trainable"), r.get("mb")] for r in info.params])
+
+
+def build_report(
+    run_dir: Path, out: Path | None = None, tsne: bool = True, tsne_samples: int = 300, device: str = "auto",
+    max_grids: int = 8, log: Callable[[str], None] | None = None,
+) -> Path:
+    """Write the run's HTML report (default ``RUN/report/index.html``) and return its path."""
+    from ganreg.train.plots import plot_losses
+
+    log = log or (lambda msg: None)
+    run_dir = Path(run_dir)
+    info = read_run_info(run_dir)
+    out = Path(out) if out is not None else run_dir / "report" / "index.html"
+    if out.suffix.lower() not in (".html", ".htm"):
+        raise UserError(f"report output {out} must be an .html file", "use --out report.html")
+    sections: list[tuple[str, str]] = []
+    with tempfile.TemporaryDirectory(prefix="ganreg-report-") as tmpdir:
+        tmp = Path(tmpdir)
+        sections.append(("Summary", _summary(info)))
+        sections.append(("Evaluation", _evaluation(info)))
+        if info.best:
+            sections[-1] = ("Evaluation", sections[-1][1] + "<p>Best checkpoint: " + esc(
+                f"{info.best.get('metric')} = {info.best.get('value'):.4g} at step {info.best.get('step')} "
+                f"({info.best.get('checkpoint')})") + "</p>")
+        loss_png = run_dir / "loss_curves.png"
+        if not loss_png.is_file() and info.loss_rows:
+            loss_png = plot_losses(run_dir / "metrics.jsonl", tmp / "loss_curves.png") or loss_png
+        sections.append(("Loss curves", img(loss_png, "loss curves") if loss_png.is_file() else "<p class='muted'>No losses logged.</p>"))
+        curves = plot_metric_curves(info.metrics, tmp / "metric_curves.png")
+        sections.append(("Metric curves", img(curves, "metric curves") if curves else
+                         "<p class='muted'>No evaluation during training (recipe eval.every_epochs).</p>"))
+        sections.append(("Samples over training", _grids(info, max_grids)))
+        if tsne:
+            sections.append(("t-SNE", _tsne(run_dir, tmp / "tsne.png", tsne_samples, device, log)))
+        sections.append(("Parameters", _params(info)))
+        sections.append(("Recipe", f"<pre>{esc(json.dumps(info.recipe, indent=2))}</pre>"))
+        body = "".join(f"<h2>{esc(title)}</h2>\n{content}\n" for title, content in sections)
+        page = (f"<!doctype html><html><head><meta charset='utf-8'><title>ganreg report: {esc(info.name)}</title>"
+                f"<style>{CSS}</style></head><body><h1>{esc(info.name)}</h1>"
+                f"<p class='muted'>{esc(run_dir.resolve())}</p>{body}</body></html>\n")
+    atomic_write_text(out, page)
+    return out
+
+
+def _tsne(run_dir: Path, out: Path, n: int, device: str, log: Callable[[str], None]) -> str:
+    from ganreg.metrics.tsne import tsne_for_run
+
+    try:
+        path = tsne_for_run(run_dir, out, n, device, log)
+    except UserError as exc:
+        return f"<p class='muted'>t-SNE skipped: {esc(exc.message)}</p>"
+    return img(path, "t-SNE maps") + (
+        "<p class='muted'>Left: the text encoder's sentence embeddings (train and held-out captions). Middle: classifier "
+        "features of images generated from held-out captions, coloured by the caption's class. Right: the same features "
+        "of real held-out images, for reference.</p>"
+    )

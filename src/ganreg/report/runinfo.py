@@ -1,0 +1,127 @@
+"""What a run directory holds, read from its files alone (no network is built).
+
+Reports and comparisons of many runs stay fast, and work on a run whose
+plugins are no longer installed.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ganreg.errors import UserError
+
+_STEP = re.compile(r"step_(\d+)\.png$")
+
+
+@dataclass
+class SampleGrid:
+    step: int
+    image: Path
+    captions: list[str]
+
+
+@dataclass
+class RunInfo:
+    """Files of one run, parsed; missing files are empty values."""
+
+    path: Path
+    recipe: dict[str, Any]
+    meta: dict[str, Any]
+    params: list[dict[str, Any]]
+    metrics: list[dict[str, Any]]
+    eval: dict[str, Any] | None
+    best: dict[str, Any] | None
+    grids: list[SampleGrid] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def loss_rows(self) -> list[dict[str, Any]]:
+        return [r for r in self.metrics if any(k.startswith(("d/", "g/")) for k in r)]
+
+    @property
+    def eval_rows(self) -> list[dict[str, Any]]:
+        return [r for r in self.metrics if any(k.startswith("eval/") for k in r)]
+
+    @property
+    def last_step(self) -> int:
+        return max((int(r.get("step", 0)) for r in self.metrics), default=0)
+
+    @property
+    def wall_time_s(self) -> float | None:
+        times = [r["time_s"] for r in self.metrics if "time_s" in r]
+        return float(times[-1]) if times else None
+
+    def final_losses(self) -> dict[str, float]:
+        """The last logged value of every loss term (``d/...``, ``g/...``)."""
+        out: dict[str, float] = {}
+        for row in self.loss_rows:
+            for k, v in row.items():
+                if k.startswith(("d/", "g/")) and isinstance(v, (int, float)):
+                    out[k] = float(v)
+        return out
+
+    def latest_eval(self) -> dict[str, float]:
+        """eval.json's metrics, else the last ``eval/*`` line of metrics.jsonl."""
+        if self.eval and isinstance(self.eval.get("metrics"), dict):
+            return {k: float(v) for k, v in self.eval["metrics"].items()}
+        rows = self.eval_rows
+        if not rows:
+            return {}
+        return {k[5:]: float(v) for k, v in rows[-1].items() if k.startswith("eval/") and k != "eval/time_s"}
+
+
+def _json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """Lines of a JSON-lines file; a torn last line (a run killed mid-write) is skipped."""
+    if not path.is_file():
+        return []
+    rows = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            try:
+                rows.append(json.loads(line))
+            except ValueError:
+                continue
+    return rows
+
+
+def sample_grids(run_dir: Path) -> list[SampleGrid]:
+    out = []
+    for png in (run_dir / "samples").glob("step_*.png"):
+        m = _STEP.search(png.name)
+        if not m:
+            continue
+        txt = png.with_suffix(".txt")
+        caps = txt.read_text(encoding="utf-8").splitlines() if txt.is_file() else []
+        out.append(SampleGrid(int(m.group(1)), png, caps))
+    return sorted(out, key=lambda g: g.step)
+
+
+def read_run_info(run_dir: Path) -> RunInfo:
+    run_dir = Path(run_dir)
+    recipe = _json(run_dir / "recipe.resolved.json")
+    if not isinstance(recipe, dict):
+        raise UserError(f"{run_dir} is not a ganreg run directory (no readable recipe.resolved.json)", "pass a directory `ganreg run` wrote")
+    return RunInfo(
+        path=run_dir,
+        recipe=recipe,
+        meta=_json(run_dir / "run.json") or {},
+        params=_json(run_dir / "params.json") or [],
+        metrics=read_jsonl(run_dir / "metrics.jsonl"),
+        eval=_json(run_dir / "eval.json"),
+        best=_json(run_dir / "best.json"),
+        grids=sample_grids(run_dir),
+    )

@@ -1,0 +1,186 @@
+"""``ganreg eval`` on a trained run, its protocol, user statistics, the offline Inception error,
+and evaluation during training (metrics.jsonl, keep-best, TensorBoard)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from ganreg.errors import UserError
+from ganreg.metrics.evaluate import EvalOptions, evaluate_run, parse_metrics
+from ganreg.metrics.training import should_evaluate
+
+from .conftest import make_trainer
+
+OPTIONS = {"samples": 24, "batch_size": 12}
+
+
+def test_eval_writes_eval_json_with_the_protocol(tiny_run: Path, autoload: Any) -> None:
+    result = evaluate_run(tiny_run, EvalOptions(**OPTIONS), device="cpu")
+    saved = json.loads((tiny_run / "eval.json").read_text())
+    assert saved["metrics"] == pytest.approx(result.metrics)
+    m = saved["metrics"]
+    assert {"fid", "kid", "kid_std", "is", "is_std", "align", "align_colour", "align_shape", "align_size", "align_position"} <= set(m)
+    assert m["fid"] >= 0 and 1.0 <= m["is"] <= 48 and all(0 <= m[k] <= 1 for k in m if k.startswith("align"))
+    p = saved["protocol"]
+    assert p["generated_samples"] == 24 and p["split"] == "test" and p["image_size"] == 32 and p["truncation"] is None
+    assert p["run"]["step"] == 2 and p["run"]["generator_weights"] == "ema"
+    ext = p["extractor"]
+    assert ext["name"] == "classifier" and len(ext["sha256"]) == 64 and "bilinear" in ext["resize"]
+    assert p["reference"]["real_samples"] > 10
+    ids = {k: v["id"] for k, v in saved["metric_protocol"].items()}
+    assert ids["fid"] == f"fid24-classifier:{ext['sha256'][:8]}-test-32px"
+    assert saved["chance"]["align_size"] == pytest.approx(0.5, abs=0.25)
+    # the reference statistics are cached: a second evaluation reads them back and agrees
+    again = evaluate_run(tiny_run, EvalOptions(**OPTIONS), device="cpu", write=False)
+    assert again.protocol["reference"]["source"] == "cache"
+    assert again.metrics["fid"] == pytest.approx(result.metrics["fid"], rel=1e-6)
+
+
+def test_user_reference_statistics(tiny_run: Path, autoload: Any, tmp_path: Path) -> None:
+    base = evaluate_run(tiny_run, EvalOptions(metrics=["fid"], **OPTIONS), device="cpu", write=False)
+    with np.load(base.protocol["reference"]["path"]) as cached:
+        mu, sigma = cached["mu"], cached["sigma"]
+    npz = tmp_path / "dfgan_style.npz"
+    np.savez(npz, mu=mu, sigma=sigma)  # DF-GAN's layout: no sample count, no features
+    user = evaluate_run(tiny_run, EvalOptions(metrics=["fid"], ref_stats=npz, **OPTIONS), device="cpu", write=False)
+    assert user.metrics["fid"] == pytest.approx(base.metrics["fid"], rel=1e-6)
+    assert user.protocol["reference"]["source"] == "user file" and user.metric_protocol["fid"]["id"].endswith(
+        f"ref:{user.protocol['reference']['sha256'][:8]}"
+    )
+    with pytest.raises(UserError, match="KID needs the real features"):
+        evaluate_run(tiny_run, EvalOptions(metrics=["fid", "kid"], ref_stats=npz, **OPTIONS), device="cpu", write=False)
+    np.savez(npz, mu=np.zeros(2048), sigma=np.eye(2048))
+    with pytest.raises(UserError, match="2048-d statistics"):
+        evaluate_run(tiny_run, EvalOptions(metrics=["fid"], ref_stats=npz, **OPTIONS), device="cpu", write=False)
+    (tmp_path / "bad.npz").write_bytes(b"not an npz")
+    with pytest.raises(UserError, match="cannot read"):
+        evaluate_run(tiny_run, EvalOptions(metrics=["fid"], ref_stats=tmp_path / "bad.npz", **OPTIONS), device="cpu", write=False)
+
+
+def test_unknown_metric_names_the_closest() -> None:
+    with pytest.raises(UserError) as exc:
+        parse_metrics("fid,algn")
+    assert "align" in (exc.value.fix or "")
+
+
+def test_inception_offline_says_where_to_put_the_weights(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from ganreg.data.config import DataConfig
+    from ganreg.metrics import features
+
+    def offline(*args: Any, **kwargs: Any) -> None:
+        raise OSError("Name or service not known")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    cfg = DataConfig(cache_dir=str(tmp_path / "cache"))
+    with pytest.raises(UserError) as exc:
+        features.build_extractor("inception", cfg)
+    assert str(tmp_path / "cache" / "weights" / features.INCEPTION_FILE) in (exc.value.fix or "")
+    assert "--extractor classifier" in (exc.value.fix or "")
+
+
+def test_inception_extractor_wiring_with_stand_in_weights(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Shapes and hashing of the Inception path, with random weights standing in for the real file."""
+    pytest.importorskip("torch_fidelity")
+    from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
+
+    from ganreg.data.config import DataConfig
+    from ganreg.metrics import features
+
+    monkeypatch.setattr(FeatureExtractorInceptionV3, "load_state_dict", lambda self, *a, **k: None)
+    monkeypatch.setattr("torch_fidelity.feature_extractor_inceptionv3.load_state_dict_from_url", lambda *a, **k: {})
+    blank = FeatureExtractorInceptionV3("inception-v3-compat", ["2048"])
+    monkeypatch.undo()
+    weights = tmp_path / "cache" / "weights" / features.INCEPTION_FILE
+    weights.parent.mkdir(parents=True)
+    torch.save(blank.state_dict(), weights)
+    ext = features.build_extractor("inception", DataConfig(cache_dir=str(tmp_path / "cache")))
+    with torch.no_grad():
+        f, logits = ext.features_and_logits(torch.rand(2, 3, 32, 32) * 2 - 1)
+    assert f.shape == (2, 2048) and logits is not None and logits.shape == (2, 1008)
+    assert ext.protocol()["sha256"] == features.sha256_file(weights) and ext.protocol()["input_size"] == 299
+
+
+def test_should_evaluate_at_epoch_boundaries() -> None:
+    class R:
+        class eval:  # noqa: N801
+            every_epochs = 2
+
+    assert [s for s in range(1, 13) if should_evaluate(R, s, 3)] == [6, 12]
+    R.eval.every_epochs = None  # type: ignore[assignment]
+    assert not should_evaluate(R, 6, 3)
+
+
+def test_evaluate_during_training_logs_keeps_best_and_leaves_rng_alone(registry: Any, tmp_path: Path, eval_cache: Path) -> None:
+    from ganreg.metrics.evaluate import evaluate_during_training
+    from ganreg.train.checkpoint import load_checkpoint
+
+    tensorboard = True
+    try:
+        import torch.utils.tensorboard  # noqa: F401
+    except ImportError:
+        tensorboard = False
+    trainer = make_trainer(registry, tmp_path / "run", eval_cache, **{"eval.tensorboard": tensorboard})
+    trainer.fit(stop_after=1)
+    state = torch.get_rng_state()
+    values = evaluate_during_training(trainer, log=lambda msg: None)
+    assert torch.equal(state, torch.get_rng_state())
+    assert {"eval/fid", "eval/kid", "eval/is", "eval/align", "eval/align_colour"} <= set(values)
+    rows = [json.loads(line) for line in (trainer.run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert rows[-1]["step"] == 1 and rows[-1]["eval/fid"] == pytest.approx(values["eval/fid"])
+    best = json.loads((trainer.run_dir / "best.json").read_text())
+    assert best["metric"] == "fid" and best["step"] == 1 and best["mode"] == "min"
+    assert load_checkpoint(trainer.run_dir / "checkpoints" / "best.pt")["step"] == 1
+    # a worse value later keeps the old best; a better one replaces it
+    from ganreg.metrics.training import keep_best
+
+    trainer.step = 2
+    assert not keep_best(trainer, "fid", {"fid": best["value"] + 1}, best["protocol"])
+    assert keep_best(trainer, "fid", {"fid": best["value"] - 1e-3}, best["protocol"])
+    assert json.loads((trainer.run_dir / "best.json").read_text())["step"] == 2
+    if tensorboard:
+        assert list((trainer.run_dir / "tensorboard").glob("events.out.tfevents.*"))
+
+
+def test_keep_best_must_name_a_computed_metric(registry: Any, tmp_path: Path, eval_cache: Path) -> None:
+    from ganreg.metrics.evaluate import evaluate_during_training
+
+    trainer = make_trainer(registry, tmp_path / "run", eval_cache, **{"eval.keep_best": "is", "eval.metrics": ["fid"]})
+    with pytest.raises(UserError, match="keep_best"):
+        evaluate_during_training(trainer, log=lambda msg: None)
+
+
+def test_tensorboard_missing_is_a_user_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import builtins
+
+    from ganreg.metrics.tensorboard import TensorBoardLogger
+
+    real_import = builtins.__import__
+
+    def no_tensorboard(name: str, *args: Any, **kwargs: Any) -> Any:
+        if name.startswith("torch.utils.tensorboard"):
+            raise ImportError("No module named 'tensorboard'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_tensorboard)
+    with pytest.raises(UserError) as exc:
+        TensorBoardLogger(tmp_path / "tb")
+    assert "pip install tensorboard" in (exc.value.fix or "")
+
+
+def test_cli_eval_prints_the_table(tiny_run: Path, autoload: Any) -> None:
+    from click.testing import CliRunner
+
+    from ganreg.cli import cli
+
+    result = CliRunner().invoke(cli, ["eval", str(tiny_run), "--samples", "20", "--metrics", "fid,align", "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    assert "fid20-classifier:" in result.output and "align_colour" in result.output and "sha256" in result.output
+    bad = CliRunner().invoke(cli, ["eval", str(tiny_run), "--metrics", "fdi"])
+    assert isinstance(bad.exception, UserError) and bad.exception.exit_code == 2

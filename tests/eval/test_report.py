@@ -1,0 +1,127 @@
+"""``ganreg report``: a self-contained page that a browser renders with its grid and plots;
+``ganreg compare``: the side-by-side table and the overlaid curves."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from ganreg.report.compare import compare_runs
+from ganreg.report.html import build_report
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMIUM_FLAGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync",
+]
+PROBE = """<script>window.addEventListener('load', () => {
+  const out = [...document.images].map(i => { const r = i.getBoundingClientRect();
+    return {alt: i.alt, w: i.naturalWidth, h: i.naturalHeight, x: r.left, y: r.top + window.scrollY, dw: r.width, dh: r.height}; });
+  document.body.setAttribute('data-probe', JSON.stringify(out)); });</script>"""
+
+
+@pytest.fixture(scope="module")
+def report(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from ganreg import plugins
+
+    plugins.reset_registry()
+    mp = pytest.MonkeyPatch()
+    mp.delenv("GANREG_NO_PLUGIN_AUTOLOAD", raising=False)
+    try:
+        return build_report(tiny_run, tmp_path_factory.mktemp("report") / "report.html", tsne_samples=40, device="cpu")
+    finally:
+        mp.undo()
+        plugins.reset_registry()
+
+
+def test_report_is_self_contained(report: Path) -> None:
+    page = report.read_text()
+    for section in ("Summary", "Loss curves", "Metric curves", "Samples over training", "t-SNE", "Parameters", "Recipe"):
+        assert f"<h2>{section}</h2>" in page
+    sources = re.findall(r"src='([^']*)'", page)
+    assert len(sources) >= 4 and all(s.startswith("data:image/png;base64,") for s in sources)
+    assert "<link" not in page and "http://" not in page and "https://" not in page
+    assert "t-SNE skipped" not in page
+    assert "dfgan:dfgan" in page and "generator" in page  # components and parameter table
+
+
+def _chromium(args: list[str], tmp: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [CHROMIUM, *CHROMIUM_FLAGS, f"--user-data-dir={tmp / 'profile'}", *args], capture_output=True, text=True, timeout=120,
+    )
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (CI's .ci/run installs it with apt)")
+def test_report_renders_in_headless_chromium(report: Path, tmp_path: Path) -> None:
+    probe_page = tmp_path / "probe.html"
+    probe_page.write_text(report.read_text().replace("</body>", PROBE + "</body>"))
+    dom = _chromium(["--virtual-time-budget=5000", "--window-size=1280,4000", "--dump-dom", probe_page.as_uri()], tmp_path)
+    match = re.search(r"data-probe=\"([^\"]*)\"", dom.stdout)
+    assert match, dom.stderr[-2000:]
+    images = json.loads(match.group(1).replace("&quot;", '"').replace("&amp;", "&"))
+    kinds = {i["alt"] for i in images}
+    assert {"loss curves", "t-SNE maps"} <= kinds and any(a.startswith("samples at step") for a in kinds)
+    assert all(i["w"] > 0 and i["h"] > 0 and i["dw"] > 50 for i in images), images  # every image decoded and laid out
+
+    shot = tmp_path / "shot.png"
+    _chromium([f"--screenshot={shot}", "--window-size=1280,4000", report.as_uri()], tmp_path)
+    pixels = np.asarray(Image.open(shot).convert("RGB"), dtype=np.float32)
+    assert pixels.shape[:2] == (4000, 1280)
+    checked = 0
+    for i in images:  # each image's box in the screenshot holds a picture, not blank page
+        x0, y0 = int(i["x"]), int(i["y"])
+        x1, y1 = min(int(i["x"] + i["dw"]), 1280), min(int(i["y"] + i["dh"]), 4000)
+        if y1 - y0 < 50:
+            continue
+        box = pixels[y0:y1, x0:x1]
+        assert box.std() > 10 and (np.abs(box - 255).sum(-1) > 30).mean() > 0.01, i["alt"]
+        checked += 1
+    assert checked >= 3
+    grid = next(i for i in images if i["alt"].startswith("samples at step"))
+    assert grid["dw"] == pytest.approx(520, abs=2)  # the grid is shown large, as styled
+
+
+def _eval_json(run: Path, fid: float, protocol: str) -> None:
+    (run / "eval.json").write_text(json.dumps({
+        "metrics": {"fid": fid, "align": 0.5}, "chance": {"align": 0.1},
+        "metric_protocol": {"fid": {"id": protocol}, "align": {"id": "align20-classifier:0-test-32px"}},
+    }))
+
+
+def test_compare_two_runs(tiny_run: Path, tmp_path: Path) -> None:
+    a, b = tmp_path / "a", tmp_path / "b"
+    for run in (a, b):
+        shutil.copytree(tiny_run, run, ignore=shutil.ignore_patterns("checkpoints", "report"))
+    _eval_json(a, 12.5, "fid10k-classifier:0123abcd-test-32px")
+    _eval_json(b, 30.25, "fid10k-inception:deadbeef-test-32px")
+    out = tmp_path / "compare.png"
+    cmp = compare_runs([a, b], out)
+    assert cmp.header == ["", "a", "b"]
+    rows = {r[0]: r[1:] for r in cmp.rows}
+    assert rows["steps"] == ["2", "2"] and "final d/total" in rows and "wall time (min)" in rows
+    assert rows["fid"] == ["12.5", "30.25"] and rows["params generator"][0] == rows["params generator"][1]
+    assert out.is_file() and Image.open(out).size[0] > 500
+    assert [w for w in cmp.warnings if w.startswith("fid:") and "different protocols" in w]
+    assert not [w for w in cmp.warnings if w.startswith("align:")]
+
+
+def test_cli_report_and_compare(tiny_run: Path, tmp_path: Path, autoload: Any) -> None:
+    from click.testing import CliRunner
+
+    from ganreg.cli import cli
+
+    page = tmp_path / "r.html"
+    result = CliRunner().invoke(cli, ["report", str(tiny_run), "--out", str(page), "--no-tsne"])
+    assert result.exit_code == 0, result.output
+    assert page.is_file() and "t-SNE" not in page.read_text()
+    result = CliRunner().invoke(cli, ["compare", str(tiny_run), str(tiny_run), "--out", str(tmp_path / "c.png"), "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["plot"] == str(tmp_path / "c.png")
