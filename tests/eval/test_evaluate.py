@@ -149,11 +149,9 @@ def test_evaluate_during_training_logs_keeps_best_and_leaves_rng_alone(registry:
 
 
 def test_keep_best_must_name_a_computed_metric(registry: Any, tmp_path: Path, eval_cache: Path) -> None:
-    from ganreg.metrics.evaluate import evaluate_during_training
-
-    trainer = make_trainer(registry, tmp_path / "run", eval_cache, **{"eval.keep_best": "is", "eval.metrics": ["fid"]})
+    # the trainer checks the eval section when it is built, before any training
     with pytest.raises(UserError, match="keep_best"):
-        evaluate_during_training(trainer, log=lambda msg: None)
+        make_trainer(registry, tmp_path / "run", eval_cache, **{"eval.keep_best": "is", "eval.metrics": ["fid"]})
 
 
 def test_tensorboard_missing_is_a_user_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
