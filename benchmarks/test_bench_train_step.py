@@ -85,6 +85,8 @@ def test_dfgan_train_step(benchmark, registry: Registry, tmp_path: Path, size: i
         for _ in range(3 if CUDA else 1):  # warm-up (and compilation)
             step()
         benchmark.pedantic(step, rounds=10 if CUDA else 3, iterations=1)
+    if benchmark.stats is None:  # --benchmark-disable: a smoke run, nothing measured
+        return
     mean = benchmark.stats.stats.mean
     benchmark.extra_info.update(
         {"images_per_s": BATCH / mean, "batch": BATCH, "nf": NF, "image_size": size, "config": name, "device": str(trainer.device)}
