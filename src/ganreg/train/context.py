@@ -138,4 +138,4 @@ class StepContext:
     # -------------------------------------------------------------------- logging
     def log(self, name: str, value: torch.Tensor | float) -> None:
         """Record an extra scalar (logged to metrics.jsonl under the loss's name)."""
-        self.logs[name] = value.detach().float() if isinstance(value, torch.Tensor) else torch.tensor(float(value))
+        self.logs[name] = value.detach().float().clone() if isinstance(value, torch.Tensor) else torch.tensor(float(value))

@@ -189,10 +189,12 @@ class Trainer:
         pending, self._pending = self._pending, []
         if not pending:
             return {}
-        keys = list(pending[-1][1])
-        table = torch.stack([torch.stack([logs[k].float() for k in keys]) for _, logs in pending]).cpu()
-        for (step, _), row in zip(pending, table):
-            bad = [k for k, v in zip(keys, row.tolist()) if not math.isfinite(v)]
+        keys = sorted({k for _, logs in pending for k in logs})  # a loss may log a key only on some steps
+        nan = torch.tensor(float("nan"))
+        rows = [torch.stack([logs[k].float().reshape(()) if k in logs else nan for k in keys]) for _, logs in pending]
+        table = torch.stack([r.cpu() for r in rows])
+        for (step, logs), row in zip(pending, table):
+            bad = [k for k, v in zip(keys, row.tolist()) if k in logs and not math.isfinite(v)]
             totals = [k for k in bad if k.endswith("/total")]
             if totals:
                 network = "discriminator" if totals[0].startswith("d/") else "generator"
@@ -202,7 +204,8 @@ class Trainer:
                     f" (terms: {', '.join(terms) or 'sum'})",
                     "lower the learning rate, check the data, or add a regulariser; the last good checkpoint is kept",
                 )
-        return dict(zip(keys, table[-1].tolist()))
+        last = pending[-1][1]
+        return {k: v for k, v in zip(keys, table[-1].tolist()) if k in last}
 
     def train_step(self) -> None:
         """One generator step and the ``d_steps`` discriminator steps before it."""

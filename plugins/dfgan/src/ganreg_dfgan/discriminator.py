@@ -42,7 +42,9 @@ def get_D_in_out_chs(nf: int, imsize: int) -> list[tuple[int, int]]:
 class DBlock(nn.Module):
     """resD: ``avgpool(shortcut(x)) + gamma * conv_r(x)``, gamma starts at 0."""
 
-    def __init__(self, fin: int, fout: int, downsample: bool = True, unused_shortcut: bool = True) -> None:
+    def __init__(
+        self, fin: int, fout: int, downsample: bool = True, unused_shortcut: bool = True, gate_init: float = 0.0
+    ) -> None:
         super().__init__()
         self.downsample = downsample
         self.learned_shortcut = fin != fout
@@ -54,7 +56,7 @@ class DBlock(nn.Module):
         )
         if self.learned_shortcut or unused_shortcut:
             self.conv_s = nn.Conv2d(fin, fout, 1, stride=1, padding=0)
-        self.gamma = nn.Parameter(torch.zeros(1))
+        self.gamma = nn.Parameter(torch.full((1,), float(gate_init)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         res = self.conv_r(x)
@@ -68,11 +70,13 @@ class DBlock(nn.Module):
 class NetD(nn.Module):
     """Image trunk: (B, 3, S, S) -> (B, 8nf, 4, 4)."""
 
-    def __init__(self, ndf: int, imsize: int = 256, ch_size: int = 3, unused_shortcuts: bool = True) -> None:
+    def __init__(
+        self, ndf: int, imsize: int = 256, ch_size: int = 3, unused_shortcuts: bool = True, gate_init: float = 0.0
+    ) -> None:
         super().__init__()
         self.conv_img = nn.Conv2d(ch_size, ndf, 3, 1, 1)
         self.DBlocks = nn.ModuleList(
-            [DBlock(i, o, unused_shortcut=unused_shortcuts) for i, o in get_D_in_out_chs(ndf, imsize)]
+            [DBlock(i, o, unused_shortcut=unused_shortcuts, gate_init=gate_init) for i, o in get_D_in_out_chs(ndf, imsize)]
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -102,10 +106,18 @@ class NetC(nn.Module):
 class DFGANDiscriminator(Discriminator):
     """DF-GAN discriminator: ``net_d`` (NetD) gives the features, ``net_c`` (NetC) the logit."""
 
-    def __init__(self, nf: int = 32, cond_dim: int = 256, imsize: int = 256, ch_size: int = 3, unused_shortcuts: bool = True) -> None:
+    def __init__(
+        self,
+        nf: int = 32,
+        cond_dim: int = 256,
+        imsize: int = 256,
+        ch_size: int = 3,
+        unused_shortcuts: bool = True,
+        gate_init: float = 0.0,
+    ) -> None:
         super().__init__()
         check_image_size(imsize, "discriminator dfgan")
-        self.net_d = NetD(nf, imsize, ch_size, unused_shortcuts)
+        self.net_d = NetD(nf, imsize, ch_size, unused_shortcuts, gate_init)
         self.net_c = NetC(nf, cond_dim)
 
     def features(self, images: torch.Tensor) -> torch.Tensor:
@@ -123,10 +135,22 @@ class DFGANDiscriminatorParams(BaseModel):
         description="Build the 1x1 shortcut conv in every D_Block, also where fin == fout and it is unused, as the "
         "official code does: parameter counts and state-dict keys equal the original's. False drops the dead weights.",
     )
+    gate_init: float = Field(
+        0.0,
+        description="Initial value of each D_Block's residual gate gamma (official: 0). While the gates are near 0 "
+        "D is almost linear in the image (conv_img, 1x1 shortcuts, average pooling), and Adam moves a scalar gate "
+        "by about lr per step, so short runs learn only blurry colour blobs; 1 opens the residual branches at once.",
+    )
 
 
 def build_discriminator(params: DFGANDiscriminatorParams, ctx: BuildContext) -> DFGANDiscriminator:
-    """DF-GAN discriminator (CVPR'22 code): resD trunk with zero-initialised residual gates, no normalisation; sentence tiled at 4x4 in NetC."""
+    """DF-GAN discriminator NetD + NetC (CVPR'22 code).
+
+    resD trunk with zero-initialised residual gates and no normalisation (features); the sentence tiled at 4x4 and
+    two convs in NetC (logits).
+    """
     if ctx.cond_dim < 1:
         raise UserError("discriminator dfgan needs a sentence embedding (cond_dim >= 1)", "add a text encoder to the recipe")
-    return DFGANDiscriminator(params.nf, ctx.cond_dim, ctx.image_size, ctx.channels, params.unused_shortcuts)
+    return DFGANDiscriminator(
+        params.nf, ctx.cond_dim, ctx.image_size, ctx.channels, params.unused_shortcuts, params.gate_init
+    )

@@ -176,7 +176,10 @@ class DFGANGeneratorParams(BaseModel):
 
 
 def build_generator(params: DFGANGeneratorParams, ctx: BuildContext) -> DFGANGenerator:
-    """DF-GAN generator (CVPR'22 code): FC -> 4x4x8nf, G_Blocks with DFBLK fusion of cat(z, sentence), nearest upsampling."""
+    """DF-GAN generator NetG (CVPR'22 code).
+
+    FC -> 4x4x8nf, G_Blocks (nearest upsampling, DFBLK fusion of cat(z, sentence), 3x3 convs), LReLU -> conv -> tanh.
+    """
     if ctx.cond_dim < 1:
         raise UserError("generator dfgan needs a sentence embedding (cond_dim >= 1)", "add a text encoder to the recipe")
     return DFGANGenerator(params.nf, params.z_dim, ctx.cond_dim, ctx.image_size, ctx.channels)

@@ -66,6 +66,12 @@ class MAGPParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
     k: float = Field(2.0, gt=0, description="Scale of the penalty (DF-GAN: 2).")
     p: float = Field(6.0, gt=0, description="Power of the per-sample gradient norm (DF-GAN: 6).")
+    every: int = Field(
+        1,
+        ge=1,
+        description="Lazy regularisation (as StyleGAN2's lazy R1): compute the penalty on every N-th D step only, "
+        "scaled by N. 1 (DF-GAN) computes it every step; larger values save the double backward on the others.",
+    )
 
 
 def magp_sq_norms(logits: torch.Tensor, images: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
@@ -90,21 +96,40 @@ class MAGP(Loss):
     network = "discriminator"
     needs_input_grad = True
 
-    def __init__(self, k: float = 2.0, p: float = 6.0) -> None:
+    def __init__(self, k: float = 2.0, p: float = 6.0, every: int = 1) -> None:
         super().__init__()
-        self.k, self.p = float(k), float(p)
+        self.k, self.p, self.every = float(k), float(p), int(every)
+        self.calls = 0
+        """Calls so far (lazy mode); saved as the module's extra state, so a resumed run stays in phase."""
+        # the last computed mean gradient norm, logged on every call (the logged keys must not vary by step)
+        self.register_buffer("last_grad_norm", torch.zeros(()))
+
+    def get_extra_state(self) -> dict[str, int]:
+        return {"calls": self.calls}
+
+    def set_extra_state(self, state: dict[str, int]) -> None:
+        self.calls = int(state.get("calls", 0))
 
     def forward(self, ctx: StepContext) -> torch.Tensor:
         images, cond = ctx.real_input, ctx.cond_input
         if not (images.requires_grad and cond.requires_grad):
             raise RuntimeError("magp needs D's real inputs to require grad (the trainer sets them when needs_input_grad)")
+        due = self.calls % self.every == 0
+        self.calls += 1
+        if not due:  # a zero that still belongs to D's graph, so the step's backward works as usual
+            ctx.log("magp_grad_norm", self.last_grad_norm.clone())
+            return ctx.d_real.logits.sum() * 0.0
         sq = magp_sq_norms(ctx.d_real.logits, images, cond)
-        ctx.log("magp_grad_norm", sq.detach().sqrt().mean())
-        return self.k * sq.pow(self.p / 2).mean()
+        self.last_grad_norm.copy_(sq.detach().sqrt().mean())
+        ctx.log("magp_grad_norm", self.last_grad_norm.clone())
+        return self.every * self.k * sq.pow(self.p / 2).mean()
 
 
 def build_hinge(params: HingeParams, ctx: BuildContext) -> DFGANHinge:
-    """DF-GAN discriminator hinge loss: real + (fake + mismatch)/2, mismatch = real features rolled by one."""
+    """DF-GAN discriminator hinge loss with rolled mismatched pairs.
+
+    real + (fake + mismatch) / 2, the mismatched pairs being real features rolled by one with the original text.
+    """
     return DFGANHinge(params.mismatch_weight)
 
 
@@ -114,5 +139,8 @@ def build_hinge_generator(params: BaseModel, ctx: BuildContext) -> DFGANHingeGen
 
 
 def build_magp(params: MAGPParams, ctx: BuildContext) -> MAGP:
-    """MA-GP (DF-GAN): k * mean(||grad of D(real, text) w.r.t. (image, text)||_2 ** p), k=2, p=6, on real pairs."""
-    return MAGP(params.k, params.p)
+    """DF-GAN matching-aware gradient penalty (MA-GP).
+
+    k * mean(||grad of D(real, text) w.r.t. (image, text)||_2 ** p), k = 2, p = 6, on real pairs.
+    """
+    return MAGP(params.k, params.p, params.every)

@@ -1,0 +1,193 @@
+"""DF-GAN generator and discriminator: parity with tobran/DF-GAN (CVPR'22 code)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from ganreg.interfaces import BuildContext
+from ganreg_dfgan import plugin
+from ganreg_dfgan.discriminator import DBlock, DFGANDiscriminator, get_D_in_out_chs
+from ganreg_dfgan.generator import DFBLK, Affine, DFGANGenerator, GBlock, get_G_in_out_chs
+from ganreg.testing import registry_with
+
+
+def n_params(module: torch.nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+# Exact counts of the official modules (nf = 32, cond_dim = 256, nz = 100), and
+# the rounded millions the reference publishes (§2.1: "verified" by running the
+# upstream code).
+COUNTS = {
+    # imsize: (G, NetD, NetC)
+    64: (4_868_867, 3_210_820, 295_936),
+    128: (7_306_499, 4_915_013, 295_936),
+    256: (9_744_131, 6_619_206, 295_936),
+}
+PUBLISHED = {64: (4.87, 3.21), 128: (7.31, 4.92), 256: (9.74, 6.62)}
+
+
+@pytest.mark.parametrize("imsize", [64, 128, 256])
+def test_parameter_counts_equal_the_original(imsize: int) -> None:
+    g = DFGANGenerator(nf=32, z_dim=100, cond_dim=256, imsize=imsize)
+    d = DFGANDiscriminator(nf=32, cond_dim=256, imsize=imsize)
+    exp_g, exp_d, exp_c = COUNTS[imsize]
+    assert n_params(g) == exp_g
+    assert n_params(d.net_d) == exp_d
+    assert n_params(d.net_c) == exp_c
+    assert n_params(d) == exp_d + exp_c
+    pub_g, pub_d = PUBLISHED[imsize]
+    assert round(n_params(g) / 1e6, 2) == pub_g
+    assert round(n_params(d.net_d) / 1e6, 2) == pub_d
+    assert round(n_params(d.net_c) / 1e6, 3) == 0.296
+
+
+def test_parameter_counts_nf64_at_256() -> None:
+    g = DFGANGenerator(nf=64, z_dim=100, cond_dim=256, imsize=256)
+    d = DFGANDiscriminator(nf=64, cond_dim=256, imsize=256)
+    assert n_params(g) == 31_819_267
+    assert n_params(d.net_d) == 26_472_582
+    assert round(n_params(g) / 1e6, 2) == 31.82
+    assert round(n_params(d.net_d) / 1e6, 2) == 26.47
+
+
+def test_unused_shortcuts_are_what_the_counts_include() -> None:
+    # The official D_Block builds conv_s even where fin == fout (unused).
+    lean = DFGANDiscriminator(nf=32, cond_dim=256, imsize=256, unused_shortcuts=False)
+    dead = sum(256 * 256 + 256 for fin, fout in get_D_in_out_chs(32, 256) if fin == fout)
+    assert n_params(lean.net_d) == 6_619_206 - dead == 6_421_830
+
+
+def test_registry_builds_the_official_model_from_defaults() -> None:
+    reg = registry_with(plugin, "dfgan")
+    ctx = BuildContext(image_size=256, cond_dim=256)
+    g = reg.resolve("generator", "dfgan:dfgan").build({}, ctx)
+    d = reg.resolve("discriminator", "dfgan:dfgan").build({}, ctx)
+    assert (n_params(g), n_params(d.net_d), n_params(d.net_c)) == COUNTS[256]
+
+
+def test_channel_schedules() -> None:
+    assert get_G_in_out_chs(32, 64) == [(256, 256), (256, 128), (128, 64), (64, 32)]
+    assert get_G_in_out_chs(32, 128) == [(256, 256), (256, 256), (256, 128), (128, 64), (64, 32)]
+    assert get_G_in_out_chs(32, 256) == [(256, 256)] * 3 + [(256, 128), (128, 64), (64, 32)]
+    assert get_D_in_out_chs(32, 256) == [(32, 64), (64, 128), (128, 256), (256, 256), (256, 256), (256, 256)]
+
+
+def test_state_dict_keys_mirror_the_original() -> None:
+    g = DFGANGenerator(nf=4, z_dim=8, cond_dim=16, imsize=64)
+    keys = set(g.state_dict())
+    for k in (
+        "fc.weight",
+        "GBlocks.0.c1.weight",
+        "GBlocks.0.fuse1.affine0.fc_gamma.linear1.weight",
+        "GBlocks.0.fuse2.affine1.fc_beta.linear2.bias",
+        "GBlocks.1.c_sc.weight",
+        "to_rgb.1.weight",
+    ):
+        assert k in keys
+    d = DFGANDiscriminator(nf=4, cond_dim=16, imsize=64)
+    dkeys = set(d.state_dict())
+    for k in ("net_d.conv_img.weight", "net_d.DBlocks.0.conv_r.0.weight", "net_d.DBlocks.0.conv_r.2.weight",
+              "net_d.DBlocks.3.conv_s.weight", "net_d.DBlocks.0.gamma", "net_c.joint_conv.0.weight",
+              "net_c.joint_conv.2.weight"):
+        assert k in dkeys
+
+
+def test_affine_starts_as_identity() -> None:
+    torch.manual_seed(0)
+    x, y = torch.randn(3, 5, 4, 4), torch.randn(3, 7)
+    aff = Affine(7, 5)
+    assert torch.equal(aff(x, y), x)
+    blk = DFBLK(7, 5)
+    g1, b1, g2, b2 = blk.modulation(y)
+    assert torch.equal(g1, torch.ones(3, 5)) and torch.equal(g2, torch.ones(3, 5))
+    assert torch.equal(b1, torch.zeros(3, 5)) and torch.equal(b2, torch.zeros(3, 5))
+    # fresh DFBLK = Affine(id) -> LReLU -> Affine(id) -> LReLU
+    torch.testing.assert_close(blk(x, y), F.leaky_relu(F.leaky_relu(x, 0.2), 0.2))
+
+
+def test_dfblk_matches_the_unfused_definition_after_training_moves_it() -> None:
+    torch.manual_seed(0)
+    blk = DFBLK(7, 5)
+    for p in blk.parameters():
+        torch.nn.init.normal_(p)
+    x, y = torch.randn(3, 5, 4, 4), torch.randn(3, 7)
+    expected = F.leaky_relu(blk.affine1(F.leaky_relu(blk.affine0(x, y), 0.2), y), 0.2)
+    torch.testing.assert_close(blk(x, y), expected)
+
+
+def test_dfblk_calls_the_fused_op(monkeypatch: pytest.MonkeyPatch) -> None:
+    import ganreg_dfgan.generator as gen_mod
+
+    calls = []
+    real = gen_mod.dfblk
+
+    def spy(*args, **kw):
+        calls.append(args[0].shape)
+        return real(*args, **kw)
+
+    monkeypatch.setattr(gen_mod, "dfblk", spy)
+    DFBLK(7, 5)(torch.randn(2, 5, 4, 4), torch.randn(2, 7))
+    assert calls == [torch.Size([2, 5, 4, 4])]
+
+
+def test_gblock_upsamples_first_and_uses_a_1x1_shortcut() -> None:
+    blk = GBlock(7, 8, 4)
+    assert blk.c_sc.kernel_size == (1, 1)
+    assert not hasattr(GBlock(7, 8, 8), "c_sc")
+    out = blk(torch.randn(2, 8, 4, 4), torch.randn(2, 7))
+    assert out.shape == (2, 4, 8, 8)
+
+
+def test_d_gates_start_at_zero_and_d_has_no_norm() -> None:
+    d = DFGANDiscriminator(nf=4, cond_dim=16, imsize=64)
+    gates = [b.gamma for b in d.net_d.DBlocks]
+    assert len(gates) == 4 and all(g.shape == (1,) and g.item() == 0.0 for g in gates)
+    norms = (torch.nn.BatchNorm2d, torch.nn.InstanceNorm2d, torch.nn.GroupNorm, torch.nn.LayerNorm)
+    assert not any(isinstance(m, norms) for m in d.modules())
+    assert not any("weight_orig" in n for n, _ in d.named_parameters())  # no spectral norm
+    # with the gate at 0 a block is avgpool(shortcut(x))
+    blk = DBlock(4, 8)
+    x = torch.randn(2, 4, 8, 8)
+    torch.testing.assert_close(blk(x), F.avg_pool2d(blk.conv_s(x), 2))
+
+
+def test_gate_init_opens_the_residual_branches() -> None:
+    d = DFGANDiscriminator(nf=4, cond_dim=16, imsize=64, gate_init=1.0)
+    assert all(b.gamma.item() == 1.0 for b in d.net_d.DBlocks)
+    reg = registry_with(plugin, "dfgan")
+    d = reg.resolve("discriminator", "dfgan").build({"nf": 4}, BuildContext(image_size=64, cond_dim=16))
+    assert all(b.gamma.item() == 0.0 for b in d.net_d.DBlocks)  # the default is the original's 0
+
+
+@pytest.mark.parametrize("imsize", [32, 64, 128, 256])
+def test_forward_shapes(imsize: int) -> None:
+    torch.manual_seed(0)
+    nf, cd, nz, b = 4, 16, 8, 2
+    g = DFGANGenerator(nf=nf, z_dim=nz, cond_dim=cd, imsize=imsize)
+    d = DFGANDiscriminator(nf=nf, cond_dim=cd, imsize=imsize)
+    s = torch.randn(b, cd)
+    img = g(torch.randn(b, nz), s).images
+    assert img.shape == (b, 3, imsize, imsize)
+    assert img.min() >= -1 and img.max() <= 1
+    feats = d.features(img)
+    assert feats.shape == (b, 8 * nf, 4, 4)
+    assert d.logits(feats, s).shape == (b,)
+    assert len(g.GBlocks) == len(d.net_d.DBlocks) == {32: 3, 64: 4, 128: 5, 256: 6}[imsize]
+
+
+def test_noise_is_part_of_the_condition() -> None:
+    g = DFGANGenerator(nf=4, z_dim=8, cond_dim=16, imsize=32)
+    assert g.GBlocks[0].fuse1.affine0.fc_gamma.linear1.in_features == 8 + 16
+
+
+@pytest.mark.parametrize("bad", [48, 16])
+def test_rejects_bad_image_sizes(bad: int) -> None:
+    from ganreg.errors import UserError
+
+    with pytest.raises(UserError):
+        DFGANGenerator(nf=4, z_dim=8, cond_dim=16, imsize=bad)
+    with pytest.raises(UserError):
+        DFGANDiscriminator(nf=4, cond_dim=16, imsize=bad)
