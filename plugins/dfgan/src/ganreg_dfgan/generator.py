@@ -31,14 +31,7 @@ from torch import nn
 
 from ganreg.errors import UserError
 from ganreg.interfaces import BuildContext, Generator, GeneratorOutput
-
-try:  # the fused op; fall back to its definition while ganreg.ops is unavailable
-    from ganreg.ops import dfblk
-except ImportError:  # pragma: no cover - only with an older ganreg
-
-    def dfblk(x, g1, b1, g2, b2, slope: float = 0.2):  # type: ignore[no-redef]
-        h = F.leaky_relu(g1[:, :, None, None] * x + b1[:, :, None, None], slope)
-        return F.leaky_relu(g2[:, :, None, None] * h + b2[:, :, None, None], slope)
+from ganreg.ops import dfblk
 
 
 def check_image_size(imsize: int, who: str) -> None:
