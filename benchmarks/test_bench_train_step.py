@@ -19,7 +19,7 @@ import torch
 
 from ganreg.ops import set_fused
 from ganreg.plugins import load_entry_points
-from ganreg.recipe import validate_recipe
+from ganreg.recipe import set_dotted, validate_recipe
 from ganreg.registry import Registry
 from ganreg.train.trainer import Trainer
 
@@ -56,9 +56,8 @@ def _recipe(size: int, config: dict[str, Any]) -> dict[str, Any]:
         "samples": {"captions": 1, "per_caption": 1},
     }
     for key, value in config.items():
-        if "." in key:
-            section, name = key.split(".", 1)
-            recipe[section][name] = value
+        if "." in key:  # recipe keys; "fused" is the ops switch, not a recipe key
+            set_dotted(recipe, key, value)
     return recipe
 
 

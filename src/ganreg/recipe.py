@@ -198,31 +198,37 @@ def parse_value(text: str) -> Any:
         return text
 
 
+def set_dotted(raw: dict[str, Any], key: str, value: Any) -> None:
+    """Set ``a.b.c`` in a raw recipe in place; a numeric part indexes a list
+    (``losses.0.weight``); missing objects are created."""
+    parts = key.strip().split(".")
+    node: Any = raw
+    for i, part in enumerate(parts[:-1]):
+        if isinstance(node, list):
+            if not part.isdigit() or int(part) >= len(node):
+                raise UserError(f"--set {key}: {'.'.join(parts[: i + 1])} is not a valid list index")
+            node = node[int(part)]
+        else:
+            node = node.setdefault(part, {})
+        if not isinstance(node, (dict, list)):
+            raise UserError(f"--set {key}: {'.'.join(parts[: i + 1])} is not an object")
+    last = parts[-1]
+    if isinstance(node, list):
+        if not last.isdigit() or int(last) >= len(node):
+            raise UserError(f"--set {key}: {last} is not a valid list index")
+        node[int(last)] = value
+    else:
+        node[last] = value
+
+
 def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """Apply ``a.b=c`` overrides; a numeric part indexes a list (``losses.0.weight=2``)."""
+    """Apply ``a.b=c`` overrides (values parsed as JSON when they parse)."""
     out = copy.deepcopy(raw)
     for item in overrides:
         if "=" not in item:
             raise UserError(f"--set {item!r} is not key=value", "write it as --set train.batch_size=16")
         key, value = item.split("=", 1)
-        parts = key.strip().split(".")
-        node: Any = out
-        for i, part in enumerate(parts[:-1]):
-            if isinstance(node, list):
-                if not part.isdigit() or int(part) >= len(node):
-                    raise UserError(f"--set {key}: {'.'.join(parts[: i + 1])} is not a valid list index")
-                node = node[int(part)]
-            else:
-                node = node.setdefault(part, {})
-            if not isinstance(node, (dict, list)):
-                raise UserError(f"--set {key}: {'.'.join(parts[: i + 1])} is not an object")
-        last = parts[-1]
-        if isinstance(node, list):
-            if not last.isdigit() or int(last) >= len(node):
-                raise UserError(f"--set {key}: {last} is not a valid list index")
-            node[int(last)] = parse_value(value)
-        else:
-            node[last] = parse_value(value)
+        set_dotted(out, key, parse_value(value))
     return out
 
 

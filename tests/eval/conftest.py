@@ -81,17 +81,13 @@ def registry() -> Any:
 def make_trainer(registry: Any, run_dir: Path, cache: Path, **overrides: Any) -> Any:
     import copy
 
-    from ganreg.recipe import validate_recipe
+    from ganreg.recipe import set_dotted, validate_recipe
     from ganreg.train.trainer import start_or_resume
 
     raw = copy.deepcopy(RUN_RECIPE)
     raw["data"]["cache_dir"] = str(cache)
     for key, value in overrides.items():
-        node = raw
-        parts = key.split(".")
-        for p in parts[:-1]:
-            node = node.setdefault(p, {})
-        node[parts[-1]] = value
+        set_dotted(raw, key, value)
     return start_or_resume(validate_recipe(raw, registry), registry, run_dir, "cpu", resume=False)
 
 

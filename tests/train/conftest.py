@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from ganreg.plugins import load_entry_points
-from ganreg.recipe import validate_recipe
+from ganreg.recipe import set_dotted, validate_recipe
 from ganreg.registry import Registry
 
 
@@ -31,11 +31,7 @@ def tiny_recipe(**over: Any) -> dict[str, Any]:
         "samples": {"captions": 4, "per_caption": 3},
     }
     for key, value in over.items():
-        node = recipe
-        parts = key.split(".")
-        for p in parts[:-1]:
-            node = node.setdefault(p, {})
-        node[parts[-1]] = value
+        set_dotted(recipe, key, value)
     return recipe
 
 
