@@ -4,8 +4,7 @@
 from __future__ import annotations
 
 from ganreg.plugins import hookimpl
-from ganreg.text_encoders.lstm import LSTMParams, build_lstm
-from ganreg.text_encoders.precomputed import PrecomputedParams, build_precomputed
+from ganreg.text_encoders.params import LSTMParams, PrecomputedParams
 
 
 @hookimpl
@@ -13,14 +12,16 @@ def ganreg_register(register) -> None:  # type: ignore[no-untyped-def]
     register(
         "text_encoder",
         "precomputed",
-        build_precomputed,
+        "ganreg.text_encoders.precomputed:build_precomputed",
+        summary="Precomputed sentence embeddings from the dataset (e.g. char-CNN-RNN, 1024-d); no parameters.",
         params=PrecomputedParams,
         paper="Reed et al. 2016, Learning Deep Representations of Fine-Grained Visual Descriptions",
     )
     register(
         "text_encoder",
         "lstm",
-        build_lstm,
+        "ganreg.text_encoders.lstm:build_lstm",
+        summary="Word-level bi-LSTM (DF-GAN's DAMSM text encoder shape); joint, pretrained-and-frozen, or frozen.",
         params=LSTMParams,
         paper="Xu et al. 2018 (AttnGAN DAMSM), as used by Tao et al. 2022 (DF-GAN)",
     )

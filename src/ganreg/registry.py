@@ -10,18 +10,23 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import importlib
 import inspect
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
-from torch import nn
 
 from ganreg.errors import ComponentError, RecipeError
-from ganreg.interfaces import KINDS, BuildContext
+from ganreg.kinds import KINDS, BuildContext
 
-Factory = Callable[[Any, BuildContext], nn.Module]
+if TYPE_CHECKING:
+    from torch import nn
+
+Factory = Callable[[Any, BuildContext], "nn.Module"]
+"""A callable, or ``"package.module:function"``: imported only when the
+component is built, so that listing and validating never import torch."""
 
 
 class NoParams(BaseModel):
@@ -35,11 +40,10 @@ class ComponentInfo:
     kind: str
     name: str
     plugin: str
-    factory: Factory
+    factory_ref: Factory | str
     params: type[BaseModel]
     summary: str
     paper: str | None
-    description: str
     version: str
     distribution: str
     test_params: dict[str, Any]
@@ -48,6 +52,26 @@ class ComponentInfo:
     @property
     def qualified(self) -> str:
         return f"{self.plugin}:{self.name}"
+
+    @property
+    def factory(self) -> Factory:
+        """The factory, imported on first use when registered as ``"module:function"``."""
+        ref = self.factory_ref
+        if not isinstance(ref, str):
+            return ref
+        module, _, attr = ref.partition(":")
+        try:
+            return getattr(importlib.import_module(module), attr)
+        except (ImportError, AttributeError) as exc:
+            raise ComponentError(
+                f"{self.qualified}: cannot import its factory {ref!r} ({type(exc).__name__}: {exc})",
+                f"reinstall the plugin {self.distribution or self.plugin!r}",
+            ) from None
+
+    @property
+    def description(self) -> str:
+        """The factory's docstring (imports it)."""
+        return inspect.getdoc(self.factory) or ""
 
     def validate_params(self, params: dict[str, Any] | BaseModel | None, where: str = "params") -> BaseModel:
         """Validate raw params against the component's model (errors name the path)."""
@@ -97,7 +121,7 @@ class Registry:
         def register(
             kind: str,
             name: str,
-            factory: Factory,
+            factory: Factory | str,
             params: type[BaseModel] = NoParams,
             summary: str | None = None,
             paper: str | None = None,
@@ -105,7 +129,11 @@ class Registry:
         ) -> None:
             """Register ``factory(params, ctx) -> nn.Module`` as ``plugin:name``.
 
-            ``test_params``: tiny params the conformance kit builds it with.
+            ``factory`` may be ``"package.module:function"`` (then give a
+            ``summary``): it is imported only when the component is built, so a
+            plugin whose params models live in a torch-free module keeps
+            ``ganreg list`` fast. ``test_params``: tiny params the conformance
+            kit builds it with.
             """
             if kind not in KINDS:
                 raise ComponentError(f"plugin {plugin!r} registers unknown kind {kind!r}", f"use one of {', '.join(KINDS)}")
@@ -119,16 +147,21 @@ class Registry:
                     f"and again by {distribution or plugin}",
                     "uninstall one of the two plugins or block one with GANREG_BLOCK_PLUGINS",
                 )
-            doc = inspect.getdoc(factory) or ""
+            if isinstance(factory, str):
+                if ":" not in factory:
+                    raise ComponentError(f"{plugin}:{name}: factory {factory!r} must read 'package.module:function'")
+                if not summary:
+                    raise ComponentError(f"{plugin}:{name}: a factory given by name needs a summary=")
+            elif not callable(factory):
+                raise ComponentError(f"{plugin}:{name}: factory must be callable or 'package.module:function'")
             self._by_qualified[key] = ComponentInfo(
                 kind=kind,
                 name=name,
                 plugin=plugin,
-                factory=factory,
+                factory_ref=factory,
                 params=params,
-                summary=summary or _first_line(doc),
+                summary=summary or _first_line(inspect.getdoc(factory)),
                 paper=paper,
-                description=doc,
                 version=version,
                 distribution=distribution,
                 test_params=dict(test_params or {}),

@@ -138,3 +138,42 @@ def test_installed_plugins_load(installed_registry: Registry) -> None:
     assert installed_registry.resolve("text_encoder", "lstm").qualified == "core:lstm"
     for expected in ("dcgan_cls", "dfgan"):
         assert statuses[expected].status == "loaded", statuses[expected].error
+
+
+def test_listing_components_does_not_import_torch() -> None:
+    """Factories registered as 'module:function' load only when built, so
+    `ganreg list` / `show` / `validate` stay fast."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from ganreg.plugins import get_registry; reg = get_registry(); "
+        "assert len(reg.components()) > 10; print('torch' in sys.modules)"
+    )
+    env = {k: v for k, v in __import__("os").environ.items() if k != "GANREG_NO_PLUGIN_AUTOLOAD"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_factory_by_name_is_imported_when_built() -> None:
+    reg = Registry()
+
+    @hookimpl
+    def ganreg_register(register):  # type: ignore[no-untyped-def]
+        register("text_encoder", "lazy", "ganreg.text_encoders.lstm:build_lstm", summary="lazy lstm")
+        register("text_encoder", "broken", "ganreg.nowhere:build", summary="missing module")
+
+    load_plugin(reg, types.SimpleNamespace(ganreg_register=ganreg_register), "p", strict=True)
+    assert "DAMSM" in reg.resolve("text_encoder", "lazy").description
+    with pytest.raises(ComponentError, match="cannot import its factory"):
+        reg.resolve("text_encoder", "broken").factory
+    bad = load_plugin(Registry(), make_plugin_with_factory("nocolon"), "q")
+    assert bad.status == "failed" and "package.module:function" in bad.error
+
+
+def make_plugin_with_factory(factory: str) -> types.SimpleNamespace:
+    @hookimpl
+    def ganreg_register(register):  # type: ignore[no-untyped-def]
+        register("generator", "x", factory, summary="s")
+
+    return types.SimpleNamespace(ganreg_register=ganreg_register)

@@ -10,26 +10,12 @@ at hidden 256.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from ganreg.errors import UserError
 from ganreg.interfaces import BuildContext, TextBatch, TextEncoder, TextOutput
-
-
-class LSTMParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    embedding_dim: int = Field(300, ge=1, description="Word embedding size (DAMSM: 300).")
-    hidden: int = Field(256, ge=2, description="Sentence embedding size: both directions together (DAMSM: 256).")
-    dropout: float = Field(0.5, ge=0, lt=1, description="Dropout on the word embeddings.")
-
-    @field_validator("hidden")
-    @classmethod
-    def _even(cls, v: int) -> int:
-        if v % 2:
-            raise ValueError("hidden must be even (two directions of hidden/2)")
-        return v
+from ganreg.text_encoders.params import LSTMParams
 
 
 class LSTMTextEncoder(TextEncoder):
@@ -60,6 +46,5 @@ def build_lstm(params: LSTMParams, ctx: BuildContext) -> LSTMTextEncoder:
     if ctx.vocab_size < 2:
         raise UserError("text encoder 'lstm' needs a vocabulary, and the data gave none", "check the dataset's captions")
     return LSTMTextEncoder(ctx.vocab_size, params)
-
 
 

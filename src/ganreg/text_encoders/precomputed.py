@@ -3,15 +3,10 @@
 from __future__ import annotations
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
 
 from ganreg.errors import UserError
 from ganreg.interfaces import BuildContext, TextBatch, TextEncoder, TextOutput
-
-
-class PrecomputedParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    normalize: bool = Field(False, description="L2-normalise each embedding (off in the originals).")
+from ganreg.text_encoders.params import PrecomputedParams
 
 
 class PrecomputedTextEncoder(TextEncoder):

@@ -14,23 +14,12 @@ text it has exactly the original's 2,899,072 parameters.
 from __future__ import annotations
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from ganreg.interfaces import BuildContext, Discriminator
 
 from ._common import dcgan_init, require_cond_dim, stage_multipliers, text_projection
-
-
-class DCGANClsDiscriminatorParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    ndf: int = Field(64, ge=1, le=1024, description="Width of the first conv; the 4×4 features have 8·ndf at 64 px (original: 64).")
-    proj_dim: int = Field(128, ge=1, le=4096, description="Size of the projected text embedding tiled at 4×4 (original: 128).")
-    batchnorm: bool = Field(
-        True,
-        description="BatchNorm2d in the image trunk. false: the 'improved' WGAN critic without BN (use it with wgan_gp).",
-    )
-    text_bn: bool = Field(True, description="BatchNorm1d on the text projection (original: yes).")
+from ganreg_dcgan_cls.params import DCGANClsDiscriminatorParams
 
 
 class DCGANClsDiscriminator(Discriminator):

@@ -11,22 +11,12 @@ parameters.
 from __future__ import annotations
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from ganreg.interfaces import BuildContext, Generator, GeneratorOutput
 
 from ._common import dcgan_init, require_cond_dim, stage_multipliers, text_projection
-
-
-class DCGANClsGeneratorParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    ngf: int = Field(64, ge=1, le=1024, description="Width of the last hidden layer; the 4×4 stage has 8·ngf (original: 64).")
-    z_dim: int = Field(100, ge=1, le=4096, description="Noise size (original: 100).")
-    proj_dim: int = Field(128, ge=1, le=4096, description="Size of the projected text embedding (original: 128).")
-    text_bn: bool = Field(
-        True, description="BatchNorm1d on the text projection (aelnouby: yes; Reed's Lua G: no)."
-    )
+from ganreg_dcgan_cls.params import DCGANClsGeneratorParams
 
 
 class DCGANClsGenerator(Generator):

@@ -12,17 +12,14 @@ from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel
 from torch import nn
 
 from ganreg.interfaces import BuildContext, Discriminator, Loss
+from ganreg_dcgan_cls.params import _Params, MatchingBCEParams, GanIntParams, WGANParams, WGANGPParams
 
 if TYPE_CHECKING:
     from ganreg.train.context import StepContext
-
-
-class _Params(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 def _bce(logits: torch.Tensor, target: float) -> torch.Tensor:
@@ -30,18 +27,6 @@ def _bce(logits: torch.Tensor, target: float) -> torch.Tensor:
 
 
 # ------------------------------------------------------------------ matching_bce
-class MatchingBCEParams(_Params):
-    smoothing: float = Field(
-        0.1, ge=0.0, lt=0.5, description="One-sided label smoothing: real pairs get target 1 - smoothing (original: 0.1)."
-    )
-    real_weight: float = Field(1.0, ge=0.0, description="Weight of BCE(D(real, text), 1 - smoothing). Reed: 1, aelnouby: 1.")
-    fake_weight: float = Field(1.0, ge=0.0, description="Weight of BCE(D(G(z, text), text), 0). Reed: 0.5, aelnouby: 1.")
-    wrong_weight: float = Field(
-        1.0,
-        ge=0.0,
-        description="Weight of BCE(D(wrong image, text), 0), the matching-aware (CLS) term. Reed: 0.5, "
-        "aelnouby --cls: 1; 0 disables it (D never sees wrong images).",
-    )
 
 
 class MatchingBCE(Loss):
@@ -100,10 +85,6 @@ class L1(Loss):
 
 
 # ----------------------------------------------------------------------- gan_int
-class GanIntParams(_Params):
-    beta: float = Field(
-        0.5, ge=0.0, le=1.0, description="Interpolation t = beta·t_a + (1-beta)·t_b (Reed: 0.5, the midpoint)."
-    )
 
 
 class GanInt(Loss):
@@ -129,14 +110,6 @@ class GanInt(Loss):
 
 
 # -------------------------------------------------------------------------- wgan
-class WGANParams(_Params):
-    clip: float | None = Field(
-        0.01, gt=0.0, description="Clamp every D parameter to [-clip, clip] after each D step (original: 0.01); "
-        "null disables (use wgan_gp instead)."
-    )
-    wrong_weight: float = Field(
-        0.0, ge=0.0, description="Adds wrong_weight·mean(D(wrong, text)) (aelnouby --cls: 1); 0 never computes it."
-    )
 
 
 class WGANCritic(Loss):
@@ -176,8 +149,6 @@ class WGANGenerator(Loss):
 
 
 # ----------------------------------------------------------------------- wgan_gp
-class WGANGPParams(_Params):
-    lambda_gp: float = Field(10.0, ge=0.0, le=1e4, description="Penalty coefficient λ (Gulrajani et al.: 10).")
 
 
 class WGANGP(Loss):

@@ -25,12 +25,12 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from ganreg.errors import UserError
 from ganreg.interfaces import BuildContext, Discriminator
 from ganreg_dfgan.generator import _channels, check_image_size
+from ganreg_dfgan.params import DFGANDiscriminatorParams
 
 
 def get_D_in_out_chs(nf: int, imsize: int) -> list[tuple[int, int]]:
@@ -125,22 +125,6 @@ class DFGANDiscriminator(Discriminator):
 
     def logits(self, features: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         return self.net_c(features, cond).view(-1)
-
-
-class DFGANDiscriminatorParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    nf: int = Field(32, ge=1, le=1024, description="Base width: conv_img gives nf channels, the 4x4 output 8*nf (official: 32).")
-    unused_shortcuts: bool = Field(
-        True,
-        description="Build the 1x1 shortcut conv in every D_Block, also where fin == fout and it is unused, as the "
-        "official code does: parameter counts and state-dict keys equal the original's. False drops the dead weights.",
-    )
-    gate_init: float = Field(
-        0.0,
-        description="Initial value of each D_Block's residual gate gamma (official: 0). While the gates are near 0 "
-        "D is almost linear in the image (conv_img, 1x1 shortcuts, average pooling), and Adam moves a scalar gate "
-        "by about lr per step, so short runs learn only blurry colour blobs; 1 opens the residual branches at once.",
-    )
 
 
 def build_discriminator(params: DFGANDiscriminatorParams, ctx: BuildContext) -> DFGANDiscriminator:

@@ -26,12 +26,12 @@ from collections import OrderedDict
 
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from ganreg.errors import UserError
 from ganreg.interfaces import BuildContext, Generator, GeneratorOutput
 from ganreg.ops import dfblk
+from ganreg_dfgan.params import DFGANGeneratorParams
 
 
 def check_image_size(imsize: int, who: str) -> None:
@@ -160,12 +160,6 @@ class DFGANGenerator(Generator):
         for block in self.GBlocks:
             out = block(out, y)
         return GeneratorOutput(images=self.to_rgb(out))
-
-
-class DFGANGeneratorParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    nf: int = Field(32, ge=1, le=1024, description="Base width: the 4x4 base has 8*nf channels, the last block nf (official: 32; 64 for the larger model).")
-    z_dim: int = Field(100, ge=1, description="Noise size; the noise is also part of every block's condition (official: 100).")
 
 
 def build_generator(params: DFGANGeneratorParams, ctx: BuildContext) -> DFGANGenerator:

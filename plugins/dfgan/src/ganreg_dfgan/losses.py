@@ -15,20 +15,11 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel
 
 from ganreg.interfaces import BuildContext, Loss
 from ganreg.train.context import StepContext
-
-
-class HingeParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    mismatch_weight: float = Field(
-        1.0,
-        ge=0,
-        description="Weight w of the mismatched pairs: real + (fake + w * mismatch) / (1 + w). 1 is DF-GAN's "
-        "real + (fake + mismatch) / 2; 0 disables them (real + fake).",
-    )
+from ganreg_dfgan.params import HingeParams, MAGPParams
 
 
 class DFGANHinge(Loss):
@@ -60,18 +51,6 @@ class DFGANHingeGenerator(Loss):
 
     def forward(self, ctx: StepContext) -> torch.Tensor:
         return -ctx.d_fake.logits.mean()
-
-
-class MAGPParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    k: float = Field(2.0, gt=0, description="Scale of the penalty (DF-GAN: 2).")
-    p: float = Field(6.0, gt=0, description="Power of the per-sample gradient norm (DF-GAN: 6).")
-    every: int = Field(
-        1,
-        ge=1,
-        description="Lazy regularisation (as StyleGAN2's lazy R1): compute the penalty on every N-th D step only, "
-        "scaled by N. 1 (DF-GAN) computes it every step; larger values save the double backward on the others.",
-    )
 
 
 def magp_sq_norms(logits: torch.Tensor, images: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
