@@ -89,7 +89,7 @@ def plugins(as_json: bool) -> None:
 def show(name: str, kind: str | None) -> None:
     """A component's description, paper, and parameters (types, defaults, constraints)."""
     from ganreg.errors import ComponentError
-    from ganreg.interfaces import KINDS
+    from ganreg.kinds import KINDS
     from ganreg.schema_docs import params_rows
 
     reg = _registry()
