@@ -396,10 +396,6 @@ class Trainer:
         return status
 
 
-def epoch_of(step: int, steps_per_epoch: int) -> int:
-    return math.floor(step / max(1, steps_per_epoch))
-
-
 def start_or_resume(
     recipe: Recipe, registry: Registry, run_dir: Path, device: str | None, resume: bool, checkpoint: Path | None = None
 ) -> Trainer:
