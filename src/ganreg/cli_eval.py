@@ -30,6 +30,8 @@ def _threads(n: int | None) -> None:
 
 
 def _eval_table(result: Any) -> Table:
+    from ganreg.metrics.evaluate import metric_family
+
     metrics, chance, mp = result.metrics, result.chance, result.metric_protocol
     table = Table(title="evaluation")
     for col in ("metric", "value", "chance", "real ceiling", "protocol"):
@@ -38,11 +40,16 @@ def _eval_table(result: Any) -> Table:
     for name, value in metrics.items():
         if name.endswith("_std"):
             continue
-        base = "align" if name.startswith("align") else name
+        base = metric_family(name)
         std = metrics.get(f"{name}_std")
         if base == "align":
             head = "class" if name == "align" else name.removeprefix("align_")
             shown, ceil = f"{value:.1%}", f"{ceiling[head]:.1%}" if head in ceiling else ""
+        elif name == "diversity":  # generated / real: 1 is as varied as the real images one caption fits
+            shown, ceil = f"{value:.2f}", "1.00"
+        elif name == "diversity_pixels":
+            real = (mp.get("diversity") or {}).get("real_pixels")
+            shown, ceil = f"{value:.4f}", f"{real:.4f}" if real is not None else ""
         else:
             shown, ceil = (f"{value:.4g} ± {std:.2g}" if std is not None else f"{value:.4g}"), ""
         table.add_row(name, shown, f"{chance[name]:.1%}" if name in chance else "", ceil, (mp.get(base) or {}).get("id", ""))
@@ -81,7 +88,10 @@ def register_eval_commands(cli: click.Group) -> None:
     @click.argument("run_dir", type=click.Path(path_type=Path))
     @click.option("--checkpoint", help="latest (default), best, a step number, or a file.")
     @click.option("--samples", default=10000, show_default=True, help="Generated images (DF-GAN: ~30k).")
-    @click.option("--metrics", default="fid,kid,is,align", show_default=True, help="Comma-separated: fid, kid, is, align.")
+    @click.option(
+        "--metrics", default="fid,kid,is,align,diversity", show_default=True,
+        help="Comma-separated: fid, kid, is, align, diversity.",
+    )
     @click.option("--extractor", type=click.Choice(["classifier", "inception"]), default="classifier", show_default=True,
                   help="classifier: a CNN trained on the dataset's real images (offline, cached); "
                        "inception: TF-FID InceptionV3 (torch-fidelity; weights downloaded once).")

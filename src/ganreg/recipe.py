@@ -96,7 +96,10 @@ class TrainSpec(_Strict):
     batch_size: int = Field(64, ge=1)
     d_steps: int = Field(1, ge=1, description="Discriminator steps per generator step (n_critic).")
     grad_accum: int = Field(1, ge=1, description="Micro-batches accumulated per optimiser step.")
-    amp: Literal["off", "bf16", "auto"] = Field("auto", description="bf16 autocast; auto: bf16 on CUDA, off on CPU.")
+    amp: Literal["off", "bf16", "auto"] = Field(
+        "auto", description="bf16 autocast; auto: bf16 where the device computes it natively (CUDA from Ampere on, "
+        "CPUs with AVX512-BF16 or AMX), off elsewhere."
+    )
     ema_decay: float | None = Field(0.999, ge=0, lt=1, description="EMA of G's weights; null disables.")
     ema_start: int = Field(0, ge=0, description="Steps before EMA starts tracking.")
     seed: int = 0

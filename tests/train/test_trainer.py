@@ -139,3 +139,16 @@ def test_training_options_run(tmp_path: Path, registry, make_recipe, over) -> No
     if over.get("text_encoder.mode") == "pretrain":
         assert not any(p.requires_grad for p in trainer.nets.text_encoder.parameters())
         assert trainer.sched["generator"].get_last_lr()[0] < recipe.optim.generator.lr
+
+
+def test_amp_auto_is_bf16_only_where_the_device_computes_it_natively(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ganreg.train import setup
+
+    cpu = torch.device("cpu")
+    assert setup.resolve_amp("off", cpu) is None
+    assert setup.resolve_amp("bf16", cpu) is torch.bfloat16
+    monkeypatch.setattr(setup, "native_bf16", lambda device: True)
+    assert setup.resolve_amp("auto", cpu) is torch.bfloat16
+    monkeypatch.setattr(setup, "native_bf16", lambda device: False)
+    assert setup.resolve_amp("auto", cpu) is None
+    assert setup.resolve_amp("bf16", cpu) is torch.bfloat16

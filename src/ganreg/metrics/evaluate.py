@@ -27,12 +27,13 @@ from ganreg.errors import UserError
 from ganreg.metrics import fid as fidlib
 from ganreg.metrics.alignment import AlignmentMeter
 from ganreg.metrics.classifier import CLASS_HEAD, ClassifierSpec, TrainedClassifier, load_classifier
+from ganreg.metrics.diversity import DiversitySpec, diversity_metrics
 from ganreg.metrics.features import ClassifierFeatures, FeatureExtractor, build_extractor
 from ganreg.metrics.reference import Reference, dataset_reference, user_reference
 from ganreg.metrics.samples import EvalBatch, generated_batches
 from ganreg.train.checkpoint import atomic_write_text
 
-METRICS = ("fid", "kid", "is", "align")
+METRICS = ("fid", "kid", "is", "align", "diversity")
 LOWER_IS_BETTER = {"fid", "kid"}
 EVAL_FILE = "eval.json"
 BEST_FILE = "best.json"
@@ -43,6 +44,15 @@ Log = Callable[[str], None]
 
 def _quiet(msg: str) -> None:
     return None
+
+
+def metric_family(name: str) -> str:
+    """The metric a reported value belongs to (the key of its protocol entry):
+    ``align_colour`` -> ``align``, ``kid_std`` -> ``kid``, ``diversity_pixels`` -> ``diversity``."""
+    for family in METRICS:
+        if name == family or name.startswith(f"{family}_"):
+            return family
+    return name
 
 
 def parse_metrics(value: str | list[str] | tuple[str, ...]) -> list[str]:
@@ -74,6 +84,8 @@ class EvalOptions:
     """Cap on the real images behind the reference statistics (None: the whole split)."""
     classifier: ClassifierSpec = field(default_factory=ClassifierSpec)
     """How the real-data classifier is trained (its weights' sha256 is in the protocol)."""
+    diversity: DiversitySpec = field(default_factory=DiversitySpec)
+    """Captions and images per caption of the noise-diversity metric."""
 
 
 @dataclass
@@ -103,7 +115,11 @@ def protocol_id(metric: str, protocol: dict[str, Any]) -> str:
     ext = (protocol.get("alignment_classifier") if metric == "align" else protocol.get("extractor")) or {}
     name, sha = ext.get("name", "?"), str(ext.get("sha256", "?"))[:8]
     trunc = protocol.get("truncation")
-    parts = [f"{metric}{_count(protocol['generated_samples'])}-{name}:{sha}", protocol["split"], f"{protocol['image_size']}px"]
+    head = f"{metric}{_count(protocol['generated_samples'])}-{name}:{sha}"
+    if metric == "diversity":
+        div = protocol["diversity"]
+        head = f"diversity{div['captions']}x{div['per_caption']}-pixels"
+    parts = [head, protocol["split"], f"{protocol['image_size']}px"]
     if trunc is not None:
         parts.append(f"trunc{trunc:g}")
     ref = protocol.get("reference") or {}
@@ -184,8 +200,21 @@ def _evaluate(
         res = meter.result()
         values.update(res.accuracy)
         chance.update(res.chance)
+    real_diversity = None
+    if "diversity" in metrics:
+        div, real_diversity = diversity_metrics(
+            generator, text_encoder, dataset, collator, options.diversity, device, options.seed, options.truncation
+        )
+        values.update(div)
     protocol = _protocol(options, config, extractor, classifier, reference, n, time.perf_counter() - t0)
-    return EvalResult(values, chance, protocol, _metric_protocols(metrics, protocol, classifier, kid_size))
+    per_metric = _metric_protocols(metrics, protocol, classifier, kid_size)
+    if "diversity" in per_metric:
+        per_metric["diversity"].update(
+            distance="mean |x_i - x_j| over pixels in [0, 1], all pairs of images generated from one caption",
+            real_pixels=real_diversity,
+            reference="real images with the same class and attributes" if real_diversity is not None else None,
+        )
+    return EvalResult(values, chance, protocol, per_metric)
 
 
 def _consume(
@@ -223,6 +252,7 @@ def _protocol(
         "seed": options.seed,
         "truncation": options.truncation,
         "image_size": config.image_size,
+        "diversity": {"captions": options.diversity.captions, "per_caption": options.diversity.per_caption},
         "data": {
             "source": config.source, "path": config.path, "num_images": config.num_images if config.source == "shapes" else None,
             "data_key": data_key(config),

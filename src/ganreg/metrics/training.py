@@ -21,6 +21,7 @@ from ganreg.metrics.evaluate import (
     EvalOptions,
     Log,
     evaluate_generator,
+    metric_family,
     parse_metrics,
 )
 from ganreg.train.checkpoint import atomic_save, atomic_write_text
@@ -39,16 +40,12 @@ def check_eval_spec(spec: Any) -> list[str]:
     metrics = parse_metrics(spec.metrics)
     if spec.keep_best is not None:
         key = spec.keep_best.removeprefix("eval/")
-        if _base_metric(key) not in metrics:
+        if metric_family(key) not in metrics:
             raise UserError(
                 f"eval.keep_best is {spec.keep_best!r}, which eval.metrics ({', '.join(metrics)}) does not compute",
                 f"set eval.keep_best to one of {', '.join(metrics)}, or add it to eval.metrics",
             )
     return metrics
-
-
-def _base_metric(key: str) -> str:
-    return "align" if key.startswith("align") else key.split("_")[0]
 
 
 def _append_jsonl(path: Path, record: dict[str, Any]) -> None:
@@ -68,7 +65,7 @@ def keep_best(trainer: Any, metric: str, values: dict[str, float], protocol: str
     if key not in values:
         return False
     value = float(values[key])
-    lower = _base_metric(key) in LOWER_IS_BETTER
+    lower = metric_family(key) in LOWER_IS_BETTER
     best_path = Path(trainer.run_dir) / BEST_FILE
     previous = None
     if best_path.is_file():
@@ -123,7 +120,7 @@ def evaluate_trainer(trainer: Any, log: Log | None = None) -> dict[str, float]:
     atomic_write_text(run_dir / "eval_during_training.json", json.dumps(result.to_json(), indent=2) + "\n")
     if spec.keep_best:
         key = spec.keep_best.removeprefix("eval/")
-        if keep_best(trainer, key, result.metrics, result.metric_protocol.get(_base_metric(key), {}).get("id", "")):
+        if keep_best(trainer, key, result.metrics, result.metric_protocol.get(metric_family(key), {}).get("id", "")):
             log(f"eval: new best {key} {result.metrics[key]:.4g} at step {trainer.step}: checkpoints/{BEST_CHECKPOINT}")
     if spec.tensorboard:
         from ganreg.metrics.tensorboard import logger_for_run

@@ -91,11 +91,13 @@ def _evaluation(info: RunInfo) -> str:
         return "<p class='muted'>No eval.json: run <code>ganreg eval RUN_DIR</code> to add the evaluation.</p>"
     ev = info.eval
     metrics, chance, mp = ev.get("metrics", {}), ev.get("chance", {}), ev.get("metric_protocol", {})
+    from ganreg.metrics.evaluate import metric_family
+
     rows = []
     for name, value in metrics.items():
         if name.endswith("_std"):
             continue
-        base = "align" if name.startswith("align") else name
+        base = metric_family(name)
         std = metrics.get(f"{name}_std")
         shown = f"{value:.4g} ± {std:.2g}" if std is not None else (f"{value:.1%}" if base == "align" else f"{value:.4g}")
         rows.append([name, shown, f"{chance[name]:.1%}" if name in chance else "", (mp.get(base) or {}).get("id", "")])

@@ -30,6 +30,26 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
+def native_bf16(device: torch.device) -> bool:
+    """Whether ``device`` computes bf16 natively: CUDA from Ampere on, or a CPU whose oneDNN kernels
+    use AVX512-BF16 / AMX (there, bf16 autocast trains DF-GAN's 64-px CPU recipe about 1.4x faster)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported(including_emulation=False)
+    if device.type == "cpu" and torch.backends.mkldnn.is_available():
+        try:
+            return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+        except (AttributeError, RuntimeError):  # private probe: absent from some builds
+            return False
+    return False
+
+
+def resolve_amp(setting: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype of ``train.amp``: ``auto`` is bf16 where the device computes it natively."""
+    if setting == "bf16" or (setting == "auto" and native_bf16(device)):
+        return torch.bfloat16
+    return None
+
+
 @dataclass
 class DataBundle:
     """Train and test splits with their shared vocabulary and collator."""

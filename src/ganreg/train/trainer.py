@@ -31,7 +31,7 @@ from ganreg.train.networks import Networks, build_networks, parameter_table
 from ganreg.train.optim import build_optimizer, build_scheduler
 from ganreg.train.rundir import write_run_files
 from ganreg.train.sampling import make_noise, save_grid
-from ganreg.train.setup import DataBundle, prepare_data, prepare_text_encoder, resolve_device
+from ganreg.train.setup import DataBundle, prepare_data, prepare_text_encoder, resolve_amp, resolve_device
 
 
 class Trainer:
@@ -49,7 +49,7 @@ class Trainer:
         # cuDNN's default algorithms for MA-GP's double backward of large
         # convolutions are up to 10x slower than the ones its benchmark finds
         torch.backends.cudnn.benchmark = not t.deterministic
-        self.amp_dtype = torch.bfloat16 if (t.amp == "bf16" or (t.amp == "auto" and self.device.type == "cuda")) else None
+        self.amp_dtype = resolve_amp(t.amp, self.device)
         self.memory_format = torch.channels_last if t.channels_last else torch.contiguous_format
 
         self.data: DataBundle = prepare_data(recipe, self.run_dir)

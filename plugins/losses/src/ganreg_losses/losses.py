@@ -1,0 +1,107 @@
+"""Batch-contrastive text matching and mode seeking.
+
+``contrastive`` (D) / ``contrastive_generator`` (G)
+    Every (image i, caption j) pair of the batch is scored by D's own
+    conditional head, ``D.logits(D.features(image_i), sentence_j)``: a
+    ``[B, B]`` matrix whose diagonal holds the matching pairs. The loss is the
+    cross-entropy of picking the image's own caption among the B captions.
+    Trained on real images it makes D tell an image's caption from B - 1
+    others (DF-GAN's rolled mismatched pair and Reed's wrong image give it one
+    negative per image, and the easy ones: another colour, another place);
+    the softmax puts the gradient on the hardest negatives, such as the same
+    colour and place with another shape. Trained on fakes it gives G the
+    image-text contrastive term of XMC-GAN (Zhang et al., CVPR 2021), scored by
+    D's head instead of a separate embedding, so it adds no parameters and
+    needs nothing from the discriminator beyond the interface.
+
+``mode_seeking`` (G)
+    MSGAN's regulariser (Mao et al., CVPR 2019): for one caption and two noise
+    vectors, ``1 / (mean|G(z1, s) - G(z2, s)| / mean|z1 - z2| + eps)``. A
+    conditional GAN that ignores its noise (GAN-INT-CLS's known collapse) pays
+    for it. It runs G a second time on the same captions with fresh noise.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from ganreg.interfaces import BuildContext, Discriminator, Loss
+from ganreg.train.context import StepContext
+from ganreg_losses.params import ContrastiveParams, ModeSeekingParams
+
+
+def pair_logits(discriminator: Discriminator, features: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+    """``[B, B]``: entry ``(i, j)`` is D's conditional logit for image features ``i`` with sentence ``j``."""
+    b = features.shape[0]
+    return discriminator.logits(features.repeat_interleave(b, dim=0), cond.repeat(b, 1)).reshape(b, b)
+
+
+def matching_cross_entropy(logits: torch.Tensor, temperature: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """(cross-entropy of each row picking its diagonal, fraction of rows whose best caption is their own)."""
+    target = torch.arange(logits.shape[0], device=logits.device)
+    scaled = logits.float() / temperature
+    return F.cross_entropy(scaled, target), (scaled.argmax(1) == target).float().mean()
+
+
+class Contrastive(Loss):
+    """Cross-entropy over the batch's captions, scored by D's conditional head (D: real images; G: fakes)."""
+
+    def __init__(self, network: str, temperature: float = 1.0) -> None:
+        super().__init__()
+        self.network = network  # type: ignore[assignment]
+        self.temperature = float(temperature)
+
+    def forward(self, ctx: StepContext) -> torch.Tensor:
+        if ctx.phase == "discriminator":
+            out, cond = ctx.d_real, ctx.cond_input
+        else:
+            out, cond = ctx.d_fake, ctx.d_cond
+        if out.features.shape[0] < 2:
+            raise RuntimeError("the contrastive loss needs at least 2 images per batch (train.batch_size)")
+        loss, accuracy = matching_cross_entropy(pair_logits(ctx.discriminator, out.features, cond), self.temperature)
+        ctx.log("top1", accuracy)
+        return loss
+
+
+class ModeSeeking(Loss):
+    """MSGAN: ``1 / (mean|G(z1, s) - G(z2, s)| / mean|z1 - z2| + eps)`` over the batch."""
+
+    network = "generator"
+
+    def __init__(self, eps: float = 1e-5) -> None:
+        super().__init__()
+        self.eps = float(eps)
+
+    def forward(self, ctx: StepContext) -> torch.Tensor:
+        if ctx.phase != "generator":
+            raise RuntimeError("mode_seeking trains the generator (drop \"trains\": \"discriminator\")")
+        z2 = ctx.noise(ctx.z.shape[0]).to(device=ctx.z.device, dtype=ctx.z.dtype)
+        other = ctx.generator(z2, ctx.cond.detach()).images
+        ratio = (ctx.fake - other).abs().mean() / (ctx.z - z2).abs().mean()
+        ctx.log("ratio", ratio)
+        return 1.0 / (ratio.float() + self.eps)
+
+
+def build_contrastive(params: ContrastiveParams, ctx: BuildContext) -> Contrastive:
+    """Batch-contrastive text matching for D, on D's conditional head.
+
+    Cross-entropy of each real image picking its own caption among the batch's, scored by D.logits.
+    """
+    return Contrastive("discriminator", params.temperature)
+
+
+def build_contrastive_generator(params: ContrastiveParams, ctx: BuildContext) -> Contrastive:
+    """Batch-contrastive text matching for G (XMC-GAN's image-text term, scored by D's head).
+
+    Cross-entropy of each generated image picking its own caption among the batch's.
+    """
+    return Contrastive("generator", params.temperature)
+
+
+def build_mode_seeking(params: ModeSeekingParams, ctx: BuildContext) -> ModeSeeking:
+    """Mode-seeking regulariser (MSGAN, Mao et al. CVPR 2019).
+
+    1 / (mean|G(z1,s) - G(z2,s)| / mean|z1 - z2| + eps): penalises a G that ignores its noise.
+    """
+    return ModeSeeking(params.eps)

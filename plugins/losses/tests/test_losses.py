@@ -1,0 +1,127 @@
+"""The model-agnostic losses: pair scores against D called pair by pair, the cross-entropy by hand,
+which network each phase trains, and that mode seeking punishes a generator that ignores its noise."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from ganreg.interfaces import Generator, GeneratorOutput
+from ganreg.testing import TinyDiscriminator, TinyGenerator, check_component, registry_with, tiny_context
+from ganreg.train.context import StepContext
+from ganreg_losses import plugin
+from ganreg_losses.losses import Contrastive, ModeSeeking, matching_cross_entropy, pair_logits
+
+B = 5
+
+
+def test_conformance_kit_over_the_plugin() -> None:
+    reg = registry_with(plugin, "losses")
+    ids = sorted(f"{c.kind}:{c.qualified}" for c in reg.components())
+    assert ids == ["loss:losses:contrastive", "loss:losses:contrastive_generator", "loss:losses:mode_seeking"]
+    for info in reg.components():
+        check_component(info)
+        assert info.paper and info.summary
+
+
+def _context(phase: str, generator: Generator | None = None, seed: int = 0) -> StepContext:
+    torch.manual_seed(seed)
+    bctx = tiny_context(image_size=16)
+    return StepContext(
+        phase=phase,  # type: ignore[arg-type]
+        generator=generator or TinyGenerator(bctx),
+        discriminator=TinyDiscriminator(bctx),
+        real=torch.rand(B, 3, 16, 16) * 2 - 1,
+        cond=torch.randn(B, bctx.cond_dim),
+        z=torch.randn(B, 8),
+    )
+
+
+def test_pair_logits_score_every_image_with_every_caption() -> None:
+    ctx = _context("discriminator")
+    d = ctx.discriminator
+    with torch.no_grad():
+        feats = d.features(ctx.real)
+        m = pair_logits(d, feats, ctx.cond)
+        for i in range(B):
+            for j in range(B):
+                assert m[i, j] == pytest.approx(d.logits(feats[i : i + 1], ctx.cond[j : j + 1]).item(), abs=1e-6)
+        torch.testing.assert_close(torch.diagonal(m), d(ctx.real, ctx.cond).logits)
+
+
+def test_matching_cross_entropy_by_hand() -> None:
+    uniform = torch.zeros(4, 4)
+    loss, top1 = matching_cross_entropy(uniform, 1.0)
+    assert loss.item() == pytest.approx(math.log(4))
+    sharp = torch.eye(3) * 50
+    loss, top1 = matching_cross_entropy(sharp, 1.0)
+    assert loss.item() == pytest.approx(0.0, abs=1e-6) and top1.item() == 1.0
+    # row 0 picks caption 1: log-softmax by hand, temperature halves the logits
+    m = torch.tensor([[0.0, 2.0], [0.0, 2.0]])
+    loss, top1 = matching_cross_entropy(m, 2.0)
+    expected = (-(0.0 - math.log(1 + math.e)) - (1.0 - math.log(1 + math.e))) / 2
+    assert loss.item() == pytest.approx(expected) and top1.item() == 0.5
+
+
+def _grad_norms(loss: torch.Tensor, *modules: nn.Module) -> list[float]:
+    loss.backward()
+    return [sum(float(p.grad.abs().sum()) for p in m.parameters() if p.grad is not None) for m in modules]
+
+
+def test_contrastive_trains_d_on_real_images_and_g_on_fakes() -> None:
+    ctx = _context("discriminator")
+    loss = Contrastive("discriminator")(ctx)
+    g_grad, d_grad = _grad_norms(loss, ctx.generator, ctx.discriminator)
+    assert d_grad > 0 and g_grad == 0 and 0 <= float(ctx.logs["top1"]) <= 1
+    ctx = _context("generator")
+    ctx.discriminator.requires_grad_(False)  # as the trainer does in G's phase
+    loss = Contrastive("generator")(ctx)
+    (g_grad,) = _grad_norms(loss, ctx.generator)
+    assert g_grad > 0
+    # G's term scores the fakes: the same value as the cross-entropy over D(fake_i, s_j)
+    with torch.no_grad():
+        feats = ctx.discriminator.features(ctx.fake)
+        expected, _ = matching_cross_entropy(pair_logits(ctx.discriminator, feats, ctx.cond), 1.0)
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_contrastive_needs_two_images() -> None:
+    ctx = _context("discriminator")
+    ctx.real, ctx.cond, ctx.z = ctx.real[:1], ctx.cond[:1], ctx.z[:1]
+    with pytest.raises(RuntimeError, match="at least 2"):
+        Contrastive("discriminator")(ctx)
+
+
+class _NoiseBlind(Generator):
+    """Uses the caption only: every noise vector gives the same image."""
+
+    z_dim = 8
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(16, 3 * 16 * 16)
+
+    def forward(self, z: torch.Tensor, cond: torch.Tensor) -> GeneratorOutput:
+        return GeneratorOutput(images=torch.tanh(self.fc(cond)).view(-1, 3, 16, 16) + 0 * z.sum())
+
+
+def test_mode_seeking_punishes_a_generator_that_ignores_its_noise() -> None:
+    blind = ModeSeeking(eps=1e-5)(_context("generator", _NoiseBlind()))
+    assert blind.item() == pytest.approx(1e5, rel=1e-3)
+    ctx = _context("generator")
+    loss = ModeSeeking()(ctx)
+    ratio = float(ctx.logs["ratio"])
+    assert 0 < ratio and loss.item() == pytest.approx(1 / (ratio + 1e-5), rel=1e-5)
+    # one gradient step on the loss makes two noise vectors give more different images
+    opt = torch.optim.SGD(ctx.generator.parameters(), lr=0.05)
+    loss.backward()
+    opt.step()
+    torch.manual_seed(0)
+    again = _context("generator", ctx.generator)
+    ModeSeeking()(again)
+    assert float(again.logs["ratio"]) > ratio
+    with pytest.raises(RuntimeError, match="trains the generator"):
+        ModeSeeking()(_context("discriminator"))
