@@ -75,3 +75,15 @@ def test_ctrl_c_saves_and_exits_cleanly(write_recipe, tmp_path: Path) -> None:  
     assert step >= 2
     last = json.loads(metrics.read_text().splitlines()[-1])["step"]
     assert last <= step
+
+
+def test_eta_is_the_sooner_of_the_remaining_steps_and_the_time_limit() -> None:
+    from ganreg.train.cli_run import eta_seconds, format_eta
+
+    assert eta_seconds(0, 0.0, 100, 0.0, None) is None and format_eta(None) == "-"
+    # 10 steps in 5 s this session: 90 steps left take 45 s
+    assert eta_seconds(10, 5.0, 90, 5.0, None) == (45.0, False)
+    # a 0.5-minute limit with 20 s elapsed stops it in 10 s, before the steps run out
+    assert eta_seconds(10, 5.0, 90, 20.0, 0.5) == (10.0, True)
+    assert eta_seconds(10, 5.0, 90, 20.0, 10.0) == (45.0, False)
+    assert format_eta((3725.0, False)) == "1:02:05" and format_eta((10.0, True)) == "0:00:10 (time limit)"

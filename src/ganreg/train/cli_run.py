@@ -7,12 +7,36 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from ganreg.errors import UserError
 from ganreg.plugins import get_registry
 from ganreg.recipe import apply_overrides, load_recipe, validate_recipe
+
+
+def eta_seconds(
+    steps_done: int, seconds_spent: float, steps_left: int, elapsed: float, limit_minutes: float | None
+) -> tuple[float, bool] | None:
+    """(seconds until the run stops, whether ``train.max_minutes`` is what stops it), from this
+    session's pace; None before the first measured step."""
+    if steps_done <= 0 or seconds_spent <= 0:
+        return None
+    by_steps = steps_left * seconds_spent / steps_done
+    if limit_minutes is not None:
+        by_limit = max(0.0, limit_minutes * 60 - elapsed)
+        if by_limit < by_steps:
+            return by_limit, True
+    return by_steps, False
+
+
+def format_eta(eta: tuple[float, bool] | None) -> str:
+    if eta is None:
+        return "-"
+    seconds, limited = eta
+    s = int(round(seconds))
+    text = f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}"
+    return f"{text} (time limit)" if limited else text
 
 
 def _param_table(rows: list[dict[str, Any]]) -> Table:
@@ -81,17 +105,24 @@ def run_command(
         MofNCompleteColumn(),
         TextColumn("{task.fields[ips]} img/s"),
         TimeElapsedColumn(),
-        TextColumn("ETA"),
-        TimeRemainingColumn(),
+        TextColumn("ETA {task.fields[eta]}"),
         TextColumn("{task.fields[losses]}"),
     )
     with Progress(*columns, console=console, transient=False) as progress:
-        task = progress.add_task("train", total=trainer.total_steps, completed=trainer.step, epoch=0, ips="-", losses="")
+        task = progress.add_task(
+            "train", total=trainer.total_steps, completed=trainer.step, epoch=0, ips="-", losses="", eta="-"
+        )
+        first_step, first_elapsed = trainer.step, trainer.elapsed
 
         def report(tr: Any, record: dict[str, Any]) -> None:
             progress.update(
                 task,
                 completed=tr.step,
+                eta=format_eta(
+                    eta_seconds(
+                        tr.step - first_step, tr.elapsed - first_elapsed, tr.total_steps - tr.step, tr.elapsed, limit
+                    )
+                ),
                 epoch=int(record["epoch"]) + 1,
                 ips=f"{record['images_per_s']:.0f}",
                 losses=f"D {record.get('d/total', float('nan')):.3f}  G {record.get('g/total', float('nan')):.3f}",
