@@ -150,12 +150,24 @@ def encode_jpeg(arr: np.ndarray, quality: int = 95) -> bytes:
     return buf.getvalue()
 
 
-def uint8_to_tensor(arr: np.ndarray) -> Any:
-    """uint8 ``[H, W, 3]`` -> float32 ``[3, H, W]`` in [-1, 1] (the seeds' ``(x - 127.5) / 127.5``)."""
+def uint8_chw(arr: np.ndarray) -> Any:
+    """uint8 ``[H, W, 3]`` -> uint8 tensor ``[3, H, W]`` (a copy: the array may be memory-mapped)."""
     import torch
 
-    t = torch.from_numpy(np.array(arr, dtype=np.uint8, copy=True)).permute(2, 0, 1).to(torch.float32)
-    return t.sub_(127.5).div_(127.5)
+    return torch.from_numpy(np.array(arr, dtype=np.uint8, copy=True)).permute(2, 0, 1)
+
+
+def to_unit_range(t: Any) -> Any:
+    """uint8 images (any shape, any device) -> float32 in [-1, 1]: the seeds' ``(x - 127.5) / 127.5``.
+    The one place this arithmetic lives, so CPU-side and device-side conversion agree bit for bit."""
+    import torch
+
+    return t.to(torch.float32).sub_(127.5).div_(127.5)
+
+
+def uint8_to_tensor(arr: np.ndarray) -> Any:
+    """uint8 ``[H, W, 3]`` -> float32 ``[3, H, W]`` in [-1, 1]."""
+    return to_unit_range(uint8_chw(arr))
 
 
 def file_signature(path: Path) -> str:

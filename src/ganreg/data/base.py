@@ -2,7 +2,7 @@
 
 Every item is a dict:
 
-``image``        float32 ``[3, S, S]`` in [-1, 1]
+``image``        float32 ``[3, S, S]`` in [-1, 1] (uint8 on a :meth:`~CaptionedImageDataset.with_raw_images` view)
 ``wrong_image``  float32 ``[3, S, S]``: a real image of ANOTHER class (class ids are
                  compared, never h5py objects: the aelnouby loader's bug)
 ``caption``      str, one of the image's captions, chosen at random per item
@@ -24,6 +24,7 @@ dataset with ``(epoch, index)`` tuples (see :class:`EpochSampler`).
 
 from __future__ import annotations
 
+import copy
 import random
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -32,7 +33,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from ganreg.data._util import mix_seed, uint8_to_tensor
+from ganreg.data._util import mix_seed, uint8_chw, uint8_to_tensor
 from ganreg.errors import DataError
 
 
@@ -55,6 +56,8 @@ class CaptionedImageDataset(Dataset):
         self.epoch = 0
         self._wrong_table: tuple[np.ndarray, dict[int, int], dict[int, int]] | None = None
         self._label_cache: np.ndarray | None = None
+        self.raw_images = False
+        """Items carry uint8 ``[3, S, S]`` images (see :meth:`with_raw_images`)."""
 
     # ------------------------------------------------------------ to implement
     def __len__(self) -> int:  # pragma: no cover - interface
@@ -159,7 +162,15 @@ class CaptionedImageDataset(Dataset):
         arr = self._image_array(index)
         if self.flip and rng.random() < 0.5:
             arr = arr[:, ::-1]
-        return uint8_to_tensor(arr)
+        return uint8_chw(arr) if self.raw_images else uint8_to_tensor(arr)
+
+    def with_raw_images(self) -> CaptionedImageDataset:
+        """A view of this dataset whose items carry uint8 images, for the training stream: a quarter
+        of the bytes through the loader's workers and the host-to-device copy, converted to [-1, 1] on
+        the device (:func:`ganreg.data._util.to_unit_range`). Everything else is shared."""
+        view = copy.copy(self)
+        view.raw_images = True
+        return view
 
     def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any]:
         if isinstance(key, tuple):

@@ -5,6 +5,11 @@ The order of each epoch is a permutation drawn from ``(seed, epoch)``
 choices (caption, wrong image) derive from ``(seed, epoch, index)``; so a run
 resumed at ``(epoch, batch)`` sees exactly the batches an uninterrupted run
 would have seen.
+
+Images travel as uint8 (a quarter of the bytes; the trainer converts them on
+the device), and loader workers are persistent: each index carries its epoch
+(:class:`ganreg.data.EpochSampler`), so the workers' dataset copies never need
+``set_epoch`` and are not restarted every epoch.
 """
 
 from __future__ import annotations
@@ -12,7 +17,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from ganreg.data import CaptionedImageDataset, SeededRandomSampler, Vocabulary, make_loader
+from torch.utils.data import DataLoader
+
+from ganreg.data import CaptionedImageDataset, EpochSampler, SeededRandomSampler, Vocabulary, make_loader
 from ganreg.errors import UserError
 
 
@@ -38,7 +45,9 @@ class BatchStream:
         self.vocab, self.max_words, self.num_workers = vocab, max_words, num_workers
         self.pin_memory = pin_memory
         self.sampler = SeededRandomSampler(len(dataset), seed)
+        self.keys = EpochSampler(self.sampler)
         self.epoch, self.batch = 0, 0
+        self._loader: DataLoader | None = None
         self._it: Iterator[Any] | None = None
 
     @property
@@ -53,19 +62,21 @@ class BatchStream:
         self._it = None
 
     def _start_epoch(self) -> None:
-        loader = make_loader(
-            self.dataset,
-            batch_size=self.batch_size,
-            vocab=self.vocab,
-            max_words=self.max_words,
-            num_workers=self.num_workers,
-            sampler=self.sampler,
-            seed=self.seed + self.epoch,
-            pin_memory=self.pin_memory,
-        )
-        self.dataset.set_epoch(self.epoch)
+        if self._loader is None:
+            self._loader = make_loader(
+                self.dataset.with_raw_images(),
+                batch_size=self.batch_size,
+                vocab=self.vocab,
+                max_words=self.max_words,
+                num_workers=self.num_workers,
+                sampler=self.keys,
+                seed=self.seed,
+                pin_memory=self.pin_memory,
+                persistent_workers=True,
+            )
+        self.keys.epoch = self.epoch
         self.sampler.set_epoch(self.epoch, start=self.batch * self.batch_size)
-        self._it = iter(loader)
+        self._it = iter(self._loader)
 
     def next(self) -> Any:
         if self.batch >= self.batches_per_epoch:

@@ -21,6 +21,7 @@ from typing import Any
 import torch
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
+from ganreg.data._util import to_unit_range
 from ganreg.errors import TrainingDiverged, UserError
 from ganreg.interfaces import TextBatch
 from ganreg.recipe import Recipe
@@ -124,7 +125,11 @@ class Trainer:
         return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
 
     def _images(self, t: torch.Tensor) -> torch.Tensor:
-        return t.to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format)
+        """A batch of images on the device in [-1, 1]; the stream's uint8 images are converted there."""
+        t = t.to(self.device, non_blocking=True)
+        if t.dtype == torch.uint8:
+            t = to_unit_range(t)
+        return t.contiguous(memory_format=self.memory_format)
 
     def _noise(self, n: int) -> torch.Tensor:
         return make_noise(n, self.nets.generator.z_dim, self.noise_gen).to(self.device)

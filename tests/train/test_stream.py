@@ -1,0 +1,56 @@
+"""The training stream: uint8 images that the trainer's conversion turns into exactly the dataset's
+float images, the same batches with persistent workers as without, across epochs and a resume."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from ganreg.data import Vocabulary, build_dataset
+from ganreg.data._util import to_unit_range
+from ganreg.data.config import DataConfig
+from ganreg.train.stream import BatchStream
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    cache = tmp_path_factory.mktemp("stream-cache")
+    return build_dataset(DataConfig(source="shapes", image_size=32, num_images=96, cache_dir=str(cache)), "train")
+
+
+def _vocab(dataset) -> Vocabulary:  # type: ignore[no-untyped-def]
+    return Vocabulary.build(dataset.all_captions())
+
+
+def _take(stream: BatchStream, n: int) -> list[dict]:
+    return [stream.next() for _ in range(n)]
+
+
+def test_stream_images_are_uint8_and_convert_to_the_dataset_images(dataset) -> None:  # type: ignore[no-untyped-def]
+    stream = BatchStream(dataset, 8, seed=1, vocab=_vocab(dataset), max_words=18)
+    batch = stream.next()
+    assert batch["images"].dtype == torch.uint8 and batch["wrong_images"].dtype == torch.uint8
+    dataset.set_epoch(0)
+    for row, index in enumerate(batch["index"].tolist()[:3]):
+        item = dataset[(0, index)]
+        assert item["image"].dtype == torch.float32  # the dataset itself is unchanged
+        torch.testing.assert_close(to_unit_range(batch["images"][row]), item["image"], rtol=0, atol=0)
+        torch.testing.assert_close(to_unit_range(batch["wrong_images"][row]), item["wrong_image"], rtol=0, atol=0)
+
+
+def test_persistent_workers_give_the_same_batches_across_epochs_and_a_resume(dataset) -> None:  # type: ignore[no-untyped-def]
+    vocab = _vocab(dataset)
+    per_epoch = len(dataset) // 8
+    steps = per_epoch * 2 + 3  # crosses two epoch boundaries
+    plain = _take(BatchStream(dataset, 8, seed=2, vocab=vocab, max_words=18), steps)
+    workers = BatchStream(dataset, 8, seed=2, vocab=vocab, max_words=18, num_workers=2)
+    with_workers = _take(workers, steps)
+    for a, b in zip(plain, with_workers, strict=True):
+        assert torch.equal(a["images"], b["images"]) and torch.equal(a["wrong_images"], b["wrong_images"])
+        assert a["captions"] == b["captions"]
+    resumed = BatchStream(dataset, 8, seed=2, vocab=vocab, max_words=18, num_workers=2)
+    resumed.load_state({"epoch": 1, "batch": 2})
+    for a, b in zip(plain[per_epoch + 2 :], _take(resumed, steps - per_epoch - 2), strict=True):
+        assert torch.equal(a["images"], b["images"]) and a["captions"] == b["captions"]
