@@ -46,7 +46,7 @@ def test_real_groups_share_class_and_every_attribute(shapes: Any) -> None:
     labels = shapes.labels()
     for g in groups[:20]:
         assert len({labels[i] for i in g}) == 1
-        assert len({tuple(shapes._attributes(i)) for i in g}) == 1
+        assert len({tuple(shapes.attributes_of(i)) for i in g}) == 1
     # real images that fit one caption still differ (background tint and style, jitter), but far less
     # than random pairs do
     spec = DiversitySpec(captions=16, per_caption=4)

@@ -164,6 +164,10 @@ class CaptionedImageDataset(Dataset):
             arr = arr[:, ::-1]
         return uint8_chw(arr) if self.raw_images else uint8_to_tensor(arr)
 
+    def attributes_of(self, index: int) -> Sequence[int] | None:
+        """The attribute ids of item ``index`` (ordered like :attr:`attributes`), without decoding its image."""
+        return self._attributes(index)
+
     def with_raw_images(self) -> CaptionedImageDataset:
         """A view of this dataset whose items carry uint8 images, for the training stream: a quarter
         of the bytes through the loader's workers and the host-to-device copy, converted to [-1, 1] on

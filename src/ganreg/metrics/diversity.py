@@ -90,8 +90,7 @@ def same_caption_groups(dataset: Any) -> list[list[int]]:
         return []
     groups: dict[tuple[int, ...], list[int]] = defaultdict(list)
     for index, label in enumerate(dataset.labels()):
-        attrs = dataset._attributes(index)
-        groups[(label, *attrs)].append(index)
+        groups[(label, *dataset.attributes_of(index))].append(index)
     return [g for g in groups.values() if len(g) >= 2]
 
 

@@ -92,9 +92,10 @@ def run_command(
         run_dir = new_run_dir(recipe, str(out) if out else None)
     trainer = start_or_resume(recipe, registry, run_dir, device, resume=resume_dir is not None)
     limit = recipe.train.max_minutes
+    amp = str(trainer.amp_dtype).removeprefix("torch.") if trainer.amp_dtype is not None else "off"
     console.print(
         f"[bold]run[/bold] {run_dir}  device={trainer.device}  steps={trainer.total_steps} "
-        f"({trainer.steps_per_epoch} per epoch)  amp={trainer.amp_dtype or 'off'}"
+        f"({trainer.steps_per_epoch} per epoch)  amp={amp}"
         + (f"  stops after {limit:g} min (train.max_minutes) wherever it is" if limit else "")
     )
     console.print(_param_table(parameter_table(trainer.nets.modules())))
