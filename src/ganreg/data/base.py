@@ -3,7 +3,7 @@
 Every item is a dict:
 
 ``image``        float32 ``[3, S, S]`` in [-1, 1] (uint8 on a :meth:`~CaptionedImageDataset.with_raw_images` view)
-``wrong_image``  float32 ``[3, S, S]``: a real image of ANOTHER class (class ids are
+``wrong_image``  like ``image``: a real image of ANOTHER class (class ids are
                  compared, never h5py objects: the aelnouby loader's bug)
 ``caption``      str, one of the image's captions, chosen at random per item
 ``embedding``    float32 ``[E]``, only when the source stores precomputed embeddings
