@@ -125,7 +125,9 @@ class SamplesSpec(_Strict):
 
 class EvalSpec(_Strict):
     every_epochs: int | None = Field(None, ge=1, description="Evaluate during training every N epochs.")
-    metrics: list[str] = Field(default_factory=lambda: ["fid", "align"])
+    metrics: list[str] = Field(
+        default_factory=lambda: ["fid", "align"], description="Any of fid, kid, is, align, diversity (see ganreg eval)."
+    )
     samples: int = Field(1000, ge=10)
     keep_best: str | None = Field(None, description="Keep the best checkpoint by this metric (e.g. fid).")
     tensorboard: bool = False
