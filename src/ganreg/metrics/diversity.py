@@ -28,8 +28,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ganreg.metrics.samples import caption_keys, text_batch
-from ganreg.train.sampling import make_noise
+from ganreg.metrics.samples import caption_keys, eval_mode, generate_images
 
 DIVERSITY = "diversity"
 DIVERSITY_PIXELS = "diversity_pixels"
@@ -64,23 +63,13 @@ def generated_diversity(
     truncation: float | None = None,
 ) -> float:
     """Mean over captions of the pairwise distance between images generated from one caption."""
-    modes = (generator.training, text_encoder.training)
-    generator.eval()
-    text_encoder.eval()
     noise = torch.Generator().manual_seed(seed + 3)
-    try:
-        keys = caption_keys(len(dataset), spec.captions, seed + 3)
-        scores = []
-        for key in keys:
-            batch = collator([dataset[key]] * spec.per_caption)
-            cond = text_encoder(text_batch(batch, device)).sentence.float()
-            z = make_noise(spec.per_caption, generator.z_dim, noise, truncation).to(device)  # type: ignore[arg-type]
-            images = generator(z, cond).images.float().clamp(-1, 1)
-            scores.append(mean_pairwise_l1(images))
-        return sum(scores) / len(scores)
-    finally:
-        generator.train(modes[0])
-        text_encoder.train(modes[1])
+    scores = []
+    with eval_mode(generator, text_encoder):
+        for key in caption_keys(len(dataset), spec.captions, seed + 3):
+            batch = collator([dataset[key]] * spec.per_caption)  # one caption, per_caption noise vectors
+            scores.append(mean_pairwise_l1(generate_images(generator, text_encoder, batch, noise, truncation, device)))
+    return sum(scores) / len(scores)
 
 
 def same_caption_groups(dataset: Any) -> list[list[int]]:

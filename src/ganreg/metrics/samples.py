@@ -9,6 +9,7 @@ never sit in memory at once.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -55,6 +56,29 @@ def _targets(batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor | None]:
     return batch["labels"], batch.get("attributes")
 
 
+@contextlib.contextmanager
+def eval_mode(*modules: nn.Module) -> Iterator[None]:
+    """Put the modules in eval mode and restore each one's mode afterwards (evaluation runs mid-training)."""
+    modes = [m.training for m in modules]
+    for m in modules:
+        m.eval()
+    try:
+        yield
+    finally:
+        for m, mode in zip(modules, modes, strict=True):
+            m.train(mode)
+
+
+def generate_images(
+    generator: nn.Module, text_encoder: nn.Module, batch: dict[str, Any], noise: torch.Generator,
+    truncation: float | None, device: torch.device,
+) -> torch.Tensor:
+    """One image per caption of a collated batch, in [-1, 1], with noise drawn from ``noise``."""
+    cond = text_encoder(text_batch(batch, device)).sentence.float()
+    z = make_noise(cond.shape[0], generator.z_dim, noise, truncation).to(device)  # type: ignore[arg-type]
+    return generator(z, cond).images.float().clamp(-1, 1)
+
+
 @torch.no_grad()
 def generated_batches(
     generator: nn.Module, text_encoder: nn.Module, dataset: Any, collator: Any, samples: int, device: torch.device,
@@ -64,20 +88,12 @@ def generated_batches(
 
     Both networks are put in eval mode and restored afterwards (the trainer
     calls this mid-training)."""
-    modes = (generator.training, text_encoder.training)
-    generator.eval()
-    text_encoder.eval()
     noise = torch.Generator().manual_seed(seed + 1)
-    try:
+    with eval_mode(generator, text_encoder):
         for batch in _keyed_batches(dataset, collator, caption_keys(len(dataset), samples, seed), batch_size):
-            cond = text_encoder(text_batch(batch, device)).sentence.float()
-            z = make_noise(cond.shape[0], generator.z_dim, noise, truncation).to(device)  # type: ignore[arg-type]
-            images = generator(z, cond).images.float().clamp(-1, 1)
+            images = generate_images(generator, text_encoder, batch, noise, truncation, device)
             labels, attrs = _targets(batch)
             yield EvalBatch(images, labels, attrs, list(batch["captions"]))
-    finally:
-        generator.train(modes[0])
-        text_encoder.train(modes[1])
 
 
 def real_batches(

@@ -18,7 +18,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from ganreg.metrics.samples import caption_keys, text_batch  # noqa: E402
+from ganreg.metrics.samples import caption_keys, eval_mode, text_batch  # noqa: E402
 
 MARKERS = ("o", "^", "s", "P", "X", "D")
 
@@ -51,17 +51,13 @@ def text_embeddings(
     text_encoder: Any, dataset: Any, collator: Any, n: int, device: torch.device, seed: int = 0, batch_size: int = 128
 ) -> tuple[np.ndarray, np.ndarray]:
     """Sentence embeddings of ``n`` captions of ``dataset`` (one per image, seeded) and their classes."""
-    was = text_encoder.training
-    text_encoder.eval()
     keys = caption_keys(len(dataset), min(n, len(dataset)), seed)
     embs, labels = [], []
-    try:
+    with eval_mode(text_encoder):
         for start in range(0, len(keys), batch_size):
             batch = collator([dataset[k] for k in keys[start : start + batch_size]])
             embs.append(text_encoder(text_batch(batch, device)).sentence.float().cpu())
             labels.append(batch["labels"])
-    finally:
-        text_encoder.train(was)
     if not embs:
         return np.zeros((0, 1), np.float32), np.zeros(0, np.int64)
     return torch.cat(embs).numpy(), torch.cat(labels).numpy()

@@ -74,7 +74,7 @@ class BatchStream:
                 pin_memory=self.pin_memory,
                 persistent_workers=True,
             )
-        self.keys.epoch = self.epoch
+        self.keys.epoch = self.epoch  # not keys.set_epoch: it would forward without the resume offset
         self.sampler.set_epoch(self.epoch, start=self.batch * self.batch_size)
         self._it = iter(self._loader)
 
