@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from ganreg.interfaces import BuildContext
 from ganreg_dfgan import plugin
-from ganreg_dfgan.discriminator import DBlock, DFGANDiscriminator, get_D_in_out_chs
+from ganreg_dfgan.discriminator import DBlock, DFGANDiscriminator, get_D_in_out_chs, image_conv
 from ganreg_dfgan.generator import DFBLK, Affine, DFGANGenerator, GBlock, get_G_in_out_chs
 from ganreg.testing import registry_with
 
@@ -152,6 +152,48 @@ def test_d_gates_start_at_zero_and_d_has_no_norm() -> None:
     blk = DBlock(4, 8)
     x = torch.randn(2, 4, 8, 8)
     torch.testing.assert_close(blk(x), F.avg_pool2d(blk.conv_s(x), 2))
+
+
+@pytest.mark.parametrize("fin,fout", [(4, 8), (6, 6)])
+def test_d_block_shortcut_matches_the_originals_conv_then_avg_pool(fin: int, fout: int) -> None:
+    """The strided-conv shortcut is the original ``avg_pool2d(conv_s(x), 2)``: values, parameter gradients and the
+    double backward that MA-GP takes through it (grad of the input-gradient norm w.r.t. the weights)."""
+    torch.manual_seed(0)
+    blk = DBlock(fin, fout).double()
+    blk.gamma.data.fill_(0.7)
+
+    def original(x: torch.Tensor) -> torch.Tensor:
+        sc = blk.conv_s(x) if blk.learned_shortcut else x
+        return F.avg_pool2d(sc, 2) + blk.gamma * blk.conv_r(x)
+
+    def penalty_grads(forward) -> list[torch.Tensor]:  # type: ignore[no-untyped-def]
+        x = torch.randn(3, fin, 8, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(1)).requires_grad_()
+        out = forward(x)
+        (gx,) = torch.autograd.grad(out.square().sum(), x, create_graph=True)
+        params = list(blk.parameters())  # conv_s is unused where fin == fout
+        return [out.detach(), *torch.autograd.grad(gx.square().sum(), params, allow_unused=True, materialize_grads=True)]
+
+    for ours, ref in zip(penalty_grads(blk), penalty_grads(original)):
+        torch.testing.assert_close(ours, ref, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_image_conv_im2col_matches_the_convolution(channels_last: bool) -> None:
+    """D's first conv as im2col + matmul (its CUDA path, forced here on the CPU) equals ``conv_img``: values, memory
+    format, and the MA-GP double backward into the weights and bias."""
+    conv = torch.nn.Conv2d(3, 5, 3, 1, 1).double()
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+
+    def penalty_grads(im2col: bool) -> list[torch.Tensor]:
+        x = torch.randn(2, 3, 6, 7, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+        x = x.contiguous(memory_format=fmt).requires_grad_()
+        out = image_conv(conv, x, im2col=im2col)
+        assert out.is_contiguous(memory_format=fmt)
+        (gx,) = torch.autograd.grad(F.leaky_relu(out, 0.2).square().sum(), x, create_graph=True)
+        return [out.detach(), *torch.autograd.grad(gx.square().sum(), [conv.weight, conv.bias])]
+
+    for ours, ref in zip(penalty_grads(True), penalty_grads(False)):
+        torch.testing.assert_close(ours, ref, rtol=1e-12, atol=1e-12)
 
 
 def test_gate_init_opens_the_residual_branches() -> None:
