@@ -96,6 +96,10 @@ class TrainSpec(_Strict):
     batch_size: int = Field(64, ge=1)
     d_steps: int = Field(1, ge=1, description="Discriminator steps per generator step (n_critic).")
     grad_accum: int = Field(1, ge=1, description="Micro-batches accumulated per optimiser step.")
+    reuse_fake: bool = Field(
+        False, description="G's step reuses the images generated for the last D step (one G forward per step, as "
+        "DF-GAN's and Reed's code do) instead of a second forward from fresh noise (aelnouby's)."
+    )
     amp: Literal["off", "bf16", "auto"] = Field(
         "auto", description="bf16 autocast; auto: bf16 where the device computes it natively (CUDA from Ampere on, "
         "CPUs with AVX512-BF16 or AMX), off elsewhere."

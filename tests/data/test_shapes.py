@@ -137,6 +137,15 @@ def test_items_deterministic_per_seed_epoch_index() -> None:
     assert [a[i]["caption"] for i in range(len(a))] == caps0
 
 
+def test_image_is_the_items_image_without_the_rest_of_the_item() -> None:
+    ds = build_dataset(DataConfig(num_images=N, image_size=32), "train")
+    for i in (0, 7):
+        img = ds.image(i)
+        assert img.dtype == torch.float32 and img.shape == (3, 32, 32) and -1 <= img.min() < img.max() <= 1
+        assert torch.equal(img, ds[(3, i)]["image"])
+    assert not torch.equal(ds.image(0), ds.image(7))
+
+
 def test_cached_after_first_use(ganreg_cache) -> None:
     ds = build_dataset(DataConfig(num_images=48, image_size=40, seed=7), "train")
     path = S.cache_path(None, 7, 48, 40)

@@ -126,9 +126,10 @@ def test_checkpoint_is_weights_only(tmp_path: Path) -> None:
     [
         {"train.grad_accum": 2, "train.d_steps": 2},
         {"train.amp": "bf16", "train.channels_last": True},
+        {"train.reuse_fake": True, "train.grad_accum": 2, "train.d_steps": 2},
         {"text_encoder.mode": "pretrain", "text_encoder.pretrain": {"epochs": 1}, "optim.generator": {"schedule": {"name": "cosine"}}},
     ],
-    ids=["accum-dsteps", "bf16-channels_last", "pretrained-text-cosine"],
+    ids=["accum-dsteps", "bf16-channels_last", "reuse-fake-accum-dsteps", "pretrained-text-cosine"],
 )
 def test_training_options_run(tmp_path: Path, registry, make_recipe, over) -> None:  # type: ignore[no-untyped-def]
     recipe = make_recipe(**{"train.steps": 2, **over})
@@ -139,6 +140,41 @@ def test_training_options_run(tmp_path: Path, registry, make_recipe, over) -> No
     if over.get("text_encoder.mode") == "pretrain":
         assert not any(p.requires_grad for p in trainer.nets.text_encoder.parameters())
         assert trainer.sched["generator"].get_last_lr()[0] < recipe.optim.generator.lr
+
+
+@pytest.mark.parametrize("reuse", [False, True])
+def test_reuse_fake_runs_the_generator_once_per_step(tmp_path: Path, registry, make_recipe, reuse: bool) -> None:  # type: ignore[no-untyped-def]
+    """With ``train.reuse_fake`` G's step back-propagates through the images made for D's step: G runs once per step
+    instead of twice, and its gradient is the one a fresh forward from the same noise would give."""
+    trainer = Trainer(make_recipe(**{"train.steps": 3, "train.reuse_fake": reuse}), registry, tmp_path, device="cpu")
+    generator = trainer.generator_fn
+    calls: list[torch.Tensor] = []
+
+    def counting(z: torch.Tensor, cond: torch.Tensor):  # type: ignore[no-untyped-def]
+        calls.append(z)
+        return generator(z, cond)
+
+    trainer.generator_fn = counting
+    phases: list[tuple[str, list]] = []
+    fresh: list[torch.Tensor] = []
+    run_phase = trainer._phase
+
+    def recording(network: str, contexts: list) -> dict:  # type: ignore[type-arg]
+        phases.append((network, contexts))
+        if network == "generator":  # before G's update: a fresh forward from the D step's noise
+            with torch.no_grad(), trainer._autocast():
+                fresh.append(trainer.nets.generator(phases[0][1][0].z, contexts[0].cond).images)
+        return run_phase(network, contexts)
+
+    trainer._phase = recording  # type: ignore[method-assign]
+    trainer.train_step()
+    assert len(calls) == (1 if reuse else 2)
+    (_, (d_ctx,)), (_, (g_ctx,)) = phases
+    assert not d_ctx.fake.requires_grad  # D's losses never reach G
+    assert g_ctx.fake.requires_grad
+    assert (g_ctx.z is d_ctx.z) == reuse and (g_ctx.fake is d_ctx.g_out.images) == reuse
+    if reuse:  # the same images (hence the same G gradient) as a fresh forward from that noise
+        torch.testing.assert_close(fresh[0], g_ctx.fake.detach())
 
 
 def test_amp_auto_is_bf16_only_where_the_device_computes_it_natively(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -164,6 +164,11 @@ class CaptionedImageDataset(Dataset):
             arr = arr[:, ::-1]
         return uint8_chw(arr) if self.raw_images else uint8_to_tensor(arr)
 
+    def image(self, index: int) -> torch.Tensor:
+        """Item ``index``'s image in [-1, 1], un-augmented, without drawing a caption or decoding a wrong image
+        (for references that compare real images, such as the diversity metric's)."""
+        return uint8_to_tensor(self._image_array(index))
+
     def attributes_of(self, index: int) -> Sequence[int] | None:
         """The attribute ids of item ``index`` (ordered like :attr:`attributes`), without decoding its image."""
         return self._attributes(index)

@@ -95,7 +95,7 @@ def real_diversity(dataset: Any, spec: DiversitySpec, seed: int = 0) -> float | 
 
 
 def _images(dataset: Any, indices: Iterable[int]) -> torch.Tensor:
-    return torch.stack([dataset[(0, i)]["image"] for i in indices])
+    return torch.stack([dataset.image(i) for i in indices])
 
 
 def diversity_metrics(

@@ -8,7 +8,10 @@ does not use a pass never pays for it.
 
 Phases: in the ``"discriminator"`` phase the generator runs under
 ``no_grad`` (its output is detached); in the ``"generator"`` phase D's
-parameters are frozen by the trainer and ``fake`` carries G's graph.
+parameters are frozen by the trainer and ``fake`` carries G's graph. With
+``keep_g_graph`` the D phase records G's graph (``fake`` is still detached
+there) so that :meth:`StepContext.for_generator` can hand the same images to
+G's step without a second forward.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ class StepContext:
         words: torch.Tensor | None = None,
         input_grad: bool = False,
         sample_noise: Callable[[int], torch.Tensor] | None = None,
+        keep_g_graph: bool = False,
     ) -> None:
         self.phase: Phase = phase
         self.generator = generator
@@ -59,14 +63,38 @@ class StepContext:
         self.words = words
         self.input_grad = input_grad
         self._sample_noise = sample_noise
+        self.keep_g_graph = keep_g_graph
         self.logs: dict[str, torch.Tensor] = {}
+
+    def for_generator(self) -> StepContext:
+        """The generator phase's context for the same batch, noise and (if already computed) generated images.
+
+        D's passes are not carried over: D has just been updated, and G's step must see the new D."""
+        ctx = StepContext(
+            phase="generator",
+            generator=self.generator,
+            discriminator=self.discriminator,
+            real=self.real,
+            cond=self.cond.detach(),
+            z=self.z,
+            text=self.text,
+            wrong=self.wrong,
+            labels=self.labels,
+            words=self.words.detach() if self.words is not None else None,
+            sample_noise=self._sample_noise,
+        )
+        if "g_out" in self.__dict__:
+            if not self.keep_g_graph:
+                raise RuntimeError("for_generator() needs the D phase's context built with keep_g_graph=True")
+            ctx.__dict__["g_out"] = self.__dict__["g_out"]
+        return ctx
 
     # ----------------------------------------------------------------- generator
     @cached_property
     def g_out(self) -> GeneratorOutput:
         """G(z, cond). G never back-propagates into the text encoder."""
         cond = self.cond.detach()
-        if self.phase == "discriminator":
+        if self.phase == "discriminator" and not self.keep_g_graph:
             with torch.no_grad():
                 return self.generator(self.z, cond)
         return self.generator(self.z, cond)
@@ -74,7 +102,8 @@ class StepContext:
     @property
     def fake(self) -> torch.Tensor:
         """Generated images ``[B, 3, H, W]``; detached in the D phase."""
-        return self.g_out.images
+        images = self.g_out.images
+        return images.detach() if self.phase == "discriminator" else images
 
     @property
     def g_aux(self) -> dict[str, torch.Tensor]:

@@ -134,7 +134,7 @@ class Trainer:
     def _noise(self, n: int) -> torch.Tensor:
         return make_noise(n, self.nets.generator.z_dim, self.noise_gen).to(self.device)
 
-    def _context(self, phase: str, batch: dict[str, Any]) -> StepContext:
+    def _context(self, phase: str, batch: dict[str, Any], keep_g_graph: bool = False) -> StepContext:
         text = self._text(batch)
         grad = phase == "discriminator" and self.joint_text
         with torch.set_grad_enabled(grad):
@@ -154,10 +154,11 @@ class Trainer:
             words=out.words,
             input_grad=self.input_grad and phase == "discriminator",
             sample_noise=self._noise,
+            keep_g_graph=keep_g_graph,
         )
 
-    def _phase(self, network: str, batches: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
-        """Forward + backward of one network's objective over the micro-batches, then a step.
+    def _phase(self, network: str, contexts: list[StepContext]) -> dict[str, torch.Tensor]:
+        """Forward + backward of one network's objective over the micro-batches' contexts, then a step.
 
         Returns the terms as detached tensors: converting them to numbers here
         would synchronise with the GPU every step; :meth:`_flush` does it once
@@ -165,10 +166,9 @@ class Trainer:
         """
         logs: dict[str, torch.Tensor] = {}
         terms = self.nets.terms(network)
-        accum = len(batches)
+        accum = len(contexts)
         prefix = network[0]
-        for batch in batches:
-            ctx = self._context(network, batch)
+        for ctx in contexts:
             with self._autocast():
                 values = [(term, term.module(ctx).float()) for term in terms]
             total = sum(term.weight * v for term, v in values)
@@ -222,12 +222,20 @@ class Trainer:
             nets.text_encoder.eval()
         logs: dict[str, torch.Tensor] = {}
         batches: list[dict[str, Any]] = []
-        for _ in range(t.d_steps):
+        d_contexts: list[StepContext] = []
+        for d_step in range(t.d_steps):
             batches = [self.stream.next() for _ in range(t.grad_accum)]
-            logs.update(self._phase("discriminator", batches))
+            keep = t.reuse_fake and d_step == t.d_steps - 1
+            d_contexts = [self._context("discriminator", batch, keep_g_graph=keep) for batch in batches]
+            logs.update(self._phase("discriminator", d_contexts))
+        if t.reuse_fake:  # the last D step's images, still carrying G's graph
+            g_contexts = [ctx.for_generator() for ctx in d_contexts]
+        else:
+            g_contexts = [self._context("generator", batch) for batch in batches]
+        del d_contexts
         nets.discriminator.requires_grad_(False)
         try:
-            logs.update(self._phase("generator", batches))
+            logs.update(self._phase("generator", g_contexts))
         finally:
             nets.discriminator.requires_grad_(True)
         for sched in self.sched.values():
