@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from ganreg.interfaces import BuildContext
 from ganreg_dfgan import plugin
-from ganreg_dfgan.discriminator import DBlock, DFGANDiscriminator, get_D_in_out_chs, image_conv
+from ganreg_dfgan.discriminator import DBlock, DFGANDiscriminator, get_D_in_out_chs, image_conv, minibatch_std
 from ganreg_dfgan.generator import DFBLK, Affine, DFGANGenerator, GBlock, get_G_in_out_chs
 from ganreg.testing import registry_with
 
@@ -171,7 +171,8 @@ def test_d_block_shortcut_matches_the_originals_conv_then_avg_pool(fin: int, fou
         out = forward(x)
         (gx,) = torch.autograd.grad(out.square().sum(), x, create_graph=True)
         params = list(blk.parameters())  # conv_s is unused where fin == fout
-        return [out.detach(), *torch.autograd.grad(gx.square().sum(), params, allow_unused=True, materialize_grads=True)]
+        grads = torch.autograd.grad(gx.square().sum(), params, allow_unused=True, materialize_grads=True)
+        return [out.detach(), *grads]
 
     for ours, ref in zip(penalty_grads(blk), penalty_grads(original)):
         torch.testing.assert_close(ours, ref, rtol=1e-12, atol=1e-12)
@@ -194,6 +195,33 @@ def test_image_conv_im2col_matches_the_convolution(channels_last: bool) -> None:
 
     for ours, ref in zip(penalty_grads(True), penalty_grads(False)):
         torch.testing.assert_close(ours, ref, rtol=1e-12, atol=1e-12)
+
+
+def test_minibatch_std_channel_is_the_groups_feature_spread() -> None:
+    torch.manual_seed(0)
+    feats = torch.randn(6, 5, 4, 4)
+    out = minibatch_std(feats, 2)  # groups interleaved: {0, 3}, {1, 4}, {2, 5}
+    assert out.shape == (6, 6, 4, 4) and torch.equal(out[:, :5], feats)
+    for i, j in ((0, 3), (1, 4), (2, 5)):
+        pair = torch.stack([feats[i], feats[j]])
+        expected = (pair.var(0, unbiased=False) + 1e-8).sqrt().mean()
+        torch.testing.assert_close(out[i, 5], expected.expand(4, 4))
+        torch.testing.assert_close(out[j, 5], expected.expand(4, 4))
+    same = minibatch_std(feats[:1].expand(4, 5, 4, 4), 4)[:, 5]
+    assert same.max() < 1e-3  # identical images: no spread
+    assert minibatch_std(feats[:5], 4)[:, 5].max() < 1e-3  # 5 images: the largest divisor <= 4 is 1, no groups
+
+
+def test_minibatch_std_option_adds_one_input_channel_to_the_head_only() -> None:
+    base = DFGANDiscriminator(nf=4, cond_dim=16, imsize=64)
+    mbstd = DFGANDiscriminator(nf=4, cond_dim=16, imsize=64, minibatch_std=4)
+    extra = sum(p.numel() for p in mbstd.parameters()) - sum(p.numel() for p in base.parameters())
+    assert extra == 2 * 4 * 3 * 3  # one more input channel of NetC's first 3x3 conv (2nf outputs)
+    x, s = torch.randn(8, 3, 64, 64, requires_grad=True), torch.randn(8, 16)
+    logits = mbstd.logits(mbstd.features(x), s)
+    assert logits.shape == (8,)
+    (gx,) = torch.autograd.grad(logits[0], x)
+    assert gx[4].abs().sum() > 0 and gx[1].abs().sum() == 0  # image 0 shares a group with 4 (8 // 4 = 2 groups)
 
 
 def test_gate_init_opens_the_residual_branches() -> None:

@@ -128,19 +128,38 @@ class NetD(nn.Module):
         return out
 
 
+def minibatch_std(features: torch.Tensor, group: int) -> torch.Tensor:
+    """``features`` with one more channel: the standard deviation of each feature over a group of ``group`` images
+    (groups interleaved across the batch, as StyleGAN), averaged over channels and positions; one value per group,
+    given to each of its images. A batch not divisible by ``group`` uses the largest divisor that is."""
+    batch = features.shape[0]
+    g = next(k for k in range(min(group, batch), 0, -1) if batch % k == 0)
+    if g < 2:  # a single image has no spread
+        spread = features.new_zeros(batch, 1, *features.shape[2:])
+    else:
+        y = features.float().reshape(g, batch // g, *features.shape[1:])
+        std = (y.var(dim=0, unbiased=False) + 1e-8).sqrt().mean(dim=(1, 2, 3))  # (batch // g,)
+        spread = std.repeat(g).view(batch, 1, 1, 1).expand(batch, 1, *features.shape[2:]).to(features.dtype)
+    return torch.cat((features, spread), 1)
+
+
 class NetC(nn.Module):
     """Conditional head: (features (B, 8nf, 4, 4), sentence (B, cond_dim)) -> (B, 1, 1, 1)."""
 
-    def __init__(self, ndf: int, cond_dim: int = 256) -> None:
+    def __init__(self, ndf: int, cond_dim: int = 256, minibatch_std: int = 0) -> None:
         super().__init__()
         self.cond_dim = cond_dim
+        self.minibatch_std = minibatch_std
+        extra = 1 if minibatch_std >= 2 else 0
         self.joint_conv = nn.Sequential(
-            nn.Conv2d(ndf * 8 + cond_dim, ndf * 2, 3, 1, 1, bias=False),
+            nn.Conv2d(ndf * 8 + extra + cond_dim, ndf * 2, 3, 1, 1, bias=False),
             nn.LeakyReLU(0.2),
             nn.Conv2d(ndf * 2, 1, 4, 1, 0, bias=False),
         )
 
     def forward(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if self.minibatch_std >= 2:
+            out = minibatch_std(out, self.minibatch_std)
         y = y.view(-1, self.cond_dim, 1, 1).repeat(1, 1, out.shape[2], out.shape[3])
         return self.joint_conv(torch.cat((out, y.to(out.dtype)), 1))
 
@@ -156,11 +175,12 @@ class DFGANDiscriminator(Discriminator):
         ch_size: int = 3,
         unused_shortcuts: bool = True,
         gate_init: float = 0.0,
+        minibatch_std: int = 0,
     ) -> None:
         super().__init__()
         check_image_size(imsize, "discriminator dfgan")
         self.net_d = NetD(nf, imsize, ch_size, unused_shortcuts, gate_init)
-        self.net_c = NetC(nf, cond_dim)
+        self.net_c = NetC(nf, cond_dim, minibatch_std)
 
     def features(self, images: torch.Tensor) -> torch.Tensor:
         return self.net_d(images)
@@ -178,5 +198,11 @@ def build_discriminator(params: DFGANDiscriminatorParams, ctx: BuildContext) -> 
     if ctx.cond_dim < 1:
         raise UserError("discriminator dfgan needs a sentence embedding (cond_dim >= 1)", "add a text encoder to the recipe")
     return DFGANDiscriminator(
-        params.nf, ctx.cond_dim, ctx.image_size, ctx.channels, params.unused_shortcuts, params.gate_init
+        params.nf,
+        ctx.cond_dim,
+        ctx.image_size,
+        ctx.channels,
+        params.unused_shortcuts,
+        params.gate_init,
+        params.minibatch_std,
     )

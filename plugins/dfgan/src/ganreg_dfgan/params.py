@@ -42,6 +42,14 @@ class DFGANDiscriminatorParams(BaseModel):
         "D is almost linear in the image (conv_img, 1x1 shortcuts, average pooling), and Adam moves a scalar gate "
         "by about lr per step, so short runs learn only blurry colour blobs; 1 opens the residual branches at once.",
     )
+    minibatch_std: int = Field(
+        0,
+        ge=0,
+        description="Not in DF-GAN: StyleGAN's minibatch standard deviation. With a group size G >= 2, NetC also "
+        "sees one channel holding the spread of D's 4x4 features over groups of G images, so a batch of near-identical "
+        "fakes is told apart from varied reals (against one image per caption). 0 (official) disables it; the head "
+        "then has the original's parameter count.",
+    )
 
 
 class DFGANGeneratorParams(BaseModel):
