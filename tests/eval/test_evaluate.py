@@ -70,6 +70,7 @@ def test_unknown_metric_names_the_closest() -> None:
 
 
 def test_inception_offline_says_where_to_put_the_weights(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    pytest.importorskip("torch_fidelity")  # without it the message says to install it (the optional extra)
     from ganreg.data.config import DataConfig
     from ganreg.metrics import features
 
