@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import random
 from collections import defaultdict
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -90,12 +89,11 @@ def real_diversity(dataset: Any, spec: DiversitySpec, seed: int = 0) -> float | 
         return None
     rng = random.Random(seed)
     picked = rng.sample(groups, min(spec.captions, len(groups)))
-    scores = [mean_pairwise_l1(_images(dataset, rng.sample(g, min(spec.per_caption, len(g))))) for g in picked]
+    scores = []
+    for group in picked:
+        members = rng.sample(group, min(spec.per_caption, len(group)))
+        scores.append(mean_pairwise_l1(torch.stack([dataset.image(i) for i in members])))
     return sum(scores) / len(scores)
-
-
-def _images(dataset: Any, indices: Iterable[int]) -> torch.Tensor:
-    return torch.stack([dataset.image(i) for i in indices])
 
 
 def diversity_metrics(

@@ -100,8 +100,8 @@ def image_conv(conv: nn.Conv2d, x: torch.Tensor, im2col: bool | None = None) -> 
         return conv(x)
     batch, _, height, width = x.shape
     cols = F.unfold(x, conv.kernel_size, padding=conv.padding)  # (B, C*kh*kw, H*W)
-    weight = conv.weight.flatten(1)
-    bias = conv.bias if conv.bias is not None else weight.new_zeros(weight.shape[0])
+    weight, bias = conv.weight.flatten(1), conv.bias  # conv_img is built with a bias
+    assert bias is not None
     if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
         out = cols.transpose(1, 2) @ weight.t()  # (B, H*W, out): already channels_last
         return (out + bias.to(out.dtype)).view(batch, height, width, -1).permute(0, 3, 1, 2)
