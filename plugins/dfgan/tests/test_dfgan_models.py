@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from ganreg.interfaces import BuildContext
 from ganreg_dfgan import plugin
 from ganreg_dfgan.discriminator import DBlock, DFGANDiscriminator, get_D_in_out_chs, image_conv, minibatch_std
+from ganreg_dfgan.losses import magp_sq_norms
 from ganreg_dfgan.generator import DFBLK, Affine, DFGANGenerator, GBlock, get_G_in_out_chs
 from ganreg.testing import registry_with
 
@@ -195,6 +196,49 @@ def test_image_conv_im2col_matches_the_convolution(channels_last: bool) -> None:
 
     for ours, ref in zip(penalty_grads(True), penalty_grads(False)):
         torch.testing.assert_close(ours, ref, rtol=1e-12, atol=1e-12)
+
+
+def test_d_trunk_stays_in_the_autocast_dtype_and_matches_float32() -> None:
+    """Under bf16 autocast every D block outputs bf16: the float32 gate must not promote the trunk to float32 (that
+    doubled the bytes of every activation and added a cast per block in forward, backward and MA-GP's double
+    backward). The bf16 logits and MA-GP norms stay close to the float32 ones."""
+    torch.manual_seed(0)
+    d = DFGANDiscriminator(nf=4, cond_dim=16, imsize=64, gate_init=0.5).to(memory_format=torch.channels_last)
+    x = torch.rand(4, 3, 64, 64).mul(2).sub(1).contiguous(memory_format=torch.channels_last).requires_grad_()
+    s = torch.randn(4, 16, requires_grad=True)
+
+    def run() -> tuple[list[torch.dtype], torch.Tensor, torch.Tensor]:
+        out, dtypes = image_conv(d.net_d.conv_img, x, im2col=True), []
+        for block in d.net_d.DBlocks:
+            out = block(out)
+            dtypes.append(out.dtype)
+        logits = d.logits(out, s)
+        return dtypes, logits.float(), magp_sq_norms(logits, x, s)
+
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        dtypes, logits, norms = run()
+    assert dtypes == [torch.bfloat16] * len(d.net_d.DBlocks)
+    _, ref_logits, ref_norms = run()
+    assert ref_logits.dtype == torch.float32
+    torch.testing.assert_close(logits, ref_logits, rtol=0.05, atol=0.02)
+    torch.testing.assert_close(norms, ref_norms, rtol=0.05, atol=1e-4)
+
+
+def test_image_conv_im2col_under_autocast_matches_the_convolution() -> None:
+    """With autocast on, the im2col path unfolds the image already cast (3 channels, not the 27-channel unfolding):
+    the same bf16 result and input gradient as the autocast convolution."""
+    conv = torch.nn.Conv2d(3, 5, 3, 1, 1)
+    x = torch.randn(2, 3, 6, 7).contiguous(memory_format=torch.channels_last).requires_grad_()
+    results = []
+    for im2col in (True, False):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out = image_conv(conv, x, im2col=im2col)
+        (gx,) = torch.autograd.grad(out.float().square().sum(), x)
+        results.append((out, gx))
+    (out, gx), (ref, ref_gx) = results
+    assert out.dtype == ref.dtype == torch.bfloat16 and gx.dtype == torch.float32
+    torch.testing.assert_close(out, ref, rtol=0.02, atol=0.02)
+    torch.testing.assert_close(gx, ref_gx, rtol=0.03, atol=0.05)
 
 
 def test_minibatch_std_channel_is_the_groups_feature_spread() -> None:

@@ -62,7 +62,10 @@ class DBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         res = self.conv_r(x)
-        return self.shortcut(x) + self.gamma * res
+        # gamma in the activations' dtype: under bf16/fp16 autocast a float32 gamma of shape (1,) would promote the
+        # block's output to float32, and every block would then cast its input back (forward, backward and MA-GP's
+        # double backward) and move the trunk's activations at twice the bytes.
+        return self.shortcut(x) + self.gamma.to(res.dtype) * res
 
     def shortcut(self, x: torch.Tensor) -> torch.Tensor:
         """``avg_pool2d(conv_s(x), 2)``, computed as one 2x2 stride-2 convolution with weights ``conv_s / 4``.
@@ -98,6 +101,8 @@ def image_conv(conv: nn.Conv2d, x: torch.Tensor, im2col: bool | None = None) -> 
     """
     if not (x.is_cuda if im2col is None else im2col):
         return conv(x)
+    if torch.is_autocast_enabled(x.device.type):  # cast the 3-channel image, not its 9x larger unfolding
+        x = x.to(torch.get_autocast_dtype(x.device.type))
     batch, _, height, width = x.shape
     cols = F.unfold(x, conv.kernel_size, padding=conv.padding)  # (B, C*kh*kw, H*W)
     weight, bias = conv.weight.flatten(1), conv.bias  # conv_img is built with a bias

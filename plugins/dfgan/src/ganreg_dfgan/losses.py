@@ -57,8 +57,8 @@ def magp_sq_norms(logits: torch.Tensor, images: torch.Tensor, cond: torch.Tensor
     """Per-sample squared L2 norm of the joint gradient ``(d sum(logits)/d images, d sum(logits)/d cond)``,
     flattened and concatenated per sample: ``[B]``, differentiable (create_graph)."""
     grads = torch.autograd.grad(logits.sum(), (images, cond), create_graph=True)
-    flat = torch.cat([g.float().reshape(g.shape[0], -1) for g in grads], dim=1)
-    return flat.square().sum(dim=1)
+    # summed per gradient, not flattened and concatenated: flattening a channels_last image gradient is a copy
+    return sum(g.float().square().sum(dim=tuple(range(1, g.dim()))) for g in grads)
 
 
 def magp_penalty(
