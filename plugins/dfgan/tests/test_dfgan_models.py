@@ -9,8 +9,8 @@ import torch.nn.functional as F
 from ganreg.interfaces import BuildContext
 from ganreg_dfgan import plugin
 from ganreg_dfgan.discriminator import DBlock, DFGANDiscriminator, get_D_in_out_chs, image_conv, minibatch_std
-from ganreg_dfgan.losses import magp_sq_norms
 from ganreg_dfgan.generator import DFBLK, Affine, DFGANGenerator, GBlock, get_G_in_out_chs
+from ganreg_dfgan.losses import magp_sq_norms
 from ganreg.testing import registry_with
 
 
@@ -207,18 +207,19 @@ def test_d_trunk_stays_in_the_autocast_dtype_and_matches_float32() -> None:
     x = torch.rand(4, 3, 64, 64).mul(2).sub(1).contiguous(memory_format=torch.channels_last).requires_grad_()
     s = torch.randn(4, 16, requires_grad=True)
 
-    def run() -> tuple[list[torch.dtype], torch.Tensor, torch.Tensor]:
-        out, dtypes = image_conv(d.net_d.conv_img, x, im2col=True), []
-        for block in d.net_d.DBlocks:
-            out = block(out)
-            dtypes.append(out.dtype)
-        logits = d.logits(out, s)
-        return dtypes, logits.float(), magp_sq_norms(logits, x, s)
+    dtypes: list[torch.dtype] = []
+    for block in d.net_d.DBlocks:
+        block.register_forward_hook(lambda module, args, out: dtypes.append(out.dtype))
+
+    def run() -> tuple[torch.Tensor, torch.Tensor]:
+        dtypes.clear()
+        logits = d.logits(d.features(x), s)
+        return logits.float(), magp_sq_norms(logits, x, s)
 
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        dtypes, logits, norms = run()
+        logits, norms = run()
     assert dtypes == [torch.bfloat16] * len(d.net_d.DBlocks)
-    _, ref_logits, ref_norms = run()
+    ref_logits, ref_norms = run()
     assert ref_logits.dtype == torch.float32
     torch.testing.assert_close(logits, ref_logits, rtol=0.05, atol=0.02)
     torch.testing.assert_close(norms, ref_norms, rtol=0.05, atol=1e-4)
