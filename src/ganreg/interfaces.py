@@ -34,6 +34,10 @@ loss
     "discriminator"), overridable per recipe entry. Class attribute
     ``needs_input_grad = True`` asks the trainer to run D on real inputs that
     require grad (MA-GP and R1 use it: ``ctx.real_input``, ``ctx.cond_input``).
+    ``needs_wrong_images = True`` (class or instance attribute) asks for real
+    images of another class in every batch (``ctx.wrong``, ``ctx.d_wrong``:
+    Reed's matching-aware loss); without it no loss of the recipe does, and the
+    loader does not decode them.
     ``after_step(network)`` runs after each optimiser step of that network
     (WGAN weight clipping).
 """
@@ -141,6 +145,7 @@ class Loss(nn.Module):
 
     network: Network = "discriminator"
     needs_input_grad: bool = False
+    needs_wrong_images: bool = False
 
     def forward(self, ctx: StepContext) -> torch.Tensor:  # pragma: no cover - interface
         raise NotImplementedError

@@ -192,7 +192,7 @@ def _check_loss(loss: Any, ctx: BuildContext) -> None:
         cond=torch.randn(B, ctx.cond_dim, generator=g),
         z=torch.randn(B, gen.z_dim, generator=g),
         text=text_batch(ctx),
-        wrong=torch.rand(B, 3, s, s, generator=g) * 2 - 1,
+        wrong=torch.rand(B, 3, s, s, generator=g) * 2 - 1 if loss.needs_wrong_images else None,
         labels=torch.arange(B) % ctx.num_classes,
         input_grad=loss.needs_input_grad,
     )

@@ -24,3 +24,23 @@ def test_component_honours_its_contract(info) -> None:  # type: ignore[no-untype
 def test_every_bundled_plugin_contributes() -> None:
     plugins = {c.plugin for c in _all_components()}
     assert {"core", "dcgan_cls", "dfgan"} <= plugins
+
+
+def test_a_loss_that_reads_wrong_images_must_declare_it() -> None:
+    """The trainer loads wrong images only for losses that say so; the conformance check catches one that
+    reads them without saying so, before a user's first step does."""
+    from ganreg.interfaces import Loss
+    from ganreg.kinds import BuildContext
+    from ganreg.testing import _check_loss
+
+    class Undeclared(Loss):
+        def forward(self, ctx):  # type: ignore[no-untyped-def]
+            return ctx.d_wrong.logits.mean()
+
+    class Declared(Undeclared):
+        needs_wrong_images = True
+
+    ctx = BuildContext(image_size=32, cond_dim=8, num_classes=4)
+    with pytest.raises(RuntimeError, match="needs_wrong_images = True"):
+        _check_loss(Undeclared(), ctx)
+    _check_loss(Declared(), ctx)

@@ -54,3 +54,29 @@ def test_persistent_workers_give_the_same_batches_across_epochs_and_a_resume(dat
     resumed.load_state({"epoch": 1, "batch": 2})
     for a, b in zip(plain[per_epoch + 2 :], _take(resumed, steps - per_epoch - 2), strict=True):
         assert torch.equal(a["images"], b["images"]) and a["captions"] == b["captions"]
+
+
+def test_without_wrong_images_the_batches_keep_their_images_and_captions(dataset) -> None:  # type: ignore[no-untyped-def]
+    vocab = _vocab(dataset)
+    full = _take(BatchStream(dataset, 8, seed=4, vocab=vocab, max_words=18), 3)
+    lean = _take(BatchStream(dataset, 8, seed=4, vocab=vocab, max_words=18, wrong_images=False), 3)
+    for a, b in zip(full, lean, strict=True):
+        assert "wrong_images" not in b and "wrong_labels" not in b
+        assert torch.equal(a["images"], b["images"]) and a["captions"] == b["captions"]
+        assert torch.equal(a["tokens"], b["tokens"]) and torch.equal(a["labels"], b["labels"])
+
+
+@pytest.mark.parametrize(("losses", "wrong"), [
+    ([{"name": "dfgan:hinge"}, {"name": "dfgan:hinge_generator"}], False),
+    ([{"name": "matching_bce", "params": {"wrong_weight": 0.0}}, {"name": "generator_bce"}], False),
+    ([{"name": "matching_bce", "params": {"wrong_weight": 0.5}}, {"name": "generator_bce"}], True),
+])
+def test_the_trainer_loads_wrong_images_only_for_losses_that_read_them(
+    losses, wrong: bool, make_recipe, registry, tmp_path: Path  # type: ignore[no-untyped-def]
+) -> None:
+    from ganreg.train.trainer import start_or_resume
+
+    trainer = start_or_resume(make_recipe(losses=losses, **{"train.steps": 1}), registry, tmp_path / "run", "cpu", resume=False)
+    assert trainer.stream.wrong_images is wrong
+    assert ("wrong_images" in trainer.stream.next()) is wrong
+    assert trainer.fit() == "finished"

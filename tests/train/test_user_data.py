@@ -27,3 +27,53 @@ def test_train_on_exported_dataset(fmt: str, tmp_path: Path, registry, make_reci
     assert trainer.fit() == "finished"
     assert trainer.data.context.text_embedding_dim == (1024 if fmt == "hdf5" else None)
     assert (tmp_path / "run" / "samples" / "step_0000002.png").is_file()
+
+
+def _tiny_cub(root: Path) -> Path:
+    """CUB as unpacked in Reed et al.'s layout: CUB_200_2011/{images/<class>/, images.txt, bounding_boxes.txt},
+    text_c10/<class>/<stem>.txt and the class split files; landscape images like the real ones."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    classes = ["001.Black_footed_Albatross", "002.Laysan_Albatross", "003.Sooty_Albatross"]
+    names, boxes = [], []
+    for n in range(1, 13):
+        cls = classes[n % 3]
+        (root / "CUB_200_2011" / "images" / cls).mkdir(parents=True, exist_ok=True)
+        (root / "text_c10" / cls).mkdir(parents=True, exist_ok=True)
+        stem = f"{cls.split('.')[1]}_{n:04d}"
+        arr = rng.integers(0, 256, size=(75, 100, 3), dtype=np.uint8)
+        Image.fromarray(arr).save(root / "CUB_200_2011" / "images" / cls / f"{stem}.jpg")
+        (root / "text_c10" / cls / f"{stem}.txt").write_text(f"this bird {n} has a {cls[4:]} beak\nsmall bird\n")
+        names.append(f"{n} {cls}/{stem}.jpg\n")
+        boxes.append(f"{n} {10 + n}.0 12.0 {40 + n}.0 35.0\n")
+    (root / "CUB_200_2011" / "images.txt").write_text("".join(names))
+    (root / "CUB_200_2011" / "bounding_boxes.txt").write_text("".join(boxes))
+    (root / "trainvalclasses.txt").write_text(f"{classes[0]}\n{classes[1]}\n")
+    (root / "testclasses.txt").write_text(f"{classes[2]}\n")
+    return root
+
+
+def test_bundled_cub_recipe_runs_on_a_cub_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`ganreg run recipes/dfgan_cub.json` as a user runs it (bounding-box crop, Resize + RandomCrop, flip),
+    shrunk by --set so it takes seconds."""
+    from ganreg import plugins
+    from ganreg.cli import cli
+
+    plugins.reset_registry()
+    monkeypatch.delenv("GANREG_NO_PLUGIN_AUTOLOAD", raising=False)
+    root = _tiny_cub(tmp_path / "birds")
+    recipe = Path(__file__).parents[2] / "recipes" / "dfgan_cub.json"
+    sets = [
+        f"data.path={root}", "data.image_size=64", "train.batch_size=4", "train.epochs=null", "train.steps=2",
+        "generator.params.nf=4", "discriminator.params.nf=4", "text_encoder.params.hidden=16",
+        "text_encoder.params.embedding_dim=8", "text_encoder.pretrain.epochs=1", "eval.every_epochs=null",
+        "samples.captions=2", "samples.per_caption=2",
+    ]
+    args = ["run", str(recipe), "--out", str(tmp_path / "run"), "--device", "cpu"]
+    for s in sets:
+        args += ["--set", s]
+    res = CliRunner().invoke(cli, args)
+    assert res.exit_code == 0, res.output
+    assert "finished at step 2/2" in res.output

@@ -109,10 +109,10 @@ def read_json_or_none(path: Path) -> Any:
         return None
 
 
-def decode_image(data: bytes, image_size: int | None, *, what: str) -> np.ndarray:
-    """Encoded image bytes -> uint8 RGB ``[H, W, 3]``, resized (bicubic) to a square.
+def decode_pil(data: bytes, *, what: str) -> Any:
+    """Encoded image bytes -> an RGB PIL image at its own size.
 
-    Grey, palette, RGBA/LA (alpha dropped) and CMYK images become RGB.
+    Grey, palette, RGBA/LA (alpha composited on white) and CMYK images become RGB.
     ``what`` names the file and item in the error.
     """
     from PIL import Image, UnidentifiedImageError
@@ -120,7 +120,7 @@ def decode_image(data: bytes, image_size: int | None, *, what: str) -> np.ndarra
     try:
         with Image.open(io.BytesIO(data)) as im:
             im.load()
-            return pil_to_array(im, image_size)
+            return to_rgb(im)
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
         raise DataError(
             f"cannot decode image {what}: {exc}",
@@ -128,18 +128,61 @@ def decode_image(data: bytes, image_size: int | None, *, what: str) -> np.ndarra
         ) from None
 
 
-def pil_to_array(im: Any, image_size: int | None) -> np.ndarray:
+def to_rgb(im: Any) -> Any:
+    """Any PIL image -> RGB (transparent pixels composited on white)."""
     from PIL import Image
 
-    if im.mode != "RGB":
-        if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
-            im = im.convert("RGBA")
-            bg = Image.new("RGBA", im.size, (255, 255, 255, 255))
-            im = Image.alpha_composite(bg, im)
-        im = im.convert("RGB")
+    if im.mode == "RGB":
+        return im
+    if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+        im = im.convert("RGBA")
+        bg = Image.new("RGBA", im.size, (255, 255, 255, 255))
+        im = Image.alpha_composite(bg, im)
+    return im.convert("RGB")
+
+
+def pil_to_array(im: Any, image_size: int | None) -> np.ndarray:
+    """A PIL image -> uint8 RGB ``[S, S, 3]``, squashed (bicubic) to ``image_size`` square when given."""
+    from PIL import Image
+
+    im = to_rgb(im)
     if image_size is not None and im.size != (image_size, image_size):
         im = im.resize((image_size, image_size), Image.BICUBIC)
     return np.asarray(im, dtype=np.uint8)
+
+
+def box_crop(im: Any, box: tuple[float, float, float, float]) -> Any:
+    """The StackGAN / AttnGAN / DF-GAN bird crop: a square of side 1.5 x max(w, h) centred on the
+    bounding box ``(x, y, w, h)``, clipped to the image (so near a border it is not square).
+    The integer arithmetic is the originals' (``r = int(max(w, h) * 0.75)``, centre truncated)."""
+    x, y, w, h = box
+    r = int(max(w, h) * 0.75)
+    cx, cy = int((2 * x + w) / 2), int((2 * y + h) / 2)
+    width, height = im.size
+    x1, y1 = max(0, cx - r), max(0, cy - r)
+    x2, y2 = min(width, cx + r), min(height, cy + r)
+    if x2 <= x1 or y2 <= y1:
+        raise ValueError(f"bounding box {box} lies outside the {width}x{height} image")
+    return im.crop((x1, y1, x2, y2))
+
+
+def load_size(image_size: int, random_crop: float) -> int:
+    """The shorter side images are resized to before a random ``image_size`` crop: DF-GAN's
+    ``int(imsize * 76 / 64)`` for ``random_crop = 76/64``."""
+    return max(int(image_size), int(image_size * random_crop + 1e-6))
+
+
+def resize_short_side(im: Any, size: int) -> Any:
+    """Resize (bilinear, as torchvision's ``Resize(int)``) so the shorter side is ``size``; the
+    longer side keeps the aspect ratio, truncated as torchvision does."""
+    from PIL import Image
+
+    w, h = im.size
+    if w <= h:
+        new = (size, max(size, int(size * h / w)))
+    else:
+        new = (max(size, int(size * w / h)), size)
+    return im if new == im.size else im.resize(new, Image.BILINEAR)
 
 
 def encode_jpeg(arr: np.ndarray, quality: int = 95) -> bytes:

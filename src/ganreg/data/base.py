@@ -2,7 +2,7 @@
 
 Every item is a dict:
 
-``image``        float32 ``[3, S, S]`` in [-1, 1] (uint8 on a :meth:`~CaptionedImageDataset.with_raw_images` view)
+``image``        float32 ``[3, S, S]`` in [-1, 1] (uint8 on a ``view(raw_images=True)``)
 ``wrong_image``  like ``image``: a real image of ANOTHER class (class ids are
                  compared, never h5py objects: the aelnouby loader's bug)
 ``caption``      str, one of the image's captions, chosen at random per item
@@ -14,7 +14,12 @@ Every item is a dict:
 ``attributes``   int64 ``[A]``, only for sources with attributes (shapes)
 ``index``        int
 
-Randomness (caption choice, wrong-image draw, flips) is a pure function of
+``image`` is left out of the items of a ``view(images=False)`` and
+``wrong_image`` / ``wrong_label`` of a ``view(wrong_images=False)``: decoding
+a picture is most of an item's cost, and a caption-only pass (sampling,
+evaluation) or a loss without wrong images (DF-GAN) has no use for it.
+
+Randomness (caption choice, wrong-image draw, crops, flips) is a pure function of
 ``(seed, epoch, index)``: call :meth:`CaptionedImageDataset.set_epoch` at the
 start of every epoch, so a resumed run sees exactly the same data. With
 ``persistent_workers=True`` a DataLoader keeps stale copies of the dataset in
@@ -33,7 +38,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from ganreg.data._util import mix_seed, uint8_chw, uint8_to_tensor
+from ganreg.data._util import load_size, mix_seed, pil_to_array, resize_short_side, uint8_chw, uint8_to_tensor
 from ganreg.errors import DataError
 
 
@@ -41,23 +46,38 @@ class CaptionedImageDataset(Dataset):
     """Base class of the data sources (shapes, hdf5, folder).
 
     Subclasses implement ``__len__``, :attr:`class_names`, :meth:`labels`,
-    :meth:`captions_of` and :meth:`_image_array`; optionally
-    :meth:`_embedding`, :meth:`_attributes`, :attr:`embedding_dim` and
-    :attr:`attributes`.
+    :meth:`captions_of` and either :meth:`_source_image` (sources of image
+    files, which then support ``random_crop``) or :meth:`_image_array`;
+    optionally :meth:`_embedding`, :meth:`_attributes`, :attr:`embedding_dim`
+    and :attr:`attributes`.
+
+    ``random_crop`` > 1 is the augmentation of StackGAN, AttnGAN and DF-GAN:
+    the shorter side is resized to ``int(image_size * random_crop)`` (76/64 in
+    the originals), then a random ``image_size`` square is cut, per item and
+    epoch. :meth:`image` (the un-augmented view) cuts the centre square instead.
     """
 
     source: str = "?"
 
-    def __init__(self, *, split: str, image_size: int, seed: int = 0, flip: bool = False) -> None:
+    def __init__(
+        self, *, split: str, image_size: int, seed: int = 0, flip: bool = False, random_crop: float = 1.0
+    ) -> None:
         self._split = split
         self._image_size = int(image_size)
         self.seed = int(seed)
         self.flip = bool(flip)
+        if random_crop < 1.0:
+            raise DataError(f"random_crop {random_crop} is below 1", "use 1 (no crop) or more, e.g. 1.1875 (76/64)")
+        self.random_crop = float(random_crop)
         self.epoch = 0
         self._wrong_table: tuple[np.ndarray, dict[int, int], dict[int, int]] | None = None
         self._label_cache: np.ndarray | None = None
         self.raw_images = False
-        """Items carry uint8 ``[3, S, S]`` images (see :meth:`with_raw_images`)."""
+        """Items carry uint8 ``[3, S, S]`` images (see :meth:`view`)."""
+        self.with_images = True
+        """Items carry ``image`` (see :meth:`view`)."""
+        self.with_wrong_images = True
+        """Items carry ``wrong_image`` and ``wrong_label`` (see :meth:`view`)."""
 
     # ------------------------------------------------------------ to implement
     def __len__(self) -> int:  # pragma: no cover - interface
@@ -74,9 +94,26 @@ class CaptionedImageDataset(Dataset):
     def captions_of(self, index: int) -> list[str]:  # pragma: no cover - interface
         raise NotImplementedError
 
-    def _image_array(self, index: int) -> np.ndarray:  # pragma: no cover - interface
-        """uint8 ``[S, S, 3]`` RGB of item ``index`` at :attr:`image_size`."""
-        raise NotImplementedError
+    def _source_image(self, index: int) -> Any:  # pragma: no cover - interface
+        """Item ``index``'s picture as an RGB PIL image at its own size (after any crop the source
+        defines, such as CUB's bounding box)."""
+        raise NotImplementedError(f"the {self.source} source has no full-size images")
+
+    def _image_array(self, index: int) -> np.ndarray:
+        """uint8 ``[S, S, 3]`` RGB of item ``index`` at :attr:`image_size` (squashed to the square)."""
+        return pil_to_array(self._source_image(index), self.image_size)
+
+    def _cropped_array(self, index: int, rng: random.Random | None) -> np.ndarray:
+        """uint8 ``[S, S, 3]``: the ``random_crop`` square, at a random offset from ``rng`` or, without
+        one, the centre."""
+        im = resize_short_side(self._source_image(index), load_size(self.image_size, self.random_crop))
+        w, h = im.size
+        s = self.image_size
+        if rng is None:
+            x, y = (w - s) // 2, (h - s) // 2
+        else:
+            x, y = rng.randint(0, w - s), rng.randint(0, h - s)
+        return np.asarray(im.crop((x, y, x + s, y + s)), dtype=np.uint8)
 
     def _embedding(self, index: int, caption_index: int) -> np.ndarray | None:
         return None
@@ -159,26 +196,39 @@ class CaptionedImageDataset(Dataset):
         return int(self._label_cache[index])
 
     def _tensor(self, index: int, rng: random.Random) -> torch.Tensor:
-        arr = self._image_array(index)
+        arr = self._cropped_array(index, rng) if self.random_crop > 1.0 else self._image_array(index)
         if self.flip and rng.random() < 0.5:
             arr = arr[:, ::-1]
         return uint8_chw(arr) if self.raw_images else uint8_to_tensor(arr)
 
     def image(self, index: int) -> torch.Tensor:
         """Item ``index``'s image in [-1, 1], un-augmented, without drawing a caption or decoding a wrong image
-        (for references that compare real images, such as the diversity metric's)."""
-        return uint8_to_tensor(self._image_array(index))
+        (for references that compare real images, such as the diversity metric's). With
+        ``random_crop`` it is the centre square."""
+        arr = self._cropped_array(index, None) if self.random_crop > 1.0 else self._image_array(index)
+        return uint8_to_tensor(arr)
 
     def attributes_of(self, index: int) -> Sequence[int] | None:
         """The attribute ids of item ``index`` (ordered like :attr:`attributes`), without decoding its image."""
         return self._attributes(index)
 
-    def with_raw_images(self) -> CaptionedImageDataset:
-        """A view of this dataset whose items carry uint8 images, for the training stream: a quarter
-        of the bytes through the loader's workers and the host-to-device copy, converted to [-1, 1] on
-        the device (:func:`ganreg.data._util.to_unit_range`). Everything else is shared."""
+    def view(
+        self, *, raw_images: bool | None = None, images: bool | None = None, wrong_images: bool | None = None
+    ) -> CaptionedImageDataset:
+        """A view of this dataset (everything shared) whose items carry other things; None keeps
+        this dataset's choice.
+
+        ``raw_images``: uint8 images, for the training stream: a quarter of the bytes through the
+        loader's workers and the host-to-device copy, converted to [-1, 1] on the device
+        (:func:`ganreg.data._util.to_unit_range`). ``images`` / ``wrong_images``: whether items carry
+        them at all. Captions, labels and every random choice stay those of this dataset."""
         view = copy.copy(self)
-        view.raw_images = True
+        if raw_images is not None:
+            view.raw_images = bool(raw_images)
+        if images is not None:
+            view.with_images = bool(images)
+        if wrong_images is not None:
+            view.with_wrong_images = bool(wrong_images)
         return view
 
     def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any]:
@@ -194,15 +244,13 @@ class CaptionedImageDataset(Dataset):
         rng = self.item_rng(index, epoch)
         captions = self.captions_of(index)
         ci = rng.randrange(len(captions))
-        item: dict[str, Any] = {
-            "image": self._tensor(index, rng),
-            "caption": captions[ci],
-            "label": self._label_of(index),
-            "index": index,
-        }
-        wi = self.wrong_index(index, rng)
-        item["wrong_image"] = self._tensor(wi, rng)
-        item["wrong_label"] = self._label_of(wi)
+        item: dict[str, Any] = {"caption": captions[ci], "label": self._label_of(index), "index": index}
+        if self.with_images:
+            item["image"] = self._tensor(index, rng)
+        if self.with_wrong_images:
+            wi = self.wrong_index(index, rng)
+            item["wrong_image"] = self._tensor(wi, rng)
+            item["wrong_label"] = self._label_of(wi)
         emb = self._embedding(index, ci)
         if emb is not None:
             item["embedding"] = torch.as_tensor(np.asarray(emb, dtype=np.float32))

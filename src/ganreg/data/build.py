@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -57,6 +58,7 @@ def build_dataset(config: DataConfig, split: str = "train") -> CaptionedImageDat
         raise DataError(f"data.path is required for source '{config.source}'", "set data.path")
     subset: dict[str, Any] = {
         "flip": config.flip,
+        "random_crop": config.random_crop,
         "num_classes": config.num_classes,
         "test_classes": config.test_classes,
         "class_split": config.class_split,
@@ -70,6 +72,7 @@ def build_dataset(config: DataConfig, split: str = "train") -> CaptionedImageDat
     return FolderDataset(
         config.path,
         split,
+        crop=config.crop,
         images_dir=config.images_dir,
         captions_dir=config.captions_dir,
         split_files=dict(config.split_files),
@@ -151,6 +154,14 @@ class DataLoaderWithErrors(DataLoader):
             yield batch
 
 
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity mask where the OS has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
 def make_loader(
     dataset: CaptionedImageDataset,
     *,
@@ -173,7 +184,10 @@ def make_loader(
     of ``(seed, epoch)``, so a resumed run sees the same order). With
     ``persistent_workers=True`` the workers keep their own dataset copies:
     pass ``sampler=EpochSampler(inner)`` so each index carries its epoch.
+    ``num_workers`` is capped at the CPUs this process may use: more workers than
+    cores only contend (a recipe written for a GPU server still runs on a laptop).
     """
+    num_workers = min(num_workers, usable_cpus())
     if sampler is None and shuffle:
         sampler = SeededRandomSampler(len(dataset), seed)
     return DataLoaderWithErrors(

@@ -54,7 +54,20 @@ class DataConfig(BaseModel):
         1, ge=1, description="Words seen fewer times than this in the captions map to <unk> in the vocabulary."
     )
     flip: bool = Field(False, description="Random horizontal flips (not for shapes: captions name left/right).")
-    num_workers: int = Field(0, ge=0, le=64, description="DataLoader worker processes (0: load in the main process).")
+    random_crop: float = Field(
+        1.0,
+        ge=1.0,
+        le=2.0,
+        description="hdf5/folder: > 1 resizes each image's shorter side to int(image_size * random_crop) (bilinear, "
+        "aspect kept) and cuts a random image_size square, as StackGAN, AttnGAN and DF-GAN do with 76/64 = 1.1875. "
+        "Evaluation references use the centre square. 1: no crop, images squashed (bicubic) to the square.",
+    )
+    crop: Literal["none", "bbox"] = Field(
+        "none",
+        description="folder only: 'bbox' first cuts CUB's 1.5x square around each bird's bounding box (StackGAN, "
+        "AttnGAN, DF-GAN), from CUB_200_2011/images.txt + bounding_boxes.txt under data.path.",
+    )
+    num_workers: int = Field(0, ge=0, le=64, description="DataLoader worker processes (0: load in the main process); at most the CPUs available.")
     cache_dir: str | None = Field(
         None, description="Where generated shapes and file indexes are cached. None: $GANREG_CACHE or ~/.cache/ganreg."
     )
@@ -87,6 +100,12 @@ class DataConfig(BaseModel):
             raise ValueError(f"data.path is required for source '{self.source}' (the {self._what()})")
         if self.flip and self.source == "shapes":
             raise ValueError("flip must be false for source 'shapes': its captions name left and right positions")
+        if self.random_crop > 1.0 and self.source == "shapes":
+            raise ValueError("random_crop must be 1 for source 'shapes': its captions name positions and sizes")
+        if self.crop == "bbox" and self.source != "folder":
+            raise ValueError(
+                f"crop 'bbox' needs source 'folder' (CUB's bounding-box tables); source '{self.source}' has none"
+            )
         if self.class_split == "random" and (self.num_classes is None or self.test_classes is None):
             raise ValueError("class_split 'random' needs both num_classes and test_classes")
         return self

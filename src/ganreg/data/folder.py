@@ -7,6 +7,8 @@
     <root>/text_c10/<class>/<stem>.txt         one caption per line (blank lines ignored)
     <root>/trainvalclasses.txt                 class folder names, one per line
     <root>/testclasses.txt                     (also trainclasses.txt, valclasses.txt)
+    <root>/CUB_200_2011/images.txt             CUB's own tables, for ``crop="bbox"``:
+    <root>/CUB_200_2011/bounding_boxes.txt     ``<id> <path>`` and ``<id> <x> <y> <w> <h>``
 
 Every caption file is one image; its image is found by the file's stem
 (``.jpg``, ``.jpeg`` or ``.png``, any case). The index (classes, stems, image
@@ -22,9 +24,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from ganreg.data._util import cached_json, choose_classes, decode_image
+from ganreg.data._util import box_crop, cached_json, choose_classes, decode_pil
 from ganreg.data.base import CaptionedImageDataset
 from ganreg.data.config import DEFAULT_SPLIT_FILES
 from ganreg.errors import DataError
@@ -32,6 +32,8 @@ from ganreg.errors import DataError
 IMAGE_DIR_CANDIDATES = ("images", "jpg", "CUB_200_2011/images")
 IMAGE_EXTS = (".jpg", ".jpeg", ".png")
 INDEX_VERSION = 1
+BOX_DIR_CANDIDATES = ("CUB_200_2011", ".")
+"""Where ``crop="bbox"`` looks for CUB's ``images.txt`` and ``bounding_boxes.txt``, under the root."""
 
 
 def _listing(d: Path) -> dict[str, str]:
@@ -193,6 +195,55 @@ class FolderLayout:
         return cached_json(cache_dir, "folder-index", self._signature(classes), build)
 
 
+def read_bounding_boxes(root: Path) -> dict[str, tuple[float, float, float, float]]:
+    """CUB-200-2011's boxes: lower-case image stem -> ``(x, y, w, h)`` in pixels.
+
+    Joins ``images.txt`` (``<id> <class>/<file>.jpg``) with ``bounding_boxes.txt``
+    (``<id> <x> <y> <w> <h>``), both from the CUB archive, found in one of
+    :data:`BOX_DIR_CANDIDATES` under ``root``.
+    """
+    where = [root / d for d in BOX_DIR_CANDIDATES]
+    found = next((d for d in where if (d / "bounding_boxes.txt").is_file() and (d / "images.txt").is_file()), None)
+    if found is None:
+        raise DataError(
+            f"data.crop 'bbox' needs CUB's images.txt and bounding_boxes.txt (looked in "
+            f"{', '.join(str(d) for d in where)})",
+            "unpack CUB_200_2011.tgz under data.path, or set data.crop to 'none'",
+        )
+
+    def table(name: str) -> dict[str, list[str]]:
+        path = found / name
+        try:
+            lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+        except OSError as exc:
+            raise DataError(f"cannot read {path}: {exc}", "check the file") from None
+        out = {}
+        for n, line in enumerate(lines, 1):
+            parts = line.split()
+            if not parts:
+                continue
+            if len(parts) < 2:
+                raise DataError(f"{path} line {n} is malformed: {line!r}", "restore the file from the CUB archive")
+            out[parts[0]] = parts[1:]
+        return out
+
+    names, boxes = table("images.txt"), table("bounding_boxes.txt")
+    out: dict[str, tuple[float, float, float, float]] = {}
+    for image_id, (rel, *_rest) in names.items():
+        box = boxes.get(image_id)
+        if box is None:
+            continue  # reported per item, only if the dataset uses the image
+        try:
+            x, y, w, h = (float(v) for v in box)
+        except ValueError:
+            raise DataError(
+                f"{found / 'bounding_boxes.txt'}: the box of image {image_id} is not 4 numbers: {box}",
+                "restore the file from the CUB archive",
+            ) from None
+        out[Path(rel).stem.lower()] = (x, y, w, h)
+    return out
+
+
 class FolderDataset(CaptionedImageDataset):
     """Images + per-image caption files + class split files (Oxford-102 / CUB layout)."""
 
@@ -206,6 +257,8 @@ class FolderDataset(CaptionedImageDataset):
         image_size: int = 64,
         seed: int = 0,
         flip: bool = False,
+        random_crop: float = 1.0,
+        crop: str = "none",
         num_classes: int | None = None,
         test_classes: int | None = None,
         class_split: str = "files",
@@ -214,7 +267,9 @@ class FolderDataset(CaptionedImageDataset):
         split_files: dict[str, Sequence[str]] | None = None,
         cache_dir: str | os.PathLike[str] | None = None,
     ) -> None:
-        super().__init__(split=split, image_size=image_size, seed=seed, flip=flip)
+        super().__init__(split=split, image_size=image_size, seed=seed, flip=flip, random_crop=random_crop)
+        if crop not in ("none", "bbox"):
+            raise DataError(f"unknown crop '{crop}'", "use 'none' or 'bbox' (CUB's bounding boxes)")
         if split not in ("train", "valid", "test"):
             raise DataError(f"unknown split '{split}'", "use train, valid or test")
         self.layout = FolderLayout(root, images_dir=images_dir, captions_dir=captions_dir, split_files=split_files)
@@ -247,6 +302,18 @@ class FolderDataset(CaptionedImageDataset):
             for stem, rel, caps in index[cls]:
                 self.items.append((stem, rel, caps))
                 self._labels.append(class_index[cls])
+        self.boxes: list[tuple[float, float, float, float]] | None = None
+        """Per item, CUB's bounding box ``(x, y, w, h)`` when ``crop="bbox"``."""
+        if crop == "bbox":
+            table = read_bounding_boxes(self.root)
+            missing = [stem for stem, _rel, _caps in self.items if stem.lower() not in table]
+            if missing:
+                raise DataError(
+                    f"{len(missing)} of {len(self.items)} images have no bounding box in CUB's tables "
+                    f"(first: {missing[0]})",
+                    "use the images.txt / bounding_boxes.txt of the same CUB archive, or set data.crop to 'none'",
+                )
+            self.boxes = [table[stem.lower()] for stem, _rel, _caps in self.items]
 
     def __len__(self) -> int:
         return len(self.items)
@@ -277,9 +344,15 @@ class FolderDataset(CaptionedImageDataset):
         except OSError as exc:
             raise DataError(f"cannot read image {path} (item {index}): {exc}", "restore the file") from None
 
-    def _image_array(self, index: int) -> np.ndarray:
-        path = self.image_path(index)
-        return decode_image(self.image_bytes(index), self.image_size, what=f"{path} (item {index})")
+    def _source_image(self, index: int) -> Any:
+        what = f"{self.image_path(index)} (item {index})"
+        im = decode_pil(self.image_bytes(index), what=what)
+        if self.boxes is None:
+            return im
+        try:
+            return box_crop(im, self.boxes[index])
+        except ValueError as exc:
+            raise DataError(f"cannot crop {what}: {exc}", "check that bounding_boxes.txt matches the images") from None
 
     def records(self) -> Iterator[tuple[str, str, bytes, list[str]]]:
         """``(image name, class, encoded bytes, captions)`` of every item (for conversion)."""

@@ -34,9 +34,9 @@ from ganreg.data._util import (
     atomic_path,
     cached_json,
     choose_classes,
-    decode_image,
+    decode_pil,
     file_signature,
-    pil_to_array,
+    to_rgb,
 )
 from ganreg.data.base import CaptionedImageDataset
 from ganreg.errors import DataError
@@ -175,12 +175,13 @@ class HDF5Dataset(CaptionedImageDataset):
         image_size: int = 64,
         seed: int = 0,
         flip: bool = False,
+        random_crop: float = 1.0,
         num_classes: int | None = None,
         test_classes: int | None = None,
         class_split: str = "files",
         cache_dir: str | os.PathLike[str] | None = None,
     ) -> None:
-        super().__init__(split=split, image_size=image_size, seed=seed, flip=flip)
+        super().__init__(split=split, image_size=image_size, seed=seed, flip=flip, random_crop=random_crop)
         self.path = str(Path(path))
         index = load_index(self.path, cache_dir)
         self._embedding_dim: int | None = index["embedding_dim"]
@@ -289,15 +290,15 @@ class HDF5Dataset(CaptionedImageDataset):
             "store the image file's bytes as np.void (as the seed converters do)",
         )
 
-    def _image_array(self, index: int) -> np.ndarray:
+    def _source_image(self, index: int) -> Any:
         key = self.item_key(index)
         value = self._read(key, "img")
         arr = np.asarray(value)
         if arr.dtype == np.uint8 and arr.ndim == 3 and arr.shape[-1] in (1, 3, 4):
             from PIL import Image  # raw pixels (some third-party converters store them)
 
-            return pil_to_array(Image.fromarray(arr.squeeze(-1) if arr.shape[-1] == 1 else arr), self.image_size)
-        return decode_image(self.image_bytes(index), self.image_size, what=f"{self.path}:{key}/img")
+            return to_rgb(Image.fromarray(arr.squeeze(-1) if arr.shape[-1] == 1 else arr))
+        return decode_pil(self.image_bytes(index), what=f"{self.path}:{key}/img")
 
     def _embedding(self, index: int, caption_index: int) -> np.ndarray | None:
         if self._embedding_dim is None:

@@ -120,20 +120,22 @@ class Vocabulary:
 def collate(samples: Sequence[dict[str, Any]], vocab: Vocabulary | None, max_words: int = 18) -> dict[str, Any]:
     """Stack dataset items into a batch dict.
 
-    Keys: ``images`` and ``wrong_images`` ``[B, 3, S, S]``; ``captions``
-    (list[str]); ``tokens`` ``[B, T]`` and ``lengths`` ``[B]`` (when a
-    vocabulary is given); ``labels`` ``[B]``; ``wrong_labels`` ``[B]`` (the
-    classes of the wrong images); ``index`` ``[B]``; and
-    ``embeddings`` ``[B, E]`` / ``attributes`` ``[B, A]`` when the items have them.
+    Keys: ``captions`` (list[str]); ``tokens`` ``[B, T]`` and ``lengths`` ``[B]``
+    (when a vocabulary is given); ``labels`` ``[B]``; ``index`` ``[B]``; and, when
+    the items have them, ``images`` ``[B, 3, S, S]``, ``wrong_images`` (same) with
+    ``wrong_labels`` ``[B]`` (their classes), ``embeddings`` ``[B, E]`` and
+    ``attributes`` ``[B, A]``.
     """
     batch: dict[str, Any] = {
-        "images": torch.stack([s["image"] for s in samples]),
-        "wrong_images": torch.stack([s["wrong_image"] for s in samples]),
         "captions": [s["caption"] for s in samples],
         "labels": torch.tensor([int(s["label"]) for s in samples], dtype=torch.long),
-        "wrong_labels": torch.tensor([int(s.get("wrong_label", -1)) for s in samples], dtype=torch.long),
         "index": torch.tensor([int(s["index"]) for s in samples], dtype=torch.long),
     }
+    if samples and "image" in samples[0]:
+        batch["images"] = torch.stack([s["image"] for s in samples])
+    if samples and "wrong_image" in samples[0]:
+        batch["wrong_images"] = torch.stack([s["wrong_image"] for s in samples])
+        batch["wrong_labels"] = torch.tensor([int(s["wrong_label"]) for s in samples], dtype=torch.long)
     if vocab is not None:
         batch["tokens"], batch["lengths"] = vocab.encode_batch(batch["captions"], max_words)
     if samples and "embedding" in samples[0]:

@@ -27,7 +27,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ganreg.metrics.samples import caption_keys, eval_mode, generate_images
+from ganreg.metrics.samples import caption_keys, captions_only, eval_mode, generate_images
 
 DIVERSITY = "diversity"
 DIVERSITY_PIXELS = "diversity_pixels"
@@ -64,9 +64,10 @@ def generated_diversity(
     """Mean over captions of the pairwise distance between images generated from one caption."""
     noise = torch.Generator().manual_seed(seed + 3)
     scores = []
+    captions = captions_only(dataset)
     with eval_mode(generator, text_encoder):
         for key in caption_keys(len(dataset), spec.captions, seed + 3):
-            batch = collator([dataset[key]] * spec.per_caption)  # one caption, per_caption noise vectors
+            batch = collator([captions[key]] * spec.per_caption)  # one caption, per_caption noise vectors
             scores.append(mean_pairwise_l1(generate_images(generator, text_encoder, batch, noise, truncation, device)))
     return sum(scores) / len(scores)
 

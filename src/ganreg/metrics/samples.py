@@ -47,7 +47,13 @@ def text_batch(batch: dict[str, Any], device: torch.device) -> TextBatch:
     return TextBatch(tokens=dev("tokens"), lengths=dev("lengths"), embeddings=dev("embeddings"), captions=batch.get("captions"))
 
 
+def captions_only(dataset: Any) -> Any:
+    """The dataset's items without their pictures: what generating from its captions needs."""
+    return dataset.view(images=False, wrong_images=False)
+
+
 def _keyed_batches(dataset: Any, collator: Any, keys: list[tuple[int, int]], batch_size: int) -> Iterator[dict[str, Any]]:
+    dataset = captions_only(dataset)
     for start in range(0, len(keys), batch_size):
         yield collator([dataset[key] for key in keys[start : start + batch_size]])
 
@@ -102,12 +108,13 @@ def real_batches(
     """Real images with their own captions' targets, or (``shuffle_captions``) with those of
     another random item: the ceiling and the chance level of the alignment metric."""
     keys = caption_keys(len(dataset), samples, seed)
+    dataset = dataset.view(wrong_images=False)
     perm = torch.randperm(len(keys), generator=torch.Generator().manual_seed(seed + 7)) if shuffle_captions else None
     for start in range(0, len(keys), batch_size):
         items = [dataset[key] for key in keys[start : start + batch_size]]
         images = collator(items)["images"]
         if perm is not None:
-            items = [dataset[keys[int(j)]] for j in perm[start : start + batch_size]]
+            items = [captions_only(dataset)[keys[int(j)]] for j in perm[start : start + batch_size]]
         batch = collator(items)
         labels, attrs = _targets(batch)
         yield EvalBatch(images, labels, attrs, list(batch["captions"]))

@@ -18,7 +18,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from ganreg.metrics.samples import caption_keys, eval_mode, text_batch  # noqa: E402
+from ganreg.metrics.samples import caption_keys, captions_only, eval_mode, text_batch  # noqa: E402
 
 MARKERS = ("o", "^", "s", "P", "X", "D")
 
@@ -52,6 +52,7 @@ def text_embeddings(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Sentence embeddings of ``n`` captions of ``dataset`` (one per image, seeded) and their classes."""
     keys = caption_keys(len(dataset), min(n, len(dataset)), seed)
+    dataset = captions_only(dataset)
     embs, labels = [], []
     with eval_mode(text_encoder):
         for start in range(0, len(keys), batch_size):

@@ -42,7 +42,7 @@ def _targets(recipe: Recipe, data: DataBundle) -> tuple[list[str], torch.Tensor,
     captions: list[str] = []
     rows: list[list[int]] = []
     for i, label in enumerate(labels):
-        target = [int(v) for v in ds[i]["attributes"].tolist()] if use_attrs else [int(label)]
+        target = [int(v) for v in ds.attributes_of(i)] if use_attrs else [int(label)]
         for cap in ds.captions_of(i):
             captions.append(cap)
             rows.append(target)

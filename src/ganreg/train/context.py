@@ -153,7 +153,10 @@ class StepContext:
     def d_wrong(self) -> DiscriminatorOutput:
         """D on (real image of another class, this text)."""
         if self.wrong is None:
-            raise RuntimeError("this loss needs mismatched ('wrong') images; the dataset gave none")
+            raise RuntimeError(
+                "this loss reads ctx.d_wrong but does not declare needs_wrong_images = True, so the batch has no "
+                "mismatched ('wrong') images"
+            )
         return self.discriminator(self.wrong, self.d_cond)
 
     @cached_property

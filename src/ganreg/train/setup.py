@@ -62,8 +62,10 @@ class DataBundle:
     num_workers: int
     max_words: int
 
-    def stream(self, batch_size: int, seed: int, pin_memory: bool = False) -> BatchStream:
-        return BatchStream(self.train, batch_size, seed, self.vocab, self.max_words, self.num_workers, pin_memory)
+    def stream(self, batch_size: int, seed: int, pin_memory: bool = False, wrong_images: bool = True) -> BatchStream:
+        return BatchStream(
+            self.train, batch_size, seed, self.vocab, self.max_words, self.num_workers, pin_memory, wrong_images
+        )
 
     def save_vocab(self, run_dir: Path) -> None:
         self.vocab.save(run_dir / VOCAB_FILE)
@@ -73,11 +75,11 @@ class DataBundle:
         sources = [(self.train, (n + 1) // 2), (self.test, n // 2)] if self.test is not None else [(self.train, n)]
         items: list[dict[str, Any]] = []
         for dataset, want in sources:
-            dataset.set_epoch(0)
+            captions_only = dataset.view(images=False, wrong_images=False)
             labels = dataset.labels()
             firsts = list({label: i for i, label in reversed(list(enumerate(labels)))}.values())[::-1]
             picks = (firsts + [i for i in range(len(labels)) if i not in set(firsts)])[:want]
-            items.extend(dataset[i] for i in picks)
+            items.extend(captions_only[(0, i)] for i in picks)
         batch = self.collator(items)
         return {"batch": batch, "captions": list(batch["captions"])}
 

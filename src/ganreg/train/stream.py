@@ -2,7 +2,7 @@
 
 The order of each epoch is a permutation drawn from ``(seed, epoch)``
 (:class:`ganreg.data.SeededRandomSampler`), and the dataset's own random
-choices (caption, wrong image) derive from ``(seed, epoch, index)``; so a run
+choices (caption, crop, flip, wrong image) derive from ``(seed, epoch, index)``; so a run
 resumed at ``(epoch, batch)`` sees exactly the batches an uninterrupted run
 would have seen.
 
@@ -35,6 +35,7 @@ class BatchStream:
         max_words: int,
         num_workers: int = 0,
         pin_memory: bool = False,
+        wrong_images: bool = True,
     ) -> None:
         if len(dataset) < batch_size:
             raise UserError(
@@ -44,6 +45,8 @@ class BatchStream:
         self.dataset, self.batch_size, self.seed = dataset, batch_size, seed
         self.vocab, self.max_words, self.num_workers = vocab, max_words, num_workers
         self.pin_memory = pin_memory
+        self.wrong_images = wrong_images
+        """Batches carry ``wrong_images``; off when no loss reads them (half the decoding)."""
         self.sampler = SeededRandomSampler(len(dataset), seed)
         self.keys = EpochSampler(self.sampler)
         self.epoch, self.batch = 0, 0
@@ -64,7 +67,7 @@ class BatchStream:
     def _start_epoch(self) -> None:
         if self._loader is None:
             self._loader = make_loader(
-                self.dataset.with_raw_images(),
+                self.dataset.view(raw_images=True, wrong_images=self.wrong_images),
                 batch_size=self.batch_size,
                 vocab=self.vocab,
                 max_words=self.max_words,

@@ -67,7 +67,12 @@ class Trainer:
             term.module.to(self.device)
         self.generator_fn = torch.compile(self.nets.generator) if t.compile_generator else self.nets.generator
 
-        self.stream = self.data.stream(t.batch_size, t.seed, pin_memory=self.device.type == "cuda")
+        self.stream = self.data.stream(
+            t.batch_size,
+            t.seed,
+            pin_memory=self.device.type == "cuda",
+            wrong_images=any(term.module.needs_wrong_images for term in self.nets.losses),
+        )
         per_step = t.d_steps * t.grad_accum
         self.steps_per_epoch = max(1, self.stream.batches_per_epoch // per_step)
         self.total_steps = t.steps or (t.epochs or 1) * self.steps_per_epoch

@@ -37,6 +37,7 @@ class MatchingBCE(Loss):
     def __init__(self, params: MatchingBCEParams) -> None:
         super().__init__()
         self.p = params
+        self.needs_wrong_images = params.wrong_weight > 0
 
     def forward(self, ctx: StepContext) -> torch.Tensor:
         p = self.p
@@ -121,6 +122,7 @@ class WGANCritic(Loss):
         super().__init__()
         self.clip = params.clip
         self.wrong_weight = params.wrong_weight
+        self.needs_wrong_images = params.wrong_weight > 0
 
     def forward(self, ctx: StepContext) -> torch.Tensor:
         real = ctx.d_real.logits.float().mean()
