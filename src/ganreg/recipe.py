@@ -50,9 +50,27 @@ class TextEncoderSpec(ComponentSpec):
     mode: Literal["joint", "pretrain", "frozen"] = Field(
         "pretrain",
         description="joint: trained with the discriminator's loss; pretrain: trained once per dataset on its "
-        "captions, cached and frozen (as DF-GAN freezes DAMSM); frozen: used as built (precomputed embeddings).",
+        "captions, cached and frozen (as DF-GAN freezes DAMSM); frozen: used as built (precomputed embeddings) "
+        "or as loaded from `weights`.",
     )
     pretrain: PretrainSpec = Field(default_factory=PretrainSpec)
+    weights: str | None = Field(
+        None,
+        description="A state dict to start from (torch.save file): the encoder's own, or for `lstm` the DAMSM "
+        "text encoder of AttnGAN / DF-GAN (text_encoder200.pth). Needs the vocabulary it was trained with "
+        "(`vocabulary`). With mode frozen it is used as is; with joint, fine-tuned.",
+    )
+    vocabulary: str | None = Field(
+        None,
+        description="Use this vocabulary instead of building one from the captions: a ganreg vocab.json, or "
+        "DF-GAN / AttnGAN's captions_DAMSM.pickle (their word ids; unknown words are dropped, as they do).",
+    )
+
+    @model_validator(mode="after")
+    def _weights_are_not_pretrained_over(self) -> TextEncoderSpec:
+        if self.weights is not None and self.mode == "pretrain":
+            raise ValueError("text_encoder.weights with mode 'pretrain' would be overwritten: use mode 'frozen' or 'joint'")
+        return self
 
 
 class LossSpec(ComponentSpec):

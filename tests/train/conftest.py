@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import pickle
+import re
+from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -60,3 +63,28 @@ def make_recipe(registry: Registry):
         return validate_recipe(tiny_recipe(**over), registry)
 
     return make
+
+
+def write_damsm_pickle(path: Path, train: list[str], test: list[str]) -> dict[str, int]:
+    """captions_DAMSM.pickle as DF-GAN's TextImgDataset.build_dictionary writes it (protocol 2):
+    every word of train + test in first-seen order, 0 = '<end>'."""
+    def tok(c: str) -> list[str]:
+        return [t.encode("ascii", "ignore").decode("ascii") for t in re.findall(r"\w+", c.lower())]
+
+    counts: dict[str, float] = defaultdict(float)
+    for sent in map(tok, train + test):
+        for w in sent:
+            counts[w] += 1
+    wordtoix, ixtoword = {"<end>": 0}, {0: "<end>"}
+    for ix, w in enumerate(counts, 1):
+        wordtoix[w], ixtoword[ix] = ix, w
+    ids = [[[wordtoix[w] for w in tok(c)] for c in caps] for caps in (train, test)]
+    with open(path, "wb") as fh:
+        pickle.dump([ids[0], ids[1], ixtoword, wordtoix], fh, protocol=2)
+    return wordtoix
+
+
+@pytest.fixture
+def damsm_pickle():  # type: ignore[no-untyped-def]
+    """:func:`write_damsm_pickle`, for the test modules."""
+    return write_damsm_pickle

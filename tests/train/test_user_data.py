@@ -55,22 +55,38 @@ def _tiny_cub(root: Path) -> Path:
     return root
 
 
-def test_bundled_cub_recipe_runs_on_a_cub_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """`ganreg run recipes/dfgan_cub.json` as a user runs it (bounding-box crop, Resize + RandomCrop, flip),
-    shrunk by --set so it takes seconds."""
+@pytest.mark.parametrize("recipe_name", ["dfgan_cub.json", "dfgan_cub_damsm.json"])
+def test_bundled_cub_recipes_run_on_a_cub_folder(
+    recipe_name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, damsm_pickle  # type: ignore[no-untyped-def]
+) -> None:
+    """`ganreg run recipes/dfgan_cub*.json` as a user runs them (bounding-box crop, Resize + RandomCrop, flip;
+    DAMSM weights and vocabulary), shrunk by --set so they take seconds."""
+    import torch
+
     from ganreg import plugins
     from ganreg.cli import cli
+    from ganreg.data import DataConfig, build_dataset
+    from ganreg.text_encoders.lstm import LSTMTextEncoder
+    from ganreg.text_encoders.params import LSTMParams
 
     plugins.reset_registry()
     monkeypatch.delenv("GANREG_NO_PLUGIN_AUTOLOAD", raising=False)
     root = _tiny_cub(tmp_path / "birds")
-    recipe = Path(__file__).parents[2] / "recipes" / "dfgan_cub.json"
+    recipe = Path(__file__).parents[2] / "recipes" / recipe_name
     sets = [
         f"data.path={root}", "data.image_size=64", "train.batch_size=4", "train.epochs=null", "train.steps=2",
         "generator.params.nf=4", "discriminator.params.nf=4", "text_encoder.params.hidden=16",
         "text_encoder.params.embedding_dim=8", "text_encoder.pretrain.epochs=1", "eval.every_epochs=null",
         "samples.captions=2", "samples.per_caption=2",
     ]
+    if "damsm" in recipe_name:  # DAMSM-format files for these captions (the real ones are 300/256 wide)
+        cfg = DataConfig(source="folder", path=str(root))
+        wordtoix = damsm_pickle(tmp_path / "captions_DAMSM.pickle", *(build_dataset(cfg, s).all_captions() for s in ("train", "test")))
+        state = LSTMTextEncoder(len(wordtoix), LSTMParams(hidden=16, embedding_dim=8)).state_dict()
+        state["encoder.weight"] = state.pop("embed.weight")
+        torch.save(state, tmp_path / "text_encoder200.pth")
+        sets += [f"text_encoder.weights={tmp_path / 'text_encoder200.pth'}",
+                 f"text_encoder.vocabulary={tmp_path / 'captions_DAMSM.pickle'}"]
     args = ["run", str(recipe), "--out", str(tmp_path / "run"), "--device", "cpu"]
     for s in sets:
         args += ["--set", s]

@@ -196,7 +196,7 @@ class FolderLayout:
 
 
 def read_bounding_boxes(root: Path) -> dict[str, tuple[float, float, float, float]]:
-    """CUB-200-2011's boxes: lower-case image stem -> ``(x, y, w, h)`` in pixels.
+    """CUB-200-2011's boxes: lower-case image stem -> ``(x, y, w, h)`` in whole pixels.
 
     Joins ``images.txt`` (``<id> <class>/<file>.jpg``) with ``bounding_boxes.txt``
     (``<id> <x> <y> <w> <h>``), both from the CUB archive, found in one of
@@ -234,7 +234,7 @@ def read_bounding_boxes(root: Path) -> dict[str, tuple[float, float, float, floa
         if box is None:
             continue  # reported per item, only if the dataset uses the image
         try:
-            x, y, w, h = (float(v) for v in box)
+            x, y, w, h = (int(float(v)) for v in box)  # truncated to pixels, as DF-GAN's .astype(int)
         except ValueError:
             raise DataError(
                 f"{found / 'bounding_boxes.txt'}: the box of image {image_id} is not 4 numbers: {box}",

@@ -4,6 +4,9 @@ Tokenisation follows DF-GAN (``code/lib/datasets.py``): lower-case, drop
 non-ASCII characters, ``re.findall(r"\\w+")``. Differences, on purpose:
 
 * index 0 is ``<pad>`` and 1 is ``<unk>`` (DF-GAN: 0 = ``<end>``, no unknown);
+  a vocabulary read from DF-GAN / AttnGAN's ``captions_DAMSM.pickle`` keeps
+  their ids instead (0 = ``<end>``, unknown words dropped, as their sampling
+  code drops them), so their DAMSM text encoder loads unchanged;
 * a caption longer than ``max_words`` keeps its FIRST ``max_words`` words
   (DF-GAN keeps a random order-preserving subset), so a batch is a pure
   function of the captions;
@@ -38,13 +41,22 @@ def tokenize(text: str) -> list[str]:
 
 
 class Vocabulary:
-    """Word <-> id; ids 0 and 1 are ``<pad>`` and ``<unk>``."""
+    """Word <-> id; id 0 pads.
 
-    def __init__(self, words: Sequence[str]) -> None:
+    ``unknown="unk"`` (ganreg's own): ids 0 and 1 are ``<pad>`` and ``<unk>``,
+    and unknown words map to 1. ``unknown="drop"`` (DAMSM's): ``words[0]`` is
+    the padding word (``<end>``) and unknown words are left out.
+    """
+
+    def __init__(self, words: Sequence[str], unknown: str = "unk") -> None:
         words = list(words)
-        if words[:2] != [PAD, UNK]:
-            words = [PAD, UNK] + [w for w in words if w not in (PAD, UNK)]
+        if unknown == "unk":
+            if words[:2] != [PAD, UNK]:
+                words = [PAD, UNK] + [w for w in words if w not in (PAD, UNK)]
+        elif unknown != "drop" or not words:
+            raise DataError(f"bad vocabulary (unknown={unknown!r}, {len(words)} words)", "rebuild the vocabulary")
         self.words: list[str] = words
+        self.unknown = unknown
         self.index: dict[str, int] = {w: i for i, w in enumerate(words)}
         if len(self.index) != len(words):
             raise DataError("vocabulary has duplicate words", "rebuild the vocabulary")
@@ -65,13 +77,15 @@ class Vocabulary:
         return word in self.index
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Vocabulary) and self.words == other.words
+        return isinstance(other, Vocabulary) and self.words == other.words and self.unknown == other.unknown
 
     def __repr__(self) -> str:
         return f"Vocabulary({len(self)} words)"
 
     def encode(self, text: str) -> list[int]:
-        """Ids of the words of ``text`` (unknown words -> 1); empty text -> ``[]``."""
+        """Ids of the words of ``text`` (unknown words -> 1, or left out); empty text -> ``[]``."""
+        if self.unknown == "drop":
+            return [i for i in (self.index.get(w) for w in tokenize(text)) if i is not None]
         return [self.index.get(w, UNK_ID) for w in tokenize(text)]
 
     def decode(self, ids: Iterable[int]) -> str:
@@ -81,11 +95,12 @@ class Vocabulary:
         """``(tokens [B, T] int64, lengths [B] int64)``, 0-padded, T = min(max_words, longest).
 
         Longer captions keep their first ``max_words`` words; empty ones become
-        one ``<unk>`` (length 1).
+        one ``<unk>`` (one padding word when unknown words are dropped): length 1.
         """
         if max_words < 1:
             raise ValueError("max_words must be >= 1")
-        seqs = [(self.encode(t) or [UNK_ID])[:max_words] for t in texts]
+        empty = [UNK_ID] if self.unknown == "unk" else [PAD_ID]
+        seqs = [(self.encode(t) or empty)[:max_words] for t in texts]
         width = max((len(s) for s in seqs), default=1)
         tokens = torch.zeros(len(seqs), width, dtype=torch.long)
         for i, s in enumerate(seqs):
@@ -94,7 +109,7 @@ class Vocabulary:
         return tokens, lengths
 
     def to_dict(self) -> dict[str, Any]:
-        return {"format": "ganreg-vocabulary", "version": 1, "words": self.words}
+        return {"format": "ganreg-vocabulary", "version": 1, "words": self.words, "unknown": self.unknown}
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write as JSON (atomically)."""
@@ -112,9 +127,40 @@ class Vocabulary:
         except (OSError, ValueError) as exc:
             raise DataError(f"cannot read vocabulary {p}: {exc}", "restore or rebuild the file") from None
         words = data.get("words") if isinstance(data, dict) else None
-        if not isinstance(words, list) or not all(isinstance(w, str) for w in words) or words[:2] != [PAD, UNK]:
+        unknown = data.get("unknown", "unk") if isinstance(data, dict) else None
+        ok = isinstance(words, list) and len(words) > 0 and all(isinstance(w, str) for w in words)
+        if not ok or unknown not in ("unk", "drop") or (unknown == "unk" and words[:2] != [PAD, UNK]):
             raise DataError(f"{p} is not a ganreg vocabulary", "rebuild it (Vocabulary.build(...).save(path))")
-        return cls(words)
+        return cls(words, unknown=unknown)
+
+    @classmethod
+    def from_damsm_pickle(cls, path: str | os.PathLike[str]) -> Vocabulary:
+        """The vocabulary of DF-GAN / AttnGAN's ``captions_DAMSM.pickle`` (``[train captions, test
+        captions, ixtoword, wordtoix]``), with its ids: what their pretrained DAMSM encoder was trained on.
+
+        Read without running code: only plain lists, dicts, ints and strings are accepted."""
+        import pickle
+
+        p = Path(path)
+        fix = "pass the captions_DAMSM.pickle that came with the DAMSM weights (DF-GAN's data/<dataset>/)"
+
+        class _PlainData(pickle.Unpickler):
+            def find_class(self, module: str, name: str) -> Any:
+                raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
+
+        try:
+            with open(p, "rb") as fh:
+                data = _PlainData(fh, encoding="latin1").load()
+        except FileNotFoundError:
+            raise DataError(f"vocabulary file not found: {p}", fix) from None
+        except (OSError, pickle.UnpicklingError, EOFError, ValueError, TypeError) as exc:
+            raise DataError(f"cannot read {p} as captions_DAMSM.pickle: {exc}", fix) from None
+        ixtoword = data[2] if isinstance(data, (list, tuple)) and len(data) >= 4 else None
+        if not isinstance(ixtoword, dict) or not all(isinstance(k, int) and isinstance(w, str) for k, w in ixtoword.items()):
+            raise DataError(f"{p} is not a captions_DAMSM.pickle ([train, test, ixtoword, wordtoix])", fix)
+        if sorted(ixtoword) != list(range(len(ixtoword))):
+            raise DataError(f"{p}: the word ids of ixtoword are not 0..{len(ixtoword) - 1}", fix)
+        return cls([ixtoword[i] for i in range(len(ixtoword))], unknown="drop")
 
 
 def collate(samples: Sequence[dict[str, Any]], vocab: Vocabulary | None, max_words: int = 18) -> dict[str, Any]:

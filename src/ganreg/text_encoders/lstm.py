@@ -6,6 +6,11 @@ per direction over packed sequences; the sentence embedding is the final
 hidden state of both directions concatenated, ``[B, hidden]``; word features
 are the per-step outputs ``[B, hidden, T]``. Parameters: 300·ntoken + 440,320
 at hidden 256.
+
+The state dict of AttnGAN / DF-GAN's ``RNN_ENCODER`` (``text_encoder200.pth``)
+loads as it is: its ``encoder.weight`` is this module's ``embed.weight`` and
+the LSTM's names are the same. Its word ids are those of its
+``captions_DAMSM.pickle`` (``text_encoder.vocabulary``).
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ class LSTMTextEncoder(TextEncoder):
         self.drop = nn.Dropout(params.dropout)
         self.rnn = nn.LSTM(params.embedding_dim, params.hidden // 2, num_layers=1, batch_first=True, bidirectional=True)
         nn.init.uniform_(self.embed.weight, -0.1, 0.1)
+        self.register_load_state_dict_pre_hook(_accept_damsm_names)
 
     def forward(self, text: TextBatch) -> TextOutput:
         if text.tokens is None or text.lengths is None:
@@ -39,6 +45,13 @@ class LSTMTextEncoder(TextEncoder):
         words, _ = pad_packed_sequence(out, batch_first=True, total_length=tokens.shape[1])
         sentence = h.transpose(0, 1).reshape(tokens.shape[0], -1)
         return TextOutput(sentence=sentence, words=words.transpose(1, 2))
+
+
+def _accept_damsm_names(module: nn.Module, state_dict: dict, prefix: str, *args: object) -> None:
+    """Rename DAMSM's ``encoder.weight`` (its word embedding) to ``embed.weight`` in place."""
+    old, new = prefix + "encoder.weight", prefix + "embed.weight"
+    if old in state_dict and new not in state_dict:
+        state_dict[new] = state_dict.pop(old)
 
 
 def build_lstm(params: LSTMParams, ctx: BuildContext) -> LSTMTextEncoder:

@@ -84,6 +84,52 @@ class DataBundle:
         return {"batch": batch, "captions": list(batch["captions"])}
 
 
+MIN_VOCABULARY_COVERAGE = 0.9
+"""A given vocabulary must know this share of the training captions' words: below it, it belongs to
+another dataset (its unknown words would be dropped or become ``<unk>`` silently)."""
+
+
+def read_vocabulary(path: Path, captions: list[str]) -> Vocabulary:
+    """``text_encoder.vocabulary``: a ganreg vocab.json or a DAMSM captions pickle, checked against the captions."""
+    from ganreg.data.tokenizer import tokenize
+
+    vocab = Vocabulary.from_damsm_pickle(path) if path.suffix.lower() in (".pickle", ".pkl") else Vocabulary.load(path)
+    words = [w for c in captions for w in tokenize(c)]
+    known = sum(w in vocab for w in words) / max(1, len(words))
+    if known < MIN_VOCABULARY_COVERAGE:
+        raise UserError(
+            f"vocabulary {path} knows only {100 * known:.1f}% of the training captions' words",
+            "use the vocabulary of this dataset (DF-GAN ships one captions_DAMSM.pickle per dataset)",
+        )
+    return vocab
+
+
+def load_text_encoder_weights(encoder: TextEncoder, path: Path) -> None:
+    """``text_encoder.weights``: a state dict saved with ``torch.save`` (read without running code).
+    Components that accept another project's names translate them in their own ``load_state_dict``
+    (``lstm`` reads DAMSM's ``encoder.weight``); a ``module.`` prefix (DataParallel) is dropped."""
+    if not path.is_file():
+        raise UserError(f"text encoder weights not found: {path}", "check text_encoder.weights")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # truncated zip, foreign pickle with code
+        raise UserError(f"cannot read text encoder weights {path}: {type(exc).__name__}", "pass a state dict saved with torch.save") from None
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise UserError(f"{path} is not a state dict of tensors", "pass the text encoder's state_dict() saved with torch.save")
+    state = {k.removeprefix("module."): v for k, v in state.items()}
+    try:
+        encoder.load_state_dict(state)
+    except RuntimeError as exc:
+        detail = str(exc).split("\n\t")[1:3]
+        raise UserError(
+            f"text encoder weights {path} do not fit the recipe's encoder: {'; '.join(detail) or exc}",
+            "match text_encoder.params to the weights (DAMSM: embedding_dim 300, hidden 256) and use the vocabulary "
+            "they were trained with (text_encoder.vocabulary)",
+        ) from None
+
+
 def prepare_data(recipe: Recipe, run_dir: Path | None = None) -> DataBundle:
     """Datasets of both splits, the vocabulary (built from training captions,
     or read back from a run being resumed) and the build context."""
@@ -96,6 +142,8 @@ def prepare_data(recipe: Recipe, run_dir: Path | None = None) -> DataBundle:
     vocab_path = run_dir / VOCAB_FILE if run_dir is not None else None
     if vocab_path is not None and vocab_path.is_file():
         vocab = Vocabulary.load(vocab_path)
+    elif recipe.text_encoder.vocabulary is not None:
+        vocab = read_vocabulary(Path(recipe.text_encoder.vocabulary), train.all_captions())
     else:
         vocab = Vocabulary.build(train.all_captions(), min_count=cfg.min_word_count)
     ctx = BuildContext(
@@ -113,6 +161,8 @@ def prepare_text_encoder(encoder: TextEncoder, recipe: Recipe, data: DataBundle,
     """Pretrain-and-freeze, freeze, or leave trainable, as ``text_encoder.mode`` says."""
     mode = recipe.text_encoder.mode
     has_params = any(True for _ in encoder.parameters())
+    if recipe.text_encoder.weights is not None:
+        load_text_encoder_weights(encoder, Path(recipe.text_encoder.weights))
     if mode == "pretrain" and has_params:
         from ganreg.text_encoders.pretrain import pretrain_text_encoder
 
