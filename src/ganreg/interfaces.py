@@ -40,6 +40,10 @@ loss
     loader does not decode them.
     ``after_step(network)`` runs after each optimiser step of that network
     (WGAN weight clipping).
+
+Any network may define ``adapt_checkpoint(obj) -> state dict | None`` to read
+its original project's checkpoint files (``<kind>.weights`` in a recipe; see
+:mod:`ganreg.train.weights`); DF-GAN's G and D read ``state_epoch_*.pth``.
 """
 
 from __future__ import annotations

@@ -46,7 +46,16 @@ class PretrainSpec(_Strict):
     )
 
 
-class TextEncoderSpec(ComponentSpec):
+class NetworkSpec(ComponentSpec):
+    weights: str | None = Field(
+        None,
+        description="Start from these weights (a torch.save file): a ganreg checkpoint (RUN/checkpoints/latest.pt), "
+        "this network's state dict, or its original project's checkpoint where the plugin reads it (DF-GAN's "
+        "state_epoch_*.pth; DAMSM's text_encoder200.pth). Loaded before training; a resumed run keeps its own.",
+    )
+
+
+class TextEncoderSpec(NetworkSpec):
     mode: Literal["joint", "pretrain", "frozen"] = Field(
         "pretrain",
         description="joint: trained with the discriminator's loss; pretrain: trained once per dataset on its "
@@ -54,12 +63,6 @@ class TextEncoderSpec(ComponentSpec):
         "or as loaded from `weights`.",
     )
     pretrain: PretrainSpec = Field(default_factory=PretrainSpec)
-    weights: str | None = Field(
-        None,
-        description="A state dict to start from (torch.save file): the encoder's own, or for `lstm` the DAMSM "
-        "text encoder of AttnGAN / DF-GAN (text_encoder200.pth). Needs the vocabulary it was trained with "
-        "(`vocabulary`). With mode frozen it is used as is; with joint, fine-tuned.",
-    )
     vocabulary: str | None = Field(
         None,
         description="Use this vocabulary instead of building one from the captions: a ganreg vocab.json, or "
@@ -109,7 +112,12 @@ class OptimSpec(_Strict):
 
 class TrainSpec(_Strict):
     epochs: int | None = Field(None, ge=1, description="Passes over the training split (or set steps).")
-    steps: int | None = Field(None, ge=1, description="Generator steps; wins over epochs when both are set.")
+    steps: int | None = Field(
+        None,
+        ge=0,
+        description="Generator steps; wins over epochs when both are set. 0 saves the starting (e.g. loaded) "
+        "weights as step 0 and stops: a run directory to generate from or evaluate.",
+    )
     max_minutes: float | None = Field(None, gt=0, description="Stop (and save) after this wall time.")
     batch_size: int = Field(64, ge=1)
     d_steps: int = Field(1, ge=1, description="Discriminator steps per generator step (n_critic).")
@@ -167,9 +175,9 @@ class Recipe(_Strict):
     base: str | None = Field(None, description="A recipe this one extends (path relative to this file).")
     data: DataConfig = Field(default_factory=DataConfig)
     text_encoder: TextEncoderSpec
-    image_encoder: ComponentSpec | None = None
-    generator: ComponentSpec
-    discriminator: ComponentSpec
+    image_encoder: NetworkSpec | None = None
+    generator: NetworkSpec
+    discriminator: NetworkSpec
     losses: list[LossSpec] = Field(min_length=1)
     optim: OptimSpec = Field(default_factory=OptimSpec)
     train: TrainSpec = Field(default_factory=TrainSpec)

@@ -16,7 +16,8 @@ from ganreg.data import Vocabulary
 from ganreg.errors import DataError, UserError
 from ganreg.text_encoders.lstm import LSTMTextEncoder
 from ganreg.text_encoders.params import LSTMParams
-from ganreg.train.setup import load_text_encoder_weights, read_vocabulary
+from ganreg.train.setup import read_vocabulary
+from ganreg.train.weights import load_weights
 
 TRAIN = ["this bird has a red crown and black wings", "a small yellow bird with a short beak",
          "the bird is blue with white belly and long tail feathers"]
@@ -61,7 +62,7 @@ def damsm(tmp_path: Path, damsm_pickle):  # type: ignore[no-untyped-def]
 def _ours(path: Path, captions: list[str]) -> tuple[LSTMTextEncoder, Vocabulary]:
     vocab = read_vocabulary(path / "captions_DAMSM.pickle", captions)
     enc = LSTMTextEncoder(len(vocab), LSTMParams(embedding_dim=300, hidden=256, dropout=0.5))
-    load_text_encoder_weights(enc, path / "text_encoder200.pth")
+    load_weights(enc, path / "text_encoder200.pth", "text_encoder")
     return enc.eval(), vocab
 
 
@@ -108,10 +109,10 @@ def test_mismatches_are_named(damsm, damsm_pickle, tmp_path: Path) -> None:  # t
     vocab = read_vocabulary(other / "captions_DAMSM.pickle", TRAIN)
     enc = LSTMTextEncoder(len(vocab), LSTMParams())
     with pytest.raises(UserError, match=r"do not fit.*embed\.weight") as err:
-        load_text_encoder_weights(enc, path / "text_encoder200.pth")
+        load_weights(enc, path / "text_encoder200.pth", "text_encoder")
     assert "text_encoder.vocabulary" in err.value.fix
     with pytest.raises(UserError, match="not found"):
-        load_text_encoder_weights(enc, tmp_path / "missing.pth")
+        load_weights(enc, tmp_path / "missing.pth", "text_encoder")
     evil = tmp_path / "evil.pickle"
     evil.write_bytes(pickle.dumps([[], [], {0: "<end>"}, {"<end>": 0}, Path("x")]))
     with pytest.raises(DataError, match="refusing to load"):

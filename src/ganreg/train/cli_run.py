@@ -131,10 +131,11 @@ def run_command(
 
         status = trainer.fit(progress=report)
         progress.update(task, completed=trainer.step)
+    curves = run_dir / "loss_curves.png"
     console.print(
         f"[bold]{status}[/bold] at step {trainer.step}/{trainer.total_steps} after {trainer.elapsed:.0f}s. "
-        f"Run directory: {run_dir}\n  samples: {run_dir / 'samples'}  checkpoints: {run_dir / 'checkpoints'}  "
-        f"loss curves: {run_dir / 'loss_curves.png'}"
+        f"Run directory: {run_dir}\n  samples: {run_dir / 'samples'}  checkpoints: {run_dir / 'checkpoints'}"
+        + (f"  loss curves: {curves}" if curves.is_file() else "")
     )
     if status != "finished":
         console.print(f"continue with: ganreg run --resume {run_dir}")

@@ -104,32 +104,6 @@ def read_vocabulary(path: Path, captions: list[str]) -> Vocabulary:
     return vocab
 
 
-def load_text_encoder_weights(encoder: TextEncoder, path: Path) -> None:
-    """``text_encoder.weights``: a state dict saved with ``torch.save`` (read without running code).
-    Components that accept another project's names translate them in their own ``load_state_dict``
-    (``lstm`` reads DAMSM's ``encoder.weight``); a ``module.`` prefix (DataParallel) is dropped."""
-    if not path.is_file():
-        raise UserError(f"text encoder weights not found: {path}", "check text_encoder.weights")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # truncated zip, foreign pickle with code
-        raise UserError(f"cannot read text encoder weights {path}: {type(exc).__name__}", "pass a state dict saved with torch.save") from None
-    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
-        state = state["state_dict"]
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise UserError(f"{path} is not a state dict of tensors", "pass the text encoder's state_dict() saved with torch.save")
-    state = {k.removeprefix("module."): v for k, v in state.items()}
-    try:
-        encoder.load_state_dict(state)
-    except RuntimeError as exc:
-        detail = str(exc).split("\n\t")[1:3]
-        raise UserError(
-            f"text encoder weights {path} do not fit the recipe's encoder: {'; '.join(detail) or exc}",
-            "match text_encoder.params to the weights (DAMSM: embedding_dim 300, hidden 256) and use the vocabulary "
-            "they were trained with (text_encoder.vocabulary)",
-        ) from None
-
-
 def prepare_data(recipe: Recipe, run_dir: Path | None = None) -> DataBundle:
     """Datasets of both splits, the vocabulary (built from training captions,
     or read back from a run being resumed) and the build context."""
@@ -158,11 +132,10 @@ def prepare_data(recipe: Recipe, run_dir: Path | None = None) -> DataBundle:
 
 
 def prepare_text_encoder(encoder: TextEncoder, recipe: Recipe, data: DataBundle, device: torch.device) -> None:
-    """Pretrain-and-freeze, freeze, or leave trainable, as ``text_encoder.mode`` says."""
+    """Pretrain-and-freeze, freeze, or leave trainable, as ``text_encoder.mode`` says (after any
+    ``text_encoder.weights`` were loaded: :func:`ganreg.train.weights.load_recipe_weights`)."""
     mode = recipe.text_encoder.mode
     has_params = any(True for _ in encoder.parameters())
-    if recipe.text_encoder.weights is not None:
-        load_text_encoder_weights(encoder, Path(recipe.text_encoder.weights))
     if mode == "pretrain" and has_params:
         from ganreg.text_encoders.pretrain import pretrain_text_encoder
 

@@ -22,7 +22,7 @@ import torch
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from ganreg.data._util import to_unit_range
-from ganreg.errors import TrainingDiverged, UserError
+from ganreg.errors import TrainingDiverged
 from ganreg.interfaces import TextBatch
 from ganreg.recipe import Recipe
 from ganreg.registry import Registry
@@ -33,6 +33,7 @@ from ganreg.train.optim import build_optimizer, build_scheduler
 from ganreg.train.rundir import write_run_files
 from ganreg.train.sampling import make_noise, save_grid
 from ganreg.train.setup import DataBundle, prepare_data, prepare_text_encoder, resolve_amp, resolve_device
+from ganreg.train.weights import KINDS_WITH_WEIGHTS, load_recipe_weights
 
 
 class Trainer:
@@ -55,6 +56,7 @@ class Trainer:
 
         self.data: DataBundle = prepare_data(recipe, self.run_dir)
         self.nets: Networks = build_networks(recipe, registry, self.data.context)
+        load_recipe_weights(self.nets.modules(), {k: getattr(recipe, k) for k in KINDS_WITH_WEIGHTS})
         prepare_text_encoder(self.nets.text_encoder, recipe, self.data, self.device)
         self.joint_text = recipe.text_encoder.mode == "joint" and any(
             p.requires_grad for p in self.nets.text_encoder.parameters()
@@ -75,7 +77,7 @@ class Trainer:
         )
         per_step = t.d_steps * t.grad_accum
         self.steps_per_epoch = max(1, self.stream.batches_per_epoch // per_step)
-        self.total_steps = t.steps or (t.epochs or 1) * self.steps_per_epoch
+        self.total_steps = t.steps if t.steps is not None else (t.epochs or 1) * self.steps_per_epoch
 
         d_params = list(self.nets.discriminator.parameters())
         if self.joint_text:
@@ -422,6 +424,4 @@ def start_or_resume(
         trainer.resume(checkpoint or run_dir / "checkpoints" / "latest.pt")
     else:
         trainer.write_static_files()
-    if trainer.total_steps < 1:
-        raise UserError("the recipe trains for 0 steps", "set train.steps or train.epochs")
     return trainer

@@ -31,7 +31,7 @@ from torch import nn
 
 from ganreg.errors import UserError
 from ganreg.interfaces import BuildContext, Discriminator
-from ganreg_dfgan.generator import _channels, check_image_size
+from ganreg_dfgan.generator import _channels, check_image_size, official_nets
 from ganreg_dfgan.params import DFGANDiscriminatorParams
 
 
@@ -186,6 +186,18 @@ class DFGANDiscriminator(Discriminator):
         check_image_size(imsize, "discriminator dfgan")
         self.net_d = NetD(nf, imsize, ch_size, unused_shortcuts, gate_init)
         self.net_c = NetC(nf, cond_dim, minibatch_std)
+
+    def adapt_checkpoint(self, checkpoint: object) -> dict | None:
+        """The official ``state_epoch_*.pth``'s ``netD`` and ``netC``, as ``net_d.*`` and ``net_c.*``
+        (a ``module.`` prefix of DDP is dropped here, before the prefixes are added)."""
+        nets = official_nets(checkpoint)
+        if nets is None or "netD" not in nets or "netC" not in nets:
+            return None
+        return {
+            f"{mine}.{k.removeprefix('module.')}": v
+            for mine, theirs in (("net_d", "netD"), ("net_c", "netC"))
+            for k, v in nets[theirs].items()
+        }
 
     def features(self, images: torch.Tensor) -> torch.Tensor:
         return self.net_d(images)

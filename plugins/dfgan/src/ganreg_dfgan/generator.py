@@ -47,6 +47,13 @@ def _channels(nf: int, imsize: int) -> list[int]:
     return [nf * min(2**idx, 8) for idx in range(layer_num)]
 
 
+def official_nets(checkpoint: object) -> dict | None:
+    """``checkpoint["model"]`` of the official code's ``state_epoch_*.pth`` (``{"model": {"netG", "netD",
+    "netC"}, "optimizers": ..., "epoch": ...}``, ``code/lib/utils.py: save_models``), or None."""
+    model = checkpoint.get("model") if isinstance(checkpoint, dict) else None
+    return model if isinstance(model, dict) and "netG" in model else None
+
+
 def get_G_in_out_chs(nf: int, imsize: int) -> list[tuple[int, int]]:
     """(in, out) channels of each G_Block, 4x4 -> imsize (original ``get_G_in_out_chs``)."""
     chs = _channels(nf, imsize)[::-1]
@@ -153,6 +160,11 @@ class DFGANGenerator(Generator):
             [GBlock(cond_dim + z_dim, i, o, upsample=True) for i, o in get_G_in_out_chs(nf, imsize)]
         )
         self.to_rgb = nn.Sequential(nn.LeakyReLU(0.2), nn.Conv2d(nf, ch_size, 3, 1, 1), nn.Tanh())
+
+    def adapt_checkpoint(self, checkpoint: object) -> dict | None:
+        """The official ``state_epoch_*.pth``'s ``netG``: the same parameter names as this module's."""
+        nets = official_nets(checkpoint)
+        return nets["netG"] if nets is not None else None
 
     def forward(self, z: torch.Tensor, cond: torch.Tensor) -> GeneratorOutput:
         out = self.fc(z).view(z.shape[0], 8 * self.nf, 4, 4)
