@@ -120,9 +120,9 @@ def make_shapes(out: Path, size: int, count: int, seed: int, fmt: str, n_caption
 
 
 CONVERT_SPLIT_FILES = {
-    "train": ["trainclasses.txt", "trainvalclasses.txt"],
+    "train": ["trainclasses.txt", "trainvalclasses.txt", "train/filenames.pickle"],
     "valid": ["valclasses.txt"],
-    "test": ["testclasses.txt"],
+    "test": ["testclasses.txt", "test/filenames.pickle"],
 }
 
 
@@ -142,9 +142,9 @@ one group <name>_<c>.
 @click.option("--from", "src", required=True, type=click.Path(path_type=Path), help="Folder dataset root.")
 @click.option("--out", "out", required=True, type=click.Path(path_type=Path), help="Output .h5 file.")
 @click.option("--images-dir", default=None, help="Image folder under FOLDER (default: images/, jpg/ or CUB's).")
-@click.option("--captions-dir", default="text_c10", show_default=True, help="Caption folder under FOLDER.")
+@click.option("--captions-dir", default=None, help="Caption folder under FOLDER (default: text_c10/ or text/).")
 @click.option("--force", is_flag=True, help="Replace an existing output file.")
-def make_hdf5(src: Path, out: Path, images_dir: str | None, captions_dir: str, force: bool) -> None:
+def make_hdf5(src: Path, out: Path, images_dir: str | None, captions_dir: str | None, force: bool) -> None:
     from ganreg.data.folder import FolderDataset, FolderLayout
     from ganreg.data.hdf5 import write_hdf5
 

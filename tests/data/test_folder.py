@@ -136,3 +136,37 @@ def test_workers_and_flip(oxford_folder) -> None:
     loader.set_epoch(0)
     batches = list(loader)
     assert len(batches) == 2 and batches[0]["images"].shape == (4, 3, 32, 32)
+
+
+def _py2_pickle(names: list[str]) -> bytes:
+    """A list of str as Python 2's cPickle (protocol 2) writes it: SHORT_BINSTRING items, as StackGAN /
+    AttnGAN's filenames.pickle files are."""
+    return b"\x80\x02](" + b"".join(b"U" + bytes([len(n)]) + n.encode("ascii") for n in names) + b"e."
+
+
+def test_dfgan_download_layout_text_and_filenames_pickles(tmp_path, helpers) -> None:
+    """DF-GAN / AttnGAN's data/birds: captions in text/, splits as train|test/filenames.pickle (Python 2 and 3)."""
+    import shutil
+
+    root = helpers.write_folder(
+        tmp_path / "birds", {"class_00001": 2, "class_00002": 2, "class_00003": 2},
+        flat_images=False, images_dir="CUB_200_2011/images",
+    )
+    shutil.move(root / "text_c10", root / "text")
+    (root / "train").mkdir()
+    (root / "test").mkdir()
+    stems = {c: sorted(p.stem for p in (root / "text" / c).iterdir()) for c in ("class_00001", "class_00002", "class_00003")}
+    (root / "train" / "filenames.pickle").write_bytes(
+        _py2_pickle([f"{c}/{s}" for c in ("class_00001", "class_00002") for s in stems[c]])
+    )
+    (root / "test" / "filenames.pickle").write_bytes(pickle.dumps([f"class_00003/{s}" for s in stems["class_00003"]], protocol=2))
+    train, test = build_dataset(cfg(root), "train"), build_dataset(cfg(root), "test")
+    assert (len(train), len(test)) == (4, 2)
+    assert {train.class_names[i] for i in train.labels()} == {"class_00001", "class_00002"}
+    assert train.layout.captions.name == "text" and train[0]["caption"].startswith("a class_00001")
+    (root / "test" / "filenames.pickle").write_bytes(pickle.dumps(["no_class_folder"], protocol=2))
+    with pytest.raises(DataError, match="without their class folder"):
+        build_dataset(cfg(root), "test")
+    (root / "test" / "filenames.pickle").write_bytes(pickle.dumps({"a": pytest.approx}, protocol=2))
+    with pytest.raises(DataError, match="refusing to load"):
+        build_dataset(cfg(root), "test")

@@ -29,9 +29,12 @@ def test_train_on_exported_dataset(fmt: str, tmp_path: Path, registry, make_reci
     assert (tmp_path / "run" / "samples" / "step_0000002.png").is_file()
 
 
-def _tiny_cub(root: Path) -> Path:
-    """CUB as unpacked in Reed et al.'s layout: CUB_200_2011/{images/<class>/, images.txt, bounding_boxes.txt},
-    text_c10/<class>/<stem>.txt and the class split files; landscape images like the real ones."""
+def _tiny_cub(root: Path, layout: str = "reed") -> Path:
+    """CUB_200_2011/{images/<class>/, images.txt, bounding_boxes.txt} with landscape images like the real ones,
+    and the captions and splits of Reed et al.'s archive (text_c10/ + class lists) or of DF-GAN's download
+    (text/ + train|test/filenames.pickle)."""
+    import pickle
+
     import numpy as np
     from PIL import Image
 
@@ -50,17 +53,24 @@ def _tiny_cub(root: Path) -> Path:
         boxes.append(f"{n} {10 + n}.0 12.0 {40 + n}.0 35.0\n")
     (root / "CUB_200_2011" / "images.txt").write_text("".join(names))
     (root / "CUB_200_2011" / "bounding_boxes.txt").write_text("".join(boxes))
-    (root / "trainvalclasses.txt").write_text(f"{classes[0]}\n{classes[1]}\n")
-    (root / "testclasses.txt").write_text(f"{classes[2]}\n")
+    if layout == "reed":
+        (root / "trainvalclasses.txt").write_text(f"{classes[0]}\n{classes[1]}\n")
+        (root / "testclasses.txt").write_text(f"{classes[2]}\n")
+        return root
+    (root / "text_c10").rename(root / "text")
+    for split, keep in (("train", classes[:2]), ("test", classes[2:])):
+        (root / split).mkdir()
+        listed = [n.split()[1].removesuffix(".jpg") for n in names if n.split()[1].split("/")[0] in keep]
+        (root / split / "filenames.pickle").write_bytes(pickle.dumps(listed, protocol=2))
     return root
 
 
-@pytest.mark.parametrize("recipe_name", ["dfgan_cub.json", "dfgan_cub_damsm.json"])
+@pytest.mark.parametrize(("recipe_name", "layout"), [("dfgan_cub.json", "reed"), ("dfgan_cub_damsm.json", "dfgan")])
 def test_bundled_cub_recipes_run_on_a_cub_folder(
-    recipe_name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, damsm_pickle  # type: ignore[no-untyped-def]
+    recipe_name: str, layout: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, damsm_pickle  # type: ignore[no-untyped-def]
 ) -> None:
     """`ganreg run recipes/dfgan_cub*.json` as a user runs them (bounding-box crop, Resize + RandomCrop, flip;
-    DAMSM weights and vocabulary), shrunk by --set so they take seconds."""
+    DAMSM weights and vocabulary; Reed's and DF-GAN's data layouts), shrunk by --set so they take seconds."""
     import torch
 
     from ganreg import plugins
@@ -71,7 +81,7 @@ def test_bundled_cub_recipes_run_on_a_cub_folder(
 
     plugins.reset_registry()
     monkeypatch.delenv("GANREG_NO_PLUGIN_AUTOLOAD", raising=False)
-    root = _tiny_cub(tmp_path / "birds")
+    root = _tiny_cub(tmp_path / "birds", layout)
     recipe = Path(__file__).parents[2] / "recipes" / recipe_name
     sets = [
         f"data.path={root}", "data.image_size=64", "train.batch_size=4", "train.epochs=null", "train.steps=2",

@@ -109,6 +109,25 @@ def read_json_or_none(path: Path) -> Any:
         return None
 
 
+def load_plain_pickle(path: Path, what: str, fix: str) -> Any:
+    """A pickle of plain data (lists, dicts, strings, numbers), as the original projects store
+    vocabularies and file lists; anything that would import code is refused. Python 2 pickles
+    (StackGAN / AttnGAN) read too."""
+    import pickle
+
+    class _PlainData(pickle.Unpickler):
+        def find_class(self, module: str, name: str) -> Any:
+            raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
+
+    try:
+        with open(path, "rb") as fh:
+            return _PlainData(fh, encoding="latin1").load()
+    except FileNotFoundError:
+        raise DataError(f"{what} not found: {path}", fix) from None
+    except (OSError, pickle.UnpicklingError, EOFError, ValueError, TypeError, IndexError) as exc:
+        raise DataError(f"cannot read {path} as {what}: {exc}", fix) from None
+
+
 def decode_pil(data: bytes, *, what: str) -> Any:
     """Encoded image bytes -> an RGB PIL image at its own size.
 

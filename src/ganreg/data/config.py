@@ -7,10 +7,12 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 DEFAULT_SPLIT_FILES: dict[str, list[str]] = {
-    "train": ["trainvalclasses.txt", "trainclasses.txt"],
+    "train": ["trainvalclasses.txt", "trainclasses.txt", "train/filenames.pickle"],
     "valid": ["valclasses.txt"],
-    "test": ["testclasses.txt"],
+    "test": ["testclasses.txt", "test/filenames.pickle"],
 }
+"""Reed et al.'s class lists first, then StackGAN / AttnGAN / DF-GAN's ``<split>/filenames.pickle``
+(``<class>/<image>`` names: the split's classes are their class folders)."""
 
 
 class DataConfig(BaseModel):
@@ -77,14 +79,16 @@ class DataConfig(BaseModel):
         "CUB_200_2011/images/ that exists. Images are found as <images_dir>/<class>/<stem>.jpg or "
         "<images_dir>/<stem>.jpg (also .jpeg/.png).",
     )
-    captions_dir: str = Field(
-        "text_c10",
-        description="folder only: caption folder relative to `path`: <class>/<image stem>.txt, one per line.",
+    captions_dir: str | None = Field(
+        None,
+        description="folder only: caption folder relative to `path`: <class>/<image stem>.txt, one per line. "
+        "None: text_c10/ (Reed et al.) or else text/ (AttnGAN / DF-GAN's download).",
     )
     split_files: dict[Literal["train", "valid", "test"], list[str]] = Field(
         default_factory=lambda: {k: list(v) for k, v in DEFAULT_SPLIT_FILES.items()},
         description="folder only: class-list files (one class folder per line) of each split, relative to `path`; "
-        "the first that exists is used. Default trains on train+val classes (Reed et al.'s protocol).",
+        "the first that exists is used. Default trains on train+val classes (Reed et al.'s protocol); a "
+        "<split>/filenames.pickle (DF-GAN's download) gives the classes of its <class>/<image> names.",
     )
 
     @field_validator("split_files", mode="before")

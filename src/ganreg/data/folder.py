@@ -7,6 +7,9 @@
     <root>/text_c10/<class>/<stem>.txt         one caption per line (blank lines ignored)
     <root>/trainvalclasses.txt                 class folder names, one per line
     <root>/testclasses.txt                     (also trainclasses.txt, valclasses.txt)
+      or  <root>/train/filenames.pickle        DF-GAN / AttnGAN's download: ``<class>/<image>``
+          <root>/test/filenames.pickle         names, whose class folders make the split
+          (with its captions in <root>/text/ instead of text_c10/)
     <root>/CUB_200_2011/images.txt             CUB's own tables, for ``crop="bbox"``:
     <root>/CUB_200_2011/bounding_boxes.txt     ``<id> <path>`` and ``<id> <x> <y> <w> <h>``
 
@@ -24,12 +27,13 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from ganreg.data._util import box_crop, cached_json, choose_classes, decode_pil
+from ganreg.data._util import box_crop, cached_json, choose_classes, decode_pil, load_plain_pickle
 from ganreg.data.base import CaptionedImageDataset
 from ganreg.data.config import DEFAULT_SPLIT_FILES
 from ganreg.errors import DataError
 
 IMAGE_DIR_CANDIDATES = ("images", "jpg", "CUB_200_2011/images")
+CAPTION_DIR_CANDIDATES = ("text_c10", "text")
 IMAGE_EXTS = (".jpg", ".jpeg", ".png")
 INDEX_VERSION = 1
 BOX_DIR_CANDIDATES = ("CUB_200_2011", ".")
@@ -46,6 +50,9 @@ def _listing(d: Path) -> dict[str, str]:
 
 
 def read_class_list(path: Path) -> list[str]:
+    """A split's classes: one class folder per line, or the class folders of a ``filenames.pickle``."""
+    if path.suffix.lower() == ".pickle":
+        return classes_of_filenames(path)
     try:
         lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
     except OSError as exc:
@@ -54,6 +61,17 @@ def read_class_list(path: Path) -> list[str]:
     if not classes:
         raise DataError(f"class split file {path} lists no classes", "write one class folder name per line")
     return classes
+
+
+def classes_of_filenames(path: Path) -> list[str]:
+    """The class folders of the ``<class>/<image>`` names in a StackGAN / AttnGAN ``filenames.pickle``."""
+    fix = "pass the train/ or test/ filenames.pickle of the dataset's download, or write a class list file"
+    names = load_plain_pickle(path, "a filenames.pickle", fix)
+    if not isinstance(names, (list, tuple)) or not names or not all(isinstance(n, str) for n in names):
+        raise DataError(f"{path} is not a list of image names", fix)
+    if not all("/" in n for n in names):
+        raise DataError(f"{path} names images without their class folder ({names[0]!r})", fix)
+    return sorted({n.split("/", 1)[0] for n in names})
 
 
 def read_captions(path: Path) -> list[str]:
@@ -78,18 +96,27 @@ class FolderLayout:
         root: str | os.PathLike[str],
         *,
         images_dir: str | None = None,
-        captions_dir: str = "text_c10",
+        captions_dir: str | None = None,
         split_files: dict[str, Sequence[str]] | None = None,
     ) -> None:
         self.root = Path(root)
         if not self.root.is_dir():
             raise DataError(f"dataset folder not found: {self.root}", "check data.path")
-        self.captions = self.root / captions_dir
-        if not self.captions.is_dir():
-            raise DataError(
-                f"caption folder not found: {self.captions}",
-                "unpack the captions (text_c10/<class>/<image>.txt) there or set data.captions_dir",
-            )
+        if captions_dir is None:
+            found_caps = [self.root / c for c in CAPTION_DIR_CANDIDATES if (self.root / c).is_dir()]
+            if not found_caps:
+                raise DataError(
+                    f"no caption folder in {self.root} (looked for {', '.join(CAPTION_DIR_CANDIDATES)})",
+                    "unpack the captions (text_c10/<class>/<image>.txt) there or set data.captions_dir",
+                )
+            self.captions = found_caps[0]
+        else:
+            self.captions = self.root / captions_dir
+            if not self.captions.is_dir():
+                raise DataError(
+                    f"caption folder not found: {self.captions}",
+                    "unpack the captions (text_c10/<class>/<image>.txt) there or set data.captions_dir",
+                )
         if images_dir is None:
             found = [self.root / c for c in IMAGE_DIR_CANDIDATES if (self.root / c).is_dir()]
             if not found:
@@ -263,7 +290,7 @@ class FolderDataset(CaptionedImageDataset):
         test_classes: int | None = None,
         class_split: str = "files",
         images_dir: str | None = None,
-        captions_dir: str = "text_c10",
+        captions_dir: str | None = None,
         split_files: dict[str, Sequence[str]] | None = None,
         cache_dir: str | os.PathLike[str] | None = None,
     ) -> None:

@@ -139,22 +139,11 @@ class Vocabulary:
         captions, ixtoword, wordtoix]``), with its ids: what their pretrained DAMSM encoder was trained on.
 
         Read without running code: only plain lists, dicts, ints and strings are accepted."""
-        import pickle
+        from ganreg.data._util import load_plain_pickle
 
         p = Path(path)
         fix = "pass the captions_DAMSM.pickle that came with the DAMSM weights (DF-GAN's data/<dataset>/)"
-
-        class _PlainData(pickle.Unpickler):
-            def find_class(self, module: str, name: str) -> Any:
-                raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
-
-        try:
-            with open(p, "rb") as fh:
-                data = _PlainData(fh, encoding="latin1").load()
-        except FileNotFoundError:
-            raise DataError(f"vocabulary file not found: {p}", fix) from None
-        except (OSError, pickle.UnpicklingError, EOFError, ValueError, TypeError) as exc:
-            raise DataError(f"cannot read {p} as captions_DAMSM.pickle: {exc}", fix) from None
+        data = load_plain_pickle(p, "captions_DAMSM.pickle", fix)
         ixtoword = data[2] if isinstance(data, (list, tuple)) and len(data) >= 4 else None
         if not isinstance(ixtoword, dict) or not all(isinstance(k, int) and isinstance(w, str) for k, w in ixtoword.items()):
             raise DataError(f"{p} is not a captions_DAMSM.pickle ([train, test, ixtoword, wordtoix])", fix)
