@@ -22,6 +22,7 @@ import pytest
 import torch
 
 from ganreg.ops import dfblk, dfblk_reference, set_fused
+from ganreg.testing import torch_threads
 
 CUDA = torch.cuda.is_available()
 GPU_SHAPES = [(32, 256, 8, 8), (32, 256, 16, 16), (32, 256, 32, 32), (32, 128, 64, 64), (32, 64, 128, 128),
@@ -54,17 +55,12 @@ def min_bytes(mode: str, shape, dtype: torch.dtype) -> int:
 
 @pytest.fixture(scope="module", autouse=True)
 def _cpu_single_thread():
-    """On the CPU, time with one intra-op thread: on a small shared box (CI: 2 cores)
-    an oversubscribed OpenMP pool turns microsecond ops into ~100 ms stalls."""
+    """On the CPU, time with one intra-op thread (:func:`ganreg.testing.torch_threads`)."""
     if CUDA:
         yield
         return
-    prev = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with torch_threads(1):
         yield
-    finally:
-        torch.set_num_threads(prev)
 
 
 

@@ -18,6 +18,8 @@ installed plugin.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -222,3 +224,15 @@ def ganreg_registry() -> Registry:
     reg = Registry()
     load_entry_points(reg)
     return reg
+
+
+@contextlib.contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Run the block with ``n`` intra-op threads, then restore the previous count: on a small shared
+    box (CI: 2 cores) an oversubscribed OpenMP pool turns microsecond ops into ~100 ms stalls."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

@@ -6,7 +6,6 @@ once per session; one torch thread keeps small convolutions fast on a busy CPU.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ import torch
 
 from ganreg.data.config import DataConfig
 from ganreg.metrics.classifier import ClassifierSpec, TrainedClassifier, load_classifier
+from ganreg.testing import torch_threads
 
 CLASSIFIER_DATA = {"source": "shapes", "image_size": 32, "num_images": 1920}
 CLASSIFIER_SPEC = ClassifierSpec(epochs=12, batch_size=64, holdout=0.2)
@@ -35,19 +35,9 @@ RUN_RECIPE: dict[str, Any] = {
 }
 
 
-@contextlib.contextmanager
-def one_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 @pytest.fixture(autouse=True, scope="module")
 def _one_thread() -> Iterator[None]:
-    with one_thread():
+    with torch_threads(1):
         yield
 
 
@@ -64,7 +54,7 @@ def classifier_config(eval_cache: Path) -> DataConfig:
 
 @pytest.fixture(scope="session")
 def classifier(classifier_config: DataConfig) -> TrainedClassifier:
-    with one_thread():  # session fixtures are set up before the module's autouse one
+    with torch_threads(1):  # session fixtures are set up before the module's autouse one
         return load_classifier(classifier_config, CLASSIFIER_SPEC)
 
 
@@ -95,7 +85,7 @@ def make_trainer(registry: Any, run_dir: Path, cache: Path, **overrides: Any) ->
 def tiny_run(registry: Any, tmp_path_factory: pytest.TempPathFactory, eval_cache: Path) -> Path:
     """A finished 2-step DF-GAN run on 32 px shapes."""
     run = tmp_path_factory.mktemp("runs") / "tiny"
-    with one_thread():
+    with torch_threads(1):
         trainer = make_trainer(registry, run, eval_cache)
         assert trainer.fit() == "finished"
     return run
