@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import pickle
 import re
@@ -34,7 +35,7 @@ def tiny_recipe(**over: Any) -> dict[str, Any]:
         "samples": {"captions": 4, "per_caption": 3},
     }
     for key, value in over.items():
-        set_dotted(recipe, key, value)
+        set_dotted(recipe, key, copy.deepcopy(value))  # callers' dicts stay theirs
     return recipe
 
 

@@ -112,3 +112,16 @@ def test_a_ganreg_checkpoint_seeds_another_run_and_mismatches_are_named(make_rec
     with pytest.raises(UserError, match="holds no discriminator weights"):
         start_or_resume(make_recipe(**DFGAN, **{"discriminator.weights": str(junk), "train.steps": 1}),
                         registry, tmp_path / "e", "cpu", resume=False)
+
+
+def test_a_resumed_run_needs_no_weights_file(make_recipe, registry, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    first = start_or_resume(make_recipe(**DFGAN, **{"train.steps": 1}), registry, tmp_path / "a", "cpu", resume=False)
+    first.fit()
+    seed = tmp_path / "seed.pt"
+    seed.write_bytes((tmp_path / "a" / "checkpoints" / "latest.pt").read_bytes())
+    recipe = make_recipe(**DFGAN, **{"generator.weights": str(seed), "train.steps": 2})
+    run = start_or_resume(recipe, registry, tmp_path / "b", "cpu", resume=False)
+    assert run.fit(stop_after=1) == "interrupted"
+    seed.unlink()  # moved away after the run started: resuming reads the run's own checkpoint
+    resumed = start_or_resume(recipe, registry, tmp_path / "b", "cpu", resume=True)
+    assert resumed.step == 1 and resumed.fit() == "finished"

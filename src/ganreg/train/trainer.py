@@ -39,7 +39,11 @@ from ganreg.train.weights import KINDS_WITH_WEIGHTS, load_recipe_weights
 class Trainer:
     """Trains one recipe into one run directory."""
 
-    def __init__(self, recipe: Recipe, registry: Registry, run_dir: Path, device: str | None = None) -> None:
+    def __init__(
+        self, recipe: Recipe, registry: Registry, run_dir: Path, device: str | None = None, start_weights: bool = True
+    ) -> None:
+        """``start_weights=False`` skips the recipe's ``<kind>.weights`` (a resumed run has its own in its
+        checkpoint, and the files need not exist any more)."""
         self.recipe, self.registry, self.run_dir = recipe, registry, Path(run_dir)
         t = recipe.train
         self.device = resolve_device(device or t.device)
@@ -56,7 +60,8 @@ class Trainer:
 
         self.data: DataBundle = prepare_data(recipe, self.run_dir)
         self.nets: Networks = build_networks(recipe, registry, self.data.context)
-        load_recipe_weights(self.nets.modules(), {k: getattr(recipe, k) for k in KINDS_WITH_WEIGHTS})
+        if start_weights:
+            load_recipe_weights(self.nets.modules(), {k: getattr(recipe, k) for k in KINDS_WITH_WEIGHTS})
         prepare_text_encoder(self.nets.text_encoder, recipe, self.data, self.device)
         self.joint_text = recipe.text_encoder.mode == "joint" and any(
             p.requires_grad for p in self.nets.text_encoder.parameters()
@@ -419,7 +424,7 @@ class Trainer:
 def start_or_resume(
     recipe: Recipe, registry: Registry, run_dir: Path, device: str | None, resume: bool, checkpoint: Path | None = None
 ) -> Trainer:
-    trainer = Trainer(recipe, registry, run_dir, device)
+    trainer = Trainer(recipe, registry, run_dir, device, start_weights=not resume)
     if resume:
         trainer.resume(checkpoint or run_dir / "checkpoints" / "latest.pt")
     else:
