@@ -106,3 +106,13 @@ def test_collate_and_picklable_collator() -> None:
     assert torch.equal(again["tokens"], batch["tokens"])
     plain = collate([_sample(0, "x")], None)
     assert "tokens" not in plain and "embeddings" not in plain
+
+
+def test_tokenize_splits_like_dfgan_before_dropping_non_ascii() -> None:
+    """DF-GAN: "\\ufffd\\ufffd" -> space, \\w+ on the lower-cased text, then each word keeps its ASCII
+    characters; dropping non-ASCII first would glue words ("blackwhite") that DAMSM's vocabulary lacks."""
+    from ganreg.data.tokenizer import tokenize
+
+    assert tokenize("This bird\ufffd\ufffds wings are BLACK\u2014white, caf\u00e9 \u00e9") == [
+        "this", "bird", "s", "wings", "are", "black", "white", "caf",
+    ]

@@ -80,3 +80,13 @@ def test_the_trainer_loads_wrong_images_only_for_losses_that_read_them(
     assert trainer.stream.wrong_images is wrong
     assert ("wrong_images" in trainer.stream.next()) is wrong
     assert trainer.fit() == "finished"
+
+
+def test_one_class_with_wrong_images_is_named_before_training(tmp_path_factory) -> None:  # type: ignore[no-untyped-def]
+    from ganreg.errors import UserError
+
+    cache = tmp_path_factory.mktemp("one-class")
+    one = build_dataset(DataConfig(source="shapes", image_size=32, num_images=480, num_classes=1, cache_dir=str(cache)), "train")
+    with pytest.raises(UserError, match="only one class"):
+        BatchStream(one, 4, seed=0, vocab=_vocab(one), max_words=18)
+    assert BatchStream(one, 4, seed=0, vocab=_vocab(one), max_words=18, wrong_images=False).next()["images"].shape[0] == 4

@@ -125,3 +125,19 @@ def test_a_resumed_run_needs_no_weights_file(make_recipe, registry, tmp_path: Pa
     seed.unlink()  # moved away after the run started: resuming reads the run's own checkpoint
     resumed = start_or_resume(recipe, registry, tmp_path / "b", "cpu", resume=True)
     assert resumed.step == 1 and resumed.fit() == "finished"
+
+
+def test_a_ganreg_run_seeds_with_its_ema_generator(make_recipe, registry, installed_registry, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """What `generate` and `eval` of the source run use is what a run seeded from it starts with."""
+    from ganreg.generate import load_trained
+
+    src = start_or_resume(make_recipe(**DFGAN, **{"train.steps": 2, "train.ema_decay": 0.5}), registry, tmp_path / "a", "cpu", resume=False)
+    src.fit()
+    latest = tmp_path / "a" / "checkpoints" / "latest.pt"
+    seeded = start_or_resume(make_recipe(**DFGAN, **{"generator.weights": str(latest), "train.steps": 1}),
+                             registry, tmp_path / "b", "cpu", resume=False)
+    ema = load_trained(tmp_path / "a", device="cpu").nets.generator.state_dict()
+    raw = src.nets.generator.state_dict()
+    assert any(not torch.equal(ema[k], raw[k]) for k in raw)  # the two differ after 2 steps
+    for k, v in ema.items():
+        torch.testing.assert_close(seeded.nets.generator.state_dict()[k], v, rtol=0, atol=0)

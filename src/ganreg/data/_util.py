@@ -124,8 +124,8 @@ def load_plain_pickle(path: Path, what: str, fix: str) -> Any:
             return _PlainData(fh, encoding="latin1").load()
     except FileNotFoundError:
         raise DataError(f"{what} not found: {path}", fix) from None
-    except (OSError, pickle.UnpicklingError, EOFError, ValueError, TypeError, IndexError) as exc:
-        raise DataError(f"cannot read {path} as {what}: {exc}", fix) from None
+    except Exception as exc:  # a corrupt pickle can raise nearly anything (MemoryError, OverflowError, ...)
+        raise DataError(f"cannot read {path} as {what}: {type(exc).__name__}: {exc}", fix) from None
 
 
 def decode_pil(data: bytes, *, what: str) -> Any:

@@ -14,6 +14,7 @@ Every item is a dict:
 ``attributes``   int64 ``[A]``, only for sources with attributes (shapes)
 ``index``        int
 
+Evaluation reads a ``view(augment=False)``: the centre square, unflipped.
 ``image`` is left out of the items of a ``view(images=False)`` and
 ``wrong_image`` / ``wrong_label`` of a ``view(wrong_images=False)``: decoding
 a picture is most of an item's cost, and a caption-only pass (sampling,
@@ -78,6 +79,8 @@ class CaptionedImageDataset(Dataset):
         """Items carry ``image`` (see :meth:`view`)."""
         self.with_wrong_images = True
         """Items carry ``wrong_image`` and ``wrong_label`` (see :meth:`view`)."""
+        self.augment = True
+        """Random crops and flips; off: the centre square, unflipped (see :meth:`view`)."""
 
     # ------------------------------------------------------------ to implement
     def __len__(self) -> int:  # pragma: no cover - interface
@@ -195,25 +198,34 @@ class CaptionedImageDataset(Dataset):
             self._label_cache = np.asarray(self.labels(), dtype=np.int64)
         return int(self._label_cache[index])
 
-    def _tensor(self, index: int, rng: random.Random) -> torch.Tensor:
+    def _array(self, index: int, rng: random.Random | None) -> np.ndarray:
+        """uint8 ``[S, S, 3]`` of item ``index``: augmented by ``rng`` (crop, then flip) or, without
+        one, the un-augmented view (the centre square of ``random_crop``, unflipped)."""
         arr = self._cropped_array(index, rng) if self.random_crop > 1.0 else self._image_array(index)
-        if self.flip and rng.random() < 0.5:
+        if rng is not None and self.flip and rng.random() < 0.5:
             arr = arr[:, ::-1]
+        return arr
+
+    def _tensor(self, index: int, rng: random.Random) -> torch.Tensor:
+        arr = self._array(index, rng if self.augment else None)
         return uint8_chw(arr) if self.raw_images else uint8_to_tensor(arr)
 
     def image(self, index: int) -> torch.Tensor:
         """Item ``index``'s image in [-1, 1], un-augmented, without drawing a caption or decoding a wrong image
-        (for references that compare real images, such as the diversity metric's). With
-        ``random_crop`` it is the centre square."""
-        arr = self._cropped_array(index, None) if self.random_crop > 1.0 else self._image_array(index)
-        return uint8_to_tensor(arr)
+        (for references that compare real images, such as the diversity metric's)."""
+        return uint8_to_tensor(self._array(index, None))
 
     def attributes_of(self, index: int) -> Sequence[int] | None:
         """The attribute ids of item ``index`` (ordered like :attr:`attributes`), without decoding its image."""
         return self._attributes(index)
 
     def view(
-        self, *, raw_images: bool | None = None, images: bool | None = None, wrong_images: bool | None = None
+        self,
+        *,
+        raw_images: bool | None = None,
+        images: bool | None = None,
+        wrong_images: bool | None = None,
+        augment: bool | None = None,
     ) -> CaptionedImageDataset:
         """A view of this dataset (everything shared) whose items carry other things; None keeps
         this dataset's choice.
@@ -221,8 +233,11 @@ class CaptionedImageDataset(Dataset):
         ``raw_images``: uint8 images, for the training stream: a quarter of the bytes through the
         loader's workers and the host-to-device copy, converted to [-1, 1] on the device
         (:func:`ganreg.data._util.to_unit_range`). ``images`` / ``wrong_images``: whether items carry
-        them at all. Captions, labels and every random choice stay those of this dataset."""
+        them at all. ``augment=False``: images as :meth:`image` gives them (centre square, no flip),
+        for evaluation. Every view draws the same caption for an ``(epoch, index)`` (it is drawn first)."""
         view = copy.copy(self)
+        if augment is not None:
+            view.augment = bool(augment)
         if raw_images is not None:
             view.raw_images = bool(raw_images)
         if images is not None:

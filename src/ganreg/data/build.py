@@ -154,12 +154,14 @@ class DataLoaderWithErrors(DataLoader):
             yield batch
 
 
-def usable_cpus() -> int:
-    """The CPUs this process may run on (its affinity mask where the OS has one)."""
+def worker_count(requested: int) -> int:
+    """``requested`` loader workers, at most the CPUs this process may run on: more workers than
+    cores only contend (a recipe written for a GPU server still runs on a laptop)."""
     try:
-        return len(os.sched_getaffinity(0))
+        cpus = len(os.sched_getaffinity(0))
     except AttributeError:  # macOS, Windows
-        return os.cpu_count() or 1
+        cpus = os.cpu_count() or 1
+    return min(int(requested), cpus)
 
 
 def make_loader(
@@ -184,10 +186,9 @@ def make_loader(
     of ``(seed, epoch)``, so a resumed run sees the same order). With
     ``persistent_workers=True`` the workers keep their own dataset copies:
     pass ``sampler=EpochSampler(inner)`` so each index carries its epoch.
-    ``num_workers`` is capped at the CPUs this process may use: more workers than
-    cores only contend (a recipe written for a GPU server still runs on a laptop).
+    ``num_workers`` is capped by :func:`worker_count`.
     """
-    num_workers = min(num_workers, usable_cpus())
+    num_workers = worker_count(num_workers)
     if sampler is None and shuffle:
         sampler = SeededRandomSampler(len(dataset), seed)
     return DataLoaderWithErrors(

@@ -62,7 +62,7 @@ class DataConfig(BaseModel):
         le=2.0,
         description="hdf5/folder: > 1 resizes each image's shorter side to int(image_size * random_crop) (bilinear, "
         "aspect kept) and cuts a random image_size square, as StackGAN, AttnGAN and DF-GAN do with 76/64 = 1.1875. "
-        "Evaluation references use the centre square. 1: no crop, images squashed (bicubic) to the square.",
+        "Evaluation uses the centre square (and no flips). 1: no crop, images squashed (bicubic) to the square.",
     )
     crop: Literal["none", "bbox"] = Field(
         "none",

@@ -102,33 +102,11 @@ class FolderLayout:
         self.root = Path(root)
         if not self.root.is_dir():
             raise DataError(f"dataset folder not found: {self.root}", "check data.path")
-        if captions_dir is None:
-            found_caps = [self.root / c for c in CAPTION_DIR_CANDIDATES if (self.root / c).is_dir()]
-            if not found_caps:
-                raise DataError(
-                    f"no caption folder in {self.root} (looked for {', '.join(CAPTION_DIR_CANDIDATES)})",
-                    "unpack the captions (text_c10/<class>/<image>.txt) there or set data.captions_dir",
-                )
-            self.captions = found_caps[0]
-        else:
-            self.captions = self.root / captions_dir
-            if not self.captions.is_dir():
-                raise DataError(
-                    f"caption folder not found: {self.captions}",
-                    "unpack the captions (text_c10/<class>/<image>.txt) there or set data.captions_dir",
-                )
-        if images_dir is None:
-            found = [self.root / c for c in IMAGE_DIR_CANDIDATES if (self.root / c).is_dir()]
-            if not found:
-                raise DataError(
-                    f"no image folder in {self.root} (looked for {', '.join(IMAGE_DIR_CANDIDATES)})",
-                    "unpack the images there or set data.images_dir",
-                )
-            self.images = found[0]
-        else:
-            self.images = self.root / images_dir
-            if not self.images.is_dir():
-                raise DataError(f"image folder not found: {self.images}", "check data.images_dir")
+        self.captions = self._folder(
+            captions_dir, CAPTION_DIR_CANDIDATES, "caption",
+            "unpack the captions (text_c10/<class>/<image>.txt) there or set data.captions_dir",
+        )
+        self.images = self._folder(images_dir, IMAGE_DIR_CANDIDATES, "image", "unpack the images there or set data.images_dir")
         files = {k: list(v) for k, v in (split_files or DEFAULT_SPLIT_FILES).items()}
         self.split_file_candidates = files
         self.split_files: dict[str, Path] = {}
@@ -137,6 +115,18 @@ class FolderLayout:
                 if (self.root / n).is_file():
                     self.split_files[split] = self.root / n
                     break
+
+    def _folder(self, given: str | None, candidates: Sequence[str], what: str, fix: str) -> Path:
+        """``root/given``, or the first of ``candidates`` that exists under the root."""
+        if given is not None:
+            path = self.root / given
+            if not path.is_dir():
+                raise DataError(f"{what} folder not found: {path}", fix)
+            return path
+        found = [self.root / c for c in candidates if (self.root / c).is_dir()]
+        if not found:
+            raise DataError(f"no {what} folder in {self.root} (looked for {', '.join(candidates)})", fix)
+        return found[0]
 
     def class_pools(self) -> dict[str, list[str]]:
         """Classes of each split that has a split file."""

@@ -1,7 +1,9 @@
 """Word-level tokenizer, vocabulary and the batch collator.
 
-Tokenisation follows DF-GAN (``code/lib/datasets.py``): lower-case, drop
-non-ASCII characters, ``re.findall(r"\\w+")``. Differences, on purpose:
+Tokenisation follows DF-GAN (``code/lib/datasets.py``) step by step: the
+``"\\ufffd\\ufffd"`` pairs of broken CUB captions become a space, the
+lower-cased text is split by ``\\w+`` (Unicode word characters), then each word
+keeps its ASCII characters and empty words are dropped. Differences, on purpose:
 
 * index 0 is ``<pad>`` and 1 is ``<unk>`` (DF-GAN: 0 = ``<end>``, no unknown);
   a vocabulary read from DF-GAN / AttnGAN's ``captions_DAMSM.pickle`` keeps
@@ -36,8 +38,9 @@ _WORD = re.compile(r"\w+")
 
 
 def tokenize(text: str) -> list[str]:
-    """Lower-case ASCII words of ``text``."""
-    return _WORD.findall(text.lower().encode("ascii", "ignore").decode("ascii"))
+    """Lower-case ASCII words of ``text``, as DF-GAN splits its captions (so DAMSM's word ids match)."""
+    words = (w.encode("ascii", "ignore").decode("ascii") for w in _WORD.findall(text.replace("\ufffd\ufffd", " ").lower()))
+    return [w for w in words if w]
 
 
 class Vocabulary:

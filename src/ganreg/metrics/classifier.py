@@ -144,7 +144,7 @@ def load_labelled_images(config: DataConfig, input_size: int) -> LabelledImages:
     from torch.utils.data import DataLoader
 
     from ganreg.data import build_dataset
-    from ganreg.data.build import SPLITS, usable_cpus
+    from ganreg.data.build import SPLITS, worker_count
 
     chunks: list[torch.Tensor] = []
     labels: list[torch.Tensor] = []
@@ -162,8 +162,8 @@ def load_labelled_images(config: DataConfig, input_size: int) -> LabelledImages:
         found.append(split)
         attributes, class_names = ds.attributes, list(ds.class_names)
         ds.set_epoch(0)
-        ds = ds.view(wrong_images=False)
-        loader = DataLoader(ds, batch_size=256, shuffle=False, num_workers=min(config.num_workers, usable_cpus()), collate_fn=_stack_items)
+        ds = ds.view(wrong_images=False, augment=False)
+        loader = DataLoader(ds, batch_size=256, shuffle=False, num_workers=worker_count(config.num_workers), collate_fn=_stack_items)
         for batch in loader:
             chunks.append(to_uint8(resize_to(batch["images"], input_size)))
             labels.append(batch["labels"])

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ganreg.data.build import usable_cpus
+from ganreg.data.build import worker_count
 from ganreg.data.config import DataConfig
 from ganreg.errors import UserError
 from ganreg.metrics.cache import EVAL_CACHE_VERSION, data_key, eval_cache_dir, sha256_file, short_hash
@@ -118,7 +118,7 @@ class _FirstPass(torch.utils.data.Dataset):
     (the trainer's datasets are shared with its batch stream)."""
 
     def __init__(self, dataset: Any, n: int) -> None:
-        self.dataset, self.n = dataset.view(wrong_images=False), n
+        self.dataset, self.n = dataset.view(wrong_images=False, augment=False), n
 
     def __len__(self) -> int:
         return self.n
@@ -169,7 +169,7 @@ def dataset_reference(
                 return ref
     if log:
         log(f"reference statistics: extracting {proto['name']} features of the real '{split}' images (cached after)")
-    feats = extract_dataset(extractor, dataset, device, max_images=max_images, num_workers=min(config.num_workers, usable_cpus()))
+    feats = extract_dataset(extractor, dataset, device, max_images=max_images, num_workers=worker_count(config.num_workers))
     if feats.shape[0] < 2:
         raise UserError(f"the '{split}' split has {feats.shape[0]} image(s); FID needs at least 2", "use another --split")
     stats = gaussian(feats.numpy())

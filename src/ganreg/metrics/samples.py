@@ -108,7 +108,7 @@ def real_batches(
     """Real images with their own captions' targets, or (``shuffle_captions``) with those of
     another random item: the ceiling and the chance level of the alignment metric."""
     keys = caption_keys(len(dataset), samples, seed)
-    dataset = dataset.view(wrong_images=False)
+    dataset = dataset.view(wrong_images=False, augment=False)
     perm = torch.randperm(len(keys), generator=torch.Generator().manual_seed(seed + 7)) if shuffle_captions else None
     for start in range(0, len(keys), batch_size):
         items = [dataset[key] for key in keys[start : start + batch_size]]

@@ -42,6 +42,12 @@ class BatchStream:
                 f"the training split has {len(dataset)} images, fewer than one batch of {batch_size}",
                 "lower train.batch_size or use more data",
             )
+        if wrong_images and len(set(dataset.labels())) < 2:
+            raise UserError(
+                "a loss of the recipe reads wrong images (real images of another class), but the training split "
+                "has only one class",
+                "use data with at least two classes, or a loss without wrong images (e.g. wrong_weight: 0)",
+            )
         self.dataset, self.batch_size, self.seed = dataset, batch_size, seed
         self.vocab, self.max_words, self.num_workers = vocab, max_words, num_workers
         self.pin_memory = pin_memory

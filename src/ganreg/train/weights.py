@@ -5,7 +5,8 @@ checkpoints where the component knows their layout.
 A file is read with ``torch.load(weights_only=True)``: tensors and plain containers, never code.
 What it may hold, tried in order:
 
-* a ganreg checkpoint (``format: 1``, written by ``ganreg run``): the network of the same kind;
+* a ganreg checkpoint (``format: 1``, written by ``ganreg run``): the network of the same kind
+  (for the generator, its EMA copy when the run kept one: what ``generate`` and ``eval`` use);
 * whatever the component's ``adapt_checkpoint(obj)`` returns, when it defines one: a
   plugin's way to read its original project's files (DF-GAN's ``state_epoch_*.pth`` holds
   ``{"model": {"netG", "netD", "netC"}}``);
@@ -42,6 +43,8 @@ def read_weights(path: Path, module: nn.Module, kind: str) -> dict[str, torch.Te
     state: Any = None
     if isinstance(obj, dict) and obj.get("format") == 1 and isinstance(obj.get("models"), dict):
         state = obj["models"].get(kind)
+        if kind == "generator" and isinstance(obj.get("ema"), dict):
+            state = {k.removeprefix("module."): v for k, v in obj["ema"].items() if k.startswith("module.")}
     adapt = getattr(module, "adapt_checkpoint", None)
     if state is None and callable(adapt):
         state = adapt(obj)
