@@ -17,6 +17,10 @@ from rich.table import Table
 console = Console()
 err_console = Console(stderr=True)
 
+EXTRACTOR_CHOICES = ("classifier", "inception", "inception-torchvision")
+"""``ganreg.metrics.features.EXTRACTORS``, spelled out so that ``ganreg --help`` never imports torch (a test
+keeps the two equal)."""
+
 
 def _log(msg: str) -> None:
     err_console.print(f"[dim]{msg}[/dim]", highlight=False)
@@ -92,15 +96,16 @@ def register_eval_commands(cli: click.Group) -> None:
         "--metrics", default="fid,kid,is,align,diversity", show_default=True,
         help="Comma-separated: fid, kid, is, align, diversity.",
     )
-    @click.option("--extractor", type=click.Choice(["classifier", "inception"]), default="classifier", show_default=True,
+    @click.option("--extractor", type=click.Choice(EXTRACTOR_CHOICES), default="classifier", show_default=True,
                   help="classifier: a CNN trained on the dataset's real images (offline, cached); "
-                       "inception: TF-FID InceptionV3 (torch-fidelity; weights downloaded once).")
+                       "inception: TF-FID InceptionV3 (torch-fidelity; weights downloaded once); "
+                       "inception-torchvision: torchvision's ImageNet InceptionV3 with DF-GAN's preprocessing "
+                       "(DF-GAN's FID protocol; weights downloaded once).")
     @click.option("--split", type=click.Choice(["train", "valid", "test"]), default="test", show_default=True,
                   help="Captions to generate from and real images to compare with.")
     @click.option("--ref-stats", type=click.Path(path_type=Path),
-                  help="Reference statistics .npz (mu [D], sigma [D, D]) computed with the SAME extractor. Note: "
-                       "DF-GAN's published npz use torchvision's ImageNet Inception, not the TF-FID weights of "
-                       "--extractor inception.")
+                  help="Reference statistics .npz (mu [D], sigma [D, D]) computed with the SAME extractor: "
+                       "DF-GAN's published *_val256_FIDK0.npz go with --extractor inception-torchvision.")
     @click.option("--truncation", type=float, help="Truncate noise to [-2, 2] times this (DF-GAN evaluates with 0.88).")
     @click.option("--seed", type=int, default=0, show_default=True)
     @click.option("--batch-size", type=int, default=64, show_default=True)

@@ -183,3 +183,42 @@ def test_cli_eval_prints_the_table(tiny_run: Path, autoload: Any) -> None:
     assert "fid20-classifier:" in result.output and "align_colour" in result.output and "sha256" in result.output
     bad = CliRunner().invoke(cli, ["eval", str(tiny_run), "--metrics", "fdi"])
     assert isinstance(bad.exception, UserError) and bad.exception.exit_code == 2
+
+
+def test_torchvision_inception_follows_dfgan_fid_preprocessing(tmp_path: Path) -> None:
+    """DF-GAN's FID network: [-1, 1] -> [0, 1] -> bilinear 299 -> [-1, 1] -> InceptionV3 blocks
+    (no transform_input) -> global average pool, written out block by block as the early pytorch-fid
+    wrapper does; random weights stand in for the ImageNet file (same state-dict layout)."""
+    import torch.nn.functional as F
+    from torchvision.models import Inception3
+
+    from ganreg.cli_eval import EXTRACTOR_CHOICES
+    from ganreg.data.config import DataConfig
+    from ganreg.metrics import features
+
+    assert EXTRACTOR_CHOICES == features.EXTRACTORS
+    torch.manual_seed(0)
+    stand_in = Inception3(aux_logits=True, transform_input=False, init_weights=True).eval()
+    weights = tmp_path / "cache" / "weights" / features.TORCHVISION_INCEPTION_FILE
+    weights.parent.mkdir(parents=True)
+    torch.save(stand_in.state_dict(), weights)
+    ext = features.build_extractor("inception-torchvision", DataConfig(cache_dir=str(tmp_path / "cache")), download=False)
+    images = torch.rand(2, 3, 64, 64) * 2 - 1
+    with torch.no_grad():
+        got, logits = ext.features_and_logits(images)
+        x = F.interpolate((images + 1) / 2, size=(299, 299), mode="bilinear", align_corners=False) * 2 - 1
+        for name in ("Conv2d_1a_3x3", "Conv2d_2a_3x3", "Conv2d_2b_3x3"):
+            x = getattr(stand_in, name)(x)
+        x = F.max_pool2d(x, kernel_size=3, stride=2)
+        x = stand_in.Conv2d_4a_3x3(stand_in.Conv2d_3b_1x1(x))
+        x = F.max_pool2d(x, kernel_size=3, stride=2)
+        for name in ("Mixed_5b", "Mixed_5c", "Mixed_5d", "Mixed_6a", "Mixed_6b", "Mixed_6c", "Mixed_6d", "Mixed_6e",
+                     "Mixed_7a", "Mixed_7b", "Mixed_7c"):
+            x = getattr(stand_in, name)(x)
+        expected = F.adaptive_avg_pool2d(x, 1).flatten(1)
+    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(logits, stand_in.fc(expected), rtol=1e-4, atol=1e-5)
+    assert ext.protocol()["sha256"] == features.sha256_file(weights) and ext.protocol()["name"] == "inception-torchvision"
+    weights.write_bytes(b"truncated download")
+    with pytest.raises(UserError, match="not torchvision's InceptionV3"):
+        features.build_extractor("inception-torchvision", DataConfig(cache_dir=str(tmp_path / "cache")), download=False)

@@ -7,8 +7,13 @@ Two are built in:
   its class head's logits serve IS.
 * ``inception``: the TF-FID InceptionV3 of torch-fidelity (what pytorch-fid
   and most papers since StackGAN++ use; pool3, 2048-d; ``logits_unbiased`` for
-  IS), through torchmetrics' ``NoTrainInceptionV3``. The weights are fetched
-  once into the cache; offline, the error says where to put the file.
+  IS), through torchmetrics' ``NoTrainInceptionV3``.
+* ``inception-torchvision``: torchvision's ImageNet InceptionV3, the network of
+  DF-GAN's FID (reference §2.5: an early pytorch-fid ``InceptionV3`` built on
+  ``inception_v3(pretrained=True)``), with DF-GAN's preprocessing; its
+  published ``*_val256_FIDK0.npz`` statistics were made with it.
+
+Weights are fetched once into the cache; offline, the error says where to put the file.
 
 An extractor is an ``nn.Module`` (``forward(images) -> features``, attribute
 ``num_features``), so it can also be handed straight to torchmetrics'
@@ -29,10 +34,12 @@ from ganreg.errors import UserError
 from ganreg.metrics.cache import cache_root, sha256_file
 from ganreg.metrics.classifier import CLASS_HEAD, TrainedClassifier
 
-EXTRACTORS = ("classifier", "inception")
+EXTRACTORS = ("classifier", "inception", "inception-torchvision")
 
 INCEPTION_FILE = "weights-inception-2015-12-05-6726825d.pth"
 INCEPTION_URL = "https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/" + INCEPTION_FILE
+TORCHVISION_INCEPTION_FILE = "inception_v3_google-0cc3c7bd.pth"
+TORCHVISION_INCEPTION_URL = "https://download.pytorch.org/models/" + TORCHVISION_INCEPTION_FILE
 
 
 class FeatureExtractor(nn.Module):
@@ -75,23 +82,25 @@ class ClassifierFeatures(FeatureExtractor):
         return {**self.trained.protocol(), "is_logits": f"classifier class head ({len(self.trained.class_names)} classes)"}
 
 
-def inception_weights(config: DataConfig | None = None, download: bool = True) -> Path:
-    """The TF-FID Inception weights file: the ganreg cache, then torch hub's; else downloaded once."""
+def inception_weights(
+    config: DataConfig | None = None, download: bool = True, file: str = INCEPTION_FILE, url: str = INCEPTION_URL
+) -> Path:
+    """An Inception weights file (TF-FID by default): the ganreg cache, then torch hub's; else downloaded once."""
     folder = (cache_root(config) if config is not None else cache_root(DataConfig())) / "weights"
-    candidates = [folder / INCEPTION_FILE, Path(torch.hub.get_dir()) / "checkpoints" / INCEPTION_FILE]
+    candidates = [folder / file, Path(torch.hub.get_dir()) / "checkpoints" / file]
     for path in candidates:
         if path.is_file():
             return path
     target = candidates[0]
     fix = (
-        f"download {INCEPTION_URL} on a machine with internet and copy it to {target}, "
+        f"download {url} on a machine with internet and copy it to {target}, "
         "or use --extractor classifier (offline; trained on the dataset's real images)"
     )
     if not download or os.environ.get("GANREG_OFFLINE"):
         raise UserError(f"the Inception weights are not in the cache ({target})", fix)
     target.parent.mkdir(parents=True, exist_ok=True)
     try:
-        torch.hub.download_url_to_file(INCEPTION_URL, str(target), progress=False)
+        torch.hub.download_url_to_file(url, str(target), progress=False)
     except Exception as exc:  # offline, proxy, DNS, HTTP errors all end here
         raise UserError(f"could not download the Inception weights ({type(exc).__name__}: {exc})", fix) from None
     return target
@@ -147,6 +156,59 @@ class InceptionFeatures(FeatureExtractor):
         }
 
 
+class TorchvisionInceptionFeatures(FeatureExtractor):
+    """torchvision's ImageNet InceptionV3 as DF-GAN's FID runs it: pool3 (2048) features, ImageNet logits.
+
+    DF-GAN (``code/lib/modules.py: calculate_fid``) maps [-1, 1] to [0, 1], resizes bilinearly to
+    299 x 299, and its pytorch-fid-style wrapper maps back to [-1, 1] before the network, with
+    torchvision's ``transform_input`` off; features are the global average pool."""
+
+    name = "inception-torchvision"
+    num_features = 2048
+
+    def __init__(self, weights: Path) -> None:
+        super().__init__()
+        from torchvision.models import Inception3
+
+        self.net = Inception3(num_classes=1000, aux_logits=True, transform_input=False, init_weights=False)
+        try:
+            self.net.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+        except Exception as exc:  # truncated download, another network's file
+            raise UserError(
+                f"{weights} is not torchvision's InceptionV3 ImageNet weights ({type(exc).__name__})",
+                f"delete it and download {TORCHVISION_INCEPTION_URL} again",
+            ) from None
+        self.fc = self.net.fc
+        self.net.fc = nn.Identity()  # the forward then ends at the pooled (dropout-free in eval) features
+        self.weights = weights
+        self.sha256 = sha256_file(weights)
+        self.eval()
+
+    def train(self, mode: bool = True) -> TorchvisionInceptionFeatures:
+        return super().train(False)
+
+    def features_and_logits(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        x = (images.float() + 1.0) / 2.0
+        x = torch.nn.functional.interpolate(x, size=(299, 299), mode="bilinear", align_corners=False)
+        feats = self.net(2.0 * x - 1.0)
+        return feats, self.fc(feats)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.features_and_logits(images)[0]
+
+    def protocol(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "weights": str(self.weights),
+            "sha256": self.sha256,
+            "variant": "torchvision ImageNet InceptionV3 (inception_v3_google), pool3 2048-d: DF-GAN's FID network",
+            "input_size": 299,
+            "resize": "[-1, 1] -> [0, 1], bilinear (align_corners=False) to 299 px, -> [-1, 1] (DF-GAN calculate_fid)",
+            "feature_dim": 2048,
+            "is_logits": "fc (1000 ImageNet classes)",
+        }
+
+
 def build_extractor(
     name: str, config: DataConfig, classifier: TrainedClassifier | None = None, download: bool = True
 ) -> FeatureExtractor:
@@ -164,4 +226,7 @@ def build_extractor(
                 "pip install torch-fidelity, or use --extractor classifier (offline)",
             )
         return InceptionFeatures(inception_weights(config, download))
+    if name == "inception-torchvision":
+        path = inception_weights(config, download, TORCHVISION_INCEPTION_FILE, TORCHVISION_INCEPTION_URL)
+        return TorchvisionInceptionFeatures(path)
     raise UserError(f"unknown feature extractor {name!r}", f"use one of: {', '.join(EXTRACTORS)}")
