@@ -87,3 +87,15 @@ def test_eta_is_the_sooner_of_the_remaining_steps_and_the_time_limit() -> None:
     assert eta_seconds(10, 5.0, 90, 20.0, 0.5) == (10.0, True)
     assert eta_seconds(10, 5.0, 90, 20.0, 10.0) == (45.0, False)
     assert format_eta((3725.0, False)) == "1:02:05" and format_eta((10.0, True)) == "0:00:10 (time limit)"
+
+
+def test_a_failed_start_leaves_no_empty_run_directory(write_recipe, monkeypatch, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    runner = _runner(monkeypatch)
+    monkeypatch.chdir(tmp_path)
+    res = runner.invoke(cli, ["run", str(write_recipe()), "--set", f"generator.weights={tmp_path / 'missing.pt'}"])
+    assert "generator weights not found" in str(res.exception)  # `ganreg` prints it and exits 2 (tests/core/test_cli.py)
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+    mine = tmp_path / "mine"
+    mine.mkdir()  # a folder the user made stays
+    res = runner.invoke(cli, ["run", str(write_recipe()), "--out", str(mine), "--set", f"generator.weights={tmp_path / 'x.pt'}"])
+    assert "generator weights not found" in str(res.exception) and mine.is_dir()

@@ -89,8 +89,14 @@ def run_command(
         return 0
 
     if resume_dir is None:
+        existed = out is not None and Path(out).exists()
         run_dir = new_run_dir(recipe, str(out) if out else None)
-    trainer = start_or_resume(recipe, registry, run_dir, device, resume=resume_dir is not None)
+    try:
+        trainer = start_or_resume(recipe, registry, run_dir, device, resume=resume_dir is not None)
+    except BaseException:
+        if resume_dir is None and not existed and run_dir.is_dir() and not any(run_dir.iterdir()):
+            run_dir.rmdir()  # a start that failed (missing data or weights) leaves no empty run behind
+        raise
     limit = recipe.train.max_minutes
     amp = str(trainer.amp_dtype).removeprefix("torch.") if trainer.amp_dtype is not None else "off"
     console.print(
