@@ -122,3 +122,25 @@ def test_crop_settings_are_checked(tmp_path, seed_hdf5) -> None:
                    {"Bird_0001": (1, 1, 20, 20)})
     with pytest.raises(DataError, match=r"1 of 2 images have no bounding box .*Bird_0002"):
         build_dataset(DataConfig(source="folder", path=str(one_box), crop="bbox"), "train")
+
+
+def test_long_captions_keep_a_random_ordered_subset_like_dfgan(tmp_path) -> None:
+    """DF-GAN's get_caption: a caption over WORDS_NUM words keeps a random subset of them in their order,
+    drawn per item; shorter captions are untouched."""
+    root = _cub(tmp_path / "birds", {"Bird_0001": _pattern(40, 40, 8), "Bird_0002": _pattern(40, 40, 9)}, {})
+    long = " ".join(f"w{k}" for k in range(30))
+    for stem, cls in (("Bird_0001", "001.Black_footed_Albatross"), ("Bird_0002", "002.Laysan_Albatross")):
+        (root / "text_c10" / cls / f"{stem}.txt").write_text(f"{long}\nshort caption here\n", encoding="utf-8")
+    first = build_dataset(DataConfig(source="folder", path=str(root), max_words=18), "train")
+    rand = build_dataset(DataConfig(source="folder", path=str(root), max_words=18, long_captions="random"), "train")
+    subsets = set()
+    for epoch in range(20):
+        a, b = first[(epoch, 0)]["caption"], rand[(epoch, 0)]["caption"]
+        if a != long:
+            assert a == b == "short caption here"
+            continue
+        words = b.split()
+        assert len(words) == 18 and words == sorted(words, key=lambda w: int(w[1:]))  # 18 of them, in order
+        assert rand[(epoch, 0)]["caption"] == b  # a pure function of (epoch, index)
+        subsets.add(b)
+    assert len(subsets) >= 5, "the subset must change from draw to draw"

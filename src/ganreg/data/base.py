@@ -40,6 +40,7 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from ganreg.data._util import load_size, mix_seed, pil_to_array, resize_short_side, uint8_chw, uint8_to_tensor
+from ganreg.data.tokenizer import tokenize
 from ganreg.errors import DataError
 
 
@@ -70,6 +71,9 @@ class CaptionedImageDataset(Dataset):
         if random_crop < 1.0:
             raise DataError(f"random_crop {random_crop} is below 1", "use 1 (no crop) or more, e.g. 1.1875 (76/64)")
         self.random_crop = float(random_crop)
+        self.word_subset: int | None = None
+        """When set (``data.long_captions: "random"``), a caption with more words keeps a random subset of this many, in order (DF-GAN's
+        ``get_caption``), drawn from the item's stream right after the caption."""
         self.epoch = 0
         self._wrong_table: tuple[np.ndarray, dict[int, int], dict[int, int]] | None = None
         self._label_cache: np.ndarray | None = None
@@ -259,7 +263,12 @@ class CaptionedImageDataset(Dataset):
         rng = self.item_rng(index, epoch)
         captions = self.captions_of(index)
         ci = rng.randrange(len(captions))
-        item: dict[str, Any] = {"caption": captions[ci], "label": self._label_of(index), "index": index}
+        caption = captions[ci]
+        if self.word_subset is not None:
+            words = tokenize(caption)
+            if len(words) > self.word_subset:
+                caption = " ".join(words[i] for i in sorted(rng.sample(range(len(words)), self.word_subset)))
+        item: dict[str, Any] = {"caption": caption, "label": self._label_of(index), "index": index}
         if self.with_images:
             item["image"] = self._tensor(index, rng)
         if self.with_wrong_images:

@@ -25,6 +25,13 @@ def build_dataset(config: DataConfig, split: str = "train") -> CaptionedImageDat
     raises :class:`DataError` for it; hdf5 has the file's splits; folder has
     the splits whose class files exist.
     """
+    dataset = _build_source(config, split)
+    if config.long_captions == "random":
+        dataset.word_subset = config.max_words
+    return dataset
+
+
+def _build_source(config: DataConfig, split: str) -> CaptionedImageDataset:
     if split not in SPLITS:
         raise DataError(f"unknown split '{split}'", "use train, valid or test")
     common: dict[str, Any] = {"image_size": config.image_size, "seed": config.seed, "cache_dir": config.cache_dir}

@@ -51,7 +51,14 @@ class DataConfig(BaseModel):
         "random: pool the classes of every split and draw `num_classes` train and `test_classes` test classes, "
         "disjoint (as seed 001's 20 train + 5 test of Oxford-102); both must then be set.",
     )
-    max_words: int = Field(18, ge=1, le=512, description="Captions longer than this keep their first max_words words.")
+    max_words: int = Field(
+        18, ge=1, le=512, description="Captions longer than this keep max_words of their words (see long_captions)."
+    )
+    long_captions: Literal["first", "random"] = Field(
+        "first",
+        description="Which max_words words a longer caption keeps: its first ones, or (DF-GAN / AttnGAN) a random "
+        "subset in their order, drawn per item and epoch.",
+    )
     min_word_count: int = Field(
         1, ge=1, description="Words seen fewer times than this in the captions map to <unk> in the vocabulary."
     )
