@@ -170,3 +170,15 @@ def test_dfgan_download_layout_text_and_filenames_pickles(tmp_path, helpers) -> 
     (root / "test" / "filenames.pickle").write_bytes(pickle.dumps({"a": pytest.approx}, protocol=2))
     with pytest.raises(DataError, match="refusing to load"):
         build_dataset(cfg(root), "test")
+
+
+def test_dfgan_flowers_layout_images_are_found(tmp_path, helpers) -> None:
+    """DF-GAN's flowers: images under oxford-102-flowers/images/ (found without data.images_dir)."""
+    import shutil
+
+    root = helpers.write_folder(tmp_path / "flowers", {"class_00001": 2, "class_00002": 2},
+                                images_dir="oxford-102-flowers/images",
+                                split_files={"trainvalclasses.txt": ["class_00001", "class_00002"]})
+    shutil.move(root / "text_c10", root / "text")
+    ds = build_dataset(cfg(root), "train")
+    assert len(ds) == 4 and ds.image_path(0).parent.name == "images" and ds[0]["image"].shape == (3, 32, 32)

@@ -83,7 +83,7 @@ class DataConfig(BaseModel):
     images_dir: str | None = Field(
         None,
         description="folder only: image folder relative to `path`. None: the first of images/, jpg/, "
-        "CUB_200_2011/images/ that exists. Images are found as <images_dir>/<class>/<stem>.jpg or "
+        "CUB_200_2011/images/, oxford-102-flowers/images/ that exists. Images are found as <images_dir>/<class>/<stem>.jpg or "
         "<images_dir>/<stem>.jpg (also .jpeg/.png).",
     )
     captions_dir: str | None = Field(

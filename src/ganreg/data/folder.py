@@ -32,7 +32,8 @@ from ganreg.data.base import CaptionedImageDataset
 from ganreg.data.config import DEFAULT_SPLIT_FILES
 from ganreg.errors import DataError
 
-IMAGE_DIR_CANDIDATES = ("images", "jpg", "CUB_200_2011/images")
+IMAGE_DIR_CANDIDATES = ("images", "jpg", "CUB_200_2011/images", "oxford-102-flowers/images")
+"""Reed et al.'s / the archives' image folders, then DF-GAN's flowers layout (``code/lib/datasets.py``)."""
 CAPTION_DIR_CANDIDATES = ("text_c10", "text")
 IMAGE_EXTS = (".jpg", ".jpeg", ".png")
 INDEX_VERSION = 1
