@@ -144,3 +144,12 @@ def test_long_captions_keep_a_random_ordered_subset_like_dfgan(tmp_path) -> None
         assert rand[(epoch, 0)]["caption"] == b  # a pure function of (epoch, index)
         subsets.add(b)
     assert len(subsets) >= 5, "the subset must change from draw to draw"
+
+
+def test_captions_with_precomputed_embeddings_stay_whole(seed_hdf5) -> None:
+    """An HDF5 caption's stored embedding is of the whole caption: a word subset would not match it."""
+    cfg = DataConfig(source="hdf5", path=str(seed_hdf5()), image_size=32, max_words=3, long_captions="random")
+    ds = build_dataset(cfg, "train")
+    for epoch in range(3):
+        item = ds[(epoch, 0)]
+        assert item["caption"] in ds.captions_of(0) and len(item["caption"].split()) > 3 and "embedding" in item

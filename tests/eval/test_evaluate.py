@@ -42,7 +42,7 @@ def test_eval_writes_eval_json_with_the_protocol(tiny_run: Path, autoload: Any) 
     assert again.metrics["fid"] == pytest.approx(result.metrics["fid"], rel=1e-6)
 
 
-def test_user_reference_statistics(tiny_run: Path, autoload: Any, tmp_path: Path) -> None:
+def test_user_reference_statistics(tiny_run: Path, autoload: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     base = evaluate_run(tiny_run, EvalOptions(metrics=["fid"], **OPTIONS), device="cpu", write=False)
     with np.load(base.protocol["reference"]["path"]) as cached:
         mu, sigma = cached["mu"], cached["sigma"]
@@ -53,8 +53,9 @@ def test_user_reference_statistics(tiny_run: Path, autoload: Any, tmp_path: Path
     assert user.protocol["reference"]["source"] == "user file" and user.metric_protocol["fid"]["id"].endswith(
         f"ref:{user.protocol['reference']['sha256'][:8]}"
     )
-    with pytest.raises(UserError, match="KID needs the real features"):
-        evaluate_run(tiny_run, EvalOptions(metrics=["fid", "kid"], ref_stats=npz, **OPTIONS), device="cpu", write=False)
+    with monkeypatch.context() as m, pytest.raises(UserError, match="KID needs the real features"):
+        m.setattr("ganreg.metrics.evaluate.load_classifier", lambda *a, **k: pytest.fail("said after loading a classifier"))
+        evaluate_run(tiny_run, EvalOptions(metrics=["fid", "kid", "align"], ref_stats=npz, **OPTIONS), device="cpu", write=False)
     np.savez(npz, mu=np.zeros(2048), sigma=np.eye(2048))
     with pytest.raises(UserError, match="2048-d statistics"):
         evaluate_run(tiny_run, EvalOptions(metrics=["fid"], ref_stats=npz, **OPTIONS), device="cpu", write=False)

@@ -264,7 +264,8 @@ class CaptionedImageDataset(Dataset):
         captions = self.captions_of(index)
         ci = rng.randrange(len(captions))
         caption = captions[ci]
-        if self.word_subset is not None:
+        emb = self._embedding(index, ci)
+        if self.word_subset is not None and emb is None:  # a precomputed embedding is of the whole caption
             words = tokenize(caption)
             if len(words) > self.word_subset:
                 caption = " ".join(words[i] for i in sorted(rng.sample(range(len(words)), self.word_subset)))
@@ -275,7 +276,6 @@ class CaptionedImageDataset(Dataset):
             wi = self.wrong_index(index, rng)
             item["wrong_image"] = self._tensor(wi, rng)
             item["wrong_label"] = self._label_of(wi)
-        emb = self._embedding(index, ci)
         if emb is not None:
             item["embedding"] = torch.as_tensor(np.asarray(emb, dtype=np.float32))
         attrs = self._attributes(index)

@@ -57,7 +57,8 @@ class DataConfig(BaseModel):
     long_captions: Literal["first", "random"] = Field(
         "first",
         description="Which max_words words a longer caption keeps: its first ones, or (DF-GAN / AttnGAN) a random "
-        "subset in their order, drawn per item and epoch.",
+        "subset in their order, drawn per item and epoch (any word may go, e.g. a shapes caption's colour). "
+        "Captions with precomputed embeddings (hdf5) stay whole.",
     )
     min_word_count: int = Field(
         1, ge=1, description="Words seen fewer times than this in the captions map to <unk> in the vocabulary."

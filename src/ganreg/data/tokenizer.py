@@ -9,9 +9,9 @@ keeps its ASCII characters and empty words are dropped. Differences, on purpose:
   a vocabulary read from DF-GAN / AttnGAN's ``captions_DAMSM.pickle`` keeps
   their ids instead (0 = ``<end>``, unknown words dropped, as their sampling
   code drops them), so their DAMSM text encoder loads unchanged;
-* a caption longer than ``max_words`` keeps its FIRST ``max_words`` words
-  (DF-GAN keeps a random order-preserving subset), so a batch is a pure
-  function of the captions;
+* a caption longer than ``max_words`` keeps its FIRST ``max_words`` words, so a
+  batch is a pure function of the captions (DF-GAN keeps a random ordered
+  subset: ``data.long_captions: "random"`` has the dataset draw it first);
 * an empty caption encodes as one ``<unk>``, so every length is >= 1 (packed
   LSTMs need it).
 """

@@ -19,7 +19,7 @@ from ganreg.data.config import DataConfig
 EVAL_CACHE_VERSION = 3  # 3: real images un-augmented (no flip, centre crop)
 """Bump when the classifier or the statistics change meaning: old cache entries are then ignored."""
 
-_NOT_DATA = {"num_workers", "cache_dir", "max_words", "min_word_count"}
+_NOT_DATA = {"num_workers", "cache_dir", "max_words", "long_captions", "min_word_count"}
 """Data-config fields that do not change the images, labels or attributes."""
 
 

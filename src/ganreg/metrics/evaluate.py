@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -128,16 +129,21 @@ def protocol_id(metric: str, protocol: dict[str, Any]) -> str:
     return "-".join(parts)
 
 
+def _npz_has_features(path: Path) -> bool:
+    """Whether a reference npz stores the real features (KID needs them); an unreadable file says yes
+    here and gets its own error when it is loaded."""
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            return "features" in npz.files
+    except Exception:
+        return True
+
+
 def _reference(
     options: EvalOptions, config: DataConfig, dataset: Any, extractor: FeatureExtractor, device: torch.device, log: Log
 ) -> Reference:
     if options.ref_stats is not None:
         ref = user_reference(options.ref_stats, extractor.num_features)
-        if "kid" in options.metrics and ref.features is None:
-            raise UserError(
-                f"KID needs the real features themselves; {options.ref_stats} holds only mu and sigma",
-                "drop kid from --metrics, or omit --ref-stats to use the dataset's cached features",
-            )
         return ref
     return dataset_reference(config, options.split, dataset, extractor, device, options.real_max, log)
 
@@ -154,6 +160,11 @@ def evaluate_generator(
         raise UserError(f"--samples {options.samples} is too few", "use at least 2 (FID papers use 10k-30k)")
     if len(dataset) == 0:
         raise UserError(f"the '{options.split}' split has no images", "use another --split")
+    if options.ref_stats is not None and "kid" in metrics and not _npz_has_features(options.ref_stats):
+        raise UserError(  # before any classifier is trained or image generated
+            f"KID needs the real features themselves; {options.ref_stats} holds only mu and sigma",
+            "drop kid from --metrics (e.g. --metrics fid,is), or omit --ref-stats to use the dataset's cached features",
+        )
     dev = torch.device(device)
     with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
         return _evaluate(generator, text_encoder, dataset, collator, config, options, metrics, dev, log)

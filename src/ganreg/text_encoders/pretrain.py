@@ -53,7 +53,7 @@ def _targets(recipe: Recipe, data: DataBundle) -> tuple[list[str], torch.Tensor,
 def _key(recipe: Recipe, data: DataBundle) -> str:
     payload = {
         # the captions and labels: image-only settings would retrain the encoder for nothing
-        "data": recipe.data.model_dump(mode="json", exclude={"num_workers", "cache_dir", "flip", "random_crop", "crop"}),
+        "data": recipe.data.model_dump(mode="json", exclude={"num_workers", "cache_dir", "flip", "random_crop", "crop", "long_captions"}),
         "captions": hashlib.sha256("\n".join(data.train.all_captions()).encode()).hexdigest(),
         "vocab": hashlib.sha256("\n".join(data.vocab.words).encode()).hexdigest(),
         "encoder": [recipe.text_encoder.name, recipe.text_encoder.params],

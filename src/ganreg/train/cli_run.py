@@ -58,7 +58,7 @@ def run_command(
     console: Console,
 ) -> int:
     from ganreg.train.networks import build_networks, parameter_table
-    from ganreg.train.rundir import RECIPE_FILE, new_run_dir, read_run
+    from ganreg.train.rundir import RECIPE_FILE, new_run_dir, read_run, run_dir_path
     from ganreg.train.setup import prepare_data
     from ganreg.train.trainer import start_or_resume
 
@@ -89,8 +89,9 @@ def run_command(
         return 0
 
     if resume_dir is None:
-        existed = out is not None and Path(out).exists()
-        run_dir = new_run_dir(recipe, str(out) if out else None)
+        run_dir = run_dir_path(recipe, str(out) if out else None)
+        existed = run_dir.exists()
+        new_run_dir(run_dir)
     try:
         trainer = start_or_resume(recipe, registry, run_dir, device, resume=resume_dir is not None)
     except BaseException:

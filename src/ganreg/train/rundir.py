@@ -35,13 +35,16 @@ RUN_FILE = "run.json"
 VOCAB_FILE = "vocab.json"
 
 
-def new_run_dir(recipe: Recipe, out: str | None) -> Path:
+def run_dir_path(recipe: Recipe, out: str | None) -> Path:
     """``--out`` if given, else ``output.dir/output.name`` or ``output.dir/<recipe>-<time>``."""
     if out:
-        path = Path(out)
-    else:
-        name = recipe.output.name or f"{recipe.name or 'run'}-{time.strftime('%Y%m%d-%H%M%S')}"
-        path = Path(recipe.output.dir) / name
+        return Path(out)
+    name = recipe.output.name or f"{recipe.name or 'run'}-{time.strftime('%Y%m%d-%H%M%S')}"
+    return Path(recipe.output.dir) / name
+
+
+def new_run_dir(path: Path) -> Path:
+    """Create the run directory ``path`` (refusing one that already holds a run)."""
     if (path / "checkpoints" / "latest.pt").exists():
         raise UserError(f"{path} already holds a run", f"resume it with `ganreg run --resume {path}` or pick another --out")
     path.mkdir(parents=True, exist_ok=True)
