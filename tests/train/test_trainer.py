@@ -188,3 +188,34 @@ def test_amp_auto_is_bf16_only_where_the_device_computes_it_natively(monkeypatch
     monkeypatch.setattr(setup, "native_bf16", lambda device: False)
     assert setup.resolve_amp("auto", cpu) is None
     assert setup.resolve_amp("bf16", cpu) is torch.bfloat16
+
+
+def test_pretraining_sees_the_word_subsets_the_gan_will_see(make_recipe, registry, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """With data.long_captions 'random' the text encoder is pretrained on fresh ordered subsets each epoch
+    (its own cache entry), as AttnGAN trained DAMSM; with 'first' on the first max_words words."""
+    from ganreg.data.tokenizer import Vocabulary
+    from ganreg.text_encoders import pretrain
+
+    seen: list[tuple[int, int]] = []  # (captions encoded, hash of the tokens) of every call
+    real = Vocabulary.encode_batch
+
+    def spy(self, texts, max_words=18):  # type: ignore[no-untyped-def]
+        tokens, lengths = real(self, texts, max_words)
+        seen.append((len(texts), hash(tokens.numpy().tobytes())))
+        return tokens, lengths
+
+    monkeypatch.setattr(Vocabulary, "encode_batch", spy)
+    over = {"text_encoder.mode": "pretrain", "text_encoder.pretrain": {"epochs": 3, "target_accuracy": 1.0},
+            "data.max_words": 5, "train.steps": 1}
+    paths = {}
+    for mode in ("first", "random"):
+        seen.clear()
+        recipe = make_recipe(**over, **{"data.long_captions": mode})
+        trainer = start_or_resume(recipe, registry, tmp_path / mode, "cpu", resume=False)  # pretrains
+        n = sum(len(trainer.data.train.captions_of(i)) for i in range(len(trainer.data.train)))
+        whole = [h for count, h in seen if count == n]  # the pretraining's encodings of every caption
+        assert len(whole) == (1 if mode == "first" else 4), whole  # once, or once + one per epoch
+        if mode == "random":
+            assert len(set(whole[1:])) == 3 and whole[0] not in whole[1:], "each epoch re-draws the subsets"
+        paths[mode] = pretrain.pretrain_text_encoder(trainer.nets.text_encoder, recipe, trainer.data, trainer.device)
+    assert paths["first"] != paths["random"]  # separate cache entries

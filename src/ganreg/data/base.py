@@ -40,7 +40,7 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from ganreg.data._util import load_size, mix_seed, pil_to_array, resize_short_side, uint8_chw, uint8_to_tensor
-from ganreg.data.tokenizer import tokenize
+from ganreg.data.tokenizer import ordered_word_subset
 from ganreg.errors import DataError
 
 
@@ -266,9 +266,7 @@ class CaptionedImageDataset(Dataset):
         caption = captions[ci]
         emb = self._embedding(index, ci)
         if self.word_subset is not None and emb is None:  # a precomputed embedding is of the whole caption
-            words = tokenize(caption)
-            if len(words) > self.word_subset:
-                caption = " ".join(words[i] for i in sorted(rng.sample(range(len(words)), self.word_subset)))
+            caption = ordered_word_subset(caption, self.word_subset, rng)
         item: dict[str, Any] = {"caption": caption, "label": self._label_of(index), "index": index}
         if self.with_images:
             item["image"] = self._tensor(index, rng)

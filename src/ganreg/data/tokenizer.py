@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -41,6 +42,15 @@ def tokenize(text: str) -> list[str]:
     """Lower-case ASCII words of ``text``, as DF-GAN splits its captions (so DAMSM's word ids match)."""
     words = (w.encode("ascii", "ignore").decode("ascii") for w in _WORD.findall(text.replace("\ufffd\ufffd", " ").lower()))
     return [w for w in words if w]
+
+
+def ordered_word_subset(caption: str, n: int, rng: random.Random) -> str:
+    """``caption`` as at most ``n`` of its words: all of them, or a random subset in their order
+    (DF-GAN / AttnGAN's ``get_caption``, which trains on long captions this way)."""
+    words = tokenize(caption)
+    if len(words) <= n:
+        return caption
+    return " ".join(words[i] for i in sorted(rng.sample(range(len(words)), n)))
 
 
 class Vocabulary:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import random
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,6 +21,8 @@ import torch
 from rich.console import Console
 from torch import nn
 
+from ganreg.data._util import mix_seed
+from ganreg.data.tokenizer import ordered_word_subset
 from ganreg.interfaces import TextBatch, TextEncoder
 from ganreg.recipe import Recipe
 from ganreg.train.checkpoint import atomic_save
@@ -53,7 +56,7 @@ def _targets(recipe: Recipe, data: DataBundle) -> tuple[list[str], torch.Tensor,
 def _key(recipe: Recipe, data: DataBundle) -> str:
     payload = {
         # the captions and labels: image-only settings would retrain the encoder for nothing
-        "data": recipe.data.model_dump(mode="json", exclude={"num_workers", "cache_dir", "flip", "random_crop", "crop", "long_captions"}),
+        "data": recipe.data.model_dump(mode="json", exclude={"num_workers", "cache_dir", "flip", "random_crop", "crop"}),
         "captions": hashlib.sha256("\n".join(data.train.all_captions()).encode()).hexdigest(),
         "vocab": hashlib.sha256("\n".join(data.vocab.words).encode()).hexdigest(),
         "encoder": [recipe.text_encoder.name, recipe.text_encoder.params],
@@ -76,7 +79,8 @@ def pretrain_text_encoder(encoder: TextEncoder, recipe: Recipe, data: DataBundle
             path.unlink(missing_ok=True)
     spec = recipe.text_encoder.pretrain
     captions, targets, sizes = _targets(recipe, data)
-    tokens, lengths = data.vocab.encode_batch(captions, recipe.data.max_words)
+    max_words, subsets = recipe.data.max_words, recipe.data.long_captions == "random"
+    tokens, lengths = data.vocab.encode_batch(captions, max_words)
     gen = torch.Generator().manual_seed(recipe.train.seed + 3)
     torch_state = torch.get_rng_state()
     torch.manual_seed(recipe.train.seed + 3)
@@ -86,8 +90,11 @@ def pretrain_text_encoder(encoder: TextEncoder, recipe: Recipe, data: DataBundle
     n = len(captions)
     recent: list[float] = []  # accuracy of the last 20 batches
     batches = 0
-    for _epoch in range(spec.epochs):
+    for epoch in range(spec.epochs):
         perm = torch.randperm(n, generator=gen)
+        if subsets:  # long captions as the GAN will see them: a fresh ordered subset of words each epoch
+            rng = random.Random(mix_seed("pretrain-words", recipe.train.seed, epoch))
+            tokens, lengths = data.vocab.encode_batch([ordered_word_subset(c, max_words, rng) for c in captions], max_words)
         if len(recent) == 20 and sum(recent) / 20 >= spec.target_accuracy:
             break
         for start in range(0, n, spec.batch_size):
