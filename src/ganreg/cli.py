@@ -196,8 +196,14 @@ def generate(
         texts += [line.strip() for line in captions_file.read_text(encoding="utf-8").splitlines() if line.strip()]
     if not texts:
         raise UserError("no captions given", 'pass captions as arguments or --captions FILE')
-    path = generate_grid(run_dir, texts, num, out, checkpoint, seed, truncation, not no_ema, device)
-    console.print(f"wrote {path} ({len(texts)} caption(s) x {num}) and {path.with_suffix('.txt')}")
+    unknown = generate_grid(run_dir, texts, num, out, checkpoint, seed, truncation, not no_ema, device)
+    console.print(f"wrote {out} ({len(texts)} caption(s) x {num}) and {out.with_suffix('.txt')}")
+    for caption, words in unknown.items():
+        err_console.print(
+            f"[yellow]note:[/yellow] the run's vocabulary lacks {', '.join(repr(w) for w in words)} "
+            f"(in {caption!r}): the generator cannot read those words",
+            highlight=False,
+        )
 
 
 def _register_optional_groups() -> None:

@@ -65,12 +65,14 @@ def generate_images(
 def generate_grid(
     run_dir: Path, captions: list[str], per_caption: int, out: Path, checkpoint: str | None = None, seed: int = 0,
     truncation: float | None = None, use_ema: bool = True, device: str = "auto",
-) -> Path:
+) -> dict[str, list[str]]:
+    """Write the grid to ``out``; returns the words of each caption the run's vocabulary does not know
+    (a caption the generator can only half read should say so)."""
     out = Path(out)
     if out.suffix.lower() not in {".png", ".jpg", ".jpeg"}:
         raise UserError(f"output {out} must be a .png or .jpg file", "use -o samples.png")
     run = load_trained(run_dir, checkpoint, use_ema, device)
     images = generate_images(run.nets, run.vocab, captions, per_caption, seed, truncation, run.recipe.data.max_words)
     save_grid(images, out, nrow=per_caption, captions=captions)
-    return out
+    return {c: words for c in captions if (words := run.vocab.unknown_words(c))}
 

@@ -42,6 +42,9 @@ def test_run_then_generate(write_recipe, monkeypatch, tmp_path: Path) -> None:  
         cli, ["generate", str(out), "a green square", "--captions", str(caps), "-n", "3", "-o", str(png), "--seed", "1", "--truncation", "0.8"]
     )
     assert res.exit_code == 0, res.output
+    assert "lacks" not in res.output  # every word is a shapes word
+    res = runner.invoke(cli, ["generate", str(out), "a green zebra square", "-n", "1", "-o", str(tmp_path / "z.png")])
+    assert res.exit_code == 0 and "vocabulary lacks 'zebra'" in res.output, res.output
     from PIL import Image
 
     w, h = Image.open(png).size

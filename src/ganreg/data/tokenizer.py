@@ -95,6 +95,10 @@ class Vocabulary:
     def __repr__(self) -> str:
         return f"Vocabulary({len(self)} words)"
 
+    def unknown_words(self, text: str) -> list[str]:
+        """The words of ``text`` this vocabulary does not know (they become ``<unk>``, or are dropped)."""
+        return [w for w in tokenize(text) if w not in self.index]
+
     def encode(self, text: str) -> list[int]:
         """Ids of the words of ``text`` (unknown words -> 1, or left out); empty text -> ``[]``."""
         if self.unknown == "drop":
