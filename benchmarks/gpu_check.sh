@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Everything issue 6 measures on a GPU, in one call (a lent machine's time is scarce):
+#   the CUDA-only tests, the whole DF-GAN training step (64 / 256 px) and the DFBLK kernel benchmarks.
+#
+#   OUT=/some/folder bash benchmarks/gpu_check.sh
+#
+# Results (at most 8 files, flat, as the device tool brings back): env.txt, gpu-tests.txt,
+# train-step.json/.txt, dfblk.json/.md/.txt. On a machine that already has torch (and triton),
+# the project is installed with --no-deps; pydantic & co. come from wheels in .whl/ when the
+# machine's index lacks them (pip download -d .whl pydantic on a machine with internet).
+# Runs on the CPU too (GPU tests skip, benchmarks take their small CPU shapes): a dry run.
+set -uo pipefail
+OUT=${OUT:-/tmp/ganreg-gpu-check}
+mkdir -p "$OUT"
+cd "$(dirname "$0")/.."
+
+if ! python -c "import ganreg, ganreg_dfgan" 2>/dev/null; then
+    if [ -d .whl ]; then pip install -q --no-index --find-links .whl pydantic >/dev/null 2>&1 || true; fi
+    pip install -q --no-deps -e . -e plugins/dfgan -e plugins/dcgan-cls -e plugins/losses >/dev/null
+fi
+{
+    date -u
+    nvidia-smi --query-gpu=name,memory.total,clocks.max.sm --format=csv 2>/dev/null || echo "no nvidia-smi"
+    python -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.is_available())"
+    python -c "import triton; print('triton', triton.__version__)" 2>/dev/null || echo "no triton"
+    git log --oneline -1 2>/dev/null
+} > "$OUT/env.txt" 2>&1
+
+status=0
+python -m pytest -q -m gpu tests plugins > "$OUT/gpu-tests.txt" 2>&1 || status=1
+python -m pytest -q benchmarks/test_bench_train_step.py --benchmark-enable \
+    --benchmark-json="$OUT/train-step.json" > "$OUT/train-step.txt" 2>&1 || status=1
+GANREG_BENCH_TABLE="$OUT/dfblk.md" python -m pytest -q benchmarks/test_bench_dfblk.py --benchmark-enable \
+    --benchmark-json="$OUT/dfblk.json" > "$OUT/dfblk.txt" 2>&1 || status=1
+rm -f "$OUT/dfblk.md.json"  # the raw rows are in dfblk.json already; keep to 8 files
+tail -n 3 "$OUT"/gpu-tests.txt "$OUT"/train-step.txt "$OUT"/dfblk.txt
+exit $status
