@@ -77,15 +77,17 @@ class DataConfig(BaseModel):
         description="folder only: 'bbox' first cuts CUB's 1.5x square around each bird's bounding box (StackGAN, "
         "AttnGAN, DF-GAN), from CUB_200_2011/images.txt + bounding_boxes.txt under data.path.",
     )
-    num_workers: int = Field(0, ge=0, le=64, description="DataLoader worker processes (0: load in the main process); at most the CPUs available.")
+    num_workers: int = Field(
+        0, ge=0, le=64, description="DataLoader worker processes (0: load in the main process); at most the CPUs available."
+    )
     cache_dir: str | None = Field(
         None, description="Where generated shapes and file indexes are cached. None: $GANREG_CACHE or ~/.cache/ganreg."
     )
     images_dir: str | None = Field(
         None,
         description="folder only: image folder relative to `path`. None: the first of images/, jpg/, "
-        "CUB_200_2011/images/, oxford-102-flowers/images/ that exists. Images are found as <images_dir>/<class>/<stem>.jpg or "
-        "<images_dir>/<stem>.jpg (also .jpeg/.png).",
+        "CUB_200_2011/images/, oxford-102-flowers/images/ that exists. Images are found as "
+        "<images_dir>/<class>/<stem>.jpg or <images_dir>/<stem>.jpg (also .jpeg/.png).",
     )
     captions_dir: str | None = Field(
         None,

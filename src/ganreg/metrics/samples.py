@@ -109,12 +109,13 @@ def real_batches(
     another random item: the ceiling and the chance level of the alignment metric."""
     keys = caption_keys(len(dataset), samples, seed)
     dataset = dataset.view(wrong_images=False, augment=False)
+    shuffled = captions_only(dataset)
     perm = torch.randperm(len(keys), generator=torch.Generator().manual_seed(seed + 7)) if shuffle_captions else None
     for start in range(0, len(keys), batch_size):
         items = [dataset[key] for key in keys[start : start + batch_size]]
         images = collator(items)["images"]
         if perm is not None:
-            items = [captions_only(dataset)[keys[int(j)]] for j in perm[start : start + batch_size]]
+            items = [shuffled[keys[int(j)]] for j in perm[start : start + batch_size]]
         batch = collator(items)
         labels, attrs = _targets(batch)
         yield EvalBatch(images, labels, attrs, list(batch["captions"]))

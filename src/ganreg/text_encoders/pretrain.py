@@ -80,7 +80,8 @@ def pretrain_text_encoder(encoder: TextEncoder, recipe: Recipe, data: DataBundle
     spec = recipe.text_encoder.pretrain
     captions, targets, sizes = _targets(recipe, data)
     max_words, subsets = recipe.data.max_words, recipe.data.long_captions == "random"
-    tokens, lengths = data.vocab.encode_batch(captions, max_words)
+    if not subsets:  # the same tokens every epoch; with subsets each epoch encodes its own below
+        tokens, lengths = data.vocab.encode_batch(captions, max_words)
     gen = torch.Generator().manual_seed(recipe.train.seed + 3)
     torch_state = torch.get_rng_state()
     torch.manual_seed(recipe.train.seed + 3)
