@@ -1,5 +1,6 @@
 """The model-agnostic losses: pair scores against D called pair by pair, the cross-entropy by hand,
-which network each phase trains, and that mode seeking punishes a generator that ignores its noise."""
+which network each phase trains, that mode seeking punishes a generator that ignores its noise, and
+that the diversity-sensitive term rewards noise diversity by hand, only up to its bound."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from ganreg.interfaces import Generator, GeneratorOutput
 from ganreg.testing import TinyDiscriminator, TinyGenerator, check_component, registry_with, tiny_context
 from ganreg.train.context import StepContext
 from ganreg_losses import plugin
-from ganreg_losses.losses import Contrastive, ModeSeeking, matching_cross_entropy, pair_logits
+from ganreg_losses.losses import Contrastive, DiversitySensitive, ModeSeeking, matching_cross_entropy, pair_logits
 
 B = 5
 
@@ -21,7 +22,12 @@ B = 5
 def test_conformance_kit_over_the_plugin() -> None:
     reg = registry_with(plugin, "losses")
     ids = sorted(f"{c.kind}:{c.qualified}" for c in reg.components())
-    assert ids == ["loss:losses:contrastive", "loss:losses:contrastive_generator", "loss:losses:mode_seeking"]
+    assert ids == [
+        "loss:losses:contrastive",
+        "loss:losses:contrastive_generator",
+        "loss:losses:diversity_sensitive",
+        "loss:losses:mode_seeking",
+    ]
     for info in reg.components():
         check_component(info)
         assert info.paper and info.summary
@@ -125,3 +131,76 @@ def test_mode_seeking_punishes_a_generator_that_ignores_its_noise() -> None:
     assert float(again.logs["ratio"]) > ratio
     with pytest.raises(RuntimeError, match="trains the generator"):
         ModeSeeking()(_context("discriminator"))
+
+
+class _CountingGenerator(Generator):
+    """``tanh(fc(cat(z, cond)))``; records the batch size of every call."""
+
+    z_dim = 8
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(8 + 16, 3 * 16 * 16)
+        self.calls: list[int] = []
+
+    def forward(self, z: torch.Tensor, cond: torch.Tensor) -> GeneratorOutput:
+        self.calls.append(z.shape[0])
+        return GeneratorOutput(images=torch.tanh(self.fc(torch.cat([z, cond], 1))).view(-1, 3, 16, 16))
+
+
+def _second_noise(ctx: StepContext) -> list[torch.Tensor]:
+    """Record the fresh noise the loss draws (and hand it out)."""
+    drawn: list[torch.Tensor] = []
+
+    def noise(n: int) -> torch.Tensor:
+        drawn.append(torch.randn(n, ctx.z.shape[1]))
+        return drawn[-1]
+
+    ctx._sample_noise = noise
+    return drawn
+
+
+def test_diversity_sensitive_by_hand_and_only_up_to_tau() -> None:
+    g = _CountingGenerator()
+    ctx = _context("generator", g)
+    drawn = _second_noise(ctx)
+    ratio_by_hand = None
+    for tau in (10.0, 1e-4):
+        drawn.clear()
+        loss = DiversitySensitive(tau=tau)(ctx)
+        with torch.no_grad():
+            other = g(drawn[0], ctx.cond).images
+            ratio = (ctx.fake - other).abs().flatten(1).mean(1) / (ctx.z - drawn[0]).abs().mean(1)
+        assert loss.item() == pytest.approx(-ratio.clamp(max=tau).mean().item(), rel=1e-5)
+        assert float(ctx.logs["ratio"]) == pytest.approx(ratio.mean().item(), rel=1e-5)
+        ratio_by_hand = ratio
+    assert ratio_by_hand is not None and (ratio_by_hand > 1e-4).all()
+    # every pair is past tau = 1e-4: the term is constant there and gives G no gradient
+    assert float(ctx.logs["saturated"]) == 1.0
+    loss.backward()
+    assert all(p.grad is None or not p.grad.any() for p in g.parameters())
+
+
+def test_diversity_sensitive_runs_the_second_pass_on_the_first_samples_only() -> None:
+    g = _CountingGenerator()
+    for loss, second in ((DiversitySensitive(samples=2), 2), (ModeSeeking(samples=3), 3), (DiversitySensitive(samples=50), B)):
+        ctx = _context("generator", g)
+        _ = ctx.fake
+        g.calls.clear()
+        loss(ctx)
+        assert g.calls == [second]
+
+
+def test_diversity_sensitive_step_makes_the_noise_matter_more() -> None:
+    ctx = _context("generator")
+    loss = DiversitySensitive(tau=10.0)(ctx)
+    ratio = float(ctx.logs["ratio"])
+    opt = torch.optim.SGD(ctx.generator.parameters(), lr=0.5)
+    loss.backward()
+    opt.step()
+    torch.manual_seed(0)
+    again = _context("generator", ctx.generator)
+    DiversitySensitive(tau=10.0)(again)
+    assert float(again.logs["ratio"]) > ratio
+    with pytest.raises(RuntimeError, match="trains the generator"):
+        DiversitySensitive()(_context("discriminator"))

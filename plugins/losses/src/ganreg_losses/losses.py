@@ -1,4 +1,4 @@
-"""Batch-contrastive text matching and mode seeking.
+"""Batch-contrastive text matching, mode seeking and diversity-sensitive regularisation.
 
 ``contrastive`` (D) / ``contrastive_generator`` (G)
     Every (image i, caption j) pair of the batch is scored by D's own
@@ -19,6 +19,19 @@
     vectors, ``1 / (mean|G(z1, s) - G(z2, s)| / mean|z1 - z2| + eps)``. A
     conditional GAN that ignores its noise (GAN-INT-CLS's known collapse) pays
     for it. It runs G a second time on the same captions with fresh noise.
+
+``diversity_sensitive`` (G)
+    DSGAN's regulariser (Yang et al., ICLR 2019): G maximises, per pair,
+    ``min(mean|G(z1, s) - G(z2, s)| / mean|z1 - z2|, tau)``. The same ratio as
+    mode seeking, but rewarded linearly and only up to ``tau``: mode seeking's
+    ``1 / ratio`` pushes hardest where G is most collapsed (its gradient grows
+    as ``1 / ratio**2``) and never stops, so in a short run it buys variation
+    wherever it is cheapest, such as the object's colour; a bound near the
+    data's own ratio asks for no more variation than real images that fit one
+    caption show.
+
+Both regularisers can run the second G pass on the first ``samples`` items of
+the batch only: its cost then shrinks in proportion.
 """
 
 from __future__ import annotations
@@ -28,7 +41,7 @@ import torch.nn.functional as F
 
 from ganreg.interfaces import BuildContext, Discriminator, Loss
 from ganreg.train.context import StepContext
-from ganreg_losses.params import ContrastiveParams, ModeSeekingParams
+from ganreg_losses.params import ContrastiveParams, DiversitySensitiveParams, ModeSeekingParams
 
 
 def pair_logits(discriminator: Discriminator, features: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
@@ -64,23 +77,51 @@ class Contrastive(Loss):
         return loss
 
 
+def second_draw(ctx: StepContext, samples: int | None, who: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(image differences, noise differences, n)`` for the first ``samples`` items of the batch (all when
+    None): ``G(z1, s) - G(z2, s)`` and ``z1 - z2`` in float32, with a fresh ``z2`` for the same sentences."""
+    if ctx.phase != "generator":
+        raise RuntimeError(f'{who} trains the generator (drop "trains": "discriminator")')
+    n = ctx.z.shape[0] if samples is None else min(samples, ctx.z.shape[0])
+    z1 = ctx.z[:n]
+    z2 = ctx.noise(n).to(device=z1.device, dtype=z1.dtype)
+    other = ctx.generator(z2, ctx.cond[:n].detach()).images
+    return ctx.fake[:n].float() - other.float(), (z1 - z2).float(), n
+
+
 class ModeSeeking(Loss):
-    """MSGAN: ``1 / (mean|G(z1, s) - G(z2, s)| / mean|z1 - z2| + eps)`` over the batch."""
+    """MSGAN: ``1 / (mean|G(z1, s) - G(z2, s)| / mean|z1 - z2| + eps)`` over the (sub-)batch."""
 
     network = "generator"
 
-    def __init__(self, eps: float = 1e-5) -> None:
+    def __init__(self, eps: float = 1e-5, samples: int | None = None) -> None:
         super().__init__()
         self.eps = float(eps)
+        self.samples = samples
 
     def forward(self, ctx: StepContext) -> torch.Tensor:
-        if ctx.phase != "generator":
-            raise RuntimeError("mode_seeking trains the generator (drop \"trains\": \"discriminator\")")
-        z2 = ctx.noise(ctx.z.shape[0]).to(device=ctx.z.device, dtype=ctx.z.dtype)
-        other = ctx.generator(z2, ctx.cond.detach()).images
-        ratio = (ctx.fake - other).abs().mean() / (ctx.z - z2).abs().mean()
+        images, noise, _ = second_draw(ctx, self.samples, "mode_seeking")
+        ratio = images.abs().mean() / noise.abs().mean()
         ctx.log("ratio", ratio)
-        return 1.0 / (ratio.float() + self.eps)
+        return 1.0 / (ratio + self.eps)
+
+
+class DiversitySensitive(Loss):
+    """DSGAN: ``-mean_i min(mean|G(z1_i, s_i) - G(z2_i, s_i)| / mean|z1_i - z2_i|, tau)``."""
+
+    network = "generator"
+
+    def __init__(self, tau: float = 0.1, samples: int | None = None) -> None:
+        super().__init__()
+        self.tau = float(tau)
+        self.samples = samples
+
+    def forward(self, ctx: StepContext) -> torch.Tensor:
+        images, noise, n = second_draw(ctx, self.samples, "diversity_sensitive")
+        ratio = images.abs().reshape(n, -1).mean(1) / noise.abs().mean(1)
+        ctx.log("ratio", ratio.mean())
+        ctx.log("saturated", (ratio >= self.tau).float().mean())
+        return -ratio.clamp(max=self.tau).mean()
 
 
 def build_contrastive(params: ContrastiveParams, ctx: BuildContext) -> Contrastive:
@@ -104,4 +145,12 @@ def build_mode_seeking(params: ModeSeekingParams, ctx: BuildContext) -> ModeSeek
 
     1 / (mean|G(z1,s) - G(z2,s)| / mean|z1 - z2| + eps): penalises a G that ignores its noise.
     """
-    return ModeSeeking(params.eps)
+    return ModeSeeking(params.eps, params.samples)
+
+
+def build_diversity_sensitive(params: DiversitySensitiveParams, ctx: BuildContext) -> DiversitySensitive:
+    """Diversity-sensitive regulariser (DSGAN, Yang et al. ICLR 2019).
+
+    G maximises min(mean|G(z1,s) - G(z2,s)| / mean|z1 - z2|, tau) per pair: as much noise diversity as the data, no more.
+    """
+    return DiversitySensitive(params.tau, params.samples)

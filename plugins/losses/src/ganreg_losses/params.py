@@ -12,6 +12,28 @@ class ContrastiveParams(BaseModel):
     )
 
 
+SAMPLES_DESCRIPTION = (
+    "How many items of the batch get a second noise vector (G runs once more on them only); null: all."
+    " Fewer is cheaper and noisier."
+)
+
+
 class ModeSeekingParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
     eps: float = Field(1e-5, gt=0, description="Keeps 1 / ratio finite when two images coincide (MSGAN: 1e-5).")
+    samples: int | None = Field(None, ge=1, description=SAMPLES_DESCRIPTION)
+
+
+class DiversitySensitiveParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    tau: float = Field(
+        0.1,
+        gt=0,
+        description=(
+            "Bound on each pair's rewarded ratio mean|G(z1,s) - G(z2,s)| / mean|z1 - z2| (images in [-1, 1]):"
+            " past it the pair gives no gradient, so G is not pushed to vary more than the data does. 0.1 is"
+            " the built-in shapes' own ratio (real images that fit one caption differ by 0.11 a pixel, two"
+            " N(0, 1) noise vectors by 1.13 a dimension)."
+        ),
+    )
+    samples: int | None = Field(None, ge=1, description=SAMPLES_DESCRIPTION)
