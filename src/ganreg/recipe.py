@@ -141,7 +141,7 @@ class TrainSpec(_Strict):
 
 
 class IntervalsSpec(_Strict):
-    log: int = Field(10, ge=1, description="Steps between lines of metrics.jsonl.")
+    log: int = Field(10, ge=1, description="Steps between lines of metrics.jsonl (each line: the loss terms averaged over those steps).")
     samples: int = Field(500, ge=1, description="Steps between sample grids.")
     checkpoint: int = Field(1000, ge=1, description="Steps between checkpoints (one is always written at the end).")
     keep_checkpoints: int = Field(3, ge=1, description="Numbered checkpoints kept besides latest.")

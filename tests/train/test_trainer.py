@@ -219,3 +219,41 @@ def test_pretraining_sees_the_word_subsets_the_gan_will_see(make_recipe, registr
             assert len(set(whole)) == 3, "each epoch re-draws the subsets"
         paths[mode] = pretrain.pretrain_text_encoder(trainer.nets.text_encoder, recipe, trainer.data, trainer.device)
     assert paths["first"] != paths["random"]  # separate cache entries
+
+
+def test_logged_terms_are_interval_means_so_a_lazy_penalty_shows(tmp_path: Path, registry, make_recipe) -> None:  # type: ignore[no-untyped-def]
+    """MA-GP with every=4 is computed on steps 1, 5, 9...; logged every 4 steps, the last step's value
+    would always be a skipped step's 0. The record holds the interval's mean: the computed value / 4."""
+    recipe = make_recipe(
+        **{
+            "text_encoder.mode": "frozen",
+            "generator": {"name": "dfgan", "params": {"nf": 4, "z_dim": 8}},
+            "discriminator": {"name": "dfgan", "params": {"nf": 4}},
+            "losses": [
+                {"name": "hinge"},
+                {"name": "hinge_generator"},
+                {"name": "magp", "params": {"every": 4}},
+            ],
+            "train.steps": 8,
+            "intervals.log": 4,
+        }
+    )
+    trainer = start_or_resume(recipe, registry, tmp_path / "run", "cpu", resume=False)
+    seen: list[dict[str, torch.Tensor]] = []
+    original = trainer._phase
+
+    def spy(network, contexts):  # type: ignore[no-untyped-def]
+        logs = original(network, contexts)
+        seen.append({k: v.clone() for k, v in logs.items()})
+        return logs
+
+    trainer._phase = spy  # type: ignore[method-assign]
+    trainer.fit()
+    rows = losses(tmp_path / "run")
+    assert [r["step"] for r in rows] == [4, 8]
+    d_steps = [logs for logs in seen if "d/magp" in logs]
+    for row, interval in zip(rows, (d_steps[:4], d_steps[4:])):
+        computed = [float(s["d/magp"]) for s in interval]
+        assert computed[0] > 0 and computed[1:] == [0.0, 0.0, 0.0]
+        assert row["d/magp"] == pytest.approx(sum(computed) / 4, rel=1e-5)
+        assert row["d/total"] == pytest.approx(sum(float(s["d/total"]) for s in interval) / 4, rel=1e-5)

@@ -109,6 +109,8 @@ class Trainer:
         self.elapsed = 0.0
         self._stop_requested = False
         self._pending: list[tuple[int, dict[str, torch.Tensor]]] = []
+        self._interval_sums: dict[str, float] = {}
+        self._interval_counts: dict[str, int] = {}
         self._fixed = self._fixed_samples()
         if recipe.eval.every_epochs:
             from ganreg.metrics.training import check_eval_spec
@@ -199,30 +201,41 @@ class Trainer:
             term.module.after_step(module)
         return logs
 
-    def _flush(self) -> dict[str, float]:
-        """Numbers of the steps since the last flush (one GPU sync); raises
-        :class:`TrainingDiverged` naming the first step and network whose loss
-        was NaN or infinite. Returns the last step's values."""
+    def _flush(self) -> None:
+        """Move the steps since the last flush into the logging interval's sums (one GPU sync);
+        raises :class:`TrainingDiverged` naming the first step and network whose loss was NaN or
+        infinite."""
         pending, self._pending = self._pending, []
         if not pending:
-            return {}
+            return
         keys = sorted({k for _, logs in pending for k in logs})  # a loss may log a key only on some steps
         nan = torch.tensor(float("nan"))
         rows = [torch.stack([logs[k].float().reshape(()) if k in logs else nan for k in keys]) for _, logs in pending]
         table = torch.stack([r.cpu() for r in rows])
         for (step, logs), row in zip(pending, table):
-            bad = [k for k, v in zip(keys, row.tolist()) if k in logs and not math.isfinite(v)]
+            values = dict(zip(keys, row.tolist()))
+            bad = [k for k in keys if k in logs and not math.isfinite(values[k])]
             totals = [k for k in bad if k.endswith("/total")]
             if totals:
                 network = "discriminator" if totals[0].startswith("d/") else "generator"
                 terms = [k.split("/", 1)[1] for k in bad if k[0] == totals[0][0] and not k.endswith("/total")]
                 raise TrainingDiverged(
-                    f"the {network} loss became {dict(zip(keys, row.tolist()))[totals[0]]} at step {step}"
+                    f"the {network} loss became {values[totals[0]]} at step {step}"
                     f" (terms: {', '.join(terms) or 'sum'})",
                     "lower the learning rate, check the data, or add a regulariser; the last good checkpoint is kept",
                 )
-        last = pending[-1][1]
-        return {k: v for k, v in zip(keys, table[-1].tolist()) if k in last}
+            for k in logs:
+                self._interval_sums[k] = self._interval_sums.get(k, 0.0) + values[k]
+                self._interval_counts[k] = self._interval_counts.get(k, 0) + 1
+
+    def _interval_means(self) -> dict[str, float]:
+        """Each logged term's mean over the steps since the last record (over the steps that logged
+        it), then a fresh interval. A mean, not the last step's value: a term computed every N-th
+        step only (lazy MA-GP) would otherwise read 0 whenever the logging interval is a multiple of N."""
+        self._flush()
+        means = {k: total / self._interval_counts[k] for k, total in self._interval_sums.items()}
+        self._interval_sums, self._interval_counts = {}, {}
+        return means
 
     def train_step(self) -> None:
         """One generator step and the ``d_steps`` discriminator steps before it."""
@@ -387,8 +400,9 @@ class Trainer:
                 stopping = self._stop_requested or out_of_time or (stop_after is not None and self.step >= stop_after)
                 due = [self.step % n == 0 for n in (iv.log, iv.samples, iv.checkpoint)]
                 if any(due) or stopping or self.step == self.total_steps:
-                    logs = self._flush()
+                    self._flush()  # checks for NaN/inf before any sample or checkpoint is written
                 if due[0] or self.step == self.total_steps:
+                    logs = self._interval_means()
                     now = time.perf_counter()
                     record = {
                         "step": self.step,
