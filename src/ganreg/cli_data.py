@@ -79,7 +79,8 @@ def _check_free(path: Path, force: bool) -> None:
 )
 @click.option("--force", is_flag=True, help="Replace an existing output file.")
 def make_shapes(out: Path, size: int, count: int, seed: int, fmt: str, n_captions: int, force: bool) -> None:
-    from ganreg.data._util import atomic_dir, encode_jpeg
+    from ganreg.atomic import atomic_dir
+    from ganreg.data._util import encode_jpeg
     from ganreg.data.shapes import all_specs, class_names, class_split, load_or_generate
 
     con = _console()

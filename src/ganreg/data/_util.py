@@ -1,4 +1,4 @@
-"""Small helpers shared by the data sources: seeds, caches, atomic writes, images."""
+"""Small helpers shared by the data sources: seeds, caches, images."""
 
 from __future__ import annotations
 
@@ -7,13 +7,12 @@ import hashlib
 import io
 import json
 import os
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ganreg.atomic import write_json_atomic
 from ganreg.errors import DataError
 
 _MASK64 = (1 << 64) - 1
@@ -38,68 +37,6 @@ def default_cache_dir() -> Path:
 
 def resolve_cache_dir(cache_dir: str | os.PathLike[str] | None) -> Path:
     return Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
-
-
-@contextlib.contextmanager
-def atomic_path(final: str | os.PathLike[str], suffix: str = "") -> Iterator[Path]:
-    """Yield a temporary path in the same folder; rename it to ``final`` on success.
-
-    On any exception the temporary file (or folder) is removed and ``final`` is
-    left untouched, so nothing half-written is ever visible under its name.
-    """
-    final = Path(final)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=suffix + ".tmp", dir=final.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
-    try:
-        yield tmp_path
-        os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600; give it a normal file's mode
-        os.replace(tmp_path, final)
-    except BaseException:
-        _remove(tmp_path)
-        raise
-
-
-@contextlib.contextmanager
-def atomic_dir(final: str | os.PathLike[str]) -> Iterator[Path]:
-    """Like :func:`atomic_path` for a folder; ``final`` must not exist yet (or be empty)."""
-    final = Path(final)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp_path = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
-    try:
-        yield tmp_path
-        if final.exists():
-            if final.is_dir() and not any(final.iterdir()):
-                final.rmdir()
-            else:
-                raise DataError(f"{final} already exists", "choose another --out or remove it first")
-        os.chmod(tmp_path, 0o777 & ~_umask())
-        os.replace(tmp_path, final)
-    except BaseException:
-        _remove(tmp_path)
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def _remove(path: Path) -> None:
-    import shutil
-
-    if path.is_dir():
-        shutil.rmtree(path, ignore_errors=True)
-    else:
-        with contextlib.suppress(OSError):
-            path.unlink()
-
-
-def write_json_atomic(path: str | os.PathLike[str], obj: Any) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(obj), encoding="utf-8")
 
 
 def read_json_or_none(path: Path) -> Any:

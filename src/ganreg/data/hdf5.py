@@ -30,8 +30,8 @@ from typing import Any
 
 import numpy as np
 
+from ganreg.atomic import atomic_path
 from ganreg.data._util import (
-    atomic_path,
     cached_json,
     choose_classes,
     decode_pil,

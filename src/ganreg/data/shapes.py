@@ -32,7 +32,6 @@ import os
 import random
 import re
 import shutil
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -40,6 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ganreg.atomic import atomic_write_bytes
 from ganreg.data._util import mix_seed, resolve_cache_dir
 from ganreg.data.base import CaptionedImageDataset
 from ganreg.errors import DataError
@@ -392,11 +392,7 @@ def load_or_generate(
         path.unlink(missing_ok=True)  # corrupt or stale: regenerate
     images = generate_images(seed, num_images, size)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".images.", suffix=".npy.tmp", dir=path.parent)
-        with os.fdopen(fd, "wb") as f:
-            np.save(f, images)
-        os.replace(tmp, path)
+        atomic_write_bytes(path, lambda fh: np.save(fh, images))
     except OSError:
         # A read-only cache must not stop training: keep the images in memory.
         return images

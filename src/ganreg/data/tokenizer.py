@@ -130,7 +130,7 @@ class Vocabulary:
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write as JSON (atomically)."""
-        from ganreg.data._util import write_json_atomic
+        from ganreg.atomic import write_json_atomic
 
         write_json_atomic(path, self.to_dict())
 

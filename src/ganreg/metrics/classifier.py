@@ -31,7 +31,7 @@ from torch import nn
 from ganreg.data.config import DataConfig
 from ganreg.errors import DataError, UserError
 from ganreg.metrics.cache import EVAL_CACHE_VERSION, data_key, eval_cache_dir, sha256_file, short_hash
-from ganreg.train.checkpoint import atomic_save, atomic_write_text
+from ganreg.atomic import atomic_save, atomic_write_text
 
 CLASS_HEAD = "class"
 """Name of the head that predicts the class; the other heads are the data's attribute names."""

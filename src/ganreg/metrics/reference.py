@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ganreg.atomic import atomic_write_bytes
 from ganreg.data.build import worker_count
 from ganreg.data.config import DataConfig
 from ganreg.errors import UserError
@@ -53,21 +54,10 @@ def gaussian(features: np.ndarray) -> GaussianStats:
 
 def save_npz(path: Path, features: np.ndarray | None, stats: GaussianStats, meta: dict[str, Any]) -> None:
     """Atomic write of ``mu``, ``sigma``, ``n``, optional ``features`` and a JSON ``meta``."""
-    import os
-    import tempfile
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp.npz", dir=path.parent)
-    os.close(fd)
-    try:
-        arrays: dict[str, Any] = {"mu": stats.mu, "sigma": stats.sigma, "n": np.asarray(stats.n), "meta": np.asarray(json.dumps(meta))}
-        if features is not None:
-            arrays["features"] = np.asarray(features, dtype=np.float32)
-        np.savez(tmp, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    arrays: dict[str, Any] = {"mu": stats.mu, "sigma": stats.sigma, "n": np.asarray(stats.n), "meta": np.asarray(json.dumps(meta))}
+    if features is not None:
+        arrays["features"] = np.asarray(features, dtype=np.float32)
+    atomic_write_bytes(path, lambda fh: np.savez(fh, **arrays))
 
 
 def load_npz(path: Path, dim: int | None = None) -> Reference:

@@ -24,7 +24,7 @@ from ganreg.metrics.evaluate import (
     metric_family,
     parse_metrics,
 )
-from ganreg.train.checkpoint import atomic_save, atomic_write_text
+from ganreg.atomic import atomic_save, atomic_write_text
 
 
 def should_evaluate(recipe: Any, step: int, steps_per_epoch: int) -> bool:

@@ -25,7 +25,7 @@ from ganreg.data._util import mix_seed
 from ganreg.data.tokenizer import ordered_word_subset
 from ganreg.interfaces import TextBatch, TextEncoder
 from ganreg.recipe import Recipe
-from ganreg.train.checkpoint import atomic_save
+from ganreg.atomic import atomic_save
 
 if TYPE_CHECKING:
     from ganreg.train.setup import DataBundle

@@ -1,53 +1,24 @@
 """Atomic checkpoints that never execute code when loaded.
 
-Written to a temporary file in the same directory, flushed and fsynced, then
-renamed over the target: a crash mid-write leaves the previous checkpoint
+Written through :func:`ganreg.atomic.atomic_save` (a temporary file, fsynced,
+then renamed over the target): a crash mid-write leaves the previous checkpoint
 intact. Loaded with ``torch.load(weights_only=True)``: only tensors and plain
 containers, no pickled code.
 """
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from ganreg.atomic import atomic_save
 from ganreg.errors import UserError
 
 LATEST = "latest.pt"
 _NUMBERED = re.compile(r"step_(\d+)\.pt$")
-
-
-def atomic_save(obj: Any, path: Path) -> None:
-    """``torch.save`` to ``path`` atomically (temp file + fsync + rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(obj, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write a text file atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def save_checkpoint(state: dict[str, Any], ckpt_dir: Path, step: int, keep: int) -> Path:

@@ -28,7 +28,7 @@ from ganreg.errors import UserError
 from ganreg.interfaces import BuildContext
 from ganreg.recipe import Recipe, validate_recipe
 from ganreg.registry import Registry
-from ganreg.train.checkpoint import atomic_write_text
+from ganreg.atomic import atomic_write_text
 
 RECIPE_FILE = "recipe.resolved.json"
 RUN_FILE = "run.json"

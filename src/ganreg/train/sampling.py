@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 from torchvision.utils import make_grid, save_image
 
-from ganreg.train.checkpoint import atomic_write_text
+from ganreg.atomic import atomic_write_text
 
 
 def make_noise(n: int, dim: int, generator: torch.Generator, truncation: float | None = None) -> torch.Tensor:

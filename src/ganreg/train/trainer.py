@@ -26,7 +26,8 @@ from ganreg.errors import TrainingDiverged
 from ganreg.interfaces import TextBatch
 from ganreg.recipe import Recipe
 from ganreg.registry import Registry
-from ganreg.train.checkpoint import atomic_write_text, load_checkpoint, save_checkpoint
+from ganreg.atomic import atomic_write_text
+from ganreg.train.checkpoint import load_checkpoint, save_checkpoint
 from ganreg.train.context import StepContext
 from ganreg.train.networks import Networks, build_networks, parameter_table
 from ganreg.train.optim import build_optimizer, build_scheduler
