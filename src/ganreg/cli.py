@@ -152,14 +152,21 @@ def schema() -> None:
 @click.option("--out", type=click.Path(path_type=Path), help="Run directory (default: output.dir/<name>-<time>).")
 @click.option("--device", help="auto, cpu, cuda, cuda:N (default: the recipe's train.device).")
 @click.option("--resume", "resume_dir", type=click.Path(path_type=Path), help="Continue the run in this directory.")
+@click.option("--checkpoint", help="With --resume: latest (default), a step number, or a file of the run.")
 @click.option("--dry-run", is_flag=True, help="Print the resolved recipe and parameter counts, then exit.")
 def run(
-    recipe: Path | None, overrides: tuple[str, ...], out: Path | None, device: str | None, resume_dir: Path | None, dry_run: bool
+    recipe: Path | None,
+    overrides: tuple[str, ...],
+    out: Path | None,
+    device: str | None,
+    resume_dir: Path | None,
+    checkpoint: str | None,
+    dry_run: bool,
 ) -> None:
     """Train a recipe (or --resume a run)."""
     from ganreg.train.cli_run import run_command
 
-    sys.exit(run_command(recipe, list(overrides), out, device, resume_dir, dry_run, console))
+    sys.exit(run_command(recipe, list(overrides), out, device, resume_dir, dry_run, console, checkpoint))
 
 
 @cli.command()

@@ -14,6 +14,7 @@ from click.testing import CliRunner
 
 from ganreg import plugins
 from ganreg.cli import cli
+from ganreg.errors import UserError
 
 
 def _runner(monkeypatch) -> CliRunner:  # type: ignore[no-untyped-def]
@@ -102,3 +103,51 @@ def test_a_failed_start_leaves_no_empty_run_directory(write_recipe, monkeypatch,
     mine.mkdir()  # a folder the user made stays
     res = runner.invoke(cli, ["run", str(write_recipe()), "--out", str(mine), "--set", f"generator.weights={tmp_path / 'x.pt'}"])
     assert "generator weights not found" in str(res.exception) and mine.is_dir()
+
+
+def flat(output: str) -> str:
+    """The output with rich's line wrapping undone."""
+    return " ".join(output.split())
+
+
+def user_error(res) -> str:  # type: ignore[no-untyped-def]
+    """Message and fix of the UserError a command raised (`ganreg` prints them and exits 2)."""
+    assert isinstance(res.exception, UserError), res.output
+    return f"{res.exception.message} fix: {res.exception.fix}"
+
+
+def test_resume_settings_checkpoint_choice_and_log(write_recipe, monkeypatch, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    runner = _runner(monkeypatch)
+    out = tmp_path / "run"
+    recipe = write_recipe(**{"train.steps": 4, "intervals.checkpoint": 2, "intervals.log": 1})
+    assert runner.invoke(cli, ["run", str(recipe), "--out", str(out), "--device", "cpu"]).exit_code == 0
+    res = runner.invoke(cli, ["run", "--resume", str(out)])
+    assert res.exit_code == 0 and "already finished: step 4/4" in flat(res.output) and "train.steps=N" in flat(res.output)
+    # the architecture, data and losses are the checkpoint's: refused, nothing written
+    before = (out / "recipe.resolved.json").read_text()
+    res = runner.invoke(cli, ["run", "--resume", str(out), "--set", "generator.params.ngf=4"])
+    assert "cannot change a resumed run" in user_error(res)
+    assert (out / "recipe.resolved.json").read_text() == before
+    # back to step 2: the log loses steps 3-4 (retrained, not duplicated); train.steps lands in the recipe
+    res = runner.invoke(cli, ["run", "--resume", str(out), "--checkpoint", "2", "--set", "train.steps=5"])
+    assert res.exit_code == 0, res.output
+    steps = [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3, 4, 5]
+    assert json.loads((out / "recipe.resolved.json").read_text())["train"]["steps"] == 5
+    res = runner.invoke(cli, ["run", str(recipe), "--checkpoint", "2"])
+    assert "add --resume" in user_error(res)
+
+
+def test_a_damaged_run_directory_is_named_not_a_traceback(write_recipe, monkeypatch, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    runner = _runner(monkeypatch)
+    out = tmp_path / "run"
+    assert runner.invoke(cli, ["run", str(write_recipe(**{"train.steps": 2, "intervals.checkpoint": 1})), "--out", str(out)]).exit_code == 0
+    (out / "checkpoints" / "latest.pt").write_bytes(b"not a zip")
+    res = runner.invoke(cli, ["run", "--resume", str(out), "--set", "train.steps=3"])
+    assert "corrupted" in user_error(res) and "--checkpoint 2 " in user_error(res)
+    res = runner.invoke(cli, ["generate", str(out), "a red circle", "--checkpoint", str(tmp_path / "run" / "recipe.resolved.json")])
+    assert "that `ganreg run` wrote" in user_error(res)
+    (out / "recipe.resolved.json").write_text('{"version": 1,')
+    for args in (["run", "--resume", str(out)], ["generate", str(out), "a red circle"], ["eval", str(out)]):
+        res = runner.invoke(cli, args)
+        assert "recipe.resolved.json" in user_error(res), args

@@ -43,8 +43,15 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # truncated zip, bad magic, foreign pickle
-        others = [p for p in numbered_checkpoints(path.parent) if p != path]
-        fix = f"resume from the previous one: --checkpoint {others[-1]}" if others else "no other checkpoint exists"
+        in_run = path.parent.name == "checkpoints"
+        others = [p for p in numbered_checkpoints(path.parent) if p.resolve() != path.resolve()] if in_run else []
+        if others:
+            step = int(_NUMBERED.search(others[-1].name).group(1))  # type: ignore[union-attr]
+            fix = f"use an earlier one of the run: --checkpoint {step} (or --checkpoint {others[-1]})"
+        elif in_run:
+            fix = f"{path.parent} holds no other checkpoint: start the run again"
+        else:
+            fix = "pass a checkpoint that `ganreg run` wrote (RUN/checkpoints/*.pt)"
         raise UserError(f"checkpoint {path} is corrupted or not a ganreg checkpoint ({type(exc).__name__})", fix) from None
     if not isinstance(state, dict) or state.get("format") != 1:
         raise UserError(f"{path} is not a ganreg checkpoint", "pick a file written by `ganreg run`")

@@ -56,17 +56,29 @@ def run_command(
     resume_dir: Path | None,
     dry_run: bool,
     console: Console,
+    checkpoint: str | None = None,
 ) -> int:
+    from ganreg.train.checkpoint import find_checkpoint
     from ganreg.train.networks import build_networks, parameter_table
-    from ganreg.train.rundir import RECIPE_FILE, new_run_dir, read_run, run_dir_path
+    from ganreg.train.rundir import (
+        RECIPE_FILE,
+        check_resume_overrides,
+        new_run_dir,
+        read_run,
+        run_dir_path,
+        write_recipe,
+    )
     from ganreg.train.setup import prepare_data
     from ganreg.train.trainer import start_or_resume
 
     registry = get_registry()
+    if checkpoint is not None and resume_dir is None:
+        raise UserError("--checkpoint picks where a resumed run continues from", "add --resume RUN_DIR")
     if resume_dir is not None:
         if recipe_path is not None:
             raise UserError("give either a recipe or --resume RUN_DIR, not both", "ganreg run --resume RUN_DIR")
         recipe, _ = read_run(resume_dir, registry)
+        check_resume_overrides(overrides)
         if overrides:
             raw = apply_overrides(recipe.model_dump(mode="json"), overrides)
             recipe = validate_recipe(raw, registry, str(resume_dir / RECIPE_FILE))
@@ -93,11 +105,20 @@ def run_command(
         existed = run_dir.exists()
         new_run_dir(run_dir)
     try:
-        trainer = start_or_resume(recipe, registry, run_dir, device, resume=resume_dir is not None)
+        ckpt = find_checkpoint(run_dir, checkpoint) if resume_dir is not None else None
+        trainer = start_or_resume(recipe, registry, run_dir, device, resume=resume_dir is not None, checkpoint=ckpt)
     except BaseException:
         if resume_dir is None and not existed and run_dir.is_dir() and not any(run_dir.iterdir()):
             run_dir.rmdir()  # a start that failed (missing data or weights) leaves no empty run behind
         raise
+    if resume_dir is not None and overrides:
+        write_recipe(run_dir, recipe)  # so the resolved recipe still re-creates the run (e.g. its new train.steps)
+    if resume_dir is not None and trainer.step >= trainer.total_steps:
+        console.print(
+            f"{run_dir} already finished: step {trainer.step}/{trainer.total_steps}. To train longer: "
+            f"ganreg run --resume {run_dir} --set train.steps=N (N > {trainer.step})"
+        )
+        return 0
     limit = recipe.train.max_minutes
     amp = str(trainer.amp_dtype).removeprefix("torch.") if trainer.amp_dtype is not None else "off"
     console.print(

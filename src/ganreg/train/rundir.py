@@ -51,8 +51,61 @@ def new_run_dir(path: Path) -> Path:
     return path
 
 
-def write_run_files(run_dir: Path, recipe: Recipe, registry: Registry, infos: dict[str, Any], ctx: BuildContext) -> None:
+RESUME_SETTABLE = ("train.steps", "train.epochs", "train.max_minutes", "train.num_threads", "train.device",
+                   "data.num_workers", "intervals.", "eval.")
+"""Recipe keys ``--set`` may change on ``--resume``: how long and where the run goes on, what it logs.
+Everything else (networks, data, losses, optimisers, batch size, seed) is the checkpoint's."""
+
+
+def check_resume_overrides(overrides: list[str]) -> None:
+    """Refuse ``--set`` keys a resumed run cannot honour (its state comes from the checkpoint)."""
+    for item in overrides:
+        key = item.split("=", 1)[0].strip()
+        if not any(key == k or (k.endswith(".") and key.startswith(k)) for k in RESUME_SETTABLE):
+            raise UserError(
+                f"--set {key} cannot change a resumed run: its networks, data, losses and optimiser state come "
+                "from the checkpoint",
+                "on --resume only train.steps / epochs / max_minutes / num_threads / device, data.num_workers, "
+                "intervals.* and eval.* change; for anything else start a new run from this one's weights: "
+                "ganreg run RECIPE --set generator.weights=RUN/checkpoints/latest.pt ...",
+            )
+
+
+def trim_metrics(path: Path, step: int) -> None:
+    """Drop the lines of ``metrics.jsonl`` after ``step`` (and a line cut short by a kill): a run resumed
+    from a checkpoint retrains those steps, and its log must not hold them twice."""
+    if not path.is_file():
+        return
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    kept = []
+    for line in lines:
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict) and isinstance(record.get("step"), int) and record["step"] <= step:
+            kept.append(line if line.endswith("\n") else line + "\n")
+    if kept != lines:
+        atomic_write_text(path, "".join(kept))
+
+
+def write_recipe(run_dir: Path, recipe: Recipe) -> None:
+    """The resolved recipe: every default filled in, so `ganreg run` on it re-creates the run."""
     atomic_write_text(run_dir / RECIPE_FILE, json.dumps(recipe.model_dump(mode="json"), indent=2) + "\n")
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise UserError(
+            f"cannot read {path}: {type(exc).__name__}: {exc}",
+            "the run directory is damaged; restore the file from a copy, or re-create it with `ganreg run` on the recipe",
+        ) from None
+
+
+def write_run_files(run_dir: Path, recipe: Recipe, registry: Registry, infos: dict[str, Any], ctx: BuildContext) -> None:
+    write_recipe(run_dir, recipe)
     meta = {
         "ganreg_version": ganreg.__version__,
         "torch_version": torch.__version__,
@@ -76,8 +129,10 @@ def read_run(run_dir: Path, registry: Registry) -> tuple[Recipe, dict[str, Any]]
     run_dir = Path(run_dir)
     if not (run_dir / RECIPE_FILE).is_file() or not (run_dir / RUN_FILE).is_file():
         raise UserError(f"{run_dir} is not a ganreg run directory (no {RECIPE_FILE} / {RUN_FILE})", "pass the directory `ganreg run` wrote")
-    raw = json.loads((run_dir / RECIPE_FILE).read_text())
-    meta = json.loads((run_dir / RUN_FILE).read_text())
+    raw = _read_json(run_dir / RECIPE_FILE)
+    meta = _read_json(run_dir / RUN_FILE)
+    if not isinstance(raw, dict) or not isinstance(meta, dict):
+        raise UserError(f"{run_dir}: {RECIPE_FILE} / {RUN_FILE} are not JSON objects", "pass the directory `ganreg run` wrote")
     return validate_recipe(raw, registry, str(run_dir / RECIPE_FILE)), meta
 
 

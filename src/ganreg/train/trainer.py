@@ -31,7 +31,7 @@ from ganreg.train.checkpoint import load_checkpoint, save_checkpoint
 from ganreg.train.context import StepContext
 from ganreg.train.networks import Networks, build_networks, parameter_table
 from ganreg.train.optim import build_optimizer, build_scheduler
-from ganreg.train.rundir import write_run_files
+from ganreg.train.rundir import trim_metrics, write_run_files
 from ganreg.train.sampling import make_noise, save_grid
 from ganreg.train.setup import DataBundle, prepare_data, prepare_text_encoder, resolve_amp, resolve_device
 from ganreg.train.weights import KINDS_WITH_WEIGHTS, load_recipe_weights
@@ -338,6 +338,7 @@ class Trainer:
 
     def resume(self, checkpoint: Path) -> None:
         self.load_state_dict(load_checkpoint(checkpoint, map_location=self.device))
+        trim_metrics(self.run_dir / "metrics.jsonl", self.step)
 
     def write_static_files(self) -> None:
         write_run_files(self.run_dir, self.recipe, self.registry, self.nets.infos, self.data.context)
