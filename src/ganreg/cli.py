@@ -173,11 +173,11 @@ def run(
 @click.argument("run_dir", type=click.Path(path_type=Path))
 @click.argument("captions", nargs=-1)
 @click.option("--captions", "captions_file", type=click.Path(path_type=Path), help="A text file, one caption a line.")
-@click.option("-n", "--num", default=8, show_default=True, help="Images per caption.")
+@click.option("-n", "--num", default=8, show_default=True, type=click.IntRange(1), help="Images per caption.")
 @click.option("-o", "--out", type=click.Path(path_type=Path), default=Path("generated.png"), show_default=True)
 @click.option("--checkpoint", help="latest (default), a step number, or a file.")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--truncation", type=float, help="Truncate noise to [-2, 2] times this (DF-GAN: 0.88).")
+@click.option("--truncation", type=click.FloatRange(0, min_open=True), help="Truncate noise to [-2, 2] times this (DF-GAN: 0.88).")
 @click.option("--no-ema", is_flag=True, help="Use the raw generator weights even when EMA weights exist.")
 @click.option("--device", default="auto", show_default=True)
 def generate(
@@ -200,7 +200,11 @@ def generate(
     if captions_file is not None:
         if not captions_file.is_file():
             raise UserError(f"captions file not found: {captions_file}", "pass a text file with one caption a line")
-        texts += [line.strip() for line in captions_file.read_text(encoding="utf-8").splitlines() if line.strip()]
+        try:
+            lines = captions_file.read_text(encoding="utf-8").splitlines()
+        except UnicodeDecodeError:
+            raise UserError(f"{captions_file} is not a UTF-8 text file", "pass a text file with one caption a line") from None
+        texts += [line.strip() for line in lines if line.strip()]
     if not texts:
         raise UserError("no captions given", 'pass captions as arguments or --captions FILE')
     unknown = generate_grid(run_dir, texts, num, out, checkpoint, seed, truncation, not no_ema, device)

@@ -146,6 +146,22 @@ one group <name>_<c>.
 @click.option("--captions-dir", default=None, help="Caption folder under FOLDER (default: text_c10/ or text/).")
 @click.option("--force", is_flag=True, help="Replace an existing output file.")
 def make_hdf5(src: Path, out: Path, images_dir: str | None, captions_dir: str | None, force: bool) -> None:
+    try:
+        _make_hdf5(src, out, images_dir, captions_dir, force)
+    except UserError as exc:  # the data layer names recipe keys; here the user typed options
+        raise type(exc)(_as_options(exc.message), _as_options(exc.fix) if exc.fix else None) from None
+
+
+_OPTION_OF_KEY = {"data.path": "--from", "data.images_dir": "--images-dir", "data.captions_dir": "--captions-dir"}
+
+
+def _as_options(text: str) -> str:
+    for key, option in _OPTION_OF_KEY.items():
+        text = text.replace(key, option)
+    return text
+
+
+def _make_hdf5(src: Path, out: Path, images_dir: str | None, captions_dir: str | None, force: bool) -> None:
     from ganreg.data.folder import FolderDataset, FolderLayout
     from ganreg.data.hdf5 import write_hdf5
 
@@ -182,7 +198,7 @@ def _size_range(sizes: list[tuple[int, int]]) -> dict[str, Any] | None:
 
 
 def _stored_sizes(ds: Any, limit: int) -> tuple[list[tuple[int, int]], int]:
-    from PIL import Image
+    from PIL import Image, UnidentifiedImageError
 
     n = len(ds)
     step = max(1, n // limit)
@@ -192,8 +208,9 @@ def _stored_sizes(ds: Any, limit: int) -> tuple[list[tuple[int, int]], int]:
             with Image.open(io.BytesIO(ds.image_bytes(i))) as im:
                 sizes.append(im.size)
         except OSError as exc:
+            reason = "not an image format PIL reads" if isinstance(exc, UnidentifiedImageError) else str(exc)
             raise DataError(
-                f"cannot decode image of item {i} in {ds.source} split '{ds.split}': {exc}",
+                f"cannot decode image {ds.item_name(i)}: {reason}",
                 "replace or remove the corrupt image",
             ) from None
     return sizes, len(sizes)

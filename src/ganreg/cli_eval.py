@@ -91,7 +91,7 @@ def register_eval_commands(cli: click.Group) -> None:
     @cli.command("eval")
     @click.argument("run_dir", type=click.Path(path_type=Path))
     @click.option("--checkpoint", help="latest (default), best, a step number, or a file.")
-    @click.option("--samples", default=10000, show_default=True, help="Generated images (DF-GAN: ~30k).")
+    @click.option("--samples", default=10000, show_default=True, type=click.IntRange(2), help="Generated images (DF-GAN: ~30k).")
     @click.option(
         "--metrics", default="fid,kid,is,align,diversity", show_default=True,
         help="Comma-separated: fid, kid, is, align, diversity.",
@@ -106,12 +106,13 @@ def register_eval_commands(cli: click.Group) -> None:
     @click.option("--ref-stats", type=click.Path(path_type=Path),
                   help="Reference statistics .npz (mu [D], sigma [D, D]) computed with the SAME extractor: "
                        "DF-GAN's published *_val256_FIDK0.npz go with --extractor inception-torchvision.")
-    @click.option("--truncation", type=float, help="Truncate noise to [-2, 2] times this (DF-GAN evaluates with 0.88).")
+    @click.option("--truncation", type=click.FloatRange(0, min_open=True),
+                  help="Truncate noise to [-2, 2] times this (DF-GAN evaluates with 0.88).")
     @click.option("--seed", type=int, default=0, show_default=True)
-    @click.option("--batch-size", type=int, default=64, show_default=True)
+    @click.option("--batch-size", type=click.IntRange(1), default=64, show_default=True)
     @click.option("--no-ema", is_flag=True, help="Use the raw generator weights even when EMA weights exist.")
     @click.option("--device", default="auto", show_default=True)
-    @click.option("--threads", type=int, help="CPU threads for torch (on a busy machine 1 can be fastest).")
+    @click.option("--threads", type=click.IntRange(1), help="CPU threads for torch (on a busy machine 1 can be fastest).")
     @click.option("--json", "as_json", is_flag=True, help="Print eval.json instead of the table.")
     def eval_cmd(
         run_dir: Path, checkpoint: str | None, samples: int, metrics: str, extractor: str, split: str, ref_stats: Path | None,
@@ -143,10 +144,11 @@ def register_eval_commands(cli: click.Group) -> None:
     @click.argument("run_dir", type=click.Path(path_type=Path))
     @click.option("--out", type=click.Path(path_type=Path), help="HTML file (default RUN_DIR/report/index.html).")
     @click.option("--no-tsne", is_flag=True, help="Skip the t-SNE maps (they load the run and the evaluation classifier).")
-    @click.option("--tsne-samples", default=300, show_default=True, help="Points per t-SNE map.")
-    @click.option("--max-grids", default=8, show_default=True, help="Sample grids shown, evenly spaced over training.")
+    @click.option("--tsne-samples", default=300, show_default=True, type=click.IntRange(10), help="Points per t-SNE map.")
+    @click.option("--max-grids", default=8, show_default=True, type=click.IntRange(1),
+                  help="Sample grids shown, evenly spaced over training.")
     @click.option("--device", default="auto", show_default=True)
-    @click.option("--threads", type=int, help="CPU threads for torch.")
+    @click.option("--threads", type=click.IntRange(1), help="CPU threads for torch.")
     def report(run_dir: Path, out: Path | None, no_tsne: bool, tsne_samples: int, max_grids: int, device: str,
                threads: int | None) -> None:
         """A self-contained HTML report of a run: recipe, parameters, loss and metric curves,

@@ -204,6 +204,8 @@ def read_json(path: Path) -> dict[str, Any]:
         raise UserError(f"recipe file not found: {path}", "check the path (bundled recipes are in recipes/)")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise UserError(f"{path} is not a text file (not UTF-8)", "pass a JSON recipe (bundled ones are in recipes/)") from None
     except json.JSONDecodeError as exc:
         raise RecipeError([(f"line {exc.lineno} col {exc.colno}", exc.msg, "fix the JSON syntax")], str(path)) from None
     if not isinstance(data, dict):

@@ -83,6 +83,11 @@ def test_schema_is_json_schema() -> None:
         (["generate", "not_a_run", "a red circle"], "not a ganreg run directory"),
         (["run", "--resume", "not_a_run"], "not a ganreg run directory"),
         (["run", str(RECIPES / "dfgan.json"), "--set", "nokeyvalue"], "key=value"),
+        (["generate", "not_a_run", "a red circle", "-n", "0"], "'-n' / '--num'"),
+        (["generate", "not_a_run", "a red circle", "--truncation", "-1"], "--truncation"),
+        (["eval", "not_a_run", "--batch-size", "0"], "--batch-size"),
+        (["eval", "not_a_run", "--threads", "0"], "--threads"),
+        (["report", "not_a_run", "--tsne-samples", "0"], "--tsne-samples"),
         (["run", str(RECIPES / "dfgan.json"), "--device", "cuda:7"] if not __import__("torch").cuda.is_available() else ["run", "x.json"], ""),
     ],
 )
@@ -91,6 +96,13 @@ def test_user_errors_exit_2_without_traceback(args: list[str], needle: str, tmp_
     assert res.returncode == 2, res.stdout + res.stderr
     assert needle in res.stderr
     assert "Traceback" not in res.stderr
+
+
+def test_a_binary_file_given_as_text_is_named(tmp_path: Path) -> None:
+    (tmp_path / "data.h5").write_bytes(b"\x89HDF\r\n\x1a\n\xff\xfe\x00")
+    for args in (["validate", "data.h5"], ["run", "data.h5"]):
+        res = ganreg(*args, cwd=tmp_path)
+        assert res.returncode == 2 and "not a text file" in res.stderr and "Traceback" not in res.stderr, res.stderr
 
 
 def test_broken_plugin_does_not_take_the_cli_down(tmp_path: Path) -> None:

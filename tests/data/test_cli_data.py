@@ -135,3 +135,17 @@ def test_failed_write_leaves_nothing(tmp_path, monkeypatch) -> None:
 def test_help_mentions_embeddings(fmt: str) -> None:
     r = run("make", "shapes" if fmt == "hdf5" else "hdf5", "--help")
     assert r.exit_code == 0 and "bag of" in r.output and "char-CNN-RNN" in r.output
+
+
+def test_make_hdf5_names_a_corrupt_image_and_the_options_to_fix(tmp_path, oxford_folder) -> None:
+    bad = sorted((oxford_folder / "jpg").iterdir())[2]
+    bad.write_bytes(b"<html>not an image</html>")
+    out = tmp_path / "f.h5"
+    r = run("make", "hdf5", "--from", str(oxford_folder), "--out", str(out))
+    assert isinstance(r.exception, DataError)
+    assert str(bad) in r.exception.message and "not an image format PIL reads" in r.exception.message
+    assert "BytesIO" not in str(r.exception) and not out.exists()
+    r = run("make", "hdf5", "--from", str(tmp_path / "nope"), "--out", str(out))
+    assert "--from" in str(r.exception) and "data.path" not in str(r.exception)
+    r = run("make", "hdf5", "--from", str(oxford_folder), "--captions-dir", "captions", "--out", str(out))
+    assert "--captions-dir" in str(r.exception) and "data.captions_dir" not in str(r.exception)

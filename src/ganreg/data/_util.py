@@ -78,8 +78,9 @@ def decode_pil(data: bytes, *, what: str) -> Any:
             im.load()
             return to_rgb(im)
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+        reason = "not an image format PIL reads" if isinstance(exc, UnidentifiedImageError) else str(exc)
         raise DataError(
-            f"cannot decode image {what}: {exc}",
+            f"cannot decode image {what}: {reason}",
             "replace or remove the corrupt image (re-run the conversion or re-download the data)",
         ) from None
 

@@ -101,6 +101,10 @@ class CaptionedImageDataset(Dataset):
     def captions_of(self, index: int) -> list[str]:  # pragma: no cover - interface
         raise NotImplementedError
 
+    def item_name(self, index: int) -> str:
+        """Where item ``index`` lives, for error messages (the file, or the HDF5 group)."""
+        return f"item {index} of the {self.source} split '{self.split}'"
+
     def _source_image(self, index: int) -> Any:  # pragma: no cover - interface
         """Item ``index``'s picture as an RGB PIL image at its own size (after any crop the source
         defines, such as CUB's bounding box)."""

@@ -362,8 +362,11 @@ class FolderDataset(CaptionedImageDataset):
         except OSError as exc:
             raise DataError(f"cannot read image {path} (item {index}): {exc}", "restore the file") from None
 
+    def item_name(self, index: int) -> str:
+        return f"{self.image_path(index)} (item {index})"
+
     def _source_image(self, index: int) -> Any:
-        what = f"{self.image_path(index)} (item {index})"
+        what = self.item_name(index)
         im = decode_pil(self.image_bytes(index), what=what)
         if self.boxes is None:
             return im
@@ -373,6 +376,9 @@ class FolderDataset(CaptionedImageDataset):
             raise DataError(f"cannot crop {what}: {exc}", "check that bounding_boxes.txt matches the images") from None
 
     def records(self) -> Iterator[tuple[str, str, bytes, list[str]]]:
-        """``(image name, class, encoded bytes, captions)`` of every item (for conversion)."""
+        """``(image name, class, encoded bytes, captions)`` of every item (for conversion); each image is
+        decoded once on the way, so a corrupt file is named now, not at training time."""
         for i, (stem, _rel, caps) in enumerate(self.items):
-            yield stem, self._class_names[self._labels[i]], self.image_bytes(i), caps
+            data = self.image_bytes(i)
+            decode_pil(data, what=self.item_name(i))
+            yield stem, self._class_names[self._labels[i]], data, caps

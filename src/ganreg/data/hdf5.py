@@ -290,6 +290,9 @@ class HDF5Dataset(CaptionedImageDataset):
             "store the image file's bytes as np.void (as the seed converters do)",
         )
 
+    def item_name(self, index: int) -> str:
+        return f"{self.path}:{self.item_key(index)}/img"
+
     def _source_image(self, index: int) -> Any:
         key = self.item_key(index)
         value = self._read(key, "img")
@@ -298,7 +301,7 @@ class HDF5Dataset(CaptionedImageDataset):
             from PIL import Image  # raw pixels (some third-party converters store them)
 
             return to_rgb(Image.fromarray(arr.squeeze(-1) if arr.shape[-1] == 1 else arr))
-        return decode_pil(self.image_bytes(index), what=f"{self.path}:{key}/img")
+        return decode_pil(self.image_bytes(index), what=self.item_name(index))
 
     def _embedding(self, index: int, caption_index: int) -> np.ndarray | None:
         if self._embedding_dim is None:
