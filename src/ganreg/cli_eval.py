@@ -118,13 +118,14 @@ def register_eval_commands(cli: click.Group) -> None:
         run_dir: Path, checkpoint: str | None, samples: int, metrics: str, extractor: str, split: str, ref_stats: Path | None,
         truncation: float | None, seed: int, batch_size: int, no_ema: bool, device: str, threads: int | None, as_json: bool,
     ) -> None:
-        """FID / KID / IS and text-image alignment of a trained run; writes RUN_DIR/eval.json.
+        """FID / KID / IS, text-image alignment and noise diversity of a trained run; writes RUN_DIR/eval.json
+        (the latest, shown by report and compare) and RUN_DIR/evals/<split>-step<N>.json (kept per split and step).
 
         Every number is printed with its protocol (feature extractor and the sha256 of its weights,
         sample counts, split, resize, truncation, checkpoint step): FIDs computed under different
         protocols are not comparable.
         """
-        from ganreg.metrics.evaluate import EvalOptions, evaluate_run, parse_metrics
+        from ganreg.metrics.evaluate import EvalOptions, eval_record_path, evaluate_run, parse_metrics
 
         _threads(threads)
         options = EvalOptions(
@@ -138,7 +139,8 @@ def register_eval_commands(cli: click.Group) -> None:
         console.print(_eval_table(result))
         for line in _protocol_lines(result):
             console.print(line, highlight=False)
-        console.print(f"wrote {Path(run_dir) / 'eval.json'}")
+        step = result.protocol["run"]["step"]
+        console.print(f"wrote {Path(run_dir) / 'eval.json'} and {eval_record_path(Path(run_dir), split, step)}")
 
     @cli.command()
     @click.argument("run_dir", type=click.Path(path_type=Path))

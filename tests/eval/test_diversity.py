@@ -91,6 +91,6 @@ def test_eval_reports_diversity_with_its_reference(tiny_run: Path, autoload: Any
     result = evaluate_run(tiny_run, EvalOptions(metrics=["diversity"], diversity=spec, **OPTIONS_SMALL), device="cpu", write=False)
     assert set(result.metrics) == {"diversity", "diversity_pixels"}
     proto = result.metric_protocol["diversity"]
-    assert proto["id"] == "diversity3x4-pixels-test-32px" and proto["real_pixels"] > 0
+    assert proto["id"] == "diversity3x4-pixels-test-32px" and proto["real_pixels"] > 0 and proto["generated_samples"] == 12
     assert result.metrics["diversity"] == pytest.approx(result.metrics["diversity_pixels"] / proto["real_pixels"])
     assert metric_family("diversity_pixels") == "diversity" and metric_family("align_colour") == "align"

@@ -37,6 +37,14 @@ from ganreg.atomic import atomic_write_text
 METRICS = ("fid", "kid", "is", "align", "diversity")
 LOWER_IS_BETTER = {"fid", "kid"}
 EVAL_FILE = "eval.json"
+"""The run's latest evaluation (what `ganreg report` and `ganreg compare` show)."""
+EVALS_DIR = "evals"
+"""Every evaluation, one file per split and checkpoint step: a second `ganreg eval` (say, on the
+training captions after the held-out ones) does not lose the first."""
+
+
+def eval_record_path(run_dir: Path, split: str, step: int) -> Path:
+    return Path(run_dir) / EVALS_DIR / f"{split}-step{step:07d}.json"
 BEST_FILE = "best.json"
 BEST_CHECKPOINT = "best.pt"
 
@@ -221,6 +229,7 @@ def _evaluate(
     per_metric = _metric_protocols(metrics, protocol, classifier, kid_size)
     if "diversity" in per_metric:
         per_metric["diversity"].update(
+            generated_samples=options.diversity.captions * options.diversity.per_caption,  # not --samples
             distance="mean |x_i - x_j| over pixels in [0, 1], all pairs of images generated from one caption",
             real_pixels=real_diversity,
             reference="real images with the same class and attributes" if real_diversity is not None else None,
@@ -315,7 +324,8 @@ def evaluate_run(
     run_dir: Path, options: EvalOptions, checkpoint: str | None = None, use_ema: bool = True, device: str = "auto",
     log: Log = _quiet, write: bool = True,
 ) -> EvalResult:
-    """``ganreg eval``: load a run's trained networks, evaluate, write ``RUN/eval.json`` (atomically)."""
+    """``ganreg eval``: load a run's trained networks, evaluate, write ``RUN/eval.json`` and
+    ``RUN/evals/<split>-step<N>.json`` (atomically)."""
     from ganreg.data import Collator, build_dataset
     from ganreg.generate import load_trained
 
@@ -334,7 +344,9 @@ def evaluate_run(
         "recipe": run.recipe.name,
     }
     if write:
-        atomic_write_text(run_dir / EVAL_FILE, json.dumps(result.to_json(), indent=2) + "\n")
+        text = json.dumps(result.to_json(), indent=2) + "\n"
+        atomic_write_text(eval_record_path(run_dir, options.split, run.step), text)
+        atomic_write_text(run_dir / EVAL_FILE, text)
     return result
 
 

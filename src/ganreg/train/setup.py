@@ -71,17 +71,19 @@ class DataBundle:
         self.vocab.save(run_dir / VOCAB_FILE)
 
     def fixed_captions(self, n: int) -> dict[str, Any]:
-        """``n`` captions of distinct classes, half from train and half held out."""
+        """``n`` captions of distinct classes, half from train and half held out; ``splits`` says which is which."""
         sources = [(self.train, (n + 1) // 2), (self.test, n // 2)] if self.test is not None else [(self.train, n)]
         items: list[dict[str, Any]] = []
+        splits: list[str] = []
         for dataset, want in sources:
             captions_only = dataset.view(images=False, wrong_images=False)
             labels = dataset.labels()
             firsts = list({label: i for i, label in reversed(list(enumerate(labels)))}.values())[::-1]
             picks = (firsts + [i for i in range(len(labels)) if i not in set(firsts)])[:want]
             items.extend(captions_only[(0, i)] for i in picks)
+            splits += ["training" if dataset is self.train else "held out"] * len(picks)
         batch = self.collator(items)
-        return {"batch": batch, "captions": list(batch["captions"])}
+        return {"batch": batch, "captions": list(batch["captions"]), "splits": splits}
 
 
 MIN_VOCABULARY_COVERAGE = 0.9

@@ -292,7 +292,7 @@ class Trainer:
         images = torch.cat([g(z[i : i + 64], cond[i : i + 64]).images.float() for i in range(0, z.shape[0], 64)])
         g.train(was_training)
         path = self.run_dir / "samples" / f"step_{self.step:07d}.png"
-        save_grid(images, path, nrow=n_z, captions=fx["captions"])
+        save_grid(images, path, nrow=n_z, captions=[f"({split}) {c}" for split, c in zip(fx["splits"], fx["captions"])])
         return path
 
     def state_dict(self) -> dict[str, Any]:
