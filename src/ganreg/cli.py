@@ -7,6 +7,7 @@ short message with its fix and exit code 2, never a traceback.
 
 from __future__ import annotations
 
+import difflib
 import json
 import sys
 from pathlib import Path
@@ -43,22 +44,31 @@ def cli() -> None:
 @click.argument("pattern", default="*")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def list_cmd(pattern: str, as_json: bool) -> None:
-    """Every registered component, optionally filtered: ganreg list 'generator:*'."""
+    """Every registered component, optionally filtered: ganreg list 'generator:*' (or just: generator)."""
+    from ganreg.kinds import KINDS
+
     reg = _registry()
+    if pattern in KINDS:
+        pattern = f"{pattern}:*"
     items = reg.match(pattern)
     if as_json:
         rows = [
-            {"kind": c.kind, "id": c.qualified, "name": c.name, "plugin": c.plugin, "version": c.version, "summary": c.summary}
+            {"kind": c.kind, "id": c.qualified, "name": c.name, "plugin": c.plugin, "distribution": c.distribution,
+             "version": c.version, "summary": c.summary}
             for c in items
         ]
         click.echo(json.dumps(rows, indent=2))
         return
+    if not items:
+        err_console.print(f"nothing matches {pattern!r}: patterns are KIND:ID globs, e.g. 'generator:*', '*:dfgan:*', '*hinge*'")
+        return
+    wide = console.width >= 120  # below that the summaries need the room more than plugin and version do
     table = Table(title=f"ganreg components ({len(items)})", show_lines=False)
-    for col in ("kind", "id", "plugin", "version"):
+    for col in ("kind", "id", *(("plugin", "version") if wide else ())):
         table.add_column(col, no_wrap=True)
-    table.add_column("summary", overflow="fold", ratio=1)
+    table.add_column("summary", overflow="fold", ratio=1, min_width=24)
     for c in items:
-        table.add_row(c.kind, c.qualified, c.distribution or c.plugin, c.version, c.summary)
+        table.add_row(c.kind, c.qualified, *((c.plugin, c.version) if wide else ()), c.summary)
     console.print(table)
     failed = [p for p in reg.plugins.values() if p.status == "failed"]
     if failed:
@@ -105,22 +115,34 @@ def show(name: str, kind: str | None) -> None:
                 raise
     if not found:
         kinds = [kind] if kind else list(KINDS)
-        fixes = [reg.suggest(k, name) for k in kinds]
-        fix = next((f for f in fixes if f.startswith("did you mean")), "see `ganreg list`")
-        raise ComponentError(f"no component named {name!r}", fix)
-    if len(found) > 1:
-        ids = ", ".join(f"{c.kind} {c.qualified}" for c in found)
-        raise ComponentError(f"{name!r} names several components: {ids}", "add --kind KIND")
-    c = found[0]
-    console.print(f"[bold]{c.qualified}[/bold]  ({c.kind}, {c.distribution or c.plugin} {c.version})")
+        elsewhere = [k for k in KINDS if k not in kinds and (k, name) in reg]
+        pool = sorted({n for k in kinds for c in reg.components(k) for n in (c.name, c.qualified)})
+        close = difflib.get_close_matches(name, pool, n=3, cutoff=0.5)
+        if elsewhere:
+            fix = f"it is a {elsewhere[0]}: drop --kind or use --kind {elsewhere[0]}"
+        elif close:
+            fix = "did you mean " + " or ".join(repr(c) for c in close) + "?"
+        else:
+            fix = reg.suggest(kinds[0], name) if ":" in name else "see `ganreg list`"
+        raise ComponentError(f"no {kind or 'component'} named {name!r}", fix)
+    for c in found:  # one id may name a generator and a discriminator (`dfgan:dfgan`): show each
+        _show_component(c, params_rows)
+
+
+def _show_component(c: Any, params_rows: Any) -> None:
+    console.print(f"[bold]{c.kind} {c.qualified}[/bold]  ({c.distribution or c.plugin} {c.version})")
     if c.paper:
         console.print(f"[italic]follows:[/italic] {c.paper}")
     if c.description:
         console.print(c.description)
+    rows = params_rows(c.params)
+    if not rows:
+        console.print("parameters: none")
+        return
     table = Table(title="parameters")
     for col in ("name", "type", "default", "constraints", "description"):
         table.add_column(col, overflow="fold")
-    for row in params_rows(c.params):
+    for row in rows:
         table.add_row(*row)
     console.print(table)
 
@@ -130,11 +152,16 @@ def show(name: str, kind: str | None) -> None:
 @click.argument("recipe", type=click.Path(path_type=Path))
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a recipe key.")
 def validate(recipe: Path, overrides: tuple[str, ...]) -> None:
-    """Check a recipe; all problems at once, each with its JSON path and a fix."""
+    """Check a recipe: its keys and values (all problems at once, each with its JSON path and a fix),
+    then that its data opens and its networks and losses build, as `ganreg run` will."""
     from ganreg.recipe import load_recipe
+    from ganreg.train.networks import build_networks
+    from ganreg.train.setup import prepare_data
 
-    load_recipe(recipe, _registry(), list(overrides))
-    console.print(f"[green]{recipe}: valid[/green]")
+    registry = _registry()
+    checked = load_recipe(recipe, registry, list(overrides))
+    build_networks(checked, registry, prepare_data(checked).context)
+    console.print(f"[green]{recipe}: valid[/green] (data opens; networks and losses build)")
 
 
 @cli.command()

@@ -61,6 +61,8 @@ def _eval_table(result: Any) -> Table:
 
 
 def _protocol_lines(result: Any) -> list[str]:
+    from ganreg.metrics.evaluate import weak_classifier_warning
+
     p = result.protocol
     lines = []
     run = p.get("run") or {}
@@ -78,9 +80,9 @@ def _protocol_lines(result: Any) -> list[str]:
     if cls:
         acc = cls.get("heldout_accuracy") or {}
         lines.append("alignment classifier held-out accuracy: " + ", ".join(f"{k} {v:.1%}" for k, v in acc.items()))
-        if acc.get("class", 1.0) < 0.8:
-            lines.append("[yellow]warning: the evaluation classifier is weak on held-out real images; alignment and classifier "
-                         "FID are unreliable (use more images: data.num_images)[/yellow]")
+    warning = weak_classifier_warning(p)
+    if warning:
+        lines.append(f"[yellow]warning: {warning}[/yellow]")
     lines.append(f"took {p['seconds']} s")
     return lines
 
@@ -168,7 +170,7 @@ def register_eval_commands(cli: click.Group) -> None:
     @click.option("--json", "as_json", is_flag=True, help="Machine-readable table.")
     def compare(runs: tuple[Path, ...], out: Path, as_json: bool) -> None:
         """Runs side by side: final losses, evaluation metrics, parameters, wall time."""
-        from ganreg.report.compare import compare_runs
+        from ganreg.report.compare import compare_runs, fmt
 
         cmp = compare_runs(list(runs), out)
         if as_json:
@@ -179,7 +181,7 @@ def register_eval_commands(cli: click.Group) -> None:
         for i, col in enumerate(cmp.header):
             table.add_column(col, justify="left" if i == 0 else "right", overflow="fold")
         for row in cmp.rows:
-            table.add_row(*row)
+            table.add_row(*(fmt(v) for v in row))
         console.print(table)
         for w in cmp.warnings:
             console.print(f"[yellow]warning: {w}[/yellow]", highlight=False)

@@ -221,6 +221,11 @@ def load_raw(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     data = read_json(path)
     base = data.get("base")
     if isinstance(base, str):
+        if not (path.parent / base).is_file():
+            raise UserError(
+                f"{path}: its base recipe {base!r} was not found ({path.parent / base})",
+                "'base' is read relative to the recipe file that names it; fix the path",
+            )
         parent = load_raw(path.parent / base, (*_seen, path))
         parent.pop("name", None)
         data = deep_merge(parent, {k: v for k, v in data.items() if k != "base"})
@@ -239,20 +244,30 @@ def set_dotted(raw: dict[str, Any], key: str, value: Any) -> None:
     """Set ``a.b.c`` in a raw recipe in place; a numeric part indexes a list
     (``losses.0.weight``); missing objects are created."""
     parts = key.strip().split(".")
+    if not all(parts):
+        raise UserError(f"--set {key!r}: empty key part", "write it as --set train.batch_size=16")
     node: Any = raw
+
+    def bad_index(at: int, items: list[Any]) -> UserError:
+        where = ".".join(parts[:at])
+        return UserError(
+            f"--set {key}: {where} has no item {parts[at]!r}",
+            f"{where} holds {len(items)} items: use an index from 0 to {len(items) - 1}" if items else f"{where} is empty",
+        )
+
     for i, part in enumerate(parts[:-1]):
         if isinstance(node, list):
             if not part.isdigit() or int(part) >= len(node):
-                raise UserError(f"--set {key}: {'.'.join(parts[: i + 1])} is not a valid list index")
+                raise bad_index(i, node)
             node = node[int(part)]
         else:
             node = node.setdefault(part, {})
         if not isinstance(node, (dict, list)):
-            raise UserError(f"--set {key}: {'.'.join(parts[: i + 1])} is not an object")
+            raise UserError(f"--set {key}: {'.'.join(parts[: i + 1])} is not an object", "set that key itself")
     last = parts[-1]
     if isinstance(node, list):
         if not last.isdigit() or int(last) >= len(node):
-            raise UserError(f"--set {key}: {last} is not a valid list index")
+            raise bad_index(len(parts) - 1, node)
         node[int(last)] = value
     else:
         node[last] = value
@@ -286,7 +301,7 @@ def _component_problems(raw: dict[str, Any], registry: Registry) -> list[tuple[s
             try:
                 info.params.model_validate(params)
             except ValidationError as exc:
-                problems.extend(validation_problems(exc, f"{path}.params"))
+                problems.extend(validation_problems(exc, f"{path}.params", info.params))
 
     for kind in ("text_encoder", "image_encoder", "generator", "discriminator"):
         if raw.get(kind) is not None:
@@ -302,10 +317,11 @@ def validate_recipe(raw: dict[str, Any], registry: Registry, source: str = "reci
     """Validate a merged raw recipe; report every problem at once."""
     problems: list[tuple[str, str, str | None]] = []
     recipe: Recipe | None = None
+    raw = {k: v for k, v in raw.items() if k != "$schema"}  # an editor's schema link, not a setting
     try:
         recipe = Recipe.model_validate(raw)
     except ValidationError as exc:
-        problems.extend(validation_problems(exc, "").__iter__())
+        problems.extend(validation_problems(exc, "", Recipe))
         problems = [(p.lstrip("."), m, f) for p, m, f in problems]
     problems.extend(_component_problems(raw, registry))
     if problems:
@@ -317,7 +333,8 @@ def validate_recipe(raw: dict[str, Any], registry: Registry, source: str = "reci
 def load_recipe(path: str | Path, registry: Registry, overrides: list[str] | None = None) -> Recipe:
     """Read, merge bases, apply ``--set`` overrides and validate a recipe file."""
     raw = apply_overrides(load_raw(path), overrides or [])
-    recipe = validate_recipe(raw, registry, str(path))
+    keys = [o.split("=", 1)[0] for o in overrides or []]
+    recipe = validate_recipe(raw, registry, f"{path} with --set {', '.join(keys)}" if keys else str(path))
     if recipe.name is None:
         recipe.name = Path(path).stem
     return recipe
@@ -328,4 +345,5 @@ def recipe_schema() -> dict[str, Any]:
     schema = Recipe.model_json_schema()
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "ganreg recipe"
+    schema["properties"]["$schema"] = {"type": "string", "description": "The schema's location, for editors; ignored."}
     return schema

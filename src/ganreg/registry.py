@@ -12,6 +12,7 @@ import difflib
 import fnmatch
 import importlib
 import inspect
+import typing
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -81,14 +82,17 @@ class ComponentInfo:
         try:
             return self.params.model_validate(raw)
         except ValidationError as exc:
-            raise RecipeError(validation_problems(exc, where), source=self.qualified) from None
+            raise RecipeError(validation_problems(exc, where, self.params), source=self.qualified) from None
 
     def build(self, params: dict[str, Any] | BaseModel | None, ctx: BuildContext) -> nn.Module:
         return self.factory(self.validate_params(params), ctx)
 
 
-def validation_problems(exc: ValidationError, prefix: str) -> list[tuple[str, str, str | None]]:
-    """Turn pydantic errors into (json path, message, fix) triples."""
+def validation_problems(
+    exc: ValidationError, prefix: str, model: type[BaseModel] | None = None
+) -> list[tuple[str, str, str | None]]:
+    """Turn pydantic errors into (json path, message, fix) triples; with ``model``, a misspelt key
+    gets the closest valid key of its section as the fix."""
     out = []
     for err in exc.errors():
         loc = ".".join(str(p) for p in err["loc"])
@@ -96,11 +100,36 @@ def validation_problems(exc: ValidationError, prefix: str) -> list[tuple[str, st
         fix = None
         if err["type"] == "extra_forbidden":
             msg = "unknown key"
-            fix = "remove it or check its spelling"
+            close = difflib.get_close_matches(str(err["loc"][-1]), _keys_at(model, err["loc"]), n=1, cutoff=0.6)
+            fix = f"did you mean {close[0]!r}?" if close else "remove it or check its spelling"
         else:
             msg = err["msg"]
         out.append((path, msg, fix))
     return out
+
+
+def _keys_at(model: type[BaseModel] | None, loc: tuple[Any, ...]) -> list[str]:
+    """The valid keys of the section that holds ``loc``'s last key (list indices skipped)."""
+    current = model
+    for part in loc[:-1]:
+        if current is None:
+            return []
+        if isinstance(part, int):
+            continue
+        field = current.model_fields.get(str(part))
+        current = _model_in(field.annotation) if field is not None else None
+    return list(current.model_fields) if current is not None else []
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """The pydantic model inside an annotation such as ``X``, ``X | None`` or ``list[X]``."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in typing.get_args(annotation):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
 
 
 def _first_line(text: str | None) -> str:
@@ -207,7 +236,12 @@ class Registry:
         raise ComponentError(f"unknown {kind} {name!r}", self.suggest(kind, name))
 
     def suggest(self, kind: str, name: str) -> str:
-        """A fix for an unknown name: the closest valid names, or the list."""
+        """A fix for an unknown name: the plugin it belongs to when that did not load, the closest valid
+        names, or the list."""
+        plugin = name.partition(":")[0] if ":" in name else None
+        status = self.plugins.get(plugin) if plugin else None
+        if status is not None and getattr(status, "status", "loaded") != "loaded":
+            return f"its plugin {plugin!r} is {status.status} ({status.error}): see `ganreg plugins`"
         pool: list[str] = []
         for c in self.components(kind):
             pool.extend([c.name, c.qualified])

@@ -42,8 +42,9 @@ def test_show_prints_params_and_paper() -> None:
     res = ganreg("show", "lstm")
     assert res.returncode == 0, res.stderr
     assert "core:lstm" in res.stdout and "hidden" in res.stdout and "DAMSM" in res.stdout
-    both = ganreg("show", "dfgan")  # a generator and a discriminator share the name
-    assert both.returncode == 2 and "--kind" in both.stderr
+    both = ganreg("show", "dfgan:dfgan")  # a generator and a discriminator share the id: both are shown
+    assert both.returncode == 0 and "generator dfgan:dfgan" in both.stdout and "discriminator dfgan:dfgan" in both.stdout
+    assert "gate_init" in both.stdout  # the discriminator's own parameter
     gen = ganreg("show", "generator:dfgan")
     assert gen.returncode == 0 and "nf" in gen.stdout
 
@@ -52,6 +53,11 @@ def test_show_unknown_suggests() -> None:
     res = ganreg("show", "dfgn")
     assert res.returncode == 2
     assert "dfgan" in res.stderr and "Traceback" not in res.stderr
+    assert "'dfgan:hinge'" in ganreg("show", "dfgan:hinj").stderr  # the closest of every kind, not the first kind's
+    wrong_kind = ganreg("show", "dfgan:hinge", "--kind", "generator")
+    assert wrong_kind.returncode == 2 and "it is a loss" in wrong_kind.stderr
+    blocked = ganreg("validate", str(RECIPES / "dfgan.json"), env={"GANREG_BLOCK_PLUGINS": "dfgan"})
+    assert blocked.returncode == 2 and "plugin 'dfgan' is blocked" in " ".join(blocked.stderr.split())
 
 
 def test_validate_reports_all_problems_exit_2(tmp_path: Path) -> None:
@@ -68,6 +74,26 @@ def test_validate_reports_all_problems_exit_2(tmp_path: Path) -> None:
     assert "Traceback" not in res.stderr
     ok = ganreg("validate", str(RECIPES / "dfgan.json"))
     assert ok.returncode == 0, ok.stderr
+
+
+@pytest.mark.parametrize(
+    "sets, needle",
+    [
+        (["data.image_size=48"], "power-of-two image size"),
+        (["data.source=hdf5", "data.path=nowhere.h5"], "HDF5 file not found"),
+        (['losses=[{"name": "dfgan:hinge"}]'], "no loss that trains the generator"),
+        (["train.batchsize=8"], "did you mean 'batch_size'"),
+        (["$schema=https://example.org/recipe.schema.json"], None),
+    ],
+)
+def test_validate_catches_what_run_would_refuse(sets: list[str], needle: str | None, tmp_path: Path) -> None:
+    args = [a for s in sets for a in ("--set", s)]
+    res = ganreg("validate", str(RECIPES / "dfgan.json"), *args, cwd=tmp_path)
+    if needle is None:  # an editor's "$schema" link is allowed
+        assert res.returncode == 0, res.stderr
+        return
+    assert res.returncode == 2 and needle in " ".join(res.stderr.split()), res.stderr
+    assert "Traceback" not in res.stderr
 
 
 def test_schema_is_json_schema() -> None:

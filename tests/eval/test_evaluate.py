@@ -224,3 +224,17 @@ def test_torchvision_inception_follows_dfgan_fid_preprocessing(tmp_path: Path) -
     weights.write_bytes(b"truncated download")
     with pytest.raises(UserError, match="not torchvision's InceptionV3"):
         features.build_extractor("inception-torchvision", DataConfig(cache_dir=str(tmp_path / "cache")), download=False)
+
+
+def test_weak_classifier_warning_names_the_fix_for_the_data_source() -> None:
+    from ganreg.metrics.evaluate import weak_classifier_warning
+
+    def protocol(acc: float, source: str) -> dict[str, Any]:
+        return {"alignment_classifier": {"heldout_accuracy": {"class": acc}}, "data": {"source": source}}
+
+    assert weak_classifier_warning(protocol(0.95, "shapes")) is None
+    assert weak_classifier_warning({"alignment_classifier": None}) is None  # no classifier (inception features)
+    shapes = weak_classifier_warning(protocol(0.0, "shapes"))
+    assert shapes is not None and "0%" in shapes and "data.num_images" in shapes
+    hdf5 = weak_classifier_warning(protocol(0.4, "hdf5"))
+    assert hdf5 is not None and "40%" in hdf5 and "data.num_images" not in hdf5

@@ -106,8 +106,8 @@ def test_compare_two_runs(tiny_run: Path, tmp_path: Path) -> None:
     cmp = compare_runs([a, b], out)
     assert cmp.header == ["", "a", "b"]
     rows = {r[0]: r[1:] for r in cmp.rows}
-    assert rows["steps"] == ["2", "2"] and "final d/total" in rows and "wall time (min)" in rows
-    assert rows["fid"] == ["12.5", "30.25"] and rows["params generator"][0] == rows["params generator"][1]
+    assert rows["steps"] == [2, 2] and "final d/total" in rows and "wall time (min)" in rows
+    assert rows["fid"] == [12.5, 30.25] and rows["params generator"][0] == rows["params generator"][1] > 0
     assert out.is_file() and Image.open(out).size[0] > 500
     assert [w for w in cmp.warnings if w.startswith("fid:") and "different protocols" in w]
     assert not [w for w in cmp.warnings if w.startswith("align:")]
@@ -124,4 +124,7 @@ def test_cli_report_and_compare(tiny_run: Path, tmp_path: Path, autoload: Any) -
     assert page.is_file() and "t-SNE" not in page.read_text()
     result = CliRunner().invoke(cli, ["compare", str(tiny_run), str(tiny_run), "--out", str(tmp_path / "c.png"), "--json"])
     assert result.exit_code == 0, result.output
-    assert json.loads(result.output)["plot"] == str(tmp_path / "c.png")
+    table = json.loads(result.output)
+    assert table["plot"] == str(tmp_path / "c.png")
+    steps = next(row for row in table["rows"] if row[0] == "steps")
+    assert steps[1:] == [2, 2]  # numbers, not text

@@ -98,7 +98,9 @@ def test_a_failed_start_leaves_no_empty_run_directory(write_recipe, monkeypatch,
     monkeypatch.chdir(tmp_path)
     res = runner.invoke(cli, ["run", str(write_recipe()), "--set", f"generator.weights={tmp_path / 'missing.pt'}"])
     assert "generator weights not found" in str(res.exception)  # `ganreg` prints it and exits 2 (tests/core/test_cli.py)
-    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+    assert not (tmp_path / "runs").exists()  # neither the run nor the runs/ folder made for it
+    res = runner.invoke(cli, ["run", str(write_recipe()), "--out", "new/deep/run", "--set", f"generator.weights={tmp_path / 'x.pt'}"])
+    assert "generator weights not found" in str(res.exception) and not (tmp_path / "new").exists()
     mine = tmp_path / "mine"
     mine.mkdir()  # a folder the user made stays
     res = runner.invoke(cli, ["run", str(write_recipe()), "--out", str(mine), "--set", f"generator.weights={tmp_path / 'x.pt'}"])
@@ -151,3 +153,15 @@ def test_a_damaged_run_directory_is_named_not_a_traceback(write_recipe, monkeypa
     for args in (["run", "--resume", str(out)], ["generate", str(out), "a red circle"], ["eval", str(out)]):
         res = runner.invoke(cli, args)
         assert "recipe.resolved.json" in user_error(res), args
+
+
+def test_recorded_paths_are_absolute_so_the_run_works_from_anywhere(make_recipe, monkeypatch, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from ganreg.train.rundir import with_absolute_paths
+
+    monkeypatch.chdir(tmp_path)
+    recipe = make_recipe(**{"generator.weights": "start/g.pt", "data.cache_dir": "~/cache", "text_encoder.vocabulary": None})
+    fixed = with_absolute_paths(recipe)
+    assert fixed.generator.weights == str(tmp_path / "start" / "g.pt")
+    assert fixed.data.cache_dir == str(Path("~/cache").expanduser())
+    assert fixed.text_encoder.vocabulary is None and fixed.data.path is None
+    assert recipe.generator.weights == "start/g.pt"  # the caller's recipe is left alone

@@ -257,3 +257,8 @@ def test_logged_terms_are_interval_means_so_a_lazy_penalty_shows(tmp_path: Path,
         assert computed[0] > 0 and computed[1:] == [0.0, 0.0, 0.0]
         assert row["d/magp"] == pytest.approx(sum(computed) / 4, rel=1e-5)
         assert row["d/total"] == pytest.approx(sum(float(s["d/total"]) for s in interval) / 4, rel=1e-5)
+
+
+def test_batch_of_one_with_batchnorm_is_refused_before_training(tmp_path: Path, registry, make_recipe) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(UserError, match="batch normalisation needs 2 or more"):
+        Trainer(make_recipe(**{"train.batch_size": 1}), registry, tmp_path / "run", "cpu")

@@ -28,10 +28,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ganreg.atomic import atomic_save, atomic_write_text
 from ganreg.data.config import DataConfig
 from ganreg.errors import DataError, UserError
 from ganreg.metrics.cache import EVAL_CACHE_VERSION, data_key, eval_cache_dir, sha256_file, short_hash
-from ganreg.atomic import atomic_save, atomic_write_text
 
 CLASS_HEAD = "class"
 """Name of the head that predicts the class; the other heads are the data's attribute names."""

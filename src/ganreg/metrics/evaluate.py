@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 import ganreg
+from ganreg.atomic import atomic_write_text
 from ganreg.data.config import DataConfig
 from ganreg.errors import UserError
 from ganreg.metrics import fid as fidlib
@@ -32,7 +33,6 @@ from ganreg.metrics.diversity import DiversitySpec, diversity_metrics
 from ganreg.metrics.features import ClassifierFeatures, FeatureExtractor, build_extractor
 from ganreg.metrics.reference import Reference, dataset_reference, user_reference
 from ganreg.metrics.samples import EvalBatch, generated_batches
-from ganreg.atomic import atomic_write_text
 
 METRICS = ("fid", "kid", "is", "align", "diversity")
 LOWER_IS_BETTER = {"fid", "kid"}
@@ -168,6 +168,8 @@ def evaluate_generator(
         raise UserError(f"--samples {options.samples} is too few", "use at least 2 (FID papers use 10k-30k)")
     if len(dataset) == 0:
         raise UserError(f"the '{options.split}' split has no images", "use another --split")
+    if options.ref_stats is not None and not Path(options.ref_stats).is_file():
+        raise UserError(f"reference statistics not found: {options.ref_stats}", "check the --ref-stats path (an .npz with mu and sigma)")
     if options.ref_stats is not None and "kid" in metrics and not _npz_has_features(options.ref_stats):
         raise UserError(  # before any classifier is trained or image generated
             f"KID needs the real features themselves; {options.ref_stats} holds only mu and sigma",
@@ -305,6 +307,24 @@ def _metric_protocols(
             entry["chance"] = "sum_v p(v)^2 over the evaluated captions' targets (an image unrelated to its caption)"
         out[m] = entry
     return out
+
+
+WEAK_CLASSIFIER = 0.8
+"""Below this held-out class accuracy on real images the evaluation classifier's verdicts (alignment,
+and FID/KID in its feature space) say more about the classifier than about the generator."""
+
+
+def weak_classifier_warning(protocol: dict[str, Any]) -> str | None:
+    """A warning when the evaluation classifier behind these numbers is weak, else None."""
+    acc = (protocol.get("alignment_classifier") or {}).get("heldout_accuracy") or {}
+    if acc.get("class", 1.0) >= WEAK_CLASSIFIER:
+        return None
+    source = (protocol.get("data") or {}).get("source")
+    more = "raise data.num_images" if source == "shapes" else "evaluate on a dataset with more images per class"
+    return (
+        f"the evaluation classifier recognises only {acc['class']:.0%} of held-out real images' classes: alignment and "
+        f"classifier-feature FID/KID are unreliable ({more}, or use --extractor inception where its weights are available)"
+    )
 
 
 # ------------------------------------------------------------------- runs

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ganreg.atomic import atomic_save, atomic_write_text
 from ganreg.errors import UserError
 from ganreg.metrics.evaluate import (
     BEST_CHECKPOINT,
@@ -23,8 +24,8 @@ from ganreg.metrics.evaluate import (
     evaluate_generator,
     metric_family,
     parse_metrics,
+    weak_classifier_warning,
 )
-from ganreg.atomic import atomic_save, atomic_write_text
 
 
 def should_evaluate(recipe: Any, step: int, steps_per_epoch: int) -> bool:
@@ -132,4 +133,7 @@ def evaluate_trainer(trainer: Any, log: Log | None = None) -> dict[str, float]:
             tb.log_image(trainer.step, grids[-1])
     shown = ", ".join(f"{k} {v:.4g}" for k, v in result.metrics.items() if not k.endswith("_std"))
     log(f"eval @ step {trainer.step} ({split}, {result.protocol['generated_samples']} samples, {seconds} s): {shown}")
+    warning = weak_classifier_warning(result.protocol)
+    if warning:
+        log(f"eval warning: {warning}")
     return values

@@ -16,21 +16,34 @@ from ganreg.report.figures import plot_comparison
 from ganreg.report.runinfo import RunInfo, read_run_info
 
 
+Cell = str | int | float | None
+"""A table value as measured (``None``: the run has none); :func:`fmt` turns it into text."""
+
+
 @dataclass
 class Comparison:
     runs: list[RunInfo]
     header: list[str]
-    rows: list[list[str]]
+    rows: list[list[Cell]]
+    """``[label, value of run 1, value of run 2, ...]``: numbers stay numbers (``--json``)."""
     warnings: list[str]
     plot: Path | None
 
 
-def _fmt(value: float | int | None) -> str:
+def fmt(value: Cell) -> str:
     if value is None:
         return "-"
+    if isinstance(value, str):
+        return value
     if isinstance(value, int):
         return f"{value:,}"
     return f"{value:.4g}"
+
+
+def _eval_run_fact(run: RunInfo, key: str) -> Cell:
+    """The split and checkpoint step of the run's latest ``ganreg eval`` (None without one)."""
+    protocol = (run.eval or {}).get("protocol") or {}
+    return protocol.get("split") if key == "eval split" else (protocol.get("run") or {}).get("step")
 
 
 def protocol_ids(run: RunInfo) -> dict[str, str]:
@@ -48,16 +61,18 @@ def compare_runs(run_dirs: list[Path], out: Path | None = None) -> Comparison:
     if len(set(names)) < len(names):  # same folder name in different parents: show more of the path
         names = [str(r.path) for r in runs]
     header = ["", *names]
-    rows: list[list[str]] = []
-    rows.append(["recipe", *[str(r.recipe.get("name") or "-") for r in runs]])
-    rows.append(["steps", *[_fmt(r.last_step) for r in runs]])
-    rows.append(["wall time (min)", *[_fmt(r.wall_time_s / 60) if r.wall_time_s is not None else "-" for r in runs]])
+    rows: list[list[Cell]] = []
+    rows.append(["recipe", *[r.recipe.get("name") for r in runs]])
+    rows.append(["steps", *[r.last_step for r in runs]])
+    rows.append(["wall time (min)", *[r.wall_time_s / 60 if r.wall_time_s is not None else None for r in runs]])
     for key in sorted({k for r in runs for k in r.final_losses()}):
-        rows.append([f"final {key}", *[_fmt(r.final_losses().get(key)) for r in runs]])
+        rows.append([f"final {key}", *[r.final_losses().get(key) for r in runs]])
     for key in sorted({k for r in runs for k in r.latest_eval() if not k.endswith("_std")}):
-        rows.append([key, *[_fmt(r.latest_eval().get(key)) for r in runs]])
+        rows.append([key, *[r.latest_eval().get(key) for r in runs]])
+    for key in ("eval split", "eval step"):
+        rows.append([key, *[_eval_run_fact(r, key) for r in runs]])
     for net in sorted({p.get("network") for r in runs for p in r.params if p.get("network")}):
-        rows.append([f"params {net}", *[_fmt(next((p.get("total") for p in r.params if p.get("network") == net), None)) for r in runs]])
+        rows.append([f"params {net}", *[next((p.get("total") for p in r.params if p.get("network") == net), None) for r in runs]])
     warnings = []
     ids = [protocol_ids(r) for r in runs]
     for metric in sorted({m for i in ids for m in i}):

@@ -70,7 +70,7 @@ def plot_comparison(runs: list[RunInfo], out: Path) -> Path:
         for run in runs:
             xs, ys = _series(run.metrics, key)
             if xs:
-                ax.plot(xs, ys, lw=1.2, marker="o" if key.startswith("eval/") else None, ms=3, label=run.name)
+                ax.plot(xs, ys, lw=1.2, marker="o" if key.startswith("eval/") or len(xs) < 20 else None, ms=3, label=run.name)
         ax.set_title(title)
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)

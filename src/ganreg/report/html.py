@@ -16,10 +16,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ganreg.atomic import atomic_write_text
 from ganreg.errors import UserError
 from ganreg.report.figures import plot_metric_curves
 from ganreg.report.runinfo import RunInfo, SampleGrid, read_run_info
-from ganreg.atomic import atomic_write_text
 
 CSS = """
 body { font-family: system-ui, sans-serif; margin: 24px auto; max-width: 1200px; color: #222; }

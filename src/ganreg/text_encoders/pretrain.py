@@ -21,11 +21,11 @@ import torch
 from rich.console import Console
 from torch import nn
 
+from ganreg.atomic import atomic_save
 from ganreg.data._util import mix_seed
 from ganreg.data.tokenizer import ordered_word_subset
 from ganreg.interfaces import TextBatch, TextEncoder
 from ganreg.recipe import Recipe
-from ganreg.atomic import atomic_save
 
 if TYPE_CHECKING:
     from ganreg.train.setup import DataBundle

@@ -66,6 +66,7 @@ def run_command(
         new_run_dir,
         read_run,
         run_dir_path,
+        with_absolute_paths,
         write_recipe,
     )
     from ganreg.train.setup import prepare_data
@@ -86,7 +87,7 @@ def run_command(
     else:
         if recipe_path is None:
             raise UserError("no recipe given", "ganreg run recipes/dfgan.json")
-        recipe = load_recipe(recipe_path, registry, overrides)
+        recipe = with_absolute_paths(load_recipe(recipe_path, registry, overrides))
 
     if dry_run:
         console.print_json(json.dumps(recipe.model_dump(mode="json")))
@@ -102,14 +103,16 @@ def run_command(
 
     if resume_dir is None:
         run_dir = run_dir_path(recipe, str(out) if out else None)
-        existed = run_dir.exists()
+        made = [d for d in (run_dir, *run_dir.absolute().parents) if not d.exists()]  # deepest first
         new_run_dir(run_dir)
     try:
         ckpt = find_checkpoint(run_dir, checkpoint) if resume_dir is not None else None
         trainer = start_or_resume(recipe, registry, run_dir, device, resume=resume_dir is not None, checkpoint=ckpt)
     except BaseException:
-        if resume_dir is None and not existed and run_dir.is_dir() and not any(run_dir.iterdir()):
-            run_dir.rmdir()  # a start that failed (missing data or weights) leaves no empty run behind
+        if resume_dir is None:  # a start that failed (missing data or weights) leaves no empty folders behind
+            for d in made:
+                if d.is_dir() and not any(d.iterdir()):
+                    d.rmdir()
         raise
     if resume_dir is not None and overrides:
         write_recipe(run_dir, recipe)  # so the resolved recipe still re-creates the run (e.g. its new train.steps)
@@ -120,6 +123,11 @@ def run_command(
         )
         return 0
     limit = recipe.train.max_minutes
+    if recipe.train.steps is not None and recipe.train.epochs is not None:
+        console.print(
+            f"[yellow]note:[/yellow] train.steps ({recipe.train.steps}) wins over train.epochs ({recipe.train.epochs}); "
+            "to train by epochs, --set train.steps=null"
+        )
     amp = str(trainer.amp_dtype).removeprefix("torch.") if trainer.amp_dtype is not None else "off"
     console.print(
         f"[bold]run[/bold] {run_dir}  device={trainer.device}  steps={trainer.total_steps} "

@@ -68,6 +68,13 @@ def build_networks(recipe: Recipe, registry: Registry, ctx: BuildContext) -> Net
         infos[f"losses.{i}"] = info
         network = spec.trains or module.network
         losses.append(LossTerm(name=info.name, module=module, weight=spec.weight, network=network))
+    normed = [name for name, net in (("generator", gen), ("discriminator", disc))
+              if any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in net.modules())]
+    if normed and recipe.train.batch_size < 2:
+        raise UserError(
+            f"train.batch_size 1 cannot train the {' and '.join(normed)}: batch normalisation needs 2 or more images a batch",
+            "set train.batch_size to 2 or more",
+        )
     for network in ("generator", "discriminator"):
         if not any(t.network == network for t in losses):
             raise UserError(f"the recipe has no loss that trains the {network}", f"add a loss with \"trains\": \"{network}\"")

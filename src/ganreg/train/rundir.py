@@ -24,11 +24,11 @@ from typing import Any
 import torch
 
 import ganreg
+from ganreg.atomic import atomic_write_text
 from ganreg.errors import UserError
 from ganreg.interfaces import BuildContext
 from ganreg.recipe import Recipe, validate_recipe
 from ganreg.registry import Registry
-from ganreg.atomic import atomic_write_text
 
 RECIPE_FILE = "recipe.resolved.json"
 RUN_FILE = "run.json"
@@ -87,6 +87,24 @@ def trim_metrics(path: Path, step: int) -> None:
             kept.append(line if line.endswith("\n") else line + "\n")
     if kept != lines:
         atomic_write_text(path, "".join(kept))
+
+
+def with_absolute_paths(recipe: Recipe) -> Recipe:
+    """The recipe with its file paths (data, cache, weights, vocabulary) made absolute, as they resolve from
+    the current directory now: the run's recipe.resolved.json then works from any directory (resume,
+    generate, eval)."""
+    out = recipe.model_copy(deep=True)
+
+    def absolute(value: str | None) -> str | None:
+        return str(Path(value).expanduser().absolute()) if value else value
+
+    out.data.path = absolute(out.data.path)
+    out.data.cache_dir = absolute(out.data.cache_dir)
+    out.text_encoder.weights = absolute(out.text_encoder.weights)
+    out.text_encoder.vocabulary = absolute(out.text_encoder.vocabulary)
+    out.generator.weights = absolute(out.generator.weights)
+    out.discriminator.weights = absolute(out.discriminator.weights)
+    return out
 
 
 def write_recipe(run_dir: Path, recipe: Recipe) -> None:

@@ -21,12 +21,12 @@ from typing import Any
 import torch
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
+from ganreg.atomic import atomic_write_text
 from ganreg.data._util import to_unit_range
 from ganreg.errors import TrainingDiverged
 from ganreg.interfaces import TextBatch
 from ganreg.recipe import Recipe
 from ganreg.registry import Registry
-from ganreg.atomic import atomic_write_text
 from ganreg.train.checkpoint import load_checkpoint, save_checkpoint
 from ganreg.train.context import StepContext
 from ganreg.train.networks import Networks, build_networks, parameter_table
@@ -220,10 +220,13 @@ class Trainer:
             if totals:
                 network = "discriminator" if totals[0].startswith("d/") else "generator"
                 terms = [k.split("/", 1)[1] for k in bad if k[0] == totals[0][0] and not k.endswith("/total")]
+                kept = "the last good checkpoint is kept" if (self.run_dir / "checkpoints" / "latest.pt").is_file() else (
+                    "no checkpoint was written before it"
+                )
                 raise TrainingDiverged(
                     f"the {network} loss became {values[totals[0]]} at step {step}"
                     f" (terms: {', '.join(terms) or 'sum'})",
-                    "lower the learning rate, check the data, or add a regulariser; the last good checkpoint is kept",
+                    f"lower the learning rate, check the data, or add a regulariser; {kept}",
                 )
             for k in logs:
                 self._interval_sums[k] = self._interval_sums.get(k, 0.0) + values[k]
