@@ -1,6 +1,6 @@
 """Atomic writes: a file or folder appears under its name complete, or not at all.
 
-Every writer in ganreg goes through :func:`atomic_path` (temporary name in the
+Every file ganreg writes goes through :func:`atomic_path` (temporary name in the
 same folder, then ``os.replace``), so an interrupted run, a full disk or a
 crash never leaves a half-written checkpoint, recipe, cache or report behind.
 Finished files get the mode a plain ``open`` would give them (``0666`` less the
@@ -98,6 +98,6 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
         tmp.write_text(text, encoding="utf-8")
 
 
-def write_json_atomic(path: str | os.PathLike[str], obj: Any, indent: int | None = 2) -> None:
-    """Write ``obj`` as JSON atomically."""
+def write_json_atomic(path: str | os.PathLike[str], obj: Any, indent: int | None = None) -> None:
+    """Write ``obj`` as JSON atomically (compact unless ``indent`` is given: caches and vocabularies can be large)."""
     atomic_write_text(path, json.dumps(obj, indent=indent) + "\n")

@@ -149,7 +149,8 @@ def make_hdf5(src: Path, out: Path, images_dir: str | None, captions_dir: str | 
     try:
         _make_hdf5(src, out, images_dir, captions_dir, force)
     except UserError as exc:  # the data layer names recipe keys; here the user typed options
-        raise type(exc)(_as_options(exc.message), _as_options(exc.fix) if exc.fix else None) from None
+        exc.message, exc.fix = _as_options(exc.message), _as_options(exc.fix) if exc.fix else None
+        raise
 
 
 _OPTION_OF_KEY = {"data.path": "--from", "data.images_dir": "--images-dir", "data.captions_dir": "--captions-dir"}

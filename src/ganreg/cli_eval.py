@@ -121,7 +121,7 @@ def register_eval_commands(cli: click.Group) -> None:
         truncation: float | None, seed: int, batch_size: int, no_ema: bool, device: str, threads: int | None, as_json: bool,
     ) -> None:
         """FID / KID / IS, text-image alignment and noise diversity of a trained run; writes RUN_DIR/eval.json
-        (the latest, shown by report and compare) and RUN_DIR/evals/<split>-step<N>.json (kept per split and step).
+        (the latest, shown by report and compare) and RUN_DIR/evals/<split>-step<N>-<protocol>.json (kept per split, step and protocol).
 
         Every number is printed with its protocol (feature extractor and the sha256 of its weights,
         sample counts, split, resize, truncation, checkpoint step): FIDs computed under different
@@ -141,8 +141,7 @@ def register_eval_commands(cli: click.Group) -> None:
         console.print(_eval_table(result))
         for line in _protocol_lines(result):
             console.print(line, highlight=False)
-        step = result.protocol["run"]["step"]
-        console.print(f"wrote {Path(run_dir) / 'eval.json'} and {eval_record_path(Path(run_dir), split, step)}")
+        console.print(f"wrote {Path(run_dir) / 'eval.json'} and {eval_record_path(Path(run_dir), result)}")
 
     @cli.command()
     @click.argument("run_dir", type=click.Path(path_type=Path))

@@ -240,7 +240,7 @@ class Registry:
         names, or the list."""
         plugin = name.partition(":")[0] if ":" in name else None
         status = self.plugins.get(plugin) if plugin else None
-        if status is not None and getattr(status, "status", "loaded") != "loaded":
+        if status is not None and status.status != "loaded":
             return f"its plugin {plugin!r} is {status.status} ({status.error}): see `ganreg plugins`"
         pool: list[str] = []
         for c in self.components(kind):

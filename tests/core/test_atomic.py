@@ -35,7 +35,7 @@ def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path: Pat
     with pytest.raises(RuntimeError), atomic_path(target) as tmp:
         tmp.write_text("half")
         raise RuntimeError("disk full")
-    with pytest.raises(AttributeError, match="pickle"):
+    with pytest.raises(Exception, match="pickle"):  # AttributeError or PicklingError, by Python version
         atomic_save({"f": lambda: 0}, target)  # torch.save cannot pickle a lambda: fails mid-write
     assert target.read_text() == "old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["recipe.json"]

@@ -120,15 +120,20 @@ def user_error(res) -> str:  # type: ignore[no-untyped-def]
 
 def test_resume_settings_checkpoint_choice_and_log(write_recipe, monkeypatch, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     runner = _runner(monkeypatch)
+    monkeypatch.chdir(tmp_path)
     out = tmp_path / "run"
-    recipe = write_recipe(**{"train.steps": 4, "intervals.checkpoint": 2, "intervals.log": 1})
+    recipe = write_recipe(**{"train.steps": 4, "intervals.checkpoint": 2, "intervals.log": 1, "data.cache_dir": "cache"})
     assert runner.invoke(cli, ["run", str(recipe), "--out", str(out), "--device", "cpu"]).exit_code == 0
+    recorded = json.loads((out / "recipe.resolved.json").read_text())
+    assert recorded["data"]["cache_dir"] == str(tmp_path / "cache")  # relative paths are recorded absolute
     res = runner.invoke(cli, ["run", "--resume", str(out)])
     assert res.exit_code == 0 and "already finished: step 4/4" in flat(res.output) and "train.steps=N" in flat(res.output)
     # the architecture, data and losses are the checkpoint's: refused, nothing written
     before = (out / "recipe.resolved.json").read_text()
     res = runner.invoke(cli, ["run", "--resume", str(out), "--set", "generator.params.ngf=4"])
     assert "cannot change a resumed run" in user_error(res)
+    res = runner.invoke(cli, ["run", "--resume", str(out), "--set", "train.steps=3"])
+    assert "past the 3 steps asked for" in user_error(res)
     assert (out / "recipe.resolved.json").read_text() == before
     # back to step 2: the log loses steps 3-4 (retrained, not duplicated); train.steps lands in the recipe
     res = runner.invoke(cli, ["run", "--resume", str(out), "--checkpoint", "2", "--set", "train.steps=5"])

@@ -260,5 +260,20 @@ def test_logged_terms_are_interval_means_so_a_lazy_penalty_shows(tmp_path: Path,
 
 
 def test_batch_of_one_with_batchnorm_is_refused_before_training(tmp_path: Path, registry, make_recipe) -> None:  # type: ignore[no-untyped-def]
-    with pytest.raises(UserError, match="batch normalisation needs 2 or more"):
+    with pytest.raises(UserError, match="BatchNorm1d needs 2 or more"):
         Trainer(make_recipe(**{"train.batch_size": 1}), registry, tmp_path / "run", "cpu")
+
+
+def test_resuming_from_an_earlier_checkpoint_drops_what_came_after_it(tmp_path: Path, registry, make_recipe) -> None:  # type: ignore[no-untyped-def]
+    recipe = make_recipe(**{"train.steps": 4, "intervals.checkpoint": 1, "intervals.keep_checkpoints": 5, "intervals.samples": 1})
+    run = tmp_path / "run"
+    start_or_resume(recipe, registry, run, "cpu", resume=False).fit()
+    (run / "best.json").write_text(json.dumps({"metric": "fid", "value": 1.0, "step": 3}))
+    (run / "checkpoints" / "best.pt").write_bytes((run / "checkpoints" / "step_0000003.pt").read_bytes())
+    back = start_or_resume(recipe, registry, run, "cpu", resume=True, checkpoint=run / "checkpoints" / "step_0000002.pt")
+    assert back.step == 2
+    assert sorted(p.name for p in (run / "checkpoints").glob("step_*.pt")) == ["step_0000001.pt", "step_0000002.pt"]
+    assert not (run / "best.json").exists() and not (run / "checkpoints" / "best.pt").exists()
+    assert not list((run / "samples").glob("step_000000[34].*"))
+    assert load_checkpoint(run / "checkpoints" / "latest.pt")["step"] == 2  # latest is the history being continued
+    assert [r["step"] for r in losses(run)] == [1, 2]

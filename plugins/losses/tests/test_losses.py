@@ -142,9 +142,11 @@ class _CountingGenerator(Generator):
         super().__init__()
         self.fc = nn.Linear(8 + 16, 3 * 16 * 16)
         self.calls: list[int] = []
+        self.conds: list[torch.Tensor] = []
 
     def forward(self, z: torch.Tensor, cond: torch.Tensor) -> GeneratorOutput:
         self.calls.append(z.shape[0])
+        self.conds.append(cond.detach().clone())
         return GeneratorOutput(images=torch.tanh(self.fc(torch.cat([z, cond], 1))).view(-1, 3, 16, 16))
 
 
@@ -181,14 +183,15 @@ def test_diversity_sensitive_by_hand_and_only_up_to_tau() -> None:
     assert all(p.grad is None or not p.grad.any() for p in g.parameters())
 
 
-def test_diversity_sensitive_runs_the_second_pass_on_the_first_samples_only() -> None:
+def test_noise_regularisers_run_the_second_pass_on_the_first_samples_only() -> None:
     g = _CountingGenerator()
     for loss, second in ((DiversitySensitive(samples=2), 2), (ModeSeeking(samples=3), 3), (DiversitySensitive(samples=50), B)):
         ctx = _context("generator", g)
         _ = ctx.fake
         g.calls.clear()
+        g.conds.clear()
         loss(ctx)
-        assert g.calls == [second]
+        assert g.calls == [second] and torch.equal(g.conds[0], ctx.cond[:second])  # the same captions, fresh noise
 
 
 def test_diversity_sensitive_step_makes_the_noise_matter_more() -> None:

@@ -28,6 +28,7 @@ from ganreg.data.config import DataConfig
 from ganreg.errors import UserError
 from ganreg.metrics import fid as fidlib
 from ganreg.metrics.alignment import AlignmentMeter
+from ganreg.metrics.cache import short_hash
 from ganreg.metrics.classifier import CLASS_HEAD, ClassifierSpec, TrainedClassifier, load_classifier
 from ganreg.metrics.diversity import DiversitySpec, diversity_metrics
 from ganreg.metrics.features import ClassifierFeatures, FeatureExtractor, build_extractor
@@ -39,12 +40,8 @@ LOWER_IS_BETTER = {"fid", "kid"}
 EVAL_FILE = "eval.json"
 """The run's latest evaluation (what `ganreg report` and `ganreg compare` show)."""
 EVALS_DIR = "evals"
-"""Every evaluation, one file per split and checkpoint step: a second `ganreg eval` (say, on the
-training captions after the held-out ones) does not lose the first."""
-
-
-def eval_record_path(run_dir: Path, split: str, step: int) -> Path:
-    return Path(run_dir) / EVALS_DIR / f"{split}-step{step:07d}.json"
+"""Every evaluation, one file per split, checkpoint step and protocol: a second `ganreg eval` (on the
+training captions after the held-out ones, or with another extractor) does not lose the first."""
 BEST_FILE = "best.json"
 BEST_CHECKPOINT = "best.pt"
 
@@ -309,6 +306,15 @@ def _metric_protocols(
     return out
 
 
+def eval_record_path(run_dir: Path, result: EvalResult) -> Path:
+    """``RUN/evals/<split>-step<N>-<hash of the metrics' protocol ids and the generator weights>.json``."""
+    p = result.protocol
+    ids = sorted(f"{k}={v.get('id')}" for k, v in result.metric_protocol.items())
+    run = p.get("run") or {}
+    key = short_hash([ids, run.get("generator_weights"), run.get("checkpoint")], n=8)
+    return Path(run_dir) / EVALS_DIR / f"{p['split']}-step{run.get('step', 0):07d}-{key}.json"
+
+
 WEAK_CLASSIFIER = 0.8
 """Below this held-out class accuracy on real images the evaluation classifier's verdicts (alignment,
 and FID/KID in its feature space) say more about the classifier than about the generator."""
@@ -345,7 +351,7 @@ def evaluate_run(
     log: Log = _quiet, write: bool = True,
 ) -> EvalResult:
     """``ganreg eval``: load a run's trained networks, evaluate, write ``RUN/eval.json`` and
-    ``RUN/evals/<split>-step<N>.json`` (atomically)."""
+    ``RUN/evals/<split>-step<N>-<protocol>.json`` (atomically)."""
     from ganreg.data import Collator, build_dataset
     from ganreg.generate import load_trained
 
@@ -365,7 +371,7 @@ def evaluate_run(
     }
     if write:
         text = json.dumps(result.to_json(), indent=2) + "\n"
-        atomic_write_text(eval_record_path(run_dir, options.split, run.step), text)
+        atomic_write_text(eval_record_path(run_dir, result), text)
         atomic_write_text(run_dir / EVAL_FILE, text)
     return result
 

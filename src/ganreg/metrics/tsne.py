@@ -19,6 +19,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from ganreg.metrics.samples import caption_keys, captions_only, eval_mode, text_batch  # noqa: E402
+from ganreg.report.figures import save_figure  # noqa: E402
 
 MARKERS = ("o", "^", "s", "P", "X", "D")
 
@@ -89,12 +90,7 @@ def plot_panels(panels: list[Panel], class_names: list[str], out: Path, seed: in
         handles = [plt.Line2D([], [], marker="o", ls="", color=colour[c], label=class_names[c] if c < len(class_names) else str(c))
                    for c in present]
         fig.legend(handles=handles, loc="outside lower center", ncol=min(len(present), 6), fontsize=8, frameon=False)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp.png")
-    fig.savefig(tmp, dpi=90)
-    plt.close(fig)
-    tmp.replace(out)
-    return out
+    return save_figure(fig, out, dpi=90)
 
 
 def tsne_for_run(run_dir: Path, out: Path, n: int = 300, device: str = "auto", log: Any = None, seed: int = 0) -> Path:

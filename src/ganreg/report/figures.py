@@ -10,16 +10,17 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from ganreg.atomic import atomic_path  # noqa: E402
 from ganreg.report.runinfo import RunInfo  # noqa: E402
 
 
 def save_figure(fig: Any, out: Path, dpi: int = 100) -> Path:
-    """Save atomically (temp file + rename) and close the figure."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp.png")
-    fig.savefig(tmp, dpi=dpi)
-    plt.close(fig)
-    tmp.replace(out)
+    """Save as PNG atomically (:func:`ganreg.atomic.atomic_path`) and close the figure."""
+    try:
+        with atomic_path(out) as tmp:
+            fig.savefig(tmp, dpi=dpi, format="png")
+    finally:
+        plt.close(fig)
     return out
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 from typing import Any
@@ -111,17 +112,23 @@ def run_command(
     except BaseException:
         if resume_dir is None:  # a start that failed (missing data or weights) leaves no empty folders behind
             for d in made:
-                if d.is_dir() and not any(d.iterdir()):
-                    d.rmdir()
+                with contextlib.suppress(OSError):  # never let the clean-up hide the real error
+                    if d.is_dir() and not any(d.iterdir()):
+                        d.rmdir()
         raise
-    if resume_dir is not None and overrides:
-        write_recipe(run_dir, recipe)  # so the resolved recipe still re-creates the run (e.g. its new train.steps)
     if resume_dir is not None and trainer.step >= trainer.total_steps:
+        if overrides and trainer.step > trainer.total_steps:
+            raise UserError(
+                f"the run is at step {trainer.step}, past the {trainer.total_steps} steps asked for",
+                f"ask for more (--set train.steps=N, N > {trainer.step}), or --checkpoint an earlier step",
+            )
         console.print(
             f"{run_dir} already finished: step {trainer.step}/{trainer.total_steps}. To train longer: "
             f"ganreg run --resume {run_dir} --set train.steps=N (N > {trainer.step})"
         )
         return 0
+    if resume_dir is not None and overrides:
+        write_recipe(run_dir, recipe)  # so the resolved recipe still re-creates the run (e.g. its new train.steps)
     limit = recipe.train.max_minutes
     if recipe.train.steps is not None and recipe.train.epochs is not None:
         console.print(

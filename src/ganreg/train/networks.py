@@ -68,13 +68,6 @@ def build_networks(recipe: Recipe, registry: Registry, ctx: BuildContext) -> Net
         infos[f"losses.{i}"] = info
         network = spec.trains or module.network
         losses.append(LossTerm(name=info.name, module=module, weight=spec.weight, network=network))
-    normed = [name for name, net in (("generator", gen), ("discriminator", disc))
-              if any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in net.modules())]
-    if normed and recipe.train.batch_size < 2:
-        raise UserError(
-            f"train.batch_size 1 cannot train the {' and '.join(normed)}: batch normalisation needs 2 or more images a batch",
-            "set train.batch_size to 2 or more",
-        )
     for network in ("generator", "discriminator"):
         if not any(t.network == network for t in losses):
             raise UserError(f"the recipe has no loss that trains the {network}", f"add a loss with \"trains\": \"{network}\"")
@@ -83,6 +76,18 @@ def build_networks(recipe: Recipe, registry: Registry, ctx: BuildContext) -> Net
         if names.count(t.name) > 1:
             t.name = f"{t.name}.{t.network[0]}{names[: losses.index(t)].count(t.name)}"
     return Networks(text, gen, disc, losses, ctx, infos)
+
+
+def check_batch_size(nets: Networks, batch_size: int) -> None:
+    """A batch of one cannot train a ``BatchNorm1d`` (one value per channel: no variance), e.g. the text
+    projection of GAN-INT-CLS; refused before the first step instead of failing inside it."""
+    normed = [name for name, net in (("generator", nets.generator), ("discriminator", nets.discriminator))
+              if any(isinstance(m, nn.BatchNorm1d) for m in net.modules())]
+    if normed and batch_size < 2:
+        raise UserError(
+            f"train.batch_size 1 cannot train the {' and '.join(normed)}: its BatchNorm1d needs 2 or more images a batch",
+            "set train.batch_size to 2 or more",
+        )
 
 
 def parameter_table(modules: dict[str, nn.Module]) -> list[dict[str, float | int | str]]:

@@ -10,6 +10,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from ganreg.report.figures import save_figure  # noqa: E402
+
 
 def read_metrics(path: Path) -> list[dict[str, float]]:
     if not path.is_file():
@@ -33,8 +35,4 @@ def plot_losses(metrics_path: Path, out: Path) -> Path | None:
         ax.grid(alpha=0.3)
         if keys:
             ax.legend(fontsize=8)
-    tmp = out.with_name(f".{out.name}.tmp.png")
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    tmp.replace(out)
-    return out
+    return save_figure(fig, out)

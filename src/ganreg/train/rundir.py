@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import platform
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -60,6 +62,8 @@ Everything else (networks, data, losses, optimisers, batch size, seed) is the ch
 def check_resume_overrides(overrides: list[str]) -> None:
     """Refuse ``--set`` keys a resumed run cannot honour (its state comes from the checkpoint)."""
     for item in overrides:
+        if "=" not in item:
+            continue  # apply_overrides names the format error
         key = item.split("=", 1)[0].strip()
         if not any(key == k or (k.endswith(".") and key.startswith(k)) for k in RESUME_SETTABLE):
             raise UserError(
@@ -96,7 +100,7 @@ def with_absolute_paths(recipe: Recipe) -> Recipe:
     out = recipe.model_copy(deep=True)
 
     def absolute(value: str | None) -> str | None:
-        return str(Path(value).expanduser().absolute()) if value else value
+        return os.path.abspath(os.path.expanduser(value)) if value else value
 
     out.data.path = absolute(out.data.path)
     out.data.cache_dir = absolute(out.data.cache_dir)
@@ -105,6 +109,25 @@ def with_absolute_paths(recipe: Recipe) -> Recipe:
     out.generator.weights = absolute(out.generator.weights)
     out.discriminator.weights = absolute(out.discriminator.weights)
     return out
+
+
+def discard_after(run_dir: Path, step: int) -> bool:
+    """Remove the numbered checkpoints and sample grids after ``step``, and the best checkpoint when it
+    was found after it; True when there was any (the run is being continued from an earlier point)."""
+    later = [p for p in (*(run_dir / "checkpoints").glob("step_*.pt"), *(run_dir / "samples").glob("step_*.*"))
+             if _step_of(p) is not None and _step_of(p) > step]  # type: ignore[operator]
+    best = run_dir / "best.json"
+    record = _read_json(best) if best.is_file() else None
+    if isinstance(record, dict) and isinstance(record.get("step"), int) and record["step"] > step:
+        later += [best, run_dir / "checkpoints" / "best.pt"]
+    for p in later:
+        p.unlink(missing_ok=True)
+    return bool(later)
+
+
+def _step_of(path: Path) -> int | None:
+    match = re.fullmatch(r"step_(\d+)", path.stem)
+    return int(match.group(1)) if match else None
 
 
 def write_recipe(run_dir: Path, recipe: Recipe) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 from torchvision.utils import make_grid, save_image
 
-from ganreg.atomic import atomic_write_text
+from ganreg.atomic import atomic_path, atomic_write_text
 
 
 def make_noise(n: int, dim: int, generator: torch.Generator, truncation: float | None = None) -> torch.Tensor:
@@ -26,10 +26,8 @@ def make_noise(n: int, dim: int, generator: torch.Generator, truncation: float |
 def save_grid(images: torch.Tensor, path: Path, nrow: int, captions: list[str] | None = None) -> None:
     """Save images in [-1, 1] as a PNG grid (one row per caption), and the
     captions, one per row, in a ``.txt`` beside it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     grid = make_grid(images.detach().float().cpu().clamp(-1, 1), nrow=nrow, normalize=True, value_range=(-1, 1), padding=2)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    save_image(grid, tmp)
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        save_image(grid, tmp, format="png")
     if captions is not None:
         atomic_write_text(path.with_suffix(".txt"), "".join(f"row {i + 1}: {c}\n" for i, c in enumerate(captions)))

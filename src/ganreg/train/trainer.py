@@ -29,9 +29,9 @@ from ganreg.recipe import Recipe
 from ganreg.registry import Registry
 from ganreg.train.checkpoint import load_checkpoint, save_checkpoint
 from ganreg.train.context import StepContext
-from ganreg.train.networks import Networks, build_networks, parameter_table
+from ganreg.train.networks import Networks, build_networks, check_batch_size, parameter_table
 from ganreg.train.optim import build_optimizer, build_scheduler
-from ganreg.train.rundir import trim_metrics, write_run_files
+from ganreg.train.rundir import discard_after, trim_metrics, write_run_files
 from ganreg.train.sampling import make_noise, save_grid
 from ganreg.train.setup import DataBundle, prepare_data, prepare_text_encoder, resolve_amp, resolve_device
 from ganreg.train.weights import KINDS_WITH_WEIGHTS, load_recipe_weights
@@ -61,6 +61,7 @@ class Trainer:
 
         self.data: DataBundle = prepare_data(recipe, self.run_dir)
         self.nets: Networks = build_networks(recipe, registry, self.data.context)
+        check_batch_size(self.nets, recipe.train.batch_size)
         if start_weights:
             load_recipe_weights(self.nets.modules(), {k: getattr(recipe, k) for k in KINDS_WITH_WEIGHTS})
         prepare_text_encoder(self.nets.text_encoder, recipe, self.data, self.device)
@@ -340,8 +341,13 @@ class Trainer:
         )
 
     def resume(self, checkpoint: Path) -> None:
+        """Continue from ``checkpoint``. From an earlier one than the run's last, what came after it
+        (later checkpoints and sample grids, a best checkpoint found later, log lines) is removed and
+        ``latest.pt`` rewritten at once: the run then has one history, the one being continued."""
         self.load_state_dict(load_checkpoint(checkpoint, map_location=self.device))
         trim_metrics(self.run_dir / "metrics.jsonl", self.step)
+        if discard_after(self.run_dir, self.step):
+            self.save()
 
     def write_static_files(self) -> None:
         write_run_files(self.run_dir, self.recipe, self.registry, self.nets.infos, self.data.context)

@@ -77,7 +77,7 @@ class Contrastive(Loss):
         return loss
 
 
-def second_draw(ctx: StepContext, samples: int | None, who: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def second_draw(ctx: StepContext, samples: int | None, who: str) -> tuple[torch.Tensor, torch.Tensor, int]:
     """``(image differences, noise differences, n)`` for the first ``samples`` items of the batch (all when
     None): ``G(z1, s) - G(z2, s)`` and ``z1 - z2`` in float32, with a fresh ``z2`` for the same sentences."""
     if ctx.phase != "generator":
