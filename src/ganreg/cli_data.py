@@ -279,7 +279,27 @@ def describe_path(path: str, *, size: int = 64, count: int = 10000, seed: int = 
         "images_dir": str(layout.images.relative_to(layout.root)),
         "split_files": {s: f.name for s, f in layout.split_files.items()},
         "splits": splits,
+        "notes": _folder_notes(layout),
     }
+
+
+def _folder_notes(layout: Any) -> list[str]:
+    """What a folder lacks that `ganreg run` or the user would trip over later: a split without a class
+    list (`run` refuses it), images that no caption file names (never used)."""
+    from ganreg.data.folder import IMAGE_EXTS
+
+    notes = [
+        f"no class list for the '{split}' split (looked for {' or '.join(layout.split_file_candidates.get(split, []))}): "
+        f"it is not shown, and `ganreg run` on this folder needs it"
+        for split in ("train", "test") if split not in layout.split_files
+    ]
+    captioned = {t.stem.lower() for t in layout.captions.rglob("*.txt")}
+    uncaptioned = [f for f in layout.images.rglob("*") if f.suffix.lower() in IMAGE_EXTS and f.stem.lower() not in captioned]
+    if uncaptioned:
+        notes.append(
+            f"{len(uncaptioned)} image(s) have no caption file and are not used (first: {uncaptioned[0].relative_to(layout.root)})"
+        )
+    return notes
 
 
 @data.command("info")
@@ -339,6 +359,8 @@ def info(path: str, as_json: bool, size: int, count: int, seed: int, sample: int
             con.print(f"  [dim]{s}:[/] {c}")
     if desc.get("attributes"):
         con.print("attributes: " + "; ".join(f"{k}: {', '.join(v)}" for k, v in desc["attributes"].items()))
+    for note in desc.get("notes", []):
+        con.print(f"[yellow]note:[/] {note}", highlight=False)
 
 
 def main() -> None:  # pragma: no cover - standalone use: python -m ganreg.cli_data

@@ -149,3 +149,18 @@ def test_make_hdf5_names_a_corrupt_image_and_the_options_to_fix(tmp_path, oxford
     assert "--from" in str(r.exception) and "data.path" not in str(r.exception)
     r = run("make", "hdf5", "--from", str(oxford_folder), "--captions-dir", "captions", "--out", str(out))
     assert "--captions-dir" in str(r.exception) and "data.captions_dir" not in str(r.exception)
+
+
+def test_info_notes_a_missing_split_list_and_uncaptioned_images(tmp_path, oxford_folder) -> None:
+    (oxford_folder / "trainvalclasses.txt").unlink()
+    spare = oxford_folder / "jpg" / "image_09999.jpg"
+    spare.write_bytes(next((oxford_folder / "jpg").iterdir()).read_bytes())
+    r = run("info", str(oxford_folder), "--json")
+    assert r.exit_code == 0, r.output
+    desc = json.loads(r.output)
+    assert list(desc["splits"]) == ["test"]
+    notes = " ".join(desc["notes"])
+    assert "no class list for the 'train' split" in notes and "trainvalclasses.txt" in notes
+    assert "1 image(s) have no caption file" in notes and "image_09999.jpg" in notes
+    shown = run("info", str(oxford_folder))
+    assert "note:" in shown.output and "image_09999.jpg" in " ".join(shown.output.split())
