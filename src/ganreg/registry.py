@@ -104,8 +104,24 @@ def validation_problems(
             fix = f"did you mean {close[0]!r}?" if close else "remove it or check its spelling"
         else:
             msg = err["msg"]
+            field = _field_at(model, err["loc"])
+            if field is not None and field.description:
+                fix = f"{'add it; ' if err['type'] == 'missing' else ''}it is: {field.description}"
         out.append((path, msg, fix))
     return out
+
+
+def _field_at(model: type[BaseModel] | None, loc: tuple[Any, ...]) -> Any:
+    """The pydantic field ``loc`` names (list indices and union branches skipped), or None."""
+    current, field = model, None
+    for part in loc:
+        if current is None or isinstance(part, int):
+            continue
+        field = current.model_fields.get(str(part))
+        if field is None:
+            return None
+        current = _model_in(field.annotation)
+    return field
 
 
 def _keys_at(model: type[BaseModel] | None, loc: tuple[Any, ...]) -> list[str]:

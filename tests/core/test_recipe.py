@@ -57,9 +57,10 @@ def test_all_problems_at_once_with_paths(registry: Registry) -> None:
     found = problems(raw, registry)
     assert "did you mean 'dfgan'" in (found["generator.name"][1] or "")
     assert "train.batch_size" in found and "integer" in found["train.batch_size"][0]
-    assert found["train.bacth_size"][0] == "unknown key"
+    assert found["train.bacth_size"] == ("unknown key", "did you mean 'batch_size'?")
     assert "train.d_steps" in found and "greater than or equal to 1" in found["train.d_steps"][0]
-    assert "discriminator.params.nf" in found
+    assert "n_critic" in (found["train.d_steps"][1] or "")  # the field's description is the fix
+    assert "discriminator.params.nf" in found and "conv_img gives nf channels" in (found["discriminator.params.nf"][1] or "")
 
 
 def test_unknown_loss_path_has_index(registry: Registry) -> None:
