@@ -111,30 +111,27 @@ def validation_problems(
     return out
 
 
+def _section_at(model: type[BaseModel] | None, loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The model of the section that holds ``loc``'s last key (list indices skipped), or None."""
+    keys = [str(part) for part in loc if not isinstance(part, int)]
+    current = model
+    for key in keys[:-1]:
+        field = current.model_fields.get(key) if current is not None else None
+        current = _model_in(field.annotation) if field is not None else None
+    return current
+
+
 def _field_at(model: type[BaseModel] | None, loc: tuple[Any, ...]) -> Any:
-    """The pydantic field ``loc`` names (list indices and union branches skipped), or None."""
-    current, field = model, None
-    for part in loc:
-        if current is None or isinstance(part, int):
-            continue
-        field = current.model_fields.get(str(part))
-        if field is None:
-            return None
-        current = _model_in(field.annotation)
-    return field
+    """The pydantic field ``loc`` names, or None."""
+    keys = [str(part) for part in loc if not isinstance(part, int)]
+    section = _section_at(model, loc)
+    return section.model_fields.get(keys[-1]) if section is not None and keys else None
 
 
 def _keys_at(model: type[BaseModel] | None, loc: tuple[Any, ...]) -> list[str]:
-    """The valid keys of the section that holds ``loc``'s last key (list indices skipped)."""
-    current = model
-    for part in loc[:-1]:
-        if current is None:
-            return []
-        if isinstance(part, int):
-            continue
-        field = current.model_fields.get(str(part))
-        current = _model_in(field.annotation) if field is not None else None
-    return list(current.model_fields) if current is not None else []
+    """The valid keys of the section that holds ``loc``'s last key."""
+    section = _section_at(model, loc)
+    return list(section.model_fields) if section is not None else []
 
 
 def _model_in(annotation: Any) -> type[BaseModel] | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ganreg.errors import UserError
 from ganreg.report.figures import plot_comparison
@@ -40,10 +41,9 @@ def fmt(value: Cell) -> str:
     return f"{value:.4g}"
 
 
-def _eval_run_fact(run: RunInfo, key: str) -> Cell:
-    """The split and checkpoint step of the run's latest ``ganreg eval`` (None without one)."""
-    protocol = (run.eval or {}).get("protocol") or {}
-    return protocol.get("split") if key == "eval split" else (protocol.get("run") or {}).get("step")
+def _eval_protocol(run: RunInfo) -> dict[str, Any]:
+    """The protocol of the run's latest ``ganreg eval`` (empty without one)."""
+    return (run.eval or {}).get("protocol") or {}
 
 
 def protocol_ids(run: RunInfo) -> dict[str, str]:
@@ -69,8 +69,8 @@ def compare_runs(run_dirs: list[Path], out: Path | None = None) -> Comparison:
         rows.append([f"final {key}", *[r.final_losses().get(key) for r in runs]])
     for key in sorted({k for r in runs for k in r.latest_eval() if not k.endswith("_std")}):
         rows.append([key, *[r.latest_eval().get(key) for r in runs]])
-    for key in ("eval split", "eval step"):
-        rows.append([key, *[_eval_run_fact(r, key) for r in runs]])
+    rows.append(["eval split", *[_eval_protocol(r).get("split") for r in runs]])
+    rows.append(["eval step", *[(_eval_protocol(r).get("run") or {}).get("step") for r in runs]])
     for net in sorted({p.get("network") for r in runs for p in r.params if p.get("network")}):
         rows.append([f"params {net}", *[next((p.get("total") for p in r.params if p.get("network") == net), None) for r in runs]])
     warnings = []

@@ -18,7 +18,13 @@ from ganreg.atomic import atomic_save
 from ganreg.errors import UserError
 
 LATEST = "latest.pt"
-_NUMBERED = re.compile(r"step_(\d+)\.pt$")
+_STEP = re.compile(r"step_(\d+)")
+
+
+def step_of(path: Path) -> int | None:
+    """The step in a run file's name (``step_0001000.pt``, ``samples/step_0001000.png``), or None."""
+    match = _STEP.fullmatch(path.stem)
+    return int(match.group(1)) if match else None
 
 
 def save_checkpoint(state: dict[str, Any], ckpt_dir: Path, step: int, keep: int) -> Path:
@@ -32,8 +38,8 @@ def save_checkpoint(state: dict[str, Any], ckpt_dir: Path, step: int, keep: int)
 
 
 def numbered_checkpoints(ckpt_dir: Path) -> list[Path]:
-    found = [p for p in ckpt_dir.glob("step_*.pt") if _NUMBERED.search(p.name)]
-    return sorted(found, key=lambda p: int(_NUMBERED.search(p.name).group(1)))  # type: ignore[union-attr]
+    found = [p for p in ckpt_dir.glob("step_*.pt") if step_of(p) is not None]
+    return sorted(found, key=lambda p: step_of(p) or 0)
 
 
 def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
@@ -46,8 +52,7 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
         in_run = path.parent.name == "checkpoints"
         others = [p for p in numbered_checkpoints(path.parent) if p.resolve() != path.resolve()] if in_run else []
         if others:
-            step = int(_NUMBERED.search(others[-1].name).group(1))  # type: ignore[union-attr]
-            fix = f"use an earlier one of the run: --checkpoint {step} (or --checkpoint {others[-1]})"
+            fix = f"use an earlier one of the run: --checkpoint {step_of(others[-1])} (or --checkpoint {others[-1]})"
         elif in_run:
             fix = f"{path.parent} holds no other checkpoint: start the run again"
         else:

@@ -18,7 +18,6 @@ import dataclasses
 import json
 import os
 import platform
-import re
 import time
 from pathlib import Path
 from typing import Any
@@ -31,6 +30,7 @@ from ganreg.errors import UserError
 from ganreg.interfaces import BuildContext
 from ganreg.recipe import Recipe, validate_recipe
 from ganreg.registry import Registry
+from ganreg.train.checkpoint import step_of
 
 RECIPE_FILE = "recipe.resolved.json"
 RUN_FILE = "run.json"
@@ -115,7 +115,7 @@ def discard_after(run_dir: Path, step: int) -> bool:
     """Remove the numbered checkpoints and sample grids after ``step``, and the best checkpoint when it
     was found after it; True when there was any (the run is being continued from an earlier point)."""
     later = [p for p in (*(run_dir / "checkpoints").glob("step_*.pt"), *(run_dir / "samples").glob("step_*.*"))
-             if _step_of(p) is not None and _step_of(p) > step]  # type: ignore[operator]
+             if (step_of(p) or 0) > step]
     best = run_dir / "best.json"
     record = _read_json(best) if best.is_file() else None
     if isinstance(record, dict) and isinstance(record.get("step"), int) and record["step"] > step:
@@ -123,11 +123,6 @@ def discard_after(run_dir: Path, step: int) -> bool:
     for p in later:
         p.unlink(missing_ok=True)
     return bool(later)
-
-
-def _step_of(path: Path) -> int | None:
-    match = re.fullmatch(r"step_(\d+)", path.stem)
-    return int(match.group(1)) if match else None
 
 
 def write_recipe(run_dir: Path, recipe: Recipe) -> None:

@@ -77,8 +77,8 @@ class Contrastive(Loss):
         return loss
 
 
-def second_draw(ctx: StepContext, samples: int | None, who: str) -> tuple[torch.Tensor, torch.Tensor, int]:
-    """``(image differences, noise differences, n)`` for the first ``samples`` items of the batch (all when
+def second_draw(ctx: StepContext, samples: int | None, who: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(image differences, noise differences)`` for the first ``samples`` items of the batch (all when
     None): ``G(z1, s) - G(z2, s)`` and ``z1 - z2`` in float32, with a fresh ``z2`` for the same sentences."""
     if ctx.phase != "generator":
         raise RuntimeError(f'{who} trains the generator (drop "trains": "discriminator")')
@@ -86,7 +86,7 @@ def second_draw(ctx: StepContext, samples: int | None, who: str) -> tuple[torch.
     z1 = ctx.z[:n]
     z2 = ctx.noise(n).to(device=z1.device, dtype=z1.dtype)
     other = ctx.generator(z2, ctx.cond[:n].detach()).images
-    return ctx.fake[:n].float() - other.float(), (z1 - z2).float(), n
+    return ctx.fake[:n].float() - other.float(), (z1 - z2).float()
 
 
 class ModeSeeking(Loss):
@@ -100,7 +100,7 @@ class ModeSeeking(Loss):
         self.samples = samples
 
     def forward(self, ctx: StepContext) -> torch.Tensor:
-        images, noise, _ = second_draw(ctx, self.samples, "mode_seeking")
+        images, noise = second_draw(ctx, self.samples, "mode_seeking")
         ratio = images.abs().mean() / noise.abs().mean()
         ctx.log("ratio", ratio)
         return 1.0 / (ratio + self.eps)
@@ -117,8 +117,8 @@ class DiversitySensitive(Loss):
         self.samples = samples
 
     def forward(self, ctx: StepContext) -> torch.Tensor:
-        images, noise, n = second_draw(ctx, self.samples, "diversity_sensitive")
-        ratio = images.abs().reshape(n, -1).mean(1) / noise.abs().mean(1)
+        images, noise = second_draw(ctx, self.samples, "diversity_sensitive")
+        ratio = images.abs().flatten(1).mean(1) / noise.abs().mean(1)
         ctx.log("ratio", ratio.mean())
         ctx.log("saturated", (ratio >= self.tau).float().mean())
         return -ratio.clamp(max=self.tau).mean()
