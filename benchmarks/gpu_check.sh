@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Everything issue 6 measures on a GPU, in one call (a lent machine's time is scarce):
-#   the CUDA-only tests, the whole DF-GAN training step (64 / 256 px) and the DFBLK kernel benchmarks.
+#   the CUDA-only tests, the whole DF-GAN training step (64 / 256 px), a profile of the fastest 256-px
+#   step (where the rest of the time goes) and the DFBLK kernel benchmarks.
 #
 #   OUT=/some/folder bash benchmarks/gpu_check.sh
 #
 # Results (at most 8 files, flat, as the device tool brings back): env.txt, gpu-tests.txt,
-# train-step.json/.txt, dfblk.json/.md/.txt. On a machine that already has torch (and triton),
+# train-step.json/.txt, profile.txt, dfblk.json/.md/.txt. On a machine that already has torch (and triton),
 # the project is installed with --no-deps; pydantic & co. come from wheels in .whl/ when the
 # machine's index lacks them (pip download -d .whl pydantic on a machine with internet).
 # Runs on the CPU too (GPU tests skip, benchmarks take their small CPU shapes): a dry run.
@@ -30,6 +31,9 @@ status=0
 python -m pytest -q -m gpu tests plugins > "$OUT/gpu-tests.txt" 2>&1 || status=1
 python -m pytest -q benchmarks/test_bench_train_step.py --benchmark-enable \
     --benchmark-json="$OUT/train-step.json" > "$OUT/train-step.txt" 2>&1 || status=1
+python benchmarks/profile_train_step.py --out "$OUT/profile.txt" > /dev/null 2> "$OUT/profile-err.txt" || {
+    status=1; cat "$OUT/profile-err.txt" >> "$OUT/profile.txt"; }
+rm -f "$OUT/profile-err.txt"
 GANREG_BENCH_TABLE="$OUT/dfblk.md" python -m pytest -q benchmarks/test_bench_dfblk.py --benchmark-enable \
     --benchmark-json="$OUT/dfblk.json" > "$OUT/dfblk.txt" 2>&1 || status=1
 rm -f "$OUT/dfblk.md.json"  # the raw rows are in dfblk.json already; keep to 8 files
