@@ -39,8 +39,8 @@ class PretrainSpec(_Strict):
         "attributes", description="Predict the image's class, or each of its attributes when the data has them."
     )
     epochs: int = Field(2, ge=1, le=1000, description="At most this many passes over the captions.")
-    batch_size: int = Field(128, ge=1)
-    lr: float = Field(2e-3, gt=0)
+    batch_size: int = Field(128, ge=1, description="Captions per pretraining step.")
+    lr: float = Field(2e-3, gt=0, description="Adam learning rate of the pretraining.")
     target_accuracy: float = Field(
         0.99, gt=0, le=1, description="Stop early once the accuracy over the last 20 batches reaches this."
     )
@@ -62,7 +62,7 @@ class TextEncoderSpec(NetworkSpec):
         "captions, cached and frozen (as DF-GAN freezes DAMSM); frozen: used as built (precomputed embeddings) "
         "or as loaded from `weights`.",
     )
-    pretrain: PretrainSpec = Field(default_factory=PretrainSpec)
+    pretrain: PretrainSpec = Field(default_factory=PretrainSpec, description="mode pretrain: how the encoder is trained on the captions first.")
     vocabulary: str | None = Field(
         None,
         description="Use this vocabulary instead of building one from the captions: a ganreg vocab.json, or "
@@ -84,19 +84,23 @@ class LossSpec(ComponentSpec):
 
 
 class ScheduleSpec(_Strict):
-    name: Literal["constant", "step", "linear", "cosine"] = "constant"
+    name: Literal["constant", "step", "linear", "cosine"] = Field(
+        "constant", description="How the lr changes: constant, step (every step_epochs), linear or cosine decay to final_fraction."
+    )
     step_epochs: int = Field(100, ge=1, description="step: multiply the lr by gamma every this many epochs.")
-    gamma: float = Field(0.5, gt=0, le=1)
+    gamma: float = Field(0.5, gt=0, le=1, description="step: the factor applied every step_epochs.")
     final_fraction: float = Field(0.0, ge=0, le=1, description="linear/cosine: lr at the end as a fraction.")
 
 
 class OptimizerSpec(_Strict):
-    name: Literal["adam", "adamw", "rmsprop", "sgd"] = "adam"
-    lr: float = Field(2e-4, gt=0)
-    betas: tuple[float, float] = (0.5, 0.999)
-    weight_decay: float = Field(0.0, ge=0)
-    eps: float = Field(1e-8, gt=0)
-    schedule: ScheduleSpec = Field(default_factory=ScheduleSpec)
+    name: Literal["adam", "adamw", "rmsprop", "sgd"] = Field("adam", description="The torch.optim optimiser.")
+    lr: float = Field(2e-4, gt=0, description="Learning rate (DF-GAN: G 1e-4, D 4e-4).")
+    betas: tuple[float, float] = Field(
+        (0.5, 0.999), description="Adam/AdamW betas (DCGAN 0.5, 0.999; DF-GAN 0.0, 0.9); ignored by rmsprop/sgd."
+    )
+    weight_decay: float = Field(0.0, ge=0, description="L2 penalty (decoupled for adamw).")
+    eps: float = Field(1e-8, gt=0, description="Adam/AdamW/RMSprop denominator term.")
+    schedule: ScheduleSpec = Field(default_factory=ScheduleSpec, description="Learning-rate schedule.")
 
     @model_validator(mode="after")
     def _betas_in_range(self) -> OptimizerSpec:
@@ -106,8 +110,10 @@ class OptimizerSpec(_Strict):
 
 
 class OptimSpec(_Strict):
-    generator: OptimizerSpec = Field(default_factory=OptimizerSpec)
-    discriminator: OptimizerSpec = Field(default_factory=OptimizerSpec)
+    generator: OptimizerSpec = Field(default_factory=OptimizerSpec, description="Optimiser of G (and of losses that train with it).")
+    discriminator: OptimizerSpec = Field(
+        default_factory=OptimizerSpec, description="Optimiser of D (and of a jointly trained text encoder)."
+    )
 
 
 class TrainSpec(_Strict):
@@ -119,7 +125,7 @@ class TrainSpec(_Strict):
         "weights as step 0 and stops: a run directory to generate from or evaluate.",
     )
     max_minutes: float | None = Field(None, gt=0, description="Stop (and save) after this wall time.")
-    batch_size: int = Field(64, ge=1)
+    batch_size: int = Field(64, ge=1, description="Image-caption pairs per micro-batch.")
     d_steps: int = Field(1, ge=1, description="Discriminator steps per generator step (n_critic).")
     grad_accum: int = Field(1, ge=1, description="Micro-batches accumulated per optimiser step.")
     reuse_fake: bool = Field(
@@ -132,10 +138,10 @@ class TrainSpec(_Strict):
     )
     ema_decay: float | None = Field(0.999, ge=0, lt=1, description="EMA of G's weights; null disables.")
     ema_start: int = Field(0, ge=0, description="Steps before EMA starts tracking.")
-    seed: int = 0
+    seed: int = Field(0, description="Seeds the weights, the data order and the noise (bit-identical GPU reruns also need deterministic).")
     deterministic: bool = Field(False, description="torch.use_deterministic_algorithms; slower on GPU.")
     device: str = Field("auto", description="auto, cpu, cuda, cuda:N")
-    channels_last: bool = False
+    channels_last: bool = Field(False, description="NHWC activations: faster convolutions with bf16 on GPUs and recent CPUs.")
     compile_generator: bool = Field(False, description="torch.compile G (D stays eager: MA-GP needs double backward).")
     num_threads: int | None = Field(None, ge=1, description="CPU threads for torch (default: all cores).")
 
@@ -158,9 +164,9 @@ class EvalSpec(_Strict):
     metrics: list[str] = Field(
         default_factory=lambda: ["fid", "align"], description="Any of fid, kid, is, align, diversity (see ganreg eval)."
     )
-    samples: int = Field(1000, ge=10)
+    samples: int = Field(1000, ge=10, description="Generated images per evaluation (FID/KID want thousands).")
     keep_best: str | None = Field(None, description="Keep the best checkpoint by this metric (e.g. fid).")
-    tensorboard: bool = False
+    tensorboard: bool = Field(False, description="Also write the logged terms and metrics as TensorBoard events.")
 
 
 class OutputSpec(_Strict):
@@ -170,21 +176,23 @@ class OutputSpec(_Strict):
 
 class Recipe(_Strict):
     version: Literal[1] = Field(RECIPE_VERSION, description="Recipe format version.")
-    name: str | None = None
-    description: str | None = None
+    name: str | None = Field(None, description="Short name; the default run directory starts with it.")
+    description: str | None = Field(None, description="Free text: what the recipe is for and why its settings.")
     base: str | None = Field(None, description="A recipe this one extends (path relative to this file).")
-    data: DataConfig = Field(default_factory=DataConfig)
-    text_encoder: TextEncoderSpec
-    image_encoder: NetworkSpec | None = None
-    generator: NetworkSpec
-    discriminator: NetworkSpec
-    losses: list[LossSpec] = Field(min_length=1)
-    optim: OptimSpec = Field(default_factory=OptimSpec)
-    train: TrainSpec = Field(default_factory=TrainSpec)
-    intervals: IntervalsSpec = Field(default_factory=IntervalsSpec)
-    samples: SamplesSpec = Field(default_factory=SamplesSpec)
-    eval: EvalSpec = Field(default_factory=EvalSpec)
-    output: OutputSpec = Field(default_factory=OutputSpec)
+    data: DataConfig = Field(default_factory=DataConfig, description="Where the image-caption pairs come from (source: shapes, hdf5, folder).")
+    text_encoder: TextEncoderSpec = Field(description="Turns captions into the sentence (and word) embeddings G and D condition on.")
+    image_encoder: NetworkSpec | None = Field(
+        None, description="Source-image encoder; the trainer does not use one yet (build and test it with `ganreg show`)."
+    )
+    generator: NetworkSpec = Field(description="G: noise + sentence embedding -> image.")
+    discriminator: NetworkSpec = Field(description="D: image + sentence embedding -> real/fake score.")
+    losses: list[LossSpec] = Field(min_length=1, description="The terms of both objectives; each trains G or D.")
+    optim: OptimSpec = Field(default_factory=OptimSpec, description="One optimiser per network.")
+    train: TrainSpec = Field(default_factory=TrainSpec, description="Length, batch, precision, EMA, seed, device.")
+    intervals: IntervalsSpec = Field(default_factory=IntervalsSpec, description="How often to log, draw samples and save.")
+    samples: SamplesSpec = Field(default_factory=SamplesSpec, description="The sample grid drawn during training.")
+    eval: EvalSpec = Field(default_factory=EvalSpec, description="Metrics computed during training.")
+    output: OutputSpec = Field(default_factory=OutputSpec, description="Where the run directory goes.")
 
 
 # --------------------------------------------------------------------- loading

@@ -99,6 +99,33 @@ def test_schema_describes_sections() -> None:
     assert schema["additionalProperties"] is False
 
 
+def test_every_recipe_field_has_a_description() -> None:
+    """Editors show these on hover, and `validate` gives a field's description as the fix for a wrong value."""
+    schema = recipe_schema()
+    defs = schema.get("$defs", {})
+
+    def resolve(node: dict) -> dict:
+        return defs[node["$ref"].rsplit("/", 1)[-1]] if "$ref" in node else node
+
+    undescribed: list[str] = []
+
+    def walk(node: dict, path: str) -> None:
+        for key, prop in resolve(node).get("properties", {}).items():
+            if not prop.get("description"):
+                undescribed.append(path + key)
+            for candidate in [prop, *prop.get("anyOf", []), *prop.get("allOf", [])]:
+                target = resolve(candidate)
+                if "properties" in target:
+                    walk(target, f"{path}{key}.")
+                items = target.get("items")
+                if isinstance(items, dict) and "properties" in resolve(items):
+                    walk(items, f"{path}{key}[].")
+
+    walk(schema, "")
+    assert undescribed == []
+    assert len(defs) >= 8  # the walk reached the nested sections (optim.generator.schedule, ...)
+
+
 def test_bundled_recipes_validate(installed_registry: Registry) -> None:
     for path in sorted(Path(__file__).parents[2].joinpath("recipes").glob("*.json")):
         load_recipe(path, installed_registry)
