@@ -7,14 +7,12 @@ plugins are no longer installed.
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ganreg.errors import UserError
-
-_STEP = re.compile(r"step_(\d+)\.png$")
+from ganreg.runfiles import step_of
 
 
 @dataclass
@@ -101,12 +99,12 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
 def sample_grids(run_dir: Path) -> list[SampleGrid]:
     out = []
     for png in (run_dir / "samples").glob("step_*.png"):
-        m = _STEP.search(png.name)
-        if not m:
+        step = step_of(png)
+        if step is None:
             continue
         txt = png.with_suffix(".txt")
         caps = txt.read_text(encoding="utf-8").splitlines() if txt.is_file() else []
-        out.append(SampleGrid(int(m.group(1)), png, caps))
+        out.append(SampleGrid(step, png, caps))
     return sorted(out, key=lambda g: g.step)
 
 

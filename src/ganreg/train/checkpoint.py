@@ -8,7 +8,6 @@ containers, no pickled code.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
@@ -16,20 +15,14 @@ import torch
 
 from ganreg.atomic import atomic_save
 from ganreg.errors import UserError
+from ganreg.runfiles import step_file, step_of
 
 LATEST = "latest.pt"
-_STEP = re.compile(r"step_(\d+)")
-
-
-def step_of(path: Path) -> int | None:
-    """The step in a run file's name (``step_0001000.pt``, ``samples/step_0001000.png``), or None."""
-    match = _STEP.fullmatch(path.stem)
-    return int(match.group(1)) if match else None
 
 
 def save_checkpoint(state: dict[str, Any], ckpt_dir: Path, step: int, keep: int) -> Path:
     """Write ``step_N.pt`` and ``latest.pt``; keep the newest ``keep`` numbered ones."""
-    numbered = ckpt_dir / f"step_{step:07d}.pt"
+    numbered = ckpt_dir / step_file(step, ".pt")
     atomic_save(state, numbered)
     atomic_save(state, ckpt_dir / LATEST)
     for old in numbered_checkpoints(ckpt_dir)[:-keep]:
@@ -71,5 +64,5 @@ def find_checkpoint(run_dir: Path, which: str | int | None = None) -> Path:
     if which == "best":
         return ckpt_dir / "best.pt"
     if isinstance(which, int) or str(which).isdigit():
-        return ckpt_dir / f"step_{int(which):07d}.pt"
+        return ckpt_dir / step_file(int(which), ".pt")
     return Path(which)

@@ -30,7 +30,7 @@ from ganreg.errors import UserError
 from ganreg.interfaces import BuildContext
 from ganreg.recipe import Recipe, validate_recipe
 from ganreg.registry import Registry
-from ganreg.train.checkpoint import step_of
+from ganreg.runfiles import step_of
 
 RECIPE_FILE = "recipe.resolved.json"
 RUN_FILE = "run.json"

@@ -27,6 +27,7 @@ from ganreg.errors import TrainingDiverged
 from ganreg.interfaces import TextBatch
 from ganreg.recipe import Recipe
 from ganreg.registry import Registry
+from ganreg.runfiles import step_file
 from ganreg.train.checkpoint import load_checkpoint, save_checkpoint
 from ganreg.train.context import StepContext
 from ganreg.train.networks import Networks, build_networks, check_batch_size, parameter_table
@@ -295,7 +296,7 @@ class Trainer:
         z = fx["z"].to(self.device).repeat(n_cap, 1)
         images = torch.cat([g(z[i : i + 64], cond[i : i + 64]).images.float() for i in range(0, z.shape[0], 64)])
         g.train(was_training)
-        path = self.run_dir / "samples" / f"step_{self.step:07d}.png"
+        path = self.run_dir / "samples" / step_file(self.step, ".png")
         save_grid(images, path, nrow=n_z, captions=[f"({split}) {c}" for split, c in zip(fx["splits"], fx["captions"])])
         return path
 
