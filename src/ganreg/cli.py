@@ -153,15 +153,22 @@ def _show_component(c: Any, params_rows: Any) -> None:
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a recipe key.")
 def validate(recipe: Path, overrides: tuple[str, ...]) -> None:
     """Check a recipe: its keys and values (all problems at once, each with its JSON path and a fix),
-    then that its data opens and its networks and losses build, as `ganreg run` will."""
+    then that its data opens, its networks and losses build and the networks keep their contracts on two
+    of its items (shapes, value range), as `ganreg run` checks before training."""
     from ganreg.recipe import load_recipe
+    from ganreg.train.contracts import PROBE_ITEMS, check_contracts
     from ganreg.train.networks import build_networks
     from ganreg.train.setup import prepare_data
 
     registry = _registry()
     checked = load_recipe(recipe, registry, list(overrides))
-    build_networks(checked, registry, prepare_data(checked).context)
-    console.print(f"[green]{recipe}: valid[/green] (data opens; networks and losses build)")
+    data = prepare_data(checked)
+    nets = build_networks(checked, registry, data.context)
+    check_contracts(nets, data.probe_batch(PROBE_ITEMS), checked.data.image_size)
+    console.print(
+        f"[green]{recipe}: valid[/green] (data opens; networks and losses build; "
+        f"text encoder, generator and discriminator give the right shapes on {PROBE_ITEMS} items)"
+    )
 
 
 @cli.command()

@@ -13,7 +13,7 @@ from ganreg.interfaces import TextBatch
 from ganreg.plugins import get_registry
 from ganreg.recipe import Recipe
 from ganreg.train.checkpoint import find_checkpoint, load_checkpoint
-from ganreg.train.networks import Networks, build_networks
+from ganreg.train.networks import SamplingNetworks, build_sampling_networks
 from ganreg.train.rundir import VOCAB_FILE, build_context_from, read_run
 from ganreg.train.sampling import make_noise, save_grid
 from ganreg.train.setup import resolve_device
@@ -21,7 +21,7 @@ from ganreg.train.setup import resolve_device
 
 @dataclass
 class TrainedRun:
-    nets: Networks
+    nets: SamplingNetworks
     vocab: Vocabulary
     recipe: Recipe
     step: int
@@ -31,9 +31,9 @@ def load_trained(run_dir: Path, checkpoint: str | None = None, use_ema: bool = T
     """A run's networks with trained weights (the EMA generator when present), in eval mode."""
     run_dir = Path(run_dir)
     registry = get_registry()
-    recipe, meta = read_run(run_dir, registry)
+    recipe, meta = read_run(run_dir, registry, sections=("text_encoder", "generator"))  # D and losses need not be installed
     ctx = build_context_from(meta)
-    nets = build_networks(recipe, registry, ctx)
+    nets = build_sampling_networks(recipe, registry, ctx)
     state = load_checkpoint(find_checkpoint(run_dir, checkpoint), map_location="cpu")
     for name, module in nets.modules().items():
         module.load_state_dict(state["models"][name])
@@ -48,7 +48,7 @@ def load_trained(run_dir: Path, checkpoint: str | None = None, use_ema: bool = T
 
 @torch.no_grad()
 def generate_images(
-    nets: Networks, vocab: Vocabulary, captions: list[str], per_caption: int, seed: int = 0,
+    nets: SamplingNetworks, vocab: Vocabulary, captions: list[str], per_caption: int, seed: int = 0,
     truncation: float | None = None, max_words: int = 18,
 ) -> torch.Tensor:
     """``[len(captions) * per_caption, 3, S, S]`` in [-1, 1]; row-major by caption.

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -292,8 +293,10 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
     return out
 
 
-def _component_problems(raw: dict[str, Any], registry: Registry) -> list[tuple[str, str, str | None]]:
-    """Check component names and their params against the registry."""
+def _component_problems(
+    raw: dict[str, Any], registry: Registry, sections: Iterable[str] | None = None
+) -> list[tuple[str, str, str | None]]:
+    """Check component names and their params against the registry (only ``sections``' when given)."""
     problems: list[tuple[str, str, str | None]] = []
 
     def check(kind: str, spec: Any, path: str) -> None:
@@ -311,18 +314,22 @@ def _component_problems(raw: dict[str, Any], registry: Registry) -> list[tuple[s
             except ValidationError as exc:
                 problems.extend(validation_problems(exc, f"{path}.params", info.params))
 
+    wanted = set(sections) if sections is not None else {"text_encoder", "image_encoder", "generator", "discriminator", "losses"}
     for kind in ("text_encoder", "image_encoder", "generator", "discriminator"):
-        if raw.get(kind) is not None:
+        if raw.get(kind) is not None and kind in wanted:
             check(kind, raw.get(kind), kind)
     losses = raw.get("losses")
-    if isinstance(losses, list):
+    if isinstance(losses, list) and "losses" in wanted:
         for i, spec in enumerate(losses):
             check("loss", spec, f"losses.{i}")
     return problems
 
 
-def validate_recipe(raw: dict[str, Any], registry: Registry, source: str = "recipe") -> Recipe:
-    """Validate a merged raw recipe; report every problem at once."""
+def validate_recipe(
+    raw: dict[str, Any], registry: Registry, source: str = "recipe", sections: Iterable[str] | None = None
+) -> Recipe:
+    """Validate a merged raw recipe; report every problem at once. ``sections`` limits the component checks
+    to those sections (a trained run's generator can be used while its loss plugins are not installed)."""
     problems: list[tuple[str, str, str | None]] = []
     recipe: Recipe | None = None
     raw = {k: v for k, v in raw.items() if k != "$schema"}  # an editor's schema link, not a setting
@@ -331,7 +338,7 @@ def validate_recipe(raw: dict[str, Any], registry: Registry, source: str = "reci
     except ValidationError as exc:
         problems.extend(validation_problems(exc, "", Recipe))
         problems = [(p.lstrip("."), m, f) for p, m, f in problems]
-    problems.extend(_component_problems(raw, registry))
+    problems.extend(_component_problems(raw, registry, sections))
     if problems:
         raise RecipeError(problems, source)
     assert recipe is not None

@@ -170,3 +170,45 @@ def test_recorded_paths_are_absolute_so_the_run_works_from_anywhere(make_recipe,
     assert fixed.data.cache_dir == str(Path("~/cache").expanduser())
     assert fixed.text_encoder.vocabulary is None and fixed.data.path is None
     assert recipe.generator.weights == "start/g.pt"  # the caller's recipe is left alone
+
+
+def test_a_run_records_qualified_ids_and_generates_without_its_loss_plugins(write_recipe, monkeypatch, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A plugin installed after the run must not make the run's own recipe ambiguous, and generating needs
+    only the text encoder and the generator."""
+    runner = _runner(monkeypatch)
+    out = tmp_path / "run"
+    assert runner.invoke(cli, ["run", str(write_recipe(**{"train.steps": 2})), "--out", str(out), "--device", "cpu"]).exit_code == 0
+    recorded = json.loads((out / "recipe.resolved.json").read_text())
+    assert recorded["generator"]["name"] == "dcgan_cls:dcgan_cls"
+    assert [spec["name"] for spec in recorded["losses"]] == [
+        "dcgan_cls:matching_bce", "dcgan_cls:generator_bce", "dcgan_cls:feature_matching"
+    ]
+
+    class SameNames:  # a later plugin registering the run's bare names again
+        @plugins.hookimpl
+        def ganreg_register(self, register) -> None:  # type: ignore[no-untyped-def]
+            register("generator", "dcgan_cls", lambda params, ctx: None, summary="same bare name")
+            register("loss", "generator_bce", lambda params, ctx: None, summary="same bare name")
+
+    assert plugins.load_plugin(plugins.get_registry(), SameNames(), "later").status == "loaded"
+    for bare in ("generator", "losses.1"):  # runs written before ids were recorded: run.json pins them
+        node = recorded
+        for key in bare.split("."):
+            node = node[int(key)] if key.isdigit() else node[key]
+        node["name"] = node["name"].partition(":")[2]
+    (out / "recipe.resolved.json").write_text(json.dumps(recorded))
+    res = runner.invoke(cli, ["generate", str(out), "a red circle", "-n", "2", "-o", str(tmp_path / "a.png")])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(cli, ["run", "--resume", str(out), "--set", "train.steps=3"])
+    assert res.exit_code == 0, res.output
+
+    # the losses' plugin is gone: generating still works, resuming names what is missing
+    recorded = json.loads((out / "recipe.resolved.json").read_text())
+    assert recorded["generator"]["name"] == "dcgan_cls:dcgan_cls"  # the resume wrote ids again
+    for spec in recorded["losses"]:
+        spec["name"] = "uninstalled:" + spec["name"].partition(":")[2]
+    (out / "recipe.resolved.json").write_text(json.dumps(recorded))
+    res = runner.invoke(cli, ["generate", str(out), "a red circle", "-n", "2", "-o", str(tmp_path / "b.png")])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(cli, ["run", "--resume", str(out), "--set", "train.steps=4"])
+    assert "unknown loss 'uninstalled:matching_bce'" in user_error(res)

@@ -67,7 +67,7 @@ def run_command(
         new_run_dir,
         read_run,
         run_dir_path,
-        with_absolute_paths,
+        as_recorded,
         write_recipe,
     )
     from ganreg.train.setup import prepare_data
@@ -88,7 +88,7 @@ def run_command(
     else:
         if recipe_path is None:
             raise UserError("no recipe given", "ganreg run recipes/dfgan.json")
-        recipe = with_absolute_paths(load_recipe(recipe_path, registry, overrides))
+        recipe = as_recorded(load_recipe(recipe_path, registry, overrides), registry)
 
     if dry_run:
         console.print_json(json.dumps(recipe.model_dump(mode="json")))

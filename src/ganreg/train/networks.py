@@ -20,6 +20,20 @@ class LossTerm:
     module: Loss
     weight: float
     network: str
+    info: ComponentInfo | None = None
+
+
+@dataclass
+class SamplingNetworks:
+    """What drawing images from captions needs: the text encoder and the generator."""
+
+    text_encoder: TextEncoder
+    generator: Generator
+    context: BuildContext
+    infos: dict[str, ComponentInfo] = field(default_factory=dict)
+
+    def modules(self) -> dict[str, nn.Module]:
+        return {"text_encoder": self.text_encoder, "generator": self.generator}
 
 
 @dataclass
@@ -50,24 +64,37 @@ def _build(registry: Registry, kind: str, name: str, params: dict, ctx: BuildCon
     return module, info
 
 
+def build_sampling_networks(recipe: Recipe, registry: Registry, ctx: BuildContext) -> SamplingNetworks:
+    """Text encoder first (its ``out_dim`` becomes ``ctx.cond_dim``), then G."""
+    infos: dict[str, ComponentInfo] = {}
+    text, infos["text_encoder"] = _build(registry, "text_encoder", recipe.text_encoder.name, recipe.text_encoder.params, ctx)
+    ctx.cond_dim = int(text.out_dim)
+    gen, infos["generator"] = _build(registry, "generator", recipe.generator.name, recipe.generator.params, ctx)
+    return SamplingNetworks(text, gen, ctx, infos)
+
+
 def build_networks(recipe: Recipe, registry: Registry, ctx: BuildContext) -> Networks:
-    """Text encoder first (its ``out_dim`` becomes ``ctx.cond_dim``), then G, D, losses."""
+    """The text encoder and G (:func:`build_sampling_networks`), then D and the losses."""
     if recipe.image_encoder is not None:
         raise UserError(
             "the trainer does not use an image_encoder section yet",
             "remove 'image_encoder' from the recipe (image encoders can be built and tested, not trained, in this release)",
         )
-    infos: dict[str, ComponentInfo] = {}
-    text, infos["text_encoder"] = _build(registry, "text_encoder", recipe.text_encoder.name, recipe.text_encoder.params, ctx)
-    ctx.cond_dim = int(text.out_dim)
-    gen, infos["generator"] = _build(registry, "generator", recipe.generator.name, recipe.generator.params, ctx)
+    sampling = build_sampling_networks(recipe, registry, ctx)
+    infos = dict(sampling.infos)
     disc, infos["discriminator"] = _build(registry, "discriminator", recipe.discriminator.name, recipe.discriminator.params, ctx)
     losses = []
     for i, spec in enumerate(recipe.losses):
         module, info = _build(registry, "loss", spec.name, spec.params, ctx)
         infos[f"losses.{i}"] = info
         network = spec.trains or module.network
-        losses.append(LossTerm(name=info.name, module=module, weight=spec.weight, network=network))
+        if network not in ("generator", "discriminator"):
+            raise UserError(
+                f"loss {info.qualified} declares network {network!r}, so it would train nothing",
+                f"the plugin {info.plugin!r} must set network = 'generator' or 'discriminator' "
+                f"(a recipe can also choose with \"trains\" in losses.{i})",
+            )
+        losses.append(LossTerm(name=info.name, module=module, weight=spec.weight, network=network, info=info))
     for network in ("generator", "discriminator"):
         if not any(t.network == network for t in losses):
             raise UserError(f"the recipe has no loss that trains the {network}", f"add a loss with \"trains\": \"{network}\"")
@@ -75,7 +102,7 @@ def build_networks(recipe: Recipe, registry: Registry, ctx: BuildContext) -> Net
     for t in losses:  # unique log names when a loss appears twice
         if names.count(t.name) > 1:
             t.name = f"{t.name}.{t.network[0]}{names[: losses.index(t)].count(t.name)}"
-    return Networks(text, gen, disc, losses, ctx, infos)
+    return Networks(sampling.text_encoder, sampling.generator, disc, losses, ctx, infos)
 
 
 def check_batch_size(nets: Networks, batch_size: int) -> None:

@@ -19,6 +19,7 @@ import json
 import os
 import platform
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -93,6 +94,23 @@ def trim_metrics(path: Path, step: int) -> None:
         atomic_write_text(path, "".join(kept))
 
 
+def as_recorded(recipe: Recipe, registry: Registry) -> Recipe:
+    """The recipe as a run records it: components by qualified id, file paths absolute.
+
+    A bare name (``"hinge"``) resolves only while it is unique, so a plugin installed later that
+    registers the same name would make the run's own recipe ambiguous (resume, generate and eval would
+    refuse it); a relative path resolves from the current directory, which changes. Recorded this way,
+    recipe.resolved.json re-creates the run from anywhere, whatever else is installed by then."""
+    out = with_absolute_paths(recipe)
+    for kind in ("text_encoder", "image_encoder", "generator", "discriminator"):
+        spec = getattr(out, kind)
+        if spec is not None:
+            spec.name = registry.resolve(kind, spec.name).qualified
+    for spec in out.losses:
+        spec.name = registry.resolve("loss", spec.name).qualified
+    return out
+
+
 def with_absolute_paths(recipe: Recipe) -> Recipe:
     """The recipe with its file paths (data, cache, weights, vocabulary) made absolute, as they resolve from
     the current directory now: the run's recipe.resolved.json then works from any directory (resume,
@@ -160,8 +178,9 @@ def write_run_files(run_dir: Path, recipe: Recipe, registry: Registry, infos: di
     atomic_write_text(run_dir / RUN_FILE, json.dumps(meta, indent=2) + "\n")
 
 
-def read_run(run_dir: Path, registry: Registry) -> tuple[Recipe, dict[str, Any]]:
-    """The recipe and metadata of an existing run directory."""
+def read_run(run_dir: Path, registry: Registry, sections: Iterable[str] | None = None) -> tuple[Recipe, dict[str, Any]]:
+    """The recipe and metadata of an existing run directory. ``sections``: the only component sections whose
+    plugins must be installed (generating needs the text encoder and the generator, not D or the losses)."""
     run_dir = Path(run_dir)
     if not (run_dir / RECIPE_FILE).is_file() or not (run_dir / RUN_FILE).is_file():
         raise UserError(f"{run_dir} is not a ganreg run directory (no {RECIPE_FILE} / {RUN_FILE})", "pass the directory `ganreg run` wrote")
@@ -169,7 +188,24 @@ def read_run(run_dir: Path, registry: Registry) -> tuple[Recipe, dict[str, Any]]
     meta = _read_json(run_dir / RUN_FILE)
     if not isinstance(raw, dict) or not isinstance(meta, dict):
         raise UserError(f"{run_dir}: {RECIPE_FILE} / {RUN_FILE} are not JSON objects", "pass the directory `ganreg run` wrote")
-    return validate_recipe(raw, registry, str(run_dir / RECIPE_FILE)), meta
+    return validate_recipe(_pin_recorded_ids(raw, meta), registry, str(run_dir / RECIPE_FILE), sections), meta
+
+
+def _pin_recorded_ids(raw: dict[str, Any], meta: dict[str, Any]) -> dict[str, Any]:
+    """Runs written before recipes recorded qualified ids: a bare component name becomes the id that
+    run.json says was built, so plugins installed since cannot make it ambiguous."""
+    ids = {key: c.get("id") for key, c in (meta.get("components") or {}).items() if isinstance(c, dict)}
+    specs = [(key, raw.get(key)) for key in ("text_encoder", "image_encoder", "generator", "discriminator")]
+    losses = raw.get("losses")
+    if isinstance(losses, list):
+        specs += [(f"losses.{i}", spec) for i, spec in enumerate(losses)]
+    for key, spec in specs:
+        recorded = ids.get(key)
+        if isinstance(spec, dict) and isinstance(spec.get("name"), str) and ":" not in spec["name"] and (
+            isinstance(recorded, str) and recorded.partition(":")[2] == spec["name"]
+        ):
+            spec["name"] = recorded
+    return raw
 
 
 def build_context_from(meta: dict[str, Any]) -> BuildContext:

@@ -67,6 +67,12 @@ class DataBundle:
             self.train, batch_size, seed, self.vocab, self.max_words, self.num_workers, pin_memory, wrong_images
         )
 
+    def probe_batch(self, n: int) -> dict[str, Any]:
+        """The first ``n`` training items as one batch (images in [-1, 1], no wrong images), read without
+        touching the training stream: for :func:`ganreg.train.contracts.check_contracts`."""
+        items = self.train.view(raw_images=False, images=True, wrong_images=False, augment=False)
+        return self.collator([items[(0, i)] for i in range(min(n, len(self.train)))])
+
     def save_vocab(self, run_dir: Path) -> None:
         self.vocab.save(run_dir / VOCAB_FILE)
 

@@ -30,7 +30,8 @@ from ganreg.registry import Registry
 from ganreg.runfiles import step_file
 from ganreg.train.checkpoint import load_checkpoint, save_checkpoint
 from ganreg.train.context import StepContext
-from ganreg.train.networks import Networks, build_networks, check_batch_size, parameter_table
+from ganreg.train.contracts import PROBE_ITEMS, blame, check_contracts, check_loss_value
+from ganreg.train.networks import LossTerm, Networks, build_networks, check_batch_size, parameter_table
 from ganreg.train.optim import build_optimizer, build_scheduler
 from ganreg.train.rundir import discard_after, trim_metrics, write_run_files
 from ganreg.train.sampling import make_noise, save_grid
@@ -75,6 +76,7 @@ class Trainer:
                 module.to(memory_format=self.memory_format)
         for term in self.nets.losses:
             term.module.to(self.device)
+        check_contracts(self.nets, self.data.probe_batch(PROBE_ITEMS), recipe.data.image_size, self.device)
         self.generator_fn = torch.compile(self.nets.generator) if t.compile_generator else self.nets.generator
 
         self.stream = self.data.stream(
@@ -111,6 +113,7 @@ class Trainer:
         self.step = 0
         self.elapsed = 0.0
         self._stop_requested = False
+        self._contracts_checked = False  # the losses' contracts, on the first step
         self._pending: list[tuple[int, dict[str, torch.Tensor]]] = []
         self._interval_sums: dict[str, float] = {}
         self._interval_counts: dict[str, int] = {}
@@ -186,8 +189,10 @@ class Trainer:
         accum = len(contexts)
         prefix = network[0]
         for ctx in contexts:
+            values = []
             with self._autocast():
-                values = [(term, term.module(ctx).float()) for term in terms]
+                for term in terms:
+                    values.append((term, self._loss_value(term, ctx)))
             total = sum(term.weight * v for term, v in values)
             assert isinstance(total, torch.Tensor)
             (total / accum).backward()
@@ -203,6 +208,16 @@ class Trainer:
         for term in terms:
             term.module.after_step(module)
         return logs
+
+    def _loss_value(self, term: LossTerm, ctx: StepContext) -> torch.Tensor:
+        """One term's value; on the first step of this process a failing or non-scalar term is named with
+        its plugin (later steps pay nothing for the check: its contract held once)."""
+        if self._contracts_checked or term.info is None:
+            return term.module(ctx).float()
+        with blame(term.info, f"the first training step (as the {term.network}'s loss)"):
+            value = term.module(ctx)
+        check_loss_value(term.info, value)
+        return value.float()
 
     def _flush(self) -> None:
         """Move the steps since the last flush into the logging interval's sums (one GPU sync);
@@ -278,6 +293,7 @@ class Trainer:
             else:
                 self.ema.update_parameters(nets.generator)
         self._pending.append((self.step, logs))
+        self._contracts_checked = True
 
     # -------------------------------------------------------------- artefacts
     def sample_generator(self) -> torch.nn.Module:

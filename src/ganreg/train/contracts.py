@@ -1,0 +1,122 @@
+"""The networks' contracts, checked on two real items before anything trains.
+
+A third-party generator that returns the wrong size, or values outside [-1, 1], would otherwise fail
+deep inside the first loss with a shape error that names no component, or, worse, train silently on
+the wrong scale. ``ganreg validate`` and ``ganreg run`` run these checks, so a broken component is
+named, with its plugin, before a run directory holds anything but its recipe.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+from torch import nn
+
+from ganreg.data._util import to_unit_range
+from ganreg.errors import UserError
+from ganreg.interfaces import TextBatch
+from ganreg.registry import ComponentInfo
+
+PROBE_ITEMS = 2
+RANGE_SLACK = 1e-3  # rounding of a tanh in bf16
+
+
+def _fix(info: ComponentInfo) -> str:
+    return (
+        f"check its params (`ganreg show {info.qualified}`); if they are right, this is a bug in plugin "
+        f"{info.plugin!r} ({info.distribution or info.plugin}): report it there"
+    )
+
+
+@contextlib.contextmanager
+def blame(info: ComponentInfo, what: str) -> Iterator[None]:
+    """A component's own exception, as a user error naming the component and what it was asked to do
+    (running out of memory is not the component's fault: it passes through)."""
+    try:
+        yield
+    except (UserError, MemoryError, torch.OutOfMemoryError):
+        raise
+    except Exception as exc:
+        raise UserError(f"{info.kind} {info.qualified} failed on {what}: {type(exc).__name__}: {exc}", _fix(info)) from exc
+
+
+@contextlib.contextmanager
+def _evaluating(*modules: nn.Module) -> Iterator[None]:
+    """eval mode and no grad: the probe must not move BatchNorm statistics or any other state."""
+    modes = [m.training for m in modules]
+    try:
+        for m in modules:
+            m.eval()
+        with torch.no_grad():
+            yield
+    finally:
+        for m, mode in zip(modules, modes):
+            m.train(mode)
+
+
+def check_contracts(nets: Any, batch: dict[str, Any], image_size: int, device: torch.device | str = "cpu") -> None:
+    """Text encoder, G and D on the first ``PROBE_ITEMS`` items of ``batch`` (a training-stream batch):
+    shapes, value range and finiteness as ``ganreg.interfaces`` states them. Raises :class:`UserError`."""
+    infos: dict[str, ComponentInfo] = nets.infos
+    n = min(PROBE_ITEMS, len(batch["labels"]) if batch.get("labels") is not None else PROBE_ITEMS)
+    text = TextBatch(
+        tokens=batch["tokens"][:n].to(device) if batch.get("tokens") is not None else None,
+        lengths=batch["lengths"][:n] if batch.get("lengths") is not None else None,
+        embeddings=batch["embeddings"][:n].to(device) if batch.get("embeddings") is not None else None,
+        captions=batch["captions"][:n] if batch.get("captions") is not None else None,
+    )
+    modules = [nets.text_encoder, nets.generator] + ([nets.discriminator] if hasattr(nets, "discriminator") else [])
+    with _evaluating(*modules):
+        with blame(infos["text_encoder"], f"a batch of {n} captions"):
+            sentence = nets.text_encoder(text).sentence
+        if tuple(sentence.shape) != (n, nets.context.cond_dim):
+            raise UserError(
+                f"text_encoder {infos['text_encoder'].qualified} returned sentence embeddings of shape "
+                f"{tuple(sentence.shape)}, not [{n}, {nets.context.cond_dim}] (its out_dim)",
+                _fix(infos["text_encoder"]),
+            )
+        cond = sentence.float()
+        gen = infos["generator"]
+        z = torch.randn(n, nets.generator.z_dim, generator=torch.Generator().manual_seed(0)).to(device)  # not the global RNG
+        with blame(gen, f"a batch of {n} (z_dim {nets.generator.z_dim}, sentence dim {cond.shape[1]})"):
+            images = nets.generator(z, cond).images.float()
+        want = (n, 3, image_size, image_size)
+        if tuple(images.shape) != want:
+            raise UserError(
+                f"generator {gen.qualified} returned images of shape {list(images.shape)}, not {list(want)} "
+                f"(data.image_size {image_size})",
+                f"set the generator's params for {image_size} px, or data.image_size to a size it makes; "
+                + _fix(gen),
+            )
+        if not torch.isfinite(images).all():
+            raise UserError(f"generator {gen.qualified} returned NaN or infinite pixels at initialisation", _fix(gen))
+        low, high = float(images.min()), float(images.max())
+        if low < -1 - RANGE_SLACK or high > 1 + RANGE_SLACK:
+            raise UserError(
+                f"generator {gen.qualified} returned values in [{low:.3g}, {high:.3g}]; ganreg's images are in [-1, 1]",
+                f"end the generator with tanh (or clamp); {_fix(gen)}",
+            )
+        if not hasattr(nets, "discriminator"):
+            return
+        disc = infos["discriminator"]
+        real = batch["images"][:n].to(device)
+        real = to_unit_range(real) if real.dtype == torch.uint8 else real.float()
+        with blame(disc, f"a batch of {n} images of {image_size} px"):
+            logits = nets.discriminator(real, cond).logits
+        if tuple(logits.shape) != (n,):
+            raise UserError(
+                f"discriminator {disc.qualified} returned logits of shape {list(logits.shape)}, not [{n}] (one per image)",
+                _fix(disc),
+            )
+
+
+def check_loss_value(info: ComponentInfo, value: torch.Tensor) -> None:
+    """A loss term must be one number (the trainer weights and sums them)."""
+    if value.numel() != 1:
+        raise UserError(
+            f"loss {info.qualified} returned a tensor of shape {list(value.shape)}, not a scalar",
+            f"reduce it (e.g. .mean()) in the loss; {_fix(info)}",
+        )

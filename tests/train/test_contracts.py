@@ -1,0 +1,148 @@
+"""A component that breaks its contract is named, with its plugin, before anything trains (or on the first
+step, for a loss), instead of failing deep inside a loss with an error that names nothing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from torch import nn
+
+from ganreg.errors import UserError
+from ganreg.interfaces import BuildContext, GeneratorOutput, Loss
+from ganreg.plugins import hookimpl, load_entry_points, load_plugin
+from ganreg.registry import Registry
+from ganreg.testing import TinyDiscriminator, TinyGenerator
+from ganreg.train.rundir import new_run_dir
+from ganreg.train.trainer import Trainer
+from ganreg.recipe import validate_recipe
+
+from .conftest import tiny_recipe
+
+
+class HalfSize(TinyGenerator):
+    def forward(self, z: torch.Tensor, cond: torch.Tensor) -> GeneratorOutput:
+        return GeneratorOutput(images=super().forward(z, cond).images[:, :, ::2, ::2])
+
+
+class NoTanh(TinyGenerator):
+    def forward(self, z: torch.Tensor, cond: torch.Tensor) -> GeneratorOutput:
+        return GeneratorOutput(images=3 * super().forward(z, cond).images)
+
+
+class Crashes(TinyGenerator):
+    def forward(self, z: torch.Tensor, cond: torch.Tensor) -> GeneratorOutput:
+        raise RuntimeError("mat1 and mat2 shapes cannot be multiplied")
+
+
+class TwoLogits(TinyDiscriminator):
+    def logits(self, features: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        return super().logits(features, cond)[:, None].expand(-1, 2)
+
+
+class PerImage(Loss):
+    network = "generator"
+
+    def forward(self, ctx: Any) -> torch.Tensor:
+        return -ctx.d_fake.logits  # forgot the .mean()
+
+
+class ReadsWrong(Loss):
+    network = "discriminator"
+
+    def forward(self, ctx: Any) -> torch.Tensor:
+        raise RuntimeError("ctx.d_wrong needs needs_wrong_images = True")
+
+
+class Nowhere(Loss):
+    network = "gen"  # type: ignore[assignment]
+
+    def forward(self, ctx: Any) -> torch.Tensor:
+        return ctx.d_fake.logits.mean()
+
+
+def _factory(cls: type[nn.Module]) -> Any:
+    def build(params: Any, ctx: BuildContext) -> nn.Module:
+        return cls(ctx) if issubclass(cls, (TinyGenerator, TinyDiscriminator)) else cls()
+
+    return build
+
+
+class Broken:
+    @hookimpl
+    def ganreg_register(self, register: Any) -> None:
+        for name, cls in {"half": HalfSize, "no_tanh": NoTanh, "crashes": Crashes, "tiny": TinyGenerator}.items():
+            register("generator", name, _factory(cls), summary=name)
+        register("discriminator", "two_logits", _factory(TwoLogits), summary="two logits")
+        register("discriminator", "tiny", _factory(TinyDiscriminator), summary="tiny")
+        for name, cls in {"per_image": PerImage, "reads_wrong": ReadsWrong, "nowhere": Nowhere}.items():
+            register("loss", name, _factory(cls), summary=name)
+
+
+@pytest.fixture(scope="module")
+def registry() -> Registry:
+    reg = Registry()
+    load_entry_points(reg, strict=True)
+    load_plugin(reg, Broken(), "broken", strict=True)
+    return reg
+
+
+def _start(registry: Registry, tmp_path: Path, **over: Any) -> Trainer:
+    recipe = validate_recipe(tiny_recipe(**{"generator": {"name": "broken:tiny"}, "discriminator": {"name": "broken:tiny"},
+                                            "losses": [{"name": "dcgan_cls:matching_bce"}, {"name": "dcgan_cls:generator_bce"}],
+                                            **over}), registry)
+    new_run_dir(tmp_path / "run")
+    return Trainer(recipe, registry, tmp_path / "run", device="cpu")
+
+
+@pytest.mark.parametrize(
+    ("over", "message"),
+    [
+        ({"generator": {"name": "broken:half"}}, "generator broken:half returned images of shape [2, 3, 16, 16], not [2, 3, 32, 32]"),
+        ({"generator": {"name": "broken:no_tanh"}}, "generator broken:no_tanh returned values in"),
+        ({"generator": {"name": "broken:crashes"}}, "generator broken:crashes failed on a batch of 2"),
+        ({"discriminator": {"name": "broken:two_logits"}}, "discriminator broken:two_logits returned logits of shape [2, 2], not [2]"),
+        ({"losses": [{"name": "dcgan_cls:matching_bce"}, {"name": "broken:nowhere"}, {"name": "dcgan_cls:generator_bce"}]},
+         "loss broken:nowhere declares network 'gen'"),
+    ],
+)
+def test_a_broken_network_is_named_before_training(registry: Registry, tmp_path: Path, over: dict, message: str) -> None:
+    with pytest.raises(UserError) as caught:
+        _start(registry, tmp_path, **over)
+    assert message in caught.value.message
+    assert "broken" in (caught.value.fix or "")
+
+
+@pytest.mark.parametrize(
+    ("loss", "message"),
+    [
+        ({"name": "broken:per_image"}, "loss broken:per_image returned a tensor of shape [8], not a scalar"),
+        ({"name": "broken:reads_wrong"}, "loss broken:reads_wrong failed on the first training step"),
+    ],
+)
+def test_a_broken_loss_is_named_on_the_first_step(registry: Registry, tmp_path: Path, loss: dict, message: str) -> None:
+    trainer = _start(registry, tmp_path, losses=[{"name": "dcgan_cls:matching_bce"}, {"name": "dcgan_cls:generator_bce"}, loss])
+    with pytest.raises(UserError) as caught:
+        trainer.train_step()
+    assert message in caught.value.message
+
+
+def test_the_probe_leaves_training_state_alone(registry: Registry, tmp_path: Path) -> None:
+    """No BatchNorm statistics move, no global random numbers are drawn: a run trains as it did before."""
+    torch.manual_seed(5)
+    expected = torch.rand(3)
+    recipe = validate_recipe(tiny_recipe(), registry)
+    new_run_dir(tmp_path / "run")
+    trainer = Trainer(recipe, registry, tmp_path / "run", device="cpu")
+    stats = {k: v.clone() for k, v in trainer.nets.generator.state_dict().items() if "running" in k}
+    assert stats, "the tiny DCGAN generator has BatchNorm statistics"
+    from ganreg.train.contracts import check_contracts
+
+    torch.manual_seed(5)
+    check_contracts(trainer.nets, trainer.data.probe_batch(2), 32)
+    assert torch.equal(torch.rand(3), expected)
+    for k, v in stats.items():
+        assert torch.equal(trainer.nets.generator.state_dict()[k], v), k
+    assert trainer.nets.generator.training
