@@ -267,14 +267,17 @@ _register_optional_groups()
 
 def main() -> None:
     """Entry point: user errors -> exit 2 with a message; Ctrl-C -> 130."""
+    from rich.markup import escape
+
     from ganreg.errors import UserError
 
     try:
         cli.main(standalone_mode=False)
     except UserError as exc:
-        err_console.print(f"[bold red]error:[/bold red] {exc.message}", highlight=False)
+        # file names and library errors are printed as they are: "[copy]" is no markup, ":train:" no emoji
+        err_console.print(f"[bold red]error:[/bold red] {escape(exc.message)}", highlight=False, emoji=False)
         if exc.fix:
-            err_console.print(f"[bold]fix:[/bold] {exc.fix}", highlight=False)
+            err_console.print(f"[bold]fix:[/bold] {escape(exc.fix)}", highlight=False, emoji=False)
         sys.exit(exc.exit_code)
     except click.exceptions.Abort:
         err_console.print("aborted")

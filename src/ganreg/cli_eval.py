@@ -14,6 +14,8 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from ganreg.errors import UserError
+
 console = Console()
 err_console = Console(stderr=True)
 
@@ -109,7 +111,9 @@ def register_eval_commands(cli: click.Group) -> None:
                   help="Reference statistics .npz (mu [D], sigma [D, D]) computed with the SAME extractor: "
                        "DF-GAN's published *_val256_FIDK0.npz go with --extractor inception-torchvision.")
     @click.option("--truncation", type=click.FloatRange(0, min_open=True),
-                  help="Truncate noise to [-2, 2] times this (DF-GAN evaluates with 0.88).")
+                  help="Truncate noise to [-2, 2] times this (DF-GAN evaluates with 0.88). Default: the run's "
+                       "samples.truncation, as its sample grids and in-training evaluation use.")
+    @click.option("--no-truncation", is_flag=True, help="Plain N(0, 1) noise, whatever the run's recipe says.")
     @click.option("--seed", type=int, default=0, show_default=True)
     @click.option("--batch-size", type=click.IntRange(1), default=64, show_default=True)
     @click.option("--no-ema", is_flag=True, help="Use the raw generator weights even when EMA weights exist.")
@@ -118,7 +122,8 @@ def register_eval_commands(cli: click.Group) -> None:
     @click.option("--json", "as_json", is_flag=True, help="Print eval.json instead of the table.")
     def eval_cmd(
         run_dir: Path, checkpoint: str | None, samples: int, metrics: str, extractor: str, split: str, ref_stats: Path | None,
-        truncation: float | None, seed: int, batch_size: int, no_ema: bool, device: str, threads: int | None, as_json: bool,
+        truncation: float | None, no_truncation: bool, seed: int, batch_size: int, no_ema: bool, device: str,
+        threads: int | None, as_json: bool,
     ) -> None:
         """FID / KID / IS, text-image alignment and noise diversity of a trained run; writes RUN_DIR/eval.json
         (the latest, shown by report and compare) and RUN_DIR/evals/<split>-step<N>-<protocol>.json (kept per split, step and protocol).
@@ -129,7 +134,14 @@ def register_eval_commands(cli: click.Group) -> None:
         """
         from ganreg.metrics.evaluate import EvalOptions, eval_record_path, evaluate_run, parse_metrics
 
+        from ganreg.plugins import get_registry
+        from ganreg.train.rundir import read_run
+
         _threads(threads)
+        if no_truncation and truncation is not None:
+            raise UserError("--truncation and --no-truncation contradict each other", "give one of them")
+        if truncation is None and not no_truncation:  # the protocol of the run's own grids and best.json
+            truncation = read_run(run_dir, get_registry(), sections=())[0].samples.truncation
         options = EvalOptions(
             metrics=parse_metrics(metrics), samples=samples, extractor=extractor, split=split, seed=seed,
             truncation=truncation, ref_stats=ref_stats, batch_size=batch_size,

@@ -25,6 +25,8 @@ class TrainedRun:
     vocab: Vocabulary
     recipe: Recipe
     step: int
+    generator_weights: str = "raw"
+    """"ema" when the EMA weights were loaded, "raw" otherwise (also when the run kept no EMA)."""
 
 
 def load_trained(run_dir: Path, checkpoint: str | None = None, use_ema: bool = True, device: str = "auto") -> TrainedRun:
@@ -37,13 +39,14 @@ def load_trained(run_dir: Path, checkpoint: str | None = None, use_ema: bool = T
     state = load_checkpoint(find_checkpoint(run_dir, checkpoint), map_location="cpu")
     for name, module in nets.modules().items():
         module.load_state_dict(state["models"][name])
-    if use_ema and "ema" in state:
+    weights = "ema" if use_ema and "ema" in state else "raw"
+    if weights == "ema":
         ema = {k.removeprefix("module."): v for k, v in state["ema"].items() if k.startswith("module.")}
         nets.generator.load_state_dict(ema)
     dev = resolve_device(device)
     for module in nets.modules().values():
         module.to(dev).eval()
-    return TrainedRun(nets, Vocabulary.load(run_dir / VOCAB_FILE), recipe, int(state["step"]))
+    return TrainedRun(nets, Vocabulary.load(run_dir / VOCAB_FILE), recipe, int(state["step"]), weights)
 
 
 @torch.no_grad()

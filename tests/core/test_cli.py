@@ -148,3 +148,11 @@ def test_broken_plugin_does_not_take_the_cli_down(tmp_path: Path) -> None:
     assert {p["name"]: p for p in json.loads(blocked.stdout)}["broken"]["status"] == "blocked"
     strict = ganreg("list", env={**env, "GANREG_STRICT_PLUGINS": "1"})
     assert strict.returncode != 0 and "plugin exploded" in strict.stderr
+
+
+def test_error_text_is_printed_as_it_is(tmp_path: Path) -> None:
+    """File names and library messages are not rich markup: "[copy]" stays, ":train:" is no emoji."""
+    odd = tmp_path / "flowers [copy]" / "a:train:b.h5"
+    res = ganreg("data", "info", str(odd))
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert "flowers [copy]/a:train:b.h5" in " ".join(res.stderr.split()).replace(" /", "/")

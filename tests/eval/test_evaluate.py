@@ -239,3 +239,36 @@ def test_weak_classifier_warning_names_the_fix_for_the_data_source() -> None:
     assert shapes is not None and "0%" in shapes and "data.num_images" in shapes
     hdf5 = weak_classifier_warning(protocol(0.4, "hdf5"))
     assert hdf5 is not None and "40%" in hdf5 and "data.num_images" not in hdf5
+
+
+def test_cli_eval_uses_the_runs_truncation_and_names_the_weights_it_loaded(tiny_run: Path, autoload: Any, tmp_path: Path) -> None:
+    """`ganreg eval` scores under the protocol of the run's own grids and best.json unless told otherwise, and
+    says "raw" when a run kept no EMA weights (it used to say "ema" whenever --no-ema was not given)."""
+    import shutil
+
+    import torch
+    from click.testing import CliRunner
+
+    from ganreg.cli import cli
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    recipe = json.loads((run / "recipe.resolved.json").read_text())
+    recipe["samples"]["truncation"] = 0.7
+    (run / "recipe.resolved.json").write_text(json.dumps(recipe))
+    latest = run / "checkpoints" / "latest.pt"
+    state = torch.load(latest, weights_only=True)
+    del state["ema"]
+    torch.save(state, latest)
+
+    def protocol(*args: str) -> dict:
+        res = CliRunner().invoke(cli, ["eval", str(run), "--samples", "12", "--metrics", "diversity", "--device", "cpu", "--json", *args])
+        assert res.exit_code == 0, res.output
+        return json.loads(res.output)["protocol"]
+
+    assert protocol()["truncation"] == 0.7
+    assert protocol("--truncation", "0.5")["truncation"] == 0.5
+    plain = protocol("--no-truncation")
+    assert plain["truncation"] is None and plain["run"]["generator_weights"] == "raw"
+    both = CliRunner().invoke(cli, ["eval", str(run), "--truncation", "0.5", "--no-truncation"])
+    assert isinstance(both.exception, UserError)

@@ -212,3 +212,26 @@ def test_a_run_records_qualified_ids_and_generates_without_its_loss_plugins(writ
     assert res.exit_code == 0, res.output
     res = runner.invoke(cli, ["run", "--resume", str(out), "--set", "train.steps=4"])
     assert "unknown loss 'uninstalled:matching_bce'" in user_error(res)
+
+
+def test_messages_for_runs_that_cannot_go_on(tmp_path: Path) -> None:
+    import torch
+
+    from ganreg.interfaces import TextBatch
+    from ganreg.text_encoders.precomputed import PrecomputedTextEncoder
+    from ganreg.train.checkpoint import load_checkpoint
+
+    (tmp_path / "run" / "checkpoints").mkdir(parents=True)  # stopped by an error before its first checkpoint
+    try:
+        load_checkpoint(tmp_path / "run" / "checkpoints" / "latest.pt")
+    except UserError as exc:
+        assert "holds no checkpoint" in exc.message and "ganreg run" in (exc.fix or "")
+    else:
+        raise AssertionError("a run without checkpoints must be a user error")
+    new_text = TextBatch(tokens=torch.ones(1, 3, dtype=torch.long), lengths=torch.tensor([3]), captions=["a red flower"])
+    try:
+        PrecomputedTextEncoder(8)(new_text)
+    except UserError as exc:
+        assert "cannot embed new text" in exc.message and "lstm" in (exc.fix or "")
+    else:
+        raise AssertionError("new text through a precomputed encoder must be a user error")

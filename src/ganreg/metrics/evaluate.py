@@ -366,7 +366,7 @@ def evaluate_run(
         "run_dir": str(run_dir.resolve()),
         "checkpoint": str(ckpt.resolve()),
         "step": run.step,
-        "generator_weights": "ema" if use_ema else "raw",
+        "generator_weights": run.generator_weights,
         "recipe": run.recipe.name,
     }
     if write:

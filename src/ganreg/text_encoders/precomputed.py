@@ -18,6 +18,13 @@ class PrecomputedTextEncoder(TextEncoder):
         self.normalize = normalize
 
     def forward(self, text: TextBatch) -> TextOutput:
+        if text.embeddings is None and text.tokens is not None:  # new text, e.g. `ganreg generate`
+            raise UserError(
+                "this run's text encoder ('precomputed') passes on the embeddings stored with the dataset's "
+                "captions; it cannot embed new text",
+                "to generate from any caption, train with a text encoder that reads text (text_encoder.name 'lstm'); "
+                "this run's samples/ grids show its own captions",
+            )
         if text.embeddings is None:
             raise UserError(
                 "text encoder 'precomputed' needs embeddings stored in the data, and this batch has none",

@@ -38,6 +38,13 @@ def numbered_checkpoints(ckpt_dir: Path) -> list[Path]:
 def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Load a checkpoint safely; a broken file is a UserError naming it and the fallback."""
     if not path.is_file():
+        run_dir = path.parent.parent if path.parent.name == "checkpoints" else None
+        if run_dir is not None and not any(path.parent.glob("*.pt")):
+            raise UserError(
+                f"{run_dir} holds no checkpoint: the run stopped before it saved one",
+                f"start it again: ganreg run {run_dir / 'recipe.resolved.json'} --out {run_dir}-2 (or delete {run_dir} "
+                "and use its name); intervals.checkpoint sets how often a run saves",
+            )
         raise UserError(f"checkpoint not found: {path}", "check the run directory (checkpoints/ holds latest.pt)")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -167,7 +168,7 @@ def run_command(
                         tr.step - first_step, tr.elapsed - first_elapsed, tr.total_steps - tr.step, tr.elapsed, limit
                     )
                 ),
-                epoch=int(record["epoch"]) + 1,
+                epoch=max(1, math.ceil(record["epoch"] - 1e-9)),  # the epoch this step belongs to: step 5 of 5 ends epoch 1
                 ips=f"{record['images_per_s']:.0f}",
                 losses=f"D {record.get('d/total', float('nan')):.3f}  G {record.get('g/total', float('nan')):.3f}",
             )
