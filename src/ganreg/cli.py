@@ -211,7 +211,10 @@ def run(
 @click.option("-o", "--out", type=click.Path(path_type=Path), default=Path("generated.png"), show_default=True)
 @click.option("--checkpoint", help="latest (default), a step number, or a file.")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--truncation", type=click.FloatRange(0, min_open=True), help="Truncate noise to [-2, 2] times this (DF-GAN: 0.88).")
+@click.option("--truncation", type=click.FloatRange(0, min_open=True),
+              help="Truncate noise to [-2, 2] times this (DF-GAN: 0.88). Default: the run's samples.truncation, "
+                   "as its sample grids use.")
+@click.option("--no-truncation", is_flag=True, help="Plain N(0, 1) noise, whatever the run's recipe says.")
 @click.option("--no-ema", is_flag=True, help="Use the raw generator weights even when EMA weights exist.")
 @click.option("--device", default="auto", show_default=True)
 def generate(
@@ -223,13 +226,17 @@ def generate(
     checkpoint: str | None,
     seed: int,
     truncation: float | None,
+    no_truncation: bool,
     no_ema: bool,
     device: str,
 ) -> None:
     """Images from new text with a trained generator: one grid row per caption."""
     from ganreg.errors import UserError
-    from ganreg.generate import generate_grid
+    from ganreg.generate import generate_grid, resolve_truncation
 
+    blank = [i for i, c in enumerate(captions, 1) if not c.strip()]
+    if blank:
+        raise UserError(f"caption {blank[0]} of the command line is empty", "give each caption some words, in quotes")
     texts = list(captions)
     if captions_file is not None:
         if not captions_file.is_file():
@@ -238,9 +245,13 @@ def generate(
             lines = captions_file.read_text(encoding="utf-8").splitlines()
         except UnicodeDecodeError:
             raise UserError(f"{captions_file} is not a UTF-8 text file", "pass a text file with one caption a line") from None
-        texts += [line.strip() for line in lines if line.strip()]
+        from_file = [line.strip() for line in lines if line.strip()]
+        if not from_file:
+            raise UserError(f"{captions_file} holds no captions (every line is blank)", "write one caption a line")
+        texts += from_file
     if not texts:
         raise UserError("no captions given", 'pass captions as arguments or --captions FILE')
+    truncation = resolve_truncation(run_dir, truncation, no_truncation)
     unknown = generate_grid(run_dir, texts, num, out, checkpoint, seed, truncation, not no_ema, device)
     console.print(f"wrote {out} ({len(texts)} caption(s) x {num}) and {out.with_suffix('.txt')}")
     for caption, words in unknown.items():

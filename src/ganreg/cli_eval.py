@@ -14,8 +14,6 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from ganreg.errors import UserError
-
 console = Console()
 err_console = Console(stderr=True)
 
@@ -134,17 +132,12 @@ def register_eval_commands(cli: click.Group) -> None:
         """
         from ganreg.metrics.evaluate import EvalOptions, eval_record_path, evaluate_run, parse_metrics
 
-        from ganreg.plugins import get_registry
-        from ganreg.train.rundir import read_run
+        from ganreg.generate import resolve_truncation
 
         _threads(threads)
-        if no_truncation and truncation is not None:
-            raise UserError("--truncation and --no-truncation contradict each other", "give one of them")
-        if truncation is None and not no_truncation:  # the protocol of the run's own grids and best.json
-            truncation = read_run(run_dir, get_registry(), sections=())[0].samples.truncation
         options = EvalOptions(
             metrics=parse_metrics(metrics), samples=samples, extractor=extractor, split=split, seed=seed,
-            truncation=truncation, ref_stats=ref_stats, batch_size=batch_size,
+            truncation=resolve_truncation(run_dir, truncation, no_truncation), ref_stats=ref_stats, batch_size=batch_size,
         )
         result = evaluate_run(run_dir, options, checkpoint, not no_ema, device, log=_log)
         if as_json:

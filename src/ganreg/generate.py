@@ -49,6 +49,16 @@ def load_trained(run_dir: Path, checkpoint: str | None = None, use_ema: bool = T
     return TrainedRun(nets, Vocabulary.load(run_dir / VOCAB_FILE), recipe, int(state["step"]), weights)
 
 
+def resolve_truncation(run_dir: Path, given: float | None, plain: bool) -> float | None:
+    """The truncation ``generate`` / ``eval`` use: ``given``, none with ``plain`` (``--no-truncation``), else
+    the run's own ``samples.truncation``, so their images match the run's grids and in-training evaluation."""
+    if plain and given is not None:
+        raise UserError("--truncation and --no-truncation contradict each other", "give one of them")
+    if given is not None or plain:
+        return given
+    return read_run(run_dir, get_registry(), sections=())[0].samples.truncation
+
+
 @torch.no_grad()
 def generate_images(
     nets: SamplingNetworks, vocab: Vocabulary, captions: list[str], per_caption: int, seed: int = 0,

@@ -235,3 +235,22 @@ def test_messages_for_runs_that_cannot_go_on(tmp_path: Path) -> None:
         assert "cannot embed new text" in exc.message and "lstm" in (exc.fix or "")
     else:
         raise AssertionError("new text through a precomputed encoder must be a user error")
+
+
+def test_generate_uses_the_runs_truncation_and_refuses_empty_captions(write_recipe, monkeypatch, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    runner = _runner(monkeypatch)
+    out = tmp_path / "run"
+    recipe = write_recipe(**{"train.steps": 1, "samples.truncation": 0.3})
+    assert runner.invoke(cli, ["run", str(recipe), "--out", str(out), "--device", "cpu"]).exit_code == 0
+
+    def grid(name: str, *args: str) -> bytes:
+        res = runner.invoke(cli, ["generate", str(out), "a red circle", "-n", "4", "-o", str(tmp_path / name), *args])
+        assert res.exit_code == 0, res.output
+        return (tmp_path / name).read_bytes()
+
+    assert grid("default.png") == grid("same.png", "--truncation", "0.3")  # the run's own truncation
+    assert grid("plain.png", "--no-truncation") != grid("default2.png")
+    assert "caption 2 of the command line is empty" in user_error(runner.invoke(cli, ["generate", str(out), "a red circle", " "]))
+    blank = tmp_path / "blank.txt"
+    blank.write_text("\n  \n")
+    assert "holds no captions" in user_error(runner.invoke(cli, ["generate", str(out), "--captions", str(blank)]))
