@@ -12,14 +12,17 @@ import difflib
 import fnmatch
 import importlib
 import inspect
+import os
+import traceback
 import typing
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic_core import PydanticUndefined
 
-from ganreg.errors import ComponentError, RecipeError
+from ganreg.errors import ComponentError, RecipeError, UserError
 from ganreg.kinds import KINDS, BuildContext
 
 if TYPE_CHECKING:
@@ -28,6 +31,36 @@ if TYPE_CHECKING:
 Factory = Callable[[Any, BuildContext], "nn.Module"]
 """A callable, or ``"package.module:function"``: imported only when the
 component is built, so that listing and validating never import torch."""
+
+ENV_STRICT = "GANREG_STRICT_PLUGINS"
+"""Re-raise a plugin's own exception (on loading or building) instead of a short message."""
+
+
+def strict_plugins() -> bool:
+    return os.environ.get(ENV_STRICT, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _in_package(module: str, packages: Iterable[str]) -> bool:
+    return any(module == p or module.startswith(p + ".") for p in packages)
+
+
+def plugin_location(exc: BaseException, package: str | None = None) -> str | None:
+    """``file:line`` of the plugin code that raised ``exc``: the innermost frame in the plugin's own
+    ``package`` when given, else the innermost one outside importlib, pluggy and ganreg, else outside
+    ganreg's plugin machinery (ganreg's own built-in plugin); None when there is none."""
+    if isinstance(exc, SyntaxError) and exc.filename:
+        return f"{exc.filename}:{exc.lineno}"
+    frames = [(f.f_globals.get("__name__") or "", f.f_code.co_filename, n) for f, n in traceback.walk_tb(exc.__traceback__)]
+    machinery = ("importlib", "pluggy", "ganreg.plugins", "ganreg.registry")
+    pools = [
+        [f for f in frames if package and _in_package(f[0], [package]) and not _in_package(f[0], machinery)],
+        [f for f in frames if not _in_package(f[0], ("importlib", "pluggy", "ganreg"))],
+        [f for f in frames if not _in_package(f[0], machinery)],
+    ]
+    for pool in pools:
+        if pool:
+            return f"{pool[-1][1]}:{pool[-1][2]}"
+    return None
 
 
 class NoParams(BaseModel):
@@ -55,19 +88,46 @@ class ComponentInfo:
         return f"{self.plugin}:{self.name}"
 
     @property
+    def owner(self) -> str:
+        """Who to blame in a fix: its distribution, or its plugin when it has none (tests)."""
+        return f"distribution {self.distribution!r}" if self.distribution else f"plugin {self.plugin!r}"
+
+    @property
     def factory(self) -> Factory:
         """The factory, imported on first use when registered as ``"module:function"``."""
         ref = self.factory_ref
         if not isinstance(ref, str):
             return ref
-        module, _, attr = ref.partition(":")
+        module_name, _, attr = ref.partition(":")
+        wrong_path = f"correct the 'module:function' path given to register() in plugin {self.plugin!r}"
         try:
-            return getattr(importlib.import_module(module), attr)
-        except (ImportError, AttributeError) as exc:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name and _in_package(module_name, [exc.name]):  # the path's own module (or package) is missing
+                raise ComponentError(
+                    f"{self.kind} {self.qualified}: its factory {ref!r} names module {module_name!r}, which does not exist",
+                    wrong_path,
+                ) from exc
+            raise self._import_error(ref, exc, f"install {exc.name!r}, which it needs, or reinstall the {self.owner}") from exc
+        except ImportError as exc:
+            raise self._import_error(ref, exc, f"check its dependencies' versions, or reinstall the {self.owner}") from exc
+        except Exception as exc:
+            raise self._import_error(ref, exc, f"report it to the maintainers of the {self.owner}") from exc
+        try:
+            return getattr(module, attr)
+        except AttributeError:
             raise ComponentError(
-                f"{self.qualified}: cannot import its factory {ref!r} ({type(exc).__name__}: {exc})",
-                f"reinstall the plugin {self.distribution or self.plugin!r}",
+                f"{self.kind} {self.qualified}: its factory {ref!r} names {attr!r}, which module {module_name!r} does not define",
+                wrong_path,
             ) from None
+
+    def _import_error(self, ref: str, exc: Exception, fix: str) -> ComponentError:
+        where = plugin_location(exc, ref.partition(".")[0].partition(":")[0])
+        return ComponentError(
+            f"{self.kind} {self.qualified}: importing its factory {ref!r} failed: {type(exc).__name__}: {exc}"
+            + (f" ({where})" if where else ""),
+            fix,
+        )
 
     @property
     def description(self) -> str:
@@ -85,7 +145,64 @@ class ComponentInfo:
             raise RecipeError(validation_problems(exc, where, self.params), source=self.qualified) from None
 
     def build(self, params: dict[str, Any] | BaseModel | None, ctx: BuildContext) -> nn.Module:
-        return self.factory(self.validate_params(params), ctx)
+        """Validate ``params`` and call the factory. An exception the factory raises (a bug or an
+        unsupported setting it did not report as a :class:`UserError`) becomes a :class:`ComponentError`
+        naming the component, with the original as ``__cause__`` (re-raised as is under
+        ``GANREG_STRICT_PLUGINS=1``)."""
+        validated = self.validate_params(params)
+        factory = self.factory
+        try:
+            return factory(validated, ctx)
+        except UserError:
+            raise
+        except Exception as exc:
+            if strict_plugins():
+                raise
+            where = plugin_location(exc, factory.__module__.partition(".")[0] if getattr(factory, "__module__", None) else None)
+            raise ComponentError(
+                f"{self.kind} {self.qualified} failed to build: {type(exc).__name__}: {exc}" + (f" ({where})" if where else ""),
+                f"check its params (`ganreg show {self.qualified}`), or report it to the maintainers of the {self.owner}",
+            ) from exc
+
+
+def _forbid_extra(model: type[BaseModel]) -> type[BaseModel]:
+    """``model`` itself when it forbids unknown keys, else a subclass that does (same name and fields), so
+    that a misspelt key in a recipe is an error with a did-you-mean, never silently ignored."""
+    if model.model_config.get("extra") == "forbid":
+        return model
+    namespace = {
+        "__module__": model.__module__,
+        "__qualname__": model.__qualname__,
+        "__doc__": model.__doc__,
+        "model_config": ConfigDict(extra="forbid"),
+    }
+    return type(model)(model.__name__, (model,), namespace)
+
+
+def _default_problems(model: type[BaseModel]) -> list[tuple[str, str]]:
+    """(field, problem) for each default of ``model`` that its own field rejects, and ("", problem) for a
+    model-level check the defaults fail (pydantic validates neither unless asked to); fields without a
+    default are skipped."""
+    defaults = {}
+    for name, field in model.model_fields.items():
+        if field.default is PydanticUndefined and field.default_factory is None:
+            continue
+        key = field.validation_alias if isinstance(field.validation_alias, str) else field.alias or name
+        try:
+            defaults[key] = field.get_default(call_default_factory=True)
+        except Exception:  # a factory that needs the validated data: checked when the model is used
+            continue
+    try:
+        model.model_validate(defaults)
+    except ValidationError as exc:
+        # with a required field, a model-level check (empty loc) sees incomplete data: not the defaults' fault
+        partial = len(defaults) < len(model.model_fields)
+        return [
+            (".".join(str(p) for p in e["loc"]), e["msg"])
+            for e in exc.errors()
+            if e["type"] != "missing" and (e["loc"] or not partial)
+        ]
+    return []
 
 
 def validation_problems(
@@ -174,13 +291,29 @@ class Registry:
             ``factory`` may be ``"package.module:function"`` (then give a
             ``summary``): it is imported only when the component is built, so a
             plugin whose params models live in a torch-free module keeps
-            ``ganreg list`` fast. ``test_params``: tiny params the conformance
-            kit builds it with.
+            ``ganreg list`` fast. ``params``: its pydantic model; its defaults
+            must pass its own constraints, and it is made to forbid unknown keys
+            (``extra="forbid"``) when it does not. ``test_params``: tiny params
+            the conformance kit builds it with.
             """
             if kind not in KINDS:
                 raise ComponentError(f"plugin {plugin!r} registers unknown kind {kind!r}", f"use one of {', '.join(KINDS)}")
             if not (inspect.isclass(params) and issubclass(params, BaseModel)):
                 raise ComponentError(f"{plugin}:{name}: params must be a pydantic model class")
+            params = _forbid_extra(params)
+            bad = _default_problems(params)
+            if bad:
+                fields = ", ".join(f"{params.__name__}.{field}" for field, _ in bad if field)
+                raise ComponentError(
+                    f"{kind} {plugin}:{name}: "
+                    + "; ".join(
+                        f"the default of params field {field!r} breaks its own constraint: {problem}"
+                        if field else f"the defaults of {params.__name__} fail its own check: {problem}"
+                        for field, problem in bad
+                    ),
+                    f"give {fields} a default that passes, or no default (then every recipe must set it)"
+                    if fields else f"change the defaults of {params.__name__} so that they pass its validators",
+                )
             key = (kind, f"{plugin}:{name}")
             if key in self._by_qualified:
                 other = self._by_qualified[key]
@@ -252,9 +385,12 @@ class Registry:
         """A fix for an unknown name: the plugin it belongs to when that did not load, the closest valid
         names, or the list."""
         plugin = name.partition(":")[0] if ":" in name else None
-        status = self.plugins.get(plugin) if plugin else None
-        if status is not None and status.status != "loaded":
-            return f"its plugin {plugin!r} is {status.status} ({status.error}): see `ganreg plugins`"
+        # a plugin whose entry-point name several distributions define has rows "name (distribution)"
+        statuses = [s for key, s in self.plugins.items() if plugin and (key == plugin or key.startswith(f"{plugin} ("))]
+        if statuses and not any(s.status == "loaded" for s in statuses):
+            status = statuses[0]
+            why = (status.error or "").splitlines()[0] if status.error else ""
+            return f"its plugin {plugin!r} is {status.status}" + (f" ({why})" if why else "") + ": see `ganreg plugins`"
         pool: list[str] = []
         for c in self.components(kind):
             pool.extend([c.name, c.qualified])

@@ -3,40 +3,46 @@
 ``check_component(info)`` builds a registered component with its tiny
 ``test_params`` and checks it against its kind's contract (shapes, ranges,
 gradients). ganreg's own test suite runs it over the whole registry, so a new
-component is tested automatically; a third-party plugin runs it on its own
-components::
+component is tested automatically; a third-party plugin runs it on each of its
+own components, one test per component so that one failure hides no other::
 
+    import pytest
     from ganreg.testing import check_component, registry_with
-    def test_my_plugin():
-        reg = registry_with(my_plugin_module, "myplugin")
-        for info in reg.components():
-            check_component(info)
+    import my_package.plugin
+
+    REGISTRY = registry_with(my_package.plugin, "myplugin")
+
+    @pytest.mark.parametrize("info", REGISTRY.components(), ids=lambda c: f"{c.kind}:{c.qualified}")
+    def test_component_conforms(info):
+        check_component(info)
 
 The pytest plugin adds a ``ganreg_registry`` fixture: the registry of every
-installed plugin.
+installed plugin. Loading the plugin does not import torch (pytest loads it in
+every run of the environment); the checks import it when they run.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
-import torch
-from torch import nn
 
-from ganreg.interfaces import (
-    BASES,
-    BuildContext,
-    Discriminator,
-    DiscriminatorOutput,
-    Generator,
-    GeneratorOutput,
-    TextBatch,
-)
+from ganreg.kinds import BuildContext
 from ganreg.registry import ComponentInfo, Registry
 
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+    from ganreg.interfaces import Discriminator, Generator, TextBatch
+
+    TinyGenerator: type[Generator]
+    TinyDiscriminator: type[Discriminator]
+
+NETWORKS = ("generator", "discriminator")
 B = 4
 
 
@@ -55,6 +61,10 @@ def tiny_context(image_size: int = 64, **over: Any) -> BuildContext:
 
 
 def text_batch(ctx: BuildContext, batch: int = B, seed: int = 0) -> TextBatch:
+    import torch
+
+    from ganreg.interfaces import TextBatch
+
     g = torch.Generator().manual_seed(seed)
     lengths = torch.randint(1, 7, (batch,), generator=g)
     tokens = torch.randint(2, max(3, ctx.vocab_size), (batch, 7), generator=g)
@@ -63,38 +73,58 @@ def text_batch(ctx: BuildContext, batch: int = B, seed: int = 0) -> TextBatch:
     return TextBatch(tokens=tokens, lengths=lengths, embeddings=emb, captions=["a caption"] * batch)
 
 
-class TinyGenerator(Generator):
-    """A minimal generator used to exercise losses."""
-
-    def __init__(self, ctx: BuildContext, z_dim: int = 8) -> None:
-        super().__init__()
-        self.z_dim = z_dim
-        self.size = ctx.image_size
-        self.fc = nn.Linear(z_dim + ctx.cond_dim, 3 * 4 * 4)
-
-    def forward(self, z: torch.Tensor, cond: torch.Tensor) -> GeneratorOutput:
-        x = self.fc(torch.cat([z, cond], 1)).view(-1, 3, 4, 4)
-        x = nn.functional.interpolate(x, size=self.size)
-        return GeneratorOutput(images=torch.tanh(x), aux={"kl": (x**2).mean()})
+def __getattr__(name: str) -> Any:
+    """``TinyGenerator`` / ``TinyDiscriminator``, defined on first use so that importing this module
+    (pytest does, as a plugin) does not import torch."""
+    if name in {"TinyGenerator", "TinyDiscriminator"}:
+        return _tiny_networks()[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-class TinyDiscriminator(Discriminator):
-    """A minimal discriminator used to exercise losses."""
+@functools.cache
+def _tiny_networks() -> dict[str, type]:
+    import torch
+    from torch import nn
 
-    def __init__(self, ctx: BuildContext) -> None:
-        super().__init__()
-        self.conv = nn.Conv2d(3, 8, 4, 4)
-        self.head = nn.Linear(8 + ctx.cond_dim, 1)
+    from ganreg.interfaces import Discriminator, Generator, GeneratorOutput
 
-    def features(self, images: torch.Tensor) -> torch.Tensor:
-        return nn.functional.leaky_relu(self.conv(images), 0.2).mean((2, 3))
+    class TinyGenerator(Generator):
+        """A minimal generator used to exercise losses."""
 
-    def logits(self, features: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-        return self.head(torch.cat([features, cond], 1)).squeeze(1)
+        def __init__(self, ctx: BuildContext, z_dim: int = 8) -> None:
+            super().__init__()
+            self.z_dim = z_dim
+            self.size = ctx.image_size
+            self.fc = nn.Linear(z_dim + ctx.cond_dim, 3 * 4 * 4)
+
+        def forward(self, z: torch.Tensor, cond: torch.Tensor) -> GeneratorOutput:
+            x = self.fc(torch.cat([z, cond], 1)).view(-1, 3, 4, 4)
+            x = nn.functional.interpolate(x, size=self.size)
+            return GeneratorOutput(images=torch.tanh(x), aux={"kl": (x**2).mean()})
+
+    class TinyDiscriminator(Discriminator):
+        """A minimal discriminator used to exercise losses."""
+
+        def __init__(self, ctx: BuildContext) -> None:
+            super().__init__()
+            self.conv = nn.Conv2d(3, 8, 4, 4)
+            self.head = nn.Linear(8 + ctx.cond_dim, 1)
+
+        def features(self, images: torch.Tensor) -> torch.Tensor:
+            return nn.functional.leaky_relu(self.conv(images), 0.2).mean((2, 3))
+
+        def logits(self, features: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+            return self.head(torch.cat([features, cond], 1)).squeeze(1)
+
+    classes: dict[str, type] = {"TinyGenerator": TinyGenerator, "TinyDiscriminator": TinyDiscriminator}
+    for cls in classes.values():
+        cls.__qualname__ = cls.__name__
+    globals().update(classes)
+    return classes
 
 
 def _finite(t: torch.Tensor, what: str) -> None:
-    assert torch.isfinite(t).all(), f"{what} has NaN/inf"
+    assert t.isfinite().all(), f"{what} has NaN/inf"
 
 
 def _grads_reach(module: nn.Module, what: str) -> None:
@@ -104,7 +134,14 @@ def _grads_reach(module: nn.Module, what: str) -> None:
 
 
 def check_component(info: ComponentInfo, ctx: BuildContext | None = None) -> nn.Module:
-    """Build ``info`` with its tiny params and check its kind's contract."""
+    """Build ``info`` with its tiny params and check its kind's contract.
+
+    ``info.test_params`` are its params, except keys starting with ``_``, which are the kit's:
+    ``_image_size`` sets the build context's image size (default 64)."""
+    import torch
+
+    from ganreg.interfaces import BASES
+
     torch.manual_seed(0)
     ctx = ctx or tiny_context(**({"image_size": info.test_params["_image_size"]} if "_image_size" in info.test_params else {}))
     params = {k: v for k, v in info.test_params.items() if not k.startswith("_")}
@@ -133,6 +170,8 @@ def _check_text_encoder(enc: Any, ctx: BuildContext) -> None:
 
 
 def _check_image_encoder(enc: Any, ctx: BuildContext) -> None:
+    import torch
+
     images = torch.rand(B, 3, ctx.image_size, ctx.image_size) * 2 - 1
     out = enc(images)
     assert out.latent.shape == (B, enc.out_dim)
@@ -142,6 +181,10 @@ def _check_image_encoder(enc: Any, ctx: BuildContext) -> None:
 
 
 def _check_generator(gen: Any, ctx: BuildContext) -> None:
+    import torch
+
+    from ganreg.interfaces import GeneratorOutput
+
     z = torch.randn(B, gen.z_dim)
     cond = torch.randn(B, ctx.cond_dim)
     out = gen(z, cond)
@@ -160,6 +203,10 @@ def _check_generator(gen: Any, ctx: BuildContext) -> None:
 
 
 def _check_discriminator(disc: Any, ctx: BuildContext) -> None:
+    import torch
+
+    from ganreg.interfaces import DiscriminatorOutput
+
     s = ctx.image_size
     images = (torch.rand(B, 3, s, s) * 2 - 1).requires_grad_(True)
     cond = torch.randn(B, ctx.cond_dim, requires_grad=True)
@@ -178,12 +225,19 @@ def _check_discriminator(disc: Any, ctx: BuildContext) -> None:
 
 
 def _check_loss(loss: Any, ctx: BuildContext) -> None:
+    import torch
+
     from ganreg.train.context import StepContext
 
-    gen, disc = TinyGenerator(ctx), TinyDiscriminator(ctx)
+    network = getattr(loss, "network", None)
+    assert network in NETWORKS, (
+        f"{type(loss).__name__}.network is {network!r}: it must be 'generator' or 'discriminator' "
+        "(the network the term trains); any other value leaves the loss out of training"
+    )
+    tiny = _tiny_networks()
+    gen, disc = tiny["TinyGenerator"](ctx), tiny["TinyDiscriminator"](ctx)
     s = ctx.image_size
     g = torch.Generator().manual_seed(1)
-    network = loss.network
     if network == "generator":
         disc.requires_grad_(False)
     sctx = StepContext(
@@ -230,6 +284,8 @@ def ganreg_registry() -> Registry:
 def torch_threads(n: int) -> Iterator[None]:
     """Run the block with ``n`` intra-op threads, then restore the previous count: on a small shared
     box (CI: 2 cores) an oversubscribed OpenMP pool turns microsecond ops into ~100 ms stalls."""
+    import torch
+
     before = torch.get_num_threads()
     torch.set_num_threads(n)
     try:

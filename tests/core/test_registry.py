@@ -5,9 +5,9 @@ from __future__ import annotations
 import types
 
 import pytest
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
-from ganreg.errors import ComponentError
+from ganreg.errors import ComponentError, RecipeError, UserError
 from ganreg.interfaces import Generator, GeneratorOutput
 from ganreg.plugins import PluginStatus, hookimpl, load_entry_points, load_plugin
 from ganreg.registry import Registry
@@ -165,7 +165,7 @@ def test_factory_by_name_is_imported_when_built() -> None:
 
     load_plugin(reg, types.SimpleNamespace(ganreg_register=ganreg_register), "p", strict=True)
     assert "DAMSM" in reg.resolve("text_encoder", "lazy").description
-    with pytest.raises(ComponentError, match="cannot import its factory"):
+    with pytest.raises(ComponentError, match="names module 'ganreg.nowhere', which does not exist"):
         reg.resolve("text_encoder", "broken").factory
     bad = load_plugin(Registry(), make_plugin_with_factory("nocolon"), "q")
     assert bad.status == "failed" and "package.module:function" in bad.error
@@ -177,3 +177,72 @@ def make_plugin_with_factory(factory: str) -> types.SimpleNamespace:
         register("generator", "x", factory, summary="s")
 
     return types.SimpleNamespace(ganreg_register=ganreg_register)
+
+
+def register_one(params: type[BaseModel], factory: object = G) -> tuple[Registry, PluginStatus]:
+    @hookimpl
+    def ganreg_register(register):  # type: ignore[no-untyped-def]
+        register("generator", "g", factory, params=params, summary="s")
+
+    reg = Registry()
+    return reg, load_plugin(reg, types.SimpleNamespace(ganreg_register=ganreg_register), "p", distribution="ganreg-p")
+
+
+@pytest.mark.parametrize(
+    ("default", "needle"),
+    [(Field(0, ge=1), "greater than or equal to 1"), (Field("sixteen"), "valid integer")],
+    ids=["breaks-its-constraint", "wrong-type"],
+)
+def test_a_params_default_that_fails_its_own_field_is_refused(default: object, needle: str) -> None:
+    Bad = type("Bad", (BaseModel,), {"__annotations__": {"z_dim": int, "width": int}, "z_dim": default})
+    reg, status = register_one(Bad)
+    assert status.status == "failed" and len(reg) == 0
+    assert "generator p:g: the default of params field 'z_dim' breaks its own constraint" in status.error
+    assert needle in status.error and "Bad.z_dim" in status.error  # 'width' has no default: not a problem
+
+
+def test_a_failing_factory_is_a_component_error_with_its_cause(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("GANREG_STRICT_PLUGINS", raising=False)
+
+    def build(params: P, ctx: object) -> G:
+        if params.width == 3:
+            raise UserError("width 3 is not supported", "use an even width")
+        raise ValueError("bad width")
+
+    reg, _ = register_one(P, build)
+    info = reg.resolve("generator", "p:g")
+    with pytest.raises(ComponentError) as exc:
+        info.build({}, None)  # type: ignore[arg-type]
+    assert exc.value.message.startswith("generator p:g failed to build: ValueError: bad width")
+    assert "`ganreg show p:g`" in exc.value.fix and "'ganreg-p'" in exc.value.fix
+    assert isinstance(exc.value.__cause__, ValueError)
+    with pytest.raises(UserError, match="width 3 is not supported") as user:
+        info.build({"width": 3}, None)  # type: ignore[arg-type]
+    assert type(user.value) is UserError
+    monkeypatch.setenv("GANREG_STRICT_PLUGINS", "1")
+    with pytest.raises(ValueError, match="bad width"):
+        info.build({}, None)  # type: ignore[arg-type]
+
+
+def test_params_models_are_made_to_forbid_unknown_keys() -> None:
+    from ganreg.schema_docs import params_rows
+
+    class Loose(BaseModel):
+        """Loose params."""
+
+        z_dim: int = Field(8, ge=1, description="Noise size.")
+
+    reg, _ = register_one(Loose)
+    info = reg.resolve("generator", "p:g")
+    assert info.params.__name__ == "Loose" and issubclass(info.params, Loose)
+    assert info.params.model_config["extra"] == "forbid" and Loose.model_config.get("extra") is None
+    assert params_rows(info.params) == params_rows(Loose)  # what `ganreg show` prints
+    assert isinstance(info.validate_params({"z_dim": 4}), Loose)
+    with pytest.raises(RecipeError) as exc:
+        info.validate_params({"z_dimm": 4})
+    assert exc.value.problems == [("params.z_dimm", "unknown key", "did you mean 'z_dim'?")]
+
+    class Strict(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+
+    assert register_one(Strict)[0].resolve("generator", "p:g").params is Strict  # kept as it is
