@@ -198,10 +198,14 @@ class Recipe(_Strict):
 
 # --------------------------------------------------------------------- loading
 def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
-    """``over`` wins; dicts merge recursively, lists and scalars are replaced."""
+    """``over`` wins; dicts merge recursively, lists and scalars are replaced.
+
+    A section that names another component than the base's (``"generator": {"name": "mygan:mygen"}``
+    over DF-GAN's) replaces the base's section instead of merging into it: the base's ``params``
+    belong to the base's component (its ``nf`` would be an unknown key of the new one)."""
     out = copy.deepcopy(base)
     for key, value in over.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
+        if isinstance(value, dict) and isinstance(out.get(key), dict) and _same_component(out[key], value):
             out[key] = deep_merge(out[key], value)
         else:
             out[key] = copy.deepcopy(value)
@@ -220,6 +224,14 @@ def read_json(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise RecipeError([("$", "a recipe must be a JSON object", None)], str(path))
     return data
+
+
+def _same_component(base: dict[str, Any], over: dict[str, Any]) -> bool:
+    """Whether ``over`` refines ``base``'s component section (a bare name matches its qualified id)."""
+    if "name" not in over or "params" not in base or not isinstance(base.get("name"), str) or not isinstance(over["name"], str):
+        return True
+    a, b = base["name"], over["name"]
+    return a == b or (":" not in a or ":" not in b) and a.rpartition(":")[2] == b.rpartition(":")[2]
 
 
 def load_raw(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:

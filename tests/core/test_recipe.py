@@ -78,6 +78,19 @@ def test_base_recipe_and_overrides(tmp_path: Path, registry: Registry) -> None:
     assert r.generator.params == {"nf": 8} and r.output.name == "x" and r.name == "child"
 
 
+def test_a_derived_recipe_can_swap_a_component(tmp_path: Path, installed_registry: Registry) -> None:
+    """The base's params belong to the base's component: naming another one starts from its defaults."""
+    (tmp_path / "base.json").write_text(json.dumps(base_recipe()))
+    registry = installed_registry
+    base_generator = base_recipe()["generator"]["name"]
+    other = next(c.qualified for c in registry.components("generator") if c.name != base_generator)
+    (tmp_path / "swap.json").write_text(json.dumps({"base": "base.json", "generator": {"name": other}}))
+    assert load_recipe(tmp_path / "swap.json", registry).generator.params == {}
+    qualified = registry.resolve("generator", base_generator).qualified
+    (tmp_path / "same.json").write_text(json.dumps({"base": "base.json", "generator": {"name": qualified}}))
+    assert load_recipe(tmp_path / "same.json", registry).generator.params == {"nf": 8}  # the same component
+
+
 def test_override_errors() -> None:
     with pytest.raises(UserError):
         apply_overrides({}, ["no_equals_sign"])
