@@ -222,7 +222,10 @@ def validation_problems(
         else:
             msg = err["msg"]
             field = _field_at(model, err["loc"])
-            if field is not None and field.description:
+            # a section's own check (e.g. data: crop 'bbox' needs source 'folder') says what to change in its
+            # message; the section's description ("Where the image-caption pairs come from") is no fix
+            whole_section = err["type"] == "value_error" and field is not None and _model_in(field.annotation) is not None
+            if field is not None and field.description and not whole_section:
                 fix = f"{'add it; ' if err['type'] == 'missing' else ''}it is: {field.description}"
         out.append((path, msg, fix))
     return out

@@ -142,3 +142,10 @@ def test_every_recipe_field_has_a_description() -> None:
 def test_bundled_recipes_validate(installed_registry: Registry) -> None:
     for path in sorted(Path(__file__).parents[2].joinpath("recipes").glob("*.json")):
         load_recipe(path, installed_registry)
+
+
+def test_a_sections_own_check_gets_no_description_as_its_fix(registry: Registry) -> None:
+    raw = base_recipe()
+    raw["data"] = {"source": "shapes", "image_size": 32, "flip": True}
+    found = problems(raw, registry)
+    assert "flip must be false" in found["data"][0] and found["data"][1] is None
