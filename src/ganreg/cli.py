@@ -50,6 +50,8 @@ def list_cmd(pattern: str, as_json: bool) -> None:
     reg = _registry()
     if pattern in KINDS:
         pattern = f"{pattern}:*"
+    elif pattern in reg.plugins:  # `ganreg list dfgan`: that plugin's components
+        pattern = f"{pattern}:*"
     items = reg.match(pattern)
     if as_json:
         rows = [
@@ -118,23 +120,31 @@ def show(name: str, kind: str | None) -> None:
         elsewhere = [k for k in KINDS if k not in kinds and (k, name) in reg]
         pool = sorted({n for k in kinds for c in reg.components(k) for n in (c.name, c.qualified)})
         close = difflib.get_close_matches(name, pool, n=3, cutoff=0.5)
-        if elsewhere:
+        status = reg.plugins.get(name)
+        if status is not None:
+            ids = ", ".join(status.components) or "nothing"
+            fix = f"{name!r} is a plugin ({status.status}); it registers {ids}: show one of them, or `ganreg list {name}`"
+        elif elsewhere:
             fix = f"it is a {elsewhere[0]}: drop --kind or use --kind {elsewhere[0]}"
         elif close:
             fix = "did you mean " + " or ".join(repr(c) for c in close) + "?"
         else:
             fix = reg.suggest(kinds[0], name) if ":" in name else "see `ganreg list`"
+        failed = [p.name for p in reg.plugins.values() if p.status == "failed"]
+        if failed and status is None:
+            fix += f" ({len(failed)} plugin(s) failed to load: {', '.join(failed)}; see `ganreg plugins`)"
         raise ComponentError(f"no {kind or 'component'} named {name!r}", fix)
     for c in found:  # one id may name a generator and a discriminator (`dfgan:dfgan`): show each
         _show_component(c, params_rows)
 
 
 def _show_component(c: Any, params_rows: Any) -> None:
+    description = c.description  # imports the factory: a broken plugin fails before anything is printed
     console.print(f"[bold]{c.kind} {c.qualified}[/bold]  ({c.distribution or c.plugin} {c.version})")
     if c.paper:
         console.print(f"[italic]follows:[/italic] {c.paper}")
-    if c.description:
-        console.print(c.description)
+    if description:
+        console.print(description)
     rows = params_rows(c.params)
     if not rows:
         console.print("parameters: none")

@@ -156,3 +156,10 @@ def test_error_text_is_printed_as_it_is(tmp_path: Path) -> None:
     res = ganreg("data", "info", str(odd))
     assert res.returncode == 2 and "Traceback" not in res.stderr
     assert "flowers [copy]/a:train:b.h5" in " ".join(res.stderr.split()).replace(" /", "/")
+
+
+def test_a_plugin_name_lists_its_components() -> None:
+    rows = json.loads(ganreg("list", "losses", "--json").stdout)
+    assert rows and {r["plugin"] for r in rows} == {"losses"}
+    res = ganreg("show", "losses")
+    assert res.returncode == 2 and "'losses' is a plugin" in " ".join(res.stderr.split())
