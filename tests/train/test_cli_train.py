@@ -254,3 +254,16 @@ def test_generate_uses_the_runs_truncation_and_refuses_empty_captions(write_reci
     blank = tmp_path / "blank.txt"
     blank.write_text("\n  \n")
     assert "holds no captions" in user_error(runner.invoke(cli, ["generate", str(out), "--captions", str(blank)]))
+
+
+def test_out_of_memory_is_a_setting_to_change(write_recipe, monkeypatch, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    import torch
+
+    from ganreg.train.trainer import Trainer
+
+    def no_memory(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(Trainer, "train_step", no_memory)
+    res = _runner(monkeypatch).invoke(cli, ["run", str(write_recipe()), "--out", str(tmp_path / "run"), "--device", "cpu"])
+    assert "out of GPU memory at step 1 (batch 8 at 32 px" in user_error(res) and "train.batch_size" in user_error(res)

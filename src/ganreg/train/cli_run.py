@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -173,7 +174,8 @@ def run_command(
                 losses=f"D {record.get('d/total', float('nan')):.3f}  G {record.get('g/total', float('nan')):.3f}",
             )
 
-        status = trainer.fit(progress=report)
+        with _out_of_memory_named(recipe, trainer):
+            status = trainer.fit(progress=report)
         progress.update(task, completed=trainer.step)
     curves = run_dir / "loss_curves.png"
     console.print(
@@ -185,3 +187,21 @@ def run_command(
         console.print(f"continue with: ganreg run --resume {run_dir}")
         return 130 if status == "interrupted" else 0
     return 0
+
+
+@contextlib.contextmanager
+def _out_of_memory_named(recipe: Any, trainer: Any) -> Iterator[None]:
+    """Running out of GPU memory is a setting to change, not a crash: say which, and what is kept."""
+    import torch  # here: `ganreg --help` must not import torch
+
+    try:
+        yield
+    except torch.OutOfMemoryError:
+        t = recipe.train
+        kept = "the last checkpoint is kept" if (trainer.run_dir / "checkpoints" / "latest.pt").is_file() else "no checkpoint was saved yet"
+        raise UserError(
+            f"out of GPU memory at step {trainer.step + 1} (batch {t.batch_size} at {recipe.data.image_size} px, "
+            f"amp {t.amp}); {kept}",
+            "lower train.batch_size (train.grad_accum keeps the effective batch), use train.amp bf16, or free the GPU "
+            "(nvidia-smi); then ganreg run --resume the run if it has a checkpoint, or start it again",
+        ) from None
