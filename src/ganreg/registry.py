@@ -398,6 +398,9 @@ class Registry:
         for c in self.components(kind):
             pool.extend([c.name, c.qualified])
         close = difflib.get_close_matches(name, pool, n=3, cutoff=0.5)
+        if plugin and not statuses and not any(c.plugin == plugin for c in self.components()):
+            # e.g. a run whose plugin was uninstalled since: its closest names are no fix
+            return f"no plugin named {plugin!r} is installed: install the distribution that provides it (`ganreg plugins` lists those installed)"
         if close:
             return "did you mean " + " or ".join(repr(c) for c in dict.fromkeys(close)) + "?"
         if not pool:

@@ -211,7 +211,7 @@ def test_a_run_records_qualified_ids_and_generates_without_its_loss_plugins(writ
     res = runner.invoke(cli, ["generate", str(out), "a red circle", "-n", "2", "-o", str(tmp_path / "b.png")])
     assert res.exit_code == 0, res.output
     res = runner.invoke(cli, ["run", "--resume", str(out), "--set", "train.steps=4"])
-    assert "unknown loss 'uninstalled:matching_bce'" in user_error(res)
+    assert "unknown loss 'uninstalled:matching_bce'" in user_error(res) and "no plugin named 'uninstalled'" in user_error(res)
 
 
 def test_messages_for_runs_that_cannot_go_on(tmp_path: Path) -> None:
