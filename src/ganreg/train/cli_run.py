@@ -62,6 +62,7 @@ def run_command(
     checkpoint: str | None = None,
 ) -> int:
     from ganreg.train.checkpoint import find_checkpoint
+    from ganreg.train.contracts import PROBE_ITEMS, check_contracts
     from ganreg.train.networks import build_networks, parameter_table
     from ganreg.train.rundir import (
         RECIPE_FILE,
@@ -96,6 +97,7 @@ def run_command(
         console.print_json(json.dumps(recipe.model_dump(mode="json")))
         data = prepare_data(recipe)
         nets = build_networks(recipe, registry, data.context)
+        check_contracts(nets, data.probe_batch(PROBE_ITEMS), recipe.data.image_size)
         console.print(_param_table(parameter_table(nets.modules())))
         console.print(
             f"data: {len(data.train)} training images, {len(data.test) if data.test is not None else 0} held out, "
