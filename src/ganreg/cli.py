@@ -252,7 +252,7 @@ def generate(
         if not captions_file.is_file():
             raise UserError(f"captions file not found: {captions_file}", "pass a text file with one caption a line")
         try:
-            lines = captions_file.read_text(encoding="utf-8").splitlines()
+            lines = captions_file.read_text(encoding="utf-8-sig").splitlines()  # a BOM (Notepad) is no word
         except UnicodeDecodeError:
             raise UserError(f"{captions_file} is not a UTF-8 text file", "pass a text file with one caption a line") from None
         from_file = [line.strip() for line in lines if line.strip()]

@@ -8,6 +8,7 @@ temporary name in the target folder, renamed when complete.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 from collections.abc import Iterator
@@ -41,11 +42,19 @@ def make() -> None:
     """Write a dataset: the built-in shapes, or a folder converted to HDF5."""
 
 
-def _hdf5_target(out: Path) -> Path:
-    return out if out.suffix.lower() in (".h5", ".hdf5") else out / "shapes.h5"
+def _hdf5_target(out: Path, name: str) -> Path:
+    """Where ``--out`` writes an HDF5 file: ``out`` itself when it ends in .h5 / .hdf5 and is not a folder,
+    else the file ``name`` inside the folder ``out`` (``make shapes`` and ``make hdf5`` alike)."""
+    return out if out.suffix.lower() in (".h5", ".hdf5") and not out.is_dir() else out / name
 
 
 def _check_free(path: Path, force: bool) -> None:
+    """Refuse an output path before any work: a folder is never replaced, a file only with --force."""
+    parent = next((q for q in path.parents if q.exists()), None)
+    if parent is not None and not parent.is_dir():
+        raise UserError(f"{parent} is a file, not a folder, so {path} cannot be written", "choose another --out")
+    if path.is_dir():
+        raise UserError(f"{path} is a folder", "choose another --out (--force replaces files, never folders)")
     if path.exists() and not force:
         raise UserError(f"{path} already exists", "choose another --out or pass --force to replace it")
 
@@ -99,7 +108,7 @@ def make_shapes(out: Path, size: int, count: int, seed: int, fmt: str, n_caption
     if fmt == "hdf5":
         from ganreg.data.hdf5 import write_hdf5
 
-        target = _hdf5_target(out)
+        target = _hdf5_target(out, "shapes.h5")
         _check_free(target, force)
         with con.status(f"writing {target}"):
             counts = write_hdf5(target, {"train": records("train"), "test": records("test")})
@@ -120,72 +129,94 @@ def make_shapes(out: Path, size: int, count: int, seed: int, fmt: str, n_caption
     con.print(f"[green]wrote[/] {out}: {count} images, {len(train)} train + {len(test)} test classes")
 
 
-CONVERT_SPLIT_FILES = {
-    "train": ["trainclasses.txt", "trainvalclasses.txt", "train/filenames.pickle"],
-    "valid": ["valclasses.txt"],
-    "test": ["testclasses.txt", "test/filenames.pickle"],
-}
-
-
 @make.command(
     "hdf5",
-    help=f"""Convert a folder dataset to one HDF5 file in the seed layout.
+    help=f"""Convert the folder dataset --from FOLDER to one HDF5 file in the seed layout.
 
 \b
 FOLDER holds <images_dir>/[<class>/]<name>.jpg, text_c10/<class>/<name>.txt
-and the class split files trainclasses.txt (or trainvalclasses.txt),
-valclasses.txt (optional) and testclasses.txt, as for the seed converters.
-Images are stored as their original file bytes; every caption line becomes
-one group <name>_<c>.
+and class split files, chosen as for training (`ganreg run`) and `ganreg
+data info`: trainvalclasses.txt (else trainclasses.txt) for train,
+valclasses.txt (optional) for valid, testclasses.txt for test.
+--out FILE.h5 writes that file; --out DIR writes DIR/<FOLDER's name>.h5.
+Every caption line becomes one group <name>_<c> holding the image's
+original file bytes, so each image is stored once per caption (with 10
+captions an image, the file is about 10x the size of the images).
 
 {EMBEDDING_NOTE}""",
 )
-@click.option("--from", "src", required=True, type=click.Path(path_type=Path), help="Folder dataset root.")
-@click.option("--out", "out", required=True, type=click.Path(path_type=Path), help="Output .h5 file.")
+@click.option(
+    "--from", "src", required=True, metavar="FOLDER", type=click.Path(path_type=Path), help="Folder dataset root."
+)
+@click.option(
+    "--out",
+    "out",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Output .h5 file (or folder: writes <FOLDER's name>.h5 in it).",
+)
 @click.option("--images-dir", default=None, help="Image folder under FOLDER (default: images/, jpg/ or CUB's).")
 @click.option("--captions-dir", default=None, help="Caption folder under FOLDER (default: text_c10/ or text/).")
 @click.option("--force", is_flag=True, help="Replace an existing output file.")
 def make_hdf5(src: Path, out: Path, images_dir: str | None, captions_dir: str | None, force: bool) -> None:
-    try:
+    with _options_in_errors({"data.path": "--from", **_FOLDER_OPTIONS}):
         _make_hdf5(src, out, images_dir, captions_dir, force)
-    except UserError as exc:  # the data layer names recipe keys; here the user typed options
-        exc.message, exc.fix = _as_options(exc.message), _as_options(exc.fix) if exc.fix else None
+
+
+_FOLDER_OPTIONS = {"data.images_dir": "--images-dir", "data.captions_dir": "--captions-dir"}
+
+
+@contextlib.contextmanager
+def _options_in_errors(options: dict[str, str]) -> Iterator[None]:
+    """The data layer's errors name recipe settings (``set data.captions_dir``); a command that has an
+    option for a setting names the option instead (``pass --captions-dir``)."""
+    try:
+        yield
+    except UserError as exc:
+        exc.message = _as_options(exc.message, options)
+        exc.fix = _as_options(exc.fix, options) if exc.fix else None
         raise
 
 
-_OPTION_OF_KEY = {"data.path": "--from", "data.images_dir": "--images-dir", "data.captions_dir": "--captions-dir"}
-
-
-def _as_options(text: str) -> str:
-    for key, option in _OPTION_OF_KEY.items():
-        text = text.replace(key, option)
+def _as_options(text: str, options: dict[str, str]) -> str:
+    for key, option in options.items():
+        text = text.replace(f"set {key}", f"pass {option}").replace(key, option)
     return text
 
 
+def _split_files_line(layout: Any) -> str:
+    """Which class list each split uses (the summary of `make hdf5`; `info` prints the same from its dict)."""
+    used = ", ".join(f"{s} {f.relative_to(layout.root)}" for s, f in layout.split_files.items())
+    return f"class lists: {used}"
+
+
 def _make_hdf5(src: Path, out: Path, images_dir: str | None, captions_dir: str | None, force: bool) -> None:
+    from ganreg.data.build import SPLITS
     from ganreg.data.folder import FolderDataset, FolderLayout
     from ganreg.data.hdf5 import write_hdf5
 
-    _check_free(out, force)
-    layout = FolderLayout(src, images_dir=images_dir, captions_dir=captions_dir, split_files=CONVERT_SPLIT_FILES)
+    if src.is_file():
+        raise UserError(
+            f"{src} is a file, not a dataset folder",
+            "pass the dataset folder (images + text_c10/) to --from; an HDF5 file needs no conversion: "
+            "train on it with data.source=hdf5",
+        )
+    target = _hdf5_target(out, f"{src.resolve().name or 'dataset'}.h5")
+    _check_free(target, force)  # before the conversion, which can take long
+    layout = FolderLayout(src, images_dir=images_dir, captions_dir=captions_dir)
     if "train" not in layout.split_files and "test" not in layout.split_files:
         raise layout.missing_split_error("train")
     datasets = {
-        split: FolderDataset(
-            src,
-            split,
-            images_dir=images_dir,
-            captions_dir=captions_dir,
-            split_files=CONVERT_SPLIT_FILES,
-        )
-        for split in ("train", "valid", "test")
+        split: FolderDataset(src, split, images_dir=images_dir, captions_dir=captions_dir)
+        for split in SPLITS
         if split in layout.split_files
     }
     con = _console()
-    with con.status(f"writing {out}"):
-        counts = write_hdf5(out, {s: ds.records() for s, ds in datasets.items()})
+    with con.status(f"writing {target}"):
+        counts = write_hdf5(target, {s: ds.records() for s, ds in datasets.items()})
     summary = ", ".join(f"{k} {len(datasets[k])} images / {v} captions" for k, v in counts.items())
-    con.print(f"[green]wrote[/] {out}: {summary}")
+    con.print(f"[green]wrote[/] {target}: {summary}")
+    con.print(_split_files_line(layout), highlight=False)
     con.print(f"[dim]{EMBEDDING_NOTE}[/]")
 
 
@@ -198,8 +229,12 @@ def _size_range(sizes: list[tuple[int, int]]) -> dict[str, Any] | None:
     return {"min": [min(ws), min(hs)], "max": [max(ws), max(hs)]}
 
 
-def _stored_sizes(ds: Any, limit: int) -> tuple[list[tuple[int, int]], int]:
+def _stored_sizes(ds: Any, limit: int, skip_bad: bool = False) -> tuple[list[tuple[int, int]], int]:
+    """The stored sizes of at most about ``limit`` images, spread over the split (headers only).
+    ``skip_bad``: leave out images whose header does not read (``--check`` reports them all)."""
     from PIL import Image, UnidentifiedImageError
+
+    from ganreg.data._util import check_hint
 
     n = len(ds)
     step = max(1, n // limit)
@@ -208,28 +243,76 @@ def _stored_sizes(ds: Any, limit: int) -> tuple[list[tuple[int, int]], int]:
         try:
             with Image.open(io.BytesIO(ds.image_bytes(i))) as im:
                 sizes.append(im.size)
-        except OSError as exc:
+        except (OSError, DataError) as exc:
+            if skip_bad:
+                continue
+            if isinstance(exc, DataError):
+                raise
             reason = "not an image format PIL reads" if isinstance(exc, UnidentifiedImageError) else str(exc)
             raise DataError(
                 f"cannot decode image {ds.item_name(i)}: {reason}",
-                "replace or remove the corrupt image",
+                "replace or remove the corrupt image; " + check_hint(getattr(ds, "root", None) or ds.path),
             ) from None
     return sizes, len(sizes)
 
 
-def _split_info(ds: Any, limit: int) -> dict[str, Any]:
+def _split_info(ds: Any, limit: int, skip_bad: bool = False) -> dict[str, Any]:
     info = ds.describe()
     caps = [len(ds.captions_of(i)) for i in range(len(ds))]
     info["captions_per_image"] = [min(caps), max(caps)] if caps else None
     if hasattr(ds, "image_bytes"):
-        sizes, sampled = _stored_sizes(ds, limit)
+        sizes, sampled = _stored_sizes(ds, limit, skip_bad)
         info["image_size"] = _size_range(sizes)
         info["image_size_sampled"] = sampled
     return info
 
 
-def describe_path(path: str, *, size: int = 64, count: int = 10000, seed: int = 0, limit: int = 500) -> dict[str, Any]:
-    """What ``ganreg data info`` prints, as a dict."""
+CHECK_SHOWN = 20
+"""Undecodable images listed by ``data info --check`` (then a count of the rest)."""
+
+
+def _check_images(datasets: list[Any]) -> dict[str, Any]:
+    """``--check``: decode every image of ``datasets`` (each once), with a progress bar on stderr."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from ganreg.data.check import find_undecodable, image_items
+
+    total = len(image_items(datasets))
+    columns = (TextColumn("decoding images"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=_console(), transient=True) as bar:
+        task = bar.add_task("decode", total=total)
+        checked, problems = find_undecodable(datasets, progress=lambda k: bar.advance(task, k))
+    return {"images": checked, "undecodable": [{"image": w, "reason": r} for w, r in problems]}
+
+
+def _check_error(desc: dict[str, Any]) -> DataError:
+    check = desc["check"]
+    bad = check["undecodable"]
+    lines = [f"{len(bad)} of {check['images']} images in {desc['path']} do not decode:"]
+    lines += [f"  {b['image']}: {b['reason']}" for b in bad[:CHECK_SHOWN]]
+    if len(bad) > CHECK_SHOWN:
+        lines.append(f"  ... and {len(bad) - CHECK_SHOWN} more (--json lists all)")
+    if desc["source"] == "hdf5":
+        fix = "re-create the file from good images (ganreg data make hdf5 --from FOLDER), or re-download it"
+    else:
+        them = "it" if len(bad) == 1 else "them"
+        fix = f"replace {them} with good copies (re-download {them}), or delete each one together with its caption file"
+    return DataError("\n".join(lines), fix + "; then run the check again")
+
+
+def describe_path(
+    path: str,
+    *,
+    size: int = 64,
+    count: int = 10000,
+    seed: int = 0,
+    limit: int = 500,
+    images_dir: str | None = None,
+    captions_dir: str | None = None,
+    check: bool = False,
+) -> dict[str, Any]:
+    """What ``ganreg data info`` prints, as a dict. ``check``: decode every image of every split;
+    the result is under ``"check"`` (``{"images": N, "undecodable": [{"image", "reason"}, ...]}``)."""
     if path == "shapes":
         from ganreg.data.shapes import ATTRIBUTES, CAPTIONS_PER_IMAGE, all_specs, class_names, class_split
 
@@ -250,7 +333,7 @@ def describe_path(path: str, *, size: int = 64, count: int = 10000, seed: int = 
                 "captions_per_image": [CAPTIONS_PER_IMAGE, CAPTIONS_PER_IMAGE],
                 "image_size": {"min": [size, size], "max": [size, size]},
             }
-        return {
+        out: dict[str, Any] = {
             "path": "shapes",
             "source": "shapes",
             "seed": seed,
@@ -258,46 +341,77 @@ def describe_path(path: str, *, size: int = 64, count: int = 10000, seed: int = 
             "attributes": {k: list(v) for k, v in ATTRIBUTES.items()},
             "splits": splits,
         }
+        if check:
+            out["check"] = {"images": 0, "undecodable": [], "note": "shapes are drawn, not decoded from files"}
+        return out
     p = Path(path)
     if not p.exists():
         raise DataError(f"{p} does not exist", "give an HDF5 file, a dataset folder, or 'shapes'")
     if p.is_file():
         from ganreg.data.hdf5 import HDF5Dataset, load_index
 
+        if images_dir is not None or captions_dir is not None:
+            raise UserError(f"{p} is an HDF5 file", "--images-dir and --captions-dir are for dataset folders")
         index = load_index(p)
-        splits = {s: _split_info(HDF5Dataset(p, s), limit) for s in index["splits"]}
-        return {"path": str(p), "source": "hdf5", "embedding_dim": index["embedding_dim"], "splits": splits}
+        datasets = {s: HDF5Dataset(p, s) for s in index["splits"]}
+        out = {"path": str(p), "source": "hdf5", "embedding_dim": index["embedding_dim"]}
+        if check:
+            out["check"] = _check_images(list(datasets.values()))
+        out["splits"] = {s: _split_info(ds, limit, skip_bad=check) for s, ds in datasets.items()}
+        return out
+    from ganreg.data.build import SPLITS
     from ganreg.data.folder import FolderDataset, FolderLayout
 
-    layout = FolderLayout(p)
+    layout = FolderLayout(p, images_dir=images_dir, captions_dir=captions_dir)
     if not layout.split_files:
         raise layout.missing_split_error("train")
-    splits = {s: _split_info(FolderDataset(p, s), limit) for s in ("train", "valid", "test") if s in layout.split_files}
-    return {
+    datasets = {
+        s: FolderDataset(p, s, images_dir=images_dir, captions_dir=captions_dir)
+        for s in SPLITS
+        if s in layout.split_files
+    }
+    out = {
         "path": str(p),
         "source": "folder",
         "images_dir": str(layout.images.relative_to(layout.root)),
-        "split_files": {s: f.name for s, f in layout.split_files.items()},
-        "splits": splits,
-        "notes": _folder_notes(layout),
+        "captions_dir": str(layout.captions.relative_to(layout.root)),
+        "split_files": {s: str(f.relative_to(layout.root)) for s, f in layout.split_files.items()},
     }
+    if check:
+        out["check"] = _check_images(list(datasets.values()))
+    out["splits"] = {s: _split_info(ds, limit, skip_bad=check) for s, ds in datasets.items()}
+    out["notes"] = _folder_notes(layout)
+    return out
 
 
 def _folder_notes(layout: Any) -> list[str]:
     """What a folder lacks that `ganreg run` or the user would trip over later: a split without a class
-    list (`run` refuses it), images that no caption file names (never used)."""
+    list (`run` refuses it), images that no caption file names (never used), a valid split that is not
+    held out (trainvalclasses.txt holds its classes)."""
+    from ganreg.data._util import is_hidden
     from ganreg.data.folder import IMAGE_EXTS
+
+    def visible(paths: Any, under: Path) -> list[Path]:
+        return [f for f in paths if not any(is_hidden(part) for part in f.relative_to(under).parts)]
 
     notes = [
         f"no class list for the '{split}' split (looked for {' or '.join(layout.split_file_candidates.get(split, []))}): "
         f"it is not shown, and `ganreg run` on this folder needs it"
         for split in ("train", "test") if split not in layout.split_files
     ]
-    captioned = {t.stem.lower() for t in layout.captions.rglob("*.txt")}
-    uncaptioned = [f for f in layout.images.rglob("*") if f.suffix.lower() in IMAGE_EXTS and f.stem.lower() not in captioned]
+    captioned = {t.stem.lower() for t in visible(layout.captions.rglob("*.txt"), layout.captions)}
+    images = visible(layout.images.rglob("*"), layout.images)
+    uncaptioned = [f for f in images if f.suffix.lower() in IMAGE_EXTS and f.stem.lower() not in captioned]
     if uncaptioned:
         notes.append(
             f"{len(uncaptioned)} image(s) have no caption file and are not used (first: {uncaptioned[0].relative_to(layout.root)})"
+        )
+    pools = layout.class_pools(disjoint=False)
+    if "valid" in pools and "train" in pools and set(pools["valid"]) <= set(pools["train"]):
+        files = layout.split_files
+        notes.append(
+            f"the valid classes ({files['valid'].name}) are all training classes too ({files['train'].name}, "
+            "Reed et al.'s train+val protocol): valid is not held out, test is"
         )
     return notes
 
@@ -305,19 +419,60 @@ def _folder_notes(layout: Any) -> list[str]:
 @data.command("info")
 @click.argument("path")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
+@click.option(
+    "--check",
+    is_flag=True,
+    help="Decode every image of every split (in a few worker processes when there are many) and list all that "
+    "do not decode; exit code 2 if any does not.",
+)
+@click.option(
+    "--images-dir", default=None, help="Folder dataset: image folder under PATH (default: images/, jpg/ or CUB's)."
+)
+@click.option(
+    "--captions-dir", default=None, help="Folder dataset: caption folder under PATH (default: text_c10/ or text/)."
+)
 @click.option("--size", default=64, show_default=True, type=click.IntRange(32, 256), help="shapes: image side.")
 @click.option("--count", default=10000, show_default=True, type=click.IntRange(48), help="shapes: images.")
 @click.option("--seed", default=0, show_default=True, type=click.IntRange(0), help="shapes: seed.")
 @click.option(
     "--sample", default=500, show_default=True, type=click.IntRange(1), help="Images per split read for sizes."
 )
-def info(path: str, as_json: bool, size: int, count: int, seed: int, sample: int) -> None:
+def info(
+    path: str,
+    as_json: bool,
+    check: bool,
+    images_dir: str | None,
+    captions_dir: str | None,
+    size: int,
+    count: int,
+    seed: int,
+    sample: int,
+) -> None:
     """Describe PATH: an HDF5 file, a dataset folder, or 'shapes' (the built-in set).
 
-    Shows each split's images, captions and classes, the stored image sizes,
-    the embedding size and example captions.
+    Shows each split's images, captions and classes, the class list files a
+    folder's splits come from, the stored image sizes (read from the headers
+    of up to --sample images a split), the embedding size and example
+    captions. Only --check decodes every image.
     """
-    desc = describe_path(path, size=size, count=count, seed=seed, limit=sample)
+    with _options_in_errors({"data.path": "PATH", **_FOLDER_OPTIONS}):
+        desc = describe_path(
+            path,
+            size=size,
+            count=count,
+            seed=seed,
+            limit=sample,
+            images_dir=images_dir,
+            captions_dir=captions_dir,
+            check=check,
+        )
+    _show(desc, as_json)
+    result = desc.get("check")
+    if result is not None and result["undecodable"]:
+        raise _check_error(desc)
+
+
+def _show(desc: dict[str, Any], as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(desc, indent=2))
         return
@@ -329,6 +484,8 @@ def info(path: str, as_json: bool, size: int, count: int, seed: int, sample: int
     if desc.get("embedding_dim"):
         head += f", embeddings {desc['embedding_dim']}-d"
     con.print(head)
+    if desc.get("split_files"):
+        con.print("class lists: " + ", ".join(f"{s} {f}" for s, f in desc["split_files"].items()), highlight=False)
     table = Table("split", "images", "captions", "per image", "classes", "image size", "examples of classes")
     for s, d in desc["splits"].items():
         sz = d.get("image_size")
@@ -361,6 +518,9 @@ def info(path: str, as_json: bool, size: int, count: int, seed: int, sample: int
         con.print("attributes: " + "; ".join(f"{k}: {', '.join(v)}" for k, v in desc["attributes"].items()))
     for note in desc.get("notes", []):
         con.print(f"[yellow]note:[/] {note}", highlight=False)
+    result = desc.get("check")
+    if result is not None and not result["undecodable"]:
+        con.print(result.get("note") or f"[green]all {result['images']} images decode[/]")
 
 
 def main() -> None:  # pragma: no cover - standalone use: python -m ganreg.cli_data

@@ -103,3 +103,19 @@ def test_bundled_cub_recipes_run_on_a_cub_folder(
     res = CliRunner().invoke(cli, args)
     assert res.exit_code == 0, res.output
     assert "finished at step 2/2" in res.output
+
+
+def test_a_broken_test_split_stops_the_run_and_a_missing_one_does_not(tmp_path: Path, make_recipe) -> None:  # type: ignore[no-untyped-def]
+    """Without a test split a run trains without held-out rows; with a broken one (a class listed that is not
+    there) it must not silently do the same, scoring its "held-out" evaluation on training classes."""
+    from ganreg.errors import DataError
+    from ganreg.train.setup import prepare_data
+
+    root = _tiny_cub(tmp_path / "cub")
+    over = {"data": {"source": "folder", "path": str(root), "image_size": 32, "crop": "none"}}
+    assert prepare_data(make_recipe(**over)).test is not None
+    (root / "testclasses.txt").write_text("003.Sooty_Albatross\n004.Groove_billed_Ani\n")
+    with pytest.raises(DataError, match="004.Groove_billed_Ani"):
+        prepare_data(make_recipe(**over))
+    (root / "testclasses.txt").unlink()
+    assert prepare_data(make_recipe(**over)).test is None

@@ -22,6 +22,7 @@ Heavy modules (h5py, PIL) are imported only when a source needs them.
 
 from __future__ import annotations
 
+from ganreg.data._util import ImageDecodeError, NotUtf8, SplitMissing
 from ganreg.data.base import CaptionedImageDataset, EpochSampler
 from ganreg.data.build import (
     DataLoaderWithErrors,
@@ -40,7 +41,10 @@ __all__ = [
     "DataConfig",
     "DataLoaderWithErrors",
     "EpochSampler",
+    "ImageDecodeError",
+    "NotUtf8",
     "SeededRandomSampler",
+    "SplitMissing",
     "Vocabulary",
     "build_dataset",
     "build_vocabulary",

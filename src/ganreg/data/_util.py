@@ -7,6 +7,7 @@ import hashlib
 import io
 import json
 import os
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -65,11 +66,39 @@ def load_plain_pickle(path: Path, what: str, fix: str) -> Any:
         raise DataError(f"cannot read {path} as {what}: {type(exc).__name__}: {exc}", fix) from None
 
 
-def decode_pil(data: bytes, *, what: str) -> Any:
-    """Encoded image bytes -> an RGB PIL image at its own size.
+class SplitMissing(DataError):
+    """The source has no such split (no class list for it, no such HDF5 group): a caller that can do
+    without the split (a run without a held-out set) catches this one, and only this one."""
+
+
+class ImageDecodeError(DataError):
+    """An image that does not decode; ``what`` names the file (and item), ``reason`` says why.
+
+    Constructed as ``ImageDecodeError(message, fix)`` like any :class:`DataError` (a DataLoader worker
+    re-raises it that way); :meth:`of` also fills ``what`` and ``reason``."""
+
+    what = ""
+    reason = ""
+
+    @classmethod
+    def of(cls, what: str, reason: str, fix: str) -> ImageDecodeError:
+        exc = cls(f"cannot decode image {what}: {reason}", fix)
+        exc.what, exc.reason = what, reason
+        return exc
+
+
+def check_hint(dataset: str | os.PathLike[str] | None) -> str:
+    """How to list every undecodable image of ``dataset`` at once (for the fix of a decode error)."""
+    target = shlex.quote(str(dataset)) if dataset is not None else "PATH"
+    return f"`ganreg data info {target} --check` lists every image that does not decode"
+
+
+def decode_pil(data: bytes, *, what: str, dataset: str | os.PathLike[str] | None = None) -> Any:
+    """Encoded image bytes -> an RGB PIL image at its own size, fully decoded (a truncated file fails).
 
     Grey, palette, RGBA/LA (alpha composited on white) and CMYK images become RGB.
-    ``what`` names the file and item in the error.
+    ``what`` names the file and item in the error; ``dataset`` (the folder or HDF5 file) goes into its
+    fix, as the path to check with ``ganreg data info --check``.
     """
     from PIL import Image, UnidentifiedImageError
 
@@ -77,12 +106,73 @@ def decode_pil(data: bytes, *, what: str) -> Any:
         with Image.open(io.BytesIO(data)) as im:
             im.load()
             return to_rgb(im)
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
-        reason = "not an image format PIL reads" if isinstance(exc, UnidentifiedImageError) else str(exc)
-        raise DataError(
-            f"cannot decode image {what}: {reason}",
-            "replace or remove the corrupt image (re-run the conversion or re-download the data)",
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+        if isinstance(exc, UnidentifiedImageError):
+            reason = "not an image format PIL reads" + (" (the file is empty)" if not data else "")
+        else:
+            reason = str(exc)
+        raise ImageDecodeError.of(
+            what,
+            reason,
+            "replace or remove the corrupt image (re-run the conversion or re-download the data); "
+            + check_hint(dataset),
         ) from None
+
+
+# ------------------------------------------------------------------ text files
+UTF8_BOM = b"\xef\xbb\xbf"
+
+
+class NotUtf8(DataError):
+    """A text file (captions, class list) that is not UTF-8; :meth:`of` fills ``path``, ``offset`` (of the
+    first bad byte, counted from the file's start) and ``line``."""
+
+    path: Path | None = None
+    offset = 0
+    line = 0
+    byte = 0
+
+    @classmethod
+    def of(cls, what: str, path: Path, raw: bytes, offset: int) -> NotUtf8:
+        line = raw.count(b"\n", 0, offset) + 1
+        exc = cls(
+            f"{what} {path} is not UTF-8 text: byte 0x{raw[offset]:02x} at byte offset {offset} (line {line})",
+            reencode_fix([path]),
+        )
+        exc.path, exc.offset, exc.line, exc.byte = path, offset, line, raw[offset]
+        return exc
+
+
+def reencode_fix(paths: list[Path]) -> str:
+    """The fix of text files that are not UTF-8 (such caption files are mostly Latin-1 or Windows-1252)."""
+    them = "it" if len(paths) == 1 else "them"
+    return (
+        f"re-encode {them} as UTF-8, e.g. from Latin-1: iconv -f latin1 -t utf-8 FILE > FILE.utf8 && "
+        "mv FILE.utf8 FILE"
+    )
+
+
+def read_text(path: Path, what: str) -> str:
+    """A text file of the data (captions, class lists, CUB's tables) with ``utf-8-sig`` semantics: UTF-8,
+    a leading byte-order mark dropped. Anything else is a :class:`NotUtf8` naming the file and the byte
+    offset of the first bad byte (never decoded with replacement characters: they would become words)."""
+    try:
+        raw = path.read_bytes()
+    except IsADirectoryError:
+        raise DataError(f"{what} {path} is a folder, not a file", "remove or rename the folder") from None
+    except OSError as exc:
+        raise DataError(f"cannot read {what} {path}: {exc}", "check that the file exists and is readable") from None
+    start = len(UTF8_BOM) if raw.startswith(UTF8_BOM) else 0
+    try:
+        return raw[start:].decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise NotUtf8.of(what, path, raw, start + exc.start) from None
+
+
+def is_hidden(name: str) -> bool:
+    """A name the folder scans skip: dot-files (macOS's ``._<name>`` AppleDouble files, ``.DS_Store``) and
+    macOS's ``__MACOSX`` folder (both appear when an archive made on a Mac is unpacked)."""
+    return name.startswith(".") or name == "__MACOSX"
 
 
 def to_rgb(im: Any) -> Any:

@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Sampler
 
-from ganreg.data._util import mix_seed
+from ganreg.data._util import SplitMissing, mix_seed
 from ganreg.data.base import CaptionedImageDataset
 from ganreg.data.config import DataConfig
 from ganreg.data.tokenizer import Collator, Vocabulary
@@ -56,7 +56,7 @@ def _build_source(config: DataConfig, split: str) -> CaptionedImageDataset:
             if split in chosen:
                 classes = [names.index(c) for c in chosen[split]]
         if split == "valid":
-            raise DataError(
+            raise SplitMissing(
                 "the shapes source has no 'valid' split",
                 "use 'test' (10 colour-shape classes never seen in training)",
             )
@@ -100,11 +100,12 @@ def unwrap_worker_error(exc: DataError) -> DataError:
     """A DataError raised in a DataLoader worker comes back with the worker's traceback as its
     message; recover the original message and fix (use it around any DataLoader of these datasets)."""
     text = exc.message
-    if not text.startswith("Caught DataError"):
+    name = type(exc).__name__  # DataError or a subclass (ImageDecodeError, ...), re-raised by name
+    if not text.startswith(f"Caught {name}"):
         return exc
-    last = text.rstrip().split("ganreg.errors.DataError: ")[-1]
+    last = text.rstrip().split(f".{name}: ")[-1]
     msg, _, fix = last.partition("\n  fix: ")
-    return DataError(msg.strip(), fix.strip() or None)
+    return type(exc)(msg.strip(), fix.strip() or None)
 
 
 class SeededRandomSampler(Sampler):

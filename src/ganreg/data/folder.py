@@ -14,10 +14,14 @@
     <root>/CUB_200_2011/bounding_boxes.txt     ``<id> <path>`` and ``<id> <x> <y> <w> <h>``
 
 Every caption file is one image; its image is found by the file's stem
-(``.jpg``, ``.jpeg`` or ``.png``, any case). The index (classes, stems, image
-paths, captions) is built once and cached under ``<cache_dir>/folder-index/``,
-keyed by the size and mtime of every caption file and image folder, so editing
-the data rebuilds it.
+(``.jpg``, ``.jpeg`` or ``.png``, any case). Names starting with ``.`` (macOS's
+``._<name>`` AppleDouble files, ``.DS_Store``) and ``__MACOSX`` folders are
+skipped. Text files (captions, class lists) are UTF-8, a leading byte-order
+mark dropped; anything else is an error naming the file and the byte. Which
+class list each split uses is decided by :func:`choose_split_files` alone.
+The index (classes, stems, image paths, captions) is built once and cached
+under ``<cache_dir>/folder-index/``, keyed by the size and mtime of every
+caption file and image folder, so editing the data rebuilds it.
 """
 
 from __future__ import annotations
@@ -27,7 +31,18 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from ganreg.data._util import box_crop, cached_json, choose_classes, decode_pil, load_plain_pickle
+from ganreg.data._util import (
+    NotUtf8,
+    SplitMissing,
+    box_crop,
+    cached_json,
+    choose_classes,
+    decode_pil,
+    is_hidden,
+    load_plain_pickle,
+    read_text,
+    reencode_fix,
+)
 from ganreg.data.base import CaptionedImageDataset
 from ganreg.data.config import DEFAULT_SPLIT_FILES
 from ganreg.errors import DataError
@@ -36,28 +51,47 @@ IMAGE_DIR_CANDIDATES = ("images", "jpg", "CUB_200_2011/images", "oxford-102-flow
 """Reed et al.'s / the archives' image folders, then DF-GAN's flowers layout (``code/lib/datasets.py``)."""
 CAPTION_DIR_CANDIDATES = ("text_c10", "text")
 IMAGE_EXTS = (".jpg", ".jpeg", ".png")
-INDEX_VERSION = 1
+INDEX_VERSION = 2
+"""2: strict UTF-8 captions, byte-order marks dropped, hidden files skipped (older indexes may hold U+FFFD)."""
 BOX_DIR_CANDIDATES = ("CUB_200_2011", ".")
 """Where ``crop="bbox"`` looks for CUB's ``images.txt`` and ``bounding_boxes.txt``, under the root."""
+HELD_OUT_SHOWN = 5
+"""Classes named in the error about a class in both the training and the test class list."""
 
 
 def _listing(d: Path) -> dict[str, str]:
     """lower-case name -> actual name of the files in ``d`` (empty if missing)."""
     try:
         with os.scandir(d) as it:
-            return {e.name.lower(): e.name for e in it if e.is_file()}
+            return {e.name.lower(): e.name for e in it if e.is_file() and not is_hidden(e.name)}
     except (FileNotFoundError, NotADirectoryError):
         return {}
+
+
+def choose_split_files(root: Path, candidates: dict[str, Sequence[str]] | None = None) -> dict[str, Path]:
+    """The class list each split uses: per split, the first of ``candidates`` (default
+    :data:`~ganreg.data.config.DEFAULT_SPLIT_FILES`) that is a file under ``root``; splits without one
+    are left out.
+
+    The one place this is decided: the folder dataset (training), ``ganreg data info`` and ``ganreg data
+    make hdf5`` all call it, so one folder gives one train set. By default the training split is
+    ``trainvalclasses.txt`` when it exists (Reed et al.'s protocol: the original Lua training reads
+    trainvalids.txt), else ``trainclasses.txt``; ``valclasses.txt`` is then a subset of it.
+    """
+    found: dict[str, Path] = {}
+    for split, names in (candidates or DEFAULT_SPLIT_FILES).items():
+        for name in names:
+            if (root / name).is_file():
+                found[split] = root / name
+                break
+    return found
 
 
 def read_class_list(path: Path) -> list[str]:
     """A split's classes: one class folder per line, or the class folders of a ``filenames.pickle``."""
     if path.suffix.lower() == ".pickle":
         return classes_of_filenames(path)
-    try:
-        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
-    except OSError as exc:
-        raise DataError(f"cannot read class split file {path}: {exc}", "check the file") from None
+    lines = read_text(path, "class split file").splitlines()
     classes = [ln.strip() for ln in lines if ln.strip() and not ln.strip().startswith("#")]
     if not classes:
         raise DataError(f"class split file {path} lists no classes", "write one class folder name per line")
@@ -76,10 +110,8 @@ def classes_of_filenames(path: Path) -> list[str]:
 
 
 def read_captions(path: Path) -> list[str]:
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except OSError as exc:
-        raise DataError(f"cannot read caption file {path}: {exc}", "check the file's permissions") from None
+    """The captions of one caption file: its non-blank lines, stripped (UTF-8, a byte-order mark dropped)."""
+    text = read_text(path, "caption file")
     caps = [ln.strip() for ln in text.splitlines() if ln.strip()]
     if not caps:
         raise DataError(
@@ -101,6 +133,12 @@ class FolderLayout:
         split_files: dict[str, Sequence[str]] | None = None,
     ) -> None:
         self.root = Path(root)
+        if self.root.is_file():
+            raise DataError(
+                f"{self.root} is a file, not a dataset folder",
+                "set data.source=hdf5 if it is an HDF5 file, or set data.path to the folder that holds the images "
+                "and text_c10/",
+            )
         if not self.root.is_dir():
             raise DataError(f"dataset folder not found: {self.root}", "check data.path")
         self.captions = self._folder(
@@ -110,12 +148,9 @@ class FolderLayout:
         self.images = self._folder(images_dir, IMAGE_DIR_CANDIDATES, "image", "unpack the images there or set data.images_dir")
         files = {k: list(v) for k, v in (split_files or DEFAULT_SPLIT_FILES).items()}
         self.split_file_candidates = files
-        self.split_files: dict[str, Path] = {}
-        for split, names in files.items():
-            for n in names:
-                if (self.root / n).is_file():
-                    self.split_files[split] = self.root / n
-                    break
+        self.split_files: dict[str, Path] = choose_split_files(self.root, files)
+        self.listed_in: dict[str, list[Path]] = {}
+        """class -> the class split files that list it (filled by :meth:`class_pools`)."""
 
     def _folder(self, given: str | None, candidates: Sequence[str], what: str, fix: str) -> Path:
         """``root/given``, or the first of ``candidates`` that exists under the root."""
@@ -129,19 +164,51 @@ class FolderLayout:
             raise DataError(f"no {what} folder in {self.root} (looked for {', '.join(candidates)})", fix)
         return found[0]
 
-    def class_pools(self) -> dict[str, list[str]]:
-        """Classes of each split that has a split file."""
-        return {s: read_class_list(p) for s, p in self.split_files.items()}
+    def class_pools(self, disjoint: bool = True) -> dict[str, list[str]]:
+        """Classes of each split that has a split file.
+
+        ``disjoint``: a class in both the training and the test class list is an error (the held-out
+        metrics would score classes the model was trained on). ``class_split="random"`` pools every
+        list and draws disjoint splits itself, so it passes False.
+        """
+        pools = {s: read_class_list(p) for s, p in self.split_files.items()}
+        self.listed_in = {}
+        for split, classes in pools.items():
+            for cls in dict.fromkeys(classes):
+                self.listed_in.setdefault(cls, []).append(self.split_files[split])
+        if disjoint and "train" in pools and "test" in pools:
+            both = sorted(set(pools["train"]) & set(pools["test"]))
+            if both:
+                shown = ", ".join(both[:HELD_OUT_SHOWN])
+                if len(both) > HELD_OUT_SHOWN:
+                    shown += f" and {len(both) - HELD_OUT_SHOWN} more"
+                train_file, test_file = self.split_files["train"], self.split_files["test"]
+                raise DataError(
+                    f"{len(both)} class(es) are listed both in the training class list {train_file} and in the "
+                    f"test class list {test_file}: {shown}",
+                    "remove them from one of the two files: test classes must be unseen in training, or the "
+                    "held-out metrics score classes the model was trained on",
+                )
+        return pools
 
     def all_class_folders(self) -> list[str]:
-        return sorted(e.name for e in os.scandir(self.captions) if e.is_dir())
+        with os.scandir(self.captions) as it:
+            return sorted(e.name for e in it if e.is_dir() and not is_hidden(e.name))
 
-    def missing_split_error(self, split: str) -> DataError:
+    def missing_split_error(self, split: str) -> SplitMissing:
         names = " or ".join(self.split_file_candidates.get(split, [f"{split}classes.txt"]))
-        return DataError(
+        return SplitMissing(
             f"no class split file for the '{split}' split in {self.root} (looked for {names})",
-            f"write the {split} class folder names, one per line, into {self.root / names.split(' or ')[0]}, "
-            "set data.split_files, or use data.class_split='random'",
+            f"write the {split} class folder names, one per line, into {self.root / names.split(' or ')[0]} "
+            "(a recipe can instead set data.split_files, or data.class_split='random')",
+        )
+
+    def _missing_class_error(self, cls: str) -> DataError:
+        files = self.listed_in.get(cls)
+        where = " and ".join(str(f) for f in files) if files else "a class split file"
+        return DataError(
+            f"class '{cls}' is listed in {where} but {self.captions / cls} does not exist",
+            "fix the class split file or add the class's caption folder",
         )
 
     def _signature(self, classes: Sequence[str]) -> str:
@@ -153,7 +220,7 @@ class FolderLayout:
             cdir = self.captions / cls
             try:
                 with os.scandir(cdir) as it:
-                    ents = sorted((e.name, e.stat().st_size, e.stat().st_mtime_ns) for e in it)
+                    ents = sorted((e.name, e.stat().st_size, e.stat().st_mtime_ns) for e in it if not is_hidden(e.name))
             except OSError:
                 ents = [("<missing>", 0, 0)]
             parts.append(f"{cls}:{ents}")
@@ -162,17 +229,17 @@ class FolderLayout:
                 parts.append(f"img:{cls}:{idir.stat().st_mtime_ns}")
         return "\n".join(parts)
 
-    def build_class(self, cls: str, flat: dict[str, str]) -> list[list[Any]]:
-        """``[[stem, image path relative to root, [captions]], ...]`` of one class."""
+    def build_class(self, cls: str, flat: dict[str, str], not_utf8: list[NotUtf8] | None = None) -> list[list[Any]]:
+        """``[[stem, image path relative to root, [captions]], ...]`` of one class.
+
+        With ``not_utf8`` given, caption files that are not UTF-8 are collected there (and left out)
+        instead of raised, so one error can name all of them."""
         cdir = self.captions / cls
         if not cdir.is_dir():
-            raise DataError(
-                f"class '{cls}' is listed in a split file but {cdir} does not exist",
-                "fix the class split file or add the class's caption folder",
-            )
+            raise self._missing_class_error(cls)
         per_class = _listing(self.images / cls)
         entries = []
-        txts = sorted(p for p in cdir.iterdir() if p.suffix == ".txt" and p.is_file())
+        txts = sorted(p for p in cdir.iterdir() if p.suffix == ".txt" and not is_hidden(p.name) and p.is_file())
         if not txts:
             raise DataError(f"caption folder {cdir} has no .txt files", "add the captions or drop the class")
         for txt in txts:
@@ -193,7 +260,14 @@ class FolderLayout:
                     f"and {self.images / stem}.jpg|jpeg|png)",
                     "add the image, delete the caption file, or set data.images_dir",
                 )
-            entries.append([stem, str(image.relative_to(self.root)), read_captions(txt)])
+            try:
+                captions = read_captions(txt)
+            except NotUtf8 as exc:
+                if not_utf8 is None:
+                    raise
+                not_utf8.append(exc)
+                continue
+            entries.append([stem, str(image.relative_to(self.root)), captions])
         return entries
 
     def index(self, classes: Sequence[str], cache_dir: str | os.PathLike[str] | None = None) -> dict[str, list]:
@@ -201,16 +275,35 @@ class FolderLayout:
         classes = sorted(set(classes))
         for cls in classes:
             if not (self.captions / cls).is_dir():
-                raise DataError(
-                    f"class '{cls}' is listed in a split file but {self.captions / cls} does not exist",
-                    "fix the class split file or add the class's caption folder",
-                )
+                raise self._missing_class_error(cls)
 
         def build() -> dict[str, list]:
             flat = _listing(self.images)
-            return {cls: self.build_class(cls, flat) for cls in classes}
+            not_utf8: list[NotUtf8] = []
+            out = {cls: self.build_class(cls, flat, not_utf8) for cls in classes}
+            if not_utf8:
+                raise not_utf8_error(not_utf8)
+            return out
 
         return cached_json(cache_dir, "folder-index", self._signature(classes), build)
+
+
+NOT_UTF8_SHOWN = 10
+"""Caption files named in the error about caption files that are not UTF-8."""
+
+
+def not_utf8_error(problems: list[NotUtf8]) -> DataError:
+    """One error naming every caption file that is not UTF-8 (the first few), each with its first bad byte."""
+    if len(problems) == 1:
+        return problems[0]
+    lines = [f"{len(problems)} caption files are not UTF-8 text:"]
+    lines += [
+        f"  {p.path}: byte 0x{p.byte:02x} at byte offset {p.offset} (line {p.line})"
+        for p in problems[:NOT_UTF8_SHOWN]
+    ]
+    if len(problems) > NOT_UTF8_SHOWN:
+        lines.append(f"  ... and {len(problems) - NOT_UTF8_SHOWN} more")
+    return DataError("\n".join(lines), reencode_fix([p.path for p in problems if p.path is not None]))
 
 
 def read_bounding_boxes(root: Path) -> dict[str, tuple[float, float, float, float]]:
@@ -231,10 +324,7 @@ def read_bounding_boxes(root: Path) -> dict[str, tuple[float, float, float, floa
 
     def table(name: str) -> dict[str, list[str]]:
         path = found / name
-        try:
-            lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
-        except OSError as exc:
-            raise DataError(f"cannot read {path}: {exc}", "check the file") from None
+        lines = read_text(path, "CUB table").splitlines()
         out = {}
         for n, line in enumerate(lines, 1):
             parts = line.split()
@@ -293,9 +383,9 @@ class FolderDataset(CaptionedImageDataset):
         self.layout = FolderLayout(root, images_dir=images_dir, captions_dir=captions_dir, split_files=split_files)
         self.root = self.layout.root
         if class_split == "random":
-            pools = self.layout.class_pools() or {"train": self.layout.all_class_folders()}
+            pools = self.layout.class_pools(disjoint=False) or {"train": self.layout.all_class_folders()}
             if split == "valid":
-                raise DataError("class_split 'random' draws only train and test classes", "use split train or test")
+                raise SplitMissing("class_split 'random' draws only train and test classes", "use split train or test")
         else:
             if split not in self.layout.split_files:
                 raise self.layout.missing_split_error(split)
@@ -367,7 +457,7 @@ class FolderDataset(CaptionedImageDataset):
 
     def _source_image(self, index: int) -> Any:
         what = self.item_name(index)
-        im = decode_pil(self.image_bytes(index), what=what)
+        im = decode_pil(self.image_bytes(index), what=what, dataset=self.root)
         if self.boxes is None:
             return im
         try:
@@ -380,5 +470,5 @@ class FolderDataset(CaptionedImageDataset):
         decoded once on the way, so a corrupt file is named now, not at training time."""
         for i, (stem, _rel, caps) in enumerate(self.items):
             data = self.image_bytes(i)
-            decode_pil(data, what=self.item_name(i))
+            decode_pil(data, what=self.item_name(i), dataset=self.root)
             yield stem, self._class_names[self._labels[i]], data, caps

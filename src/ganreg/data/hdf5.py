@@ -32,6 +32,7 @@ import numpy as np
 
 from ganreg.atomic import atomic_path
 from ganreg.data._util import (
+    SplitMissing,
     cached_json,
     choose_classes,
     decode_pil,
@@ -73,10 +74,20 @@ def _suffix(key: str) -> tuple[int, str]:
     return (int(tail), key) if tail.isdigit() else (-1, key)
 
 
+def _not_a_file(p: Path) -> DataError:
+    """The error for a data.path of the hdf5 source that is not a file: a folder given by mistake, or nothing."""
+    if p.is_dir():
+        return DataError(
+            f"{p} is a folder, not an HDF5 file",
+            "set data.source=folder if it is a dataset folder (images + text_c10/), or set data.path to the .h5 file",
+        )
+    return DataError(f"HDF5 file not found: {p}", "check data.path (or create one with `ganreg data make`)")
+
+
 def open_h5(path: str | os.PathLike[str]) -> Any:
     p = Path(path)
     if not p.is_file():
-        raise DataError(f"HDF5 file not found: {p}", "check data.path (or create one with `ganreg data make`)")
+        raise _not_a_file(p)
     try:
         return _h5py().File(p, "r")
     except OSError as exc:
@@ -157,7 +168,7 @@ def build_index(path: str | os.PathLike[str]) -> dict[str, Any]:
 def load_index(path: str | os.PathLike[str], cache_dir: str | os.PathLike[str] | None = None) -> dict[str, Any]:
     p = Path(path)
     if not p.is_file():
-        raise DataError(f"HDF5 file not found: {p}", "check data.path (or create one with `ganreg data make`)")
+        raise _not_a_file(p)
     key = f"hdf5-index-v{INDEX_VERSION}|{file_signature(p)}"
     return cached_json(cache_dir, "hdf5-index", key, lambda: build_index(p))
 
@@ -197,7 +208,7 @@ class HDF5Dataset(CaptionedImageDataset):
         if split not in SPLITS:
             raise DataError(f"unknown split '{split}'", "use train, valid or test")
         if class_split == "files" and split not in index["splits"]:
-            raise DataError(
+            raise SplitMissing(
                 f"HDF5 file {self.path} has no '{split}' split (it has: {', '.join(index['splits'])})",
                 "use one of the splits it has",
             )
@@ -301,7 +312,7 @@ class HDF5Dataset(CaptionedImageDataset):
             from PIL import Image  # raw pixels (some third-party converters store them)
 
             return to_rgb(Image.fromarray(arr.squeeze(-1) if arr.shape[-1] == 1 else arr))
-        return decode_pil(self.image_bytes(index), what=self.item_name(index))
+        return decode_pil(self.image_bytes(index), what=self.item_name(index), dataset=self.path)
 
     def _embedding(self, index: int, caption_index: int) -> np.ndarray | None:
         if self._embedding_dim is None:

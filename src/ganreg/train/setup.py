@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from ganreg.data import Collator, Vocabulary, build_dataset
+from ganreg.data import Collator, SplitMissing, Vocabulary, build_dataset
 from ganreg.errors import UserError
 from ganreg.interfaces import BuildContext, TextEncoder
 from ganreg.recipe import Recipe
@@ -119,7 +119,7 @@ def prepare_data(recipe: Recipe, run_dir: Path | None = None) -> DataBundle:
     train = build_dataset(cfg, "train")
     try:
         test = build_dataset(cfg, "test")
-    except UserError:
+    except SplitMissing:  # no held-out split at all; a broken one (bad file, missing class) is the user's to fix
         test = None
     vocab_path = run_dir / VOCAB_FILE if run_dir is not None else None
     if vocab_path is not None and vocab_path.is_file():
