@@ -86,12 +86,15 @@ def plugins(as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps([p.__dict__ for p in items], indent=2))
         return
+    wide = console.width >= 120  # below that, the ids need the room more than distribution and version do
     table = Table(title="ganreg plugins")
-    for col in ("plugin", "distribution", "version", "status", "registers"):
+    for col in ("plugin", *(("distribution", "version") if wide else ()), "status", "registers"):
         table.add_column(col, overflow="fold")
     for p in items:
         status = "[green]loaded[/green]" if p.status == "loaded" else f"[red]{p.status}[/red]: {p.error}"
-        table.add_row(p.name, p.distribution, p.version, status, ", ".join(p.components))
+        # one component a line, as "kind plugin:name": the id a recipe uses, never cut in the middle
+        registers = "\n".join(c.replace(":", " ", 1) for c in p.components)
+        table.add_row(p.name, *((p.distribution, p.version) if wide else ()), status, registers)
     console.print(table)
 
 

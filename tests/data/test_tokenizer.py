@@ -116,3 +116,11 @@ def test_tokenize_splits_like_dfgan_before_dropping_non_ascii() -> None:
     assert tokenize("This bird\ufffd\ufffds wings are BLACK\u2014white, caf\u00e9 \u00e9") == [
         "this", "bird", "s", "wings", "are", "black", "white", "caf",
     ]
+
+
+def test_unknown_words_are_reported_as_written() -> None:
+    from ganreg.data import Vocabulary
+
+    vocab = Vocabulary.build(["a red flower", "a blue star"])
+    assert vocab.unknown_words("A RED flower") == []
+    assert vocab.unknown_words("a ünïcödé flower with 日本 petals") == ["ünïcödé", "with", "日本", "petals"]

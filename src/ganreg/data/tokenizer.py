@@ -96,8 +96,14 @@ class Vocabulary:
         return f"Vocabulary({len(self)} words)"
 
     def unknown_words(self, text: str) -> list[str]:
-        """The words of ``text`` this vocabulary does not know (they become ``<unk>``, or are dropped)."""
-        return [w for w in tokenize(text) if w not in self.index]
+        """The words of ``text`` this vocabulary does not know (they become ``<unk>``, or are dropped), as the
+        user wrote them: "ünïcödé" is reported as such, not as the "ncd" that tokenizing leaves of it."""
+        out = []
+        for written in _WORD.findall(text.replace("\ufffd\ufffd", " ").lower()):
+            words = tokenize(written)
+            if not words or any(w not in self.index for w in words):
+                out.append(written)
+        return out
 
     def encode(self, text: str) -> list[int]:
         """Ids of the words of ``text`` (unknown words -> 1, or left out); empty text -> ``[]``."""
