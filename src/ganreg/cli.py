@@ -15,7 +15,9 @@ from typing import Any
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 console = Console()
 err_console = Console(stderr=True)
@@ -62,7 +64,7 @@ def list_cmd(pattern: str, as_json: bool) -> None:
         click.echo(json.dumps(rows, indent=2))
         return
     if not items:
-        err_console.print(f"nothing matches {pattern!r}: patterns are KIND:ID globs, e.g. 'generator:*', '*:dfgan:*', '*hinge*'")
+        err_console.print(f"nothing matches {pattern!r}: patterns are KIND:ID globs, e.g. 'generator:*', '*:dfgan:*', '*hinge*'", markup=False)
         return
     wide = console.width >= 120  # below that the summaries need the room more than plugin and version do
     table = Table(title=f"ganreg components ({len(items)})", show_lines=False)
@@ -70,11 +72,12 @@ def list_cmd(pattern: str, as_json: bool) -> None:
         table.add_column(col, no_wrap=True)
     table.add_column("summary", overflow="fold", ratio=1, min_width=24)
     for c in items:
-        table.add_row(c.kind, c.qualified, *((c.plugin, c.version) if wide else ()), c.summary)
+        table.add_row(*map(Text, (c.kind, c.qualified, *((c.plugin, c.version) if wide else ()), c.summary)))  # plugins' text, not markup
     console.print(table)
     failed = [p for p in reg.plugins.values() if p.status == "failed"]
     if failed:
-        err_console.print(f"[yellow]{len(failed)} plugin(s) failed to load: {', '.join(p.name for p in failed)} (see `ganreg plugins`)[/yellow]")
+        names = escape(", ".join(p.name for p in failed))
+        err_console.print(f"[yellow]{len(failed)} plugin(s) failed to load: {names} (see `ganreg plugins`)[/yellow]")
 
 
 @cli.command()
@@ -91,10 +94,10 @@ def plugins(as_json: bool) -> None:
     for col in ("plugin", *(("distribution", "version") if wide else ()), "status", "registers"):
         table.add_column(col, overflow="fold")
     for p in items:
-        status = "[green]loaded[/green]" if p.status == "loaded" else f"[red]{p.status}[/red]: {p.error}"
+        status = Text("loaded", style="green") if p.status == "loaded" else Text.assemble((p.status, "red"), f": {p.error}")
         # one component a line, as "kind plugin:name": the id a recipe uses, never cut in the middle
         registers = "\n".join(c.replace(":", " ", 1) for c in p.components)
-        table.add_row(p.name, *((p.distribution, p.version) if wide else ()), status, registers)
+        table.add_row(*map(Text, (p.name, *((p.distribution, p.version) if wide else ()))), status, Text(registers))
     console.print(table)
 
 
@@ -143,11 +146,11 @@ def show(name: str, kind: str | None) -> None:
 
 def _show_component(c: Any, params_rows: Any) -> None:
     description = c.description  # imports the factory: a broken plugin fails before anything is printed
-    console.print(f"[bold]{c.kind} {c.qualified}[/bold]  ({c.distribution or c.plugin} {c.version})")
+    console.print(f"[bold]{escape(c.kind + ' ' + c.qualified)}[/bold]  ({escape(f'{c.distribution or c.plugin} {c.version}')})")
     if c.paper:
-        console.print(f"[italic]follows:[/italic] {c.paper}")
+        console.print(f"[italic]follows:[/italic] {escape(c.paper)}")
     if description:
-        console.print(description)
+        console.print(description, markup=False, emoji=False)  # a docstring's "[B, C, H, W]" is no markup
     rows = params_rows(c.params)
     if not rows:
         console.print("parameters: none")
@@ -156,7 +159,7 @@ def _show_component(c: Any, params_rows: Any) -> None:
     for col in ("name", "type", "default", "constraints", "description"):
         table.add_column(col, overflow="fold")
     for row in rows:
-        table.add_row(*row)
+        table.add_row(*map(Text, row))
     console.print(table)
 
 
@@ -266,12 +269,12 @@ def generate(
         raise UserError("no captions given", 'pass captions as arguments or --captions FILE')
     truncation = resolve_truncation(run_dir, truncation, no_truncation)
     unknown = generate_grid(run_dir, texts, num, out, checkpoint, seed, truncation, not no_ema, device)
-    console.print(f"wrote {out} ({len(texts)} caption(s) x {num}) and {out.with_suffix('.txt')}")
+    console.print(f"wrote {out} ({len(texts)} caption(s) x {num}) and {out.with_suffix('.txt')}", markup=False)
     for caption, words in unknown.items():
+        lacks = escape(f"{', '.join(repr(w) for w in words)} (in {caption!r})")
         err_console.print(
-            f"[yellow]note:[/yellow] the run's vocabulary lacks {', '.join(repr(w) for w in words)} "
-            f"(in {caption!r}): the generator cannot read those words",
-            highlight=False,
+            f"[yellow]note:[/yellow] the run's vocabulary lacks {lacks}: the generator cannot read those words",
+            highlight=False, emoji=False,
         )
 
 
@@ -291,8 +294,6 @@ _register_optional_groups()
 
 def main() -> None:
     """Entry point: user errors -> exit 2 with a message; Ctrl-C -> 130."""
-    from rich.markup import escape
-
     from ganreg.errors import UserError
 
     try:

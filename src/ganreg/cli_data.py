@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import click
+from rich.markup import escape
+from rich.text import Text
 
 from ganreg.errors import DataError, UserError
 
@@ -110,14 +112,14 @@ def make_shapes(out: Path, size: int, count: int, seed: int, fmt: str, n_caption
 
         target = _hdf5_target(out, "shapes.h5")
         _check_free(target, force)
-        with con.status(f"writing {target}"):
+        with con.status(f"writing {escape(str(target))}"):
             counts = write_hdf5(target, {"train": records("train"), "test": records("test")})
-        con.print(f"[green]wrote[/] {target}: " + ", ".join(f"{k} {v} captions" for k, v in counts.items()))
+        con.print(f"[green]wrote[/] {escape(str(target))}: " + ", ".join(f"{k} {v} captions" for k, v in counts.items()))
         con.print(f"[dim]{EMBEDDING_NOTE}[/]")
         return
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise UserError(f"{out} exists and is not an empty folder", "choose another --out")
-    with con.status(f"writing {out}"), atomic_dir(out) as tmp:
+    with con.status(f"writing {escape(str(out))}"), atomic_dir(out) as tmp:
         for split in ("train", "test"):
             classes = train if split == "train" else test
             (tmp / f"{split}classes.txt").write_text("".join(names[k] + "\n" for k in classes), encoding="utf-8")
@@ -126,7 +128,7 @@ def make_shapes(out: Path, size: int, count: int, seed: int, fmt: str, n_caption
                 (tmp / "text_c10" / cls).mkdir(parents=True, exist_ok=True)
                 (tmp / "images" / cls / f"{name}.jpg").write_bytes(jpeg)
                 (tmp / "text_c10" / cls / f"{name}.txt").write_text("\n".join(caps) + "\n", encoding="utf-8")
-    con.print(f"[green]wrote[/] {out}: {count} images, {len(train)} train + {len(test)} test classes")
+    con.print(f"[green]wrote[/] {escape(str(out))}: {count} images, {len(train)} train + {len(test)} test classes")
 
 
 @make.command(
@@ -212,11 +214,11 @@ def _make_hdf5(src: Path, out: Path, images_dir: str | None, captions_dir: str |
         if split in layout.split_files
     }
     con = _console()
-    with con.status(f"writing {target}"):
+    with con.status(f"writing {escape(str(target))}"):
         counts = write_hdf5(target, {s: ds.records() for s, ds in datasets.items()})
     summary = ", ".join(f"{k} {len(datasets[k])} images / {v} captions" for k, v in counts.items())
-    con.print(f"[green]wrote[/] {target}: {summary}")
-    con.print(_split_files_line(layout), highlight=False)
+    con.print(f"[green]wrote[/] {escape(str(target))}: {summary}")
+    con.print(_split_files_line(layout), highlight=False, markup=False)
     con.print(f"[dim]{EMBEDDING_NOTE}[/]")
 
 
@@ -237,7 +239,7 @@ def _stored_sizes(ds: Any, limit: int, skip_bad: bool = False) -> tuple[list[tup
     from ganreg.data._util import check_hint
 
     n = len(ds)
-    step = max(1, n // limit)
+    step = max(1, -(-n // limit))  # ceil: at most `limit` images, as --sample promises
     sizes = []
     for i in range(0, n, step):
         try:
@@ -251,7 +253,7 @@ def _stored_sizes(ds: Any, limit: int, skip_bad: bool = False) -> tuple[list[tup
             reason = "not an image format PIL reads" if isinstance(exc, UnidentifiedImageError) else str(exc)
             raise DataError(
                 f"cannot decode image {ds.item_name(i)}: {reason}",
-                "replace or remove the corrupt image; " + check_hint(getattr(ds, "root", None) or ds.path),
+                "replace or remove the corrupt image; " + check_hint(getattr(ds, "root", None) or ds.path, *getattr(ds, "check_options", ())),
             ) from None
     return sizes, len(sizes)
 
@@ -480,12 +482,12 @@ def _show(desc: dict[str, Any], as_json: bool) -> None:
     from rich.table import Table
 
     con = Console()
-    head = f"[bold]{desc['path']}[/] ({desc['source']})"
+    head = f"[bold]{escape(str(desc['path']))}[/] ({desc['source']})"
     if desc.get("embedding_dim"):
         head += f", embeddings {desc['embedding_dim']}-d"
     con.print(head)
     if desc.get("split_files"):
-        con.print("class lists: " + ", ".join(f"{s} {f}" for s, f in desc["split_files"].items()), highlight=False)
+        con.print("class lists: " + ", ".join(f"{s} {f}" for s, f in desc["split_files"].items()), highlight=False, markup=False)
     table = Table("split", "images", "captions", "per image", "classes", "image size", "examples of classes")
     for s, d in desc["splits"].items():
         sz = d.get("image_size")
@@ -508,26 +510,26 @@ def _show(desc: dict[str, Any], as_json: bool) -> None:
             str(cpi[0]) if cpi[0] == cpi[1] else f"{cpi[0]}-{cpi[1]}",
             str(d["classes"]),
             size_txt,
-            ", ".join(d["class_examples"][:3]),
+            Text(", ".join(d["class_examples"][:3])),  # class folder names are the user's text, not markup
         )
     con.print(table)
     for s, d in desc["splits"].items():
         for c in d["example_captions"][:2]:
-            con.print(f"  [dim]{s}:[/] {c}")
+            con.print(f"  [dim]{s}:[/] {escape(c)}", emoji=False)
     if desc.get("attributes"):
-        con.print("attributes: " + "; ".join(f"{k}: {', '.join(v)}" for k, v in desc["attributes"].items()))
+        con.print("attributes: " + "; ".join(f"{k}: {', '.join(v)}" for k, v in desc["attributes"].items()), markup=False)
     for note in desc.get("notes", []):
-        con.print(f"[yellow]note:[/] {note}", highlight=False)
+        con.print(f"[yellow]note:[/] {escape(note)}", highlight=False, emoji=False)
     result = desc.get("check")
     if result is not None and not result["undecodable"]:
-        con.print(result.get("note") or f"[green]all {result['images']} images decode[/]")
+        con.print(escape(result["note"]) if result.get("note") else f"[green]all {result['images']} images decode[/]")
 
 
 def main() -> None:  # pragma: no cover - standalone use: python -m ganreg.cli_data
     try:
         data(standalone_mode=False)
     except UserError as exc:
-        _console().print(f"[red]error:[/] {exc}")
+        _console().print(f"[red]error:[/] {escape(str(exc))}", emoji=False)
         raise SystemExit(exc.exit_code) from None
     except click.ClickException as exc:
         exc.show()

@@ -197,16 +197,20 @@ class Recipe(_Strict):
 
 
 # --------------------------------------------------------------------- loading
-def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+COMPONENT_SECTIONS = frozenset({"text_encoder", "image_encoder", "generator", "discriminator"})
+
+
+def deep_merge(base: dict[str, Any], over: dict[str, Any], components: frozenset[str] = COMPONENT_SECTIONS) -> dict[str, Any]:
     """``over`` wins; dicts merge recursively, lists and scalars are replaced.
 
     A section that names another component than the base's (``"generator": {"name": "mygan:mygen"}``
     over DF-GAN's) replaces the base's section instead of merging into it: the base's ``params``
-    belong to the base's component (its ``nf`` would be an unknown key of the new one)."""
+    belong to the base's component (its ``nf`` would be an unknown key of the new one), and so do its
+    ``weights`` and settings."""
     out = copy.deepcopy(base)
     for key, value in over.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict) and _same_component(out[key], value):
-            out[key] = deep_merge(out[key], value)
+        if isinstance(value, dict) and isinstance(out.get(key), dict) and (key not in components or _same_component(out[key], value)):
+            out[key] = deep_merge(out[key], value, frozenset())
         else:
             out[key] = copy.deepcopy(value)
     return out
@@ -228,7 +232,7 @@ def read_json(path: Path) -> dict[str, Any]:
 
 def _same_component(base: dict[str, Any], over: dict[str, Any]) -> bool:
     """Whether ``over`` refines ``base``'s component section (a bare name matches its qualified id)."""
-    if "name" not in over or "params" not in base or not isinstance(base.get("name"), str) or not isinstance(over["name"], str):
+    if "name" not in over or not isinstance(base.get("name"), str) or not isinstance(over["name"], str):
         return True
     a, b = base["name"], over["name"]
     return a == b or (":" not in a or ":" not in b) and a.rpartition(":")[2] == b.rpartition(":")[2]
@@ -321,10 +325,7 @@ def _component_problems(
             return
         params = spec.get("params", {})
         if isinstance(params, dict):
-            try:
-                info.params.model_validate(params)
-            except ValidationError as exc:
-                problems.extend(validation_problems(exc, f"{path}.params", info.params))
+            problems.extend(info.params_problems(params, f"{path}.params"))
 
     wanted = set(sections) if sections is not None else {"text_encoder", "image_encoder", "generator", "discriminator", "losses"}
     for kind in ("text_encoder", "image_encoder", "generator", "discriminator"):

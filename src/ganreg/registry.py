@@ -139,10 +139,20 @@ class ComponentInfo:
         if isinstance(params, self.params):
             return params
         raw = params.model_dump() if isinstance(params, BaseModel) else dict(params or {})
+        problems = self.params_problems(raw, where)
+        if problems:
+            raise RecipeError(problems, source=self.qualified)
+        return self.params.model_validate(raw)
+
+    def params_problems(self, raw: dict[str, Any], where: str = "params") -> list[tuple[str, str, str | None]]:
+        """Every problem of raw params (path, message, fix): pydantic's, and unknown keys even where the
+        plugin's model would ignore them (:func:`unknown_key_problems`)."""
+        problems = unknown_key_problems(self.params, raw, where)
         try:
-            return self.params.model_validate(raw)
+            self.params.model_validate(raw)
         except ValidationError as exc:
-            raise RecipeError(validation_problems(exc, where, self.params), source=self.qualified) from None
+            problems += validation_problems(exc, where, self.params)
+        return problems
 
     def build(self, params: dict[str, Any] | BaseModel | None, ctx: BuildContext) -> nn.Module:
         """Validate ``params`` and call the factory. An exception the factory raises (a bug or an
@@ -165,44 +175,50 @@ class ComponentInfo:
             ) from exc
 
 
-def _forbid_extra(model: type[BaseModel]) -> type[BaseModel]:
-    """``model`` itself when it forbids unknown keys, else a subclass that does (same name and fields), so
-    that a misspelt key in a recipe is an error with a did-you-mean, never silently ignored."""
-    if model.model_config.get("extra") == "forbid":
-        return model
-    namespace = {
-        "__module__": model.__module__,
-        "__qualname__": model.__qualname__,
-        "__doc__": model.__doc__,
-        "model_config": ConfigDict(extra="forbid"),
-    }
-    return type(model)(model.__name__, (model,), namespace)
+def unknown_key_problems(model: type[BaseModel], raw: dict[str, Any], where: str) -> list[tuple[str, str, str | None]]:
+    """Keys of ``raw`` that ``model`` has no field for, as (path, "unknown key", did-you-mean) problems, for a
+    model that did not choose what to do with them: pydantic then ignores them silently, and a misspelt
+    recipe key would change nothing. A model that sets ``extra`` itself (``"forbid"``: pydantic reports
+    them; ``"allow"``: it wants them) is left to its choice."""
+    if "extra" in model.model_config:
+        return []
+    known: set[str] = set()
+    for name, field in model.model_fields.items():
+        known.add(name)
+        if isinstance(field.alias, str):
+            known.add(field.alias)
+        if isinstance(field.validation_alias, str):
+            known.add(field.validation_alias)
+    problems: list[tuple[str, str, str | None]] = []
+    for key in raw:
+        if key not in known:
+            close = difflib.get_close_matches(str(key), sorted(known), n=1, cutoff=0.6)
+            problems.append((f"{where}.{key}", "unknown key", f"did you mean {close[0]!r}?" if close else "remove it or check its spelling"))
+    return problems
 
 
 def _default_problems(model: type[BaseModel]) -> list[tuple[str, str]]:
-    """(field, problem) for each default of ``model`` that its own field rejects, and ("", problem) for a
-    model-level check the defaults fail (pydantic validates neither unless asked to); fields without a
-    default are skipped."""
-    defaults = {}
+    """(field, problem) for each default of ``model`` that its own type and constraints reject (pydantic
+    does not validate defaults unless asked to): ``z_dim: int = Field(0, ge=1)``. Each default is checked
+    alone, against its field's annotation and constraints only, so validators that read other fields are
+    not run; ``None`` (the "not set" idiom) and factories are not checked."""
+    from typing import Annotated
+
+    from pydantic import TypeAdapter
+
+    problems = []
     for name, field in model.model_fields.items():
-        if field.default is PydanticUndefined and field.default_factory is None:
+        if field.default is PydanticUndefined or field.default is None or field.default_factory is not None:
             continue
-        key = field.validation_alias if isinstance(field.validation_alias, str) else field.alias or name
         try:
-            defaults[key] = field.get_default(call_default_factory=True)
-        except Exception:  # a factory that needs the validated data: checked when the model is used
+            annotation = Annotated[(field.annotation, *field.metadata)] if field.metadata else field.annotation
+            adapter: TypeAdapter[Any] = TypeAdapter(annotation)
+            adapter.validate_python(field.default)
+        except ValidationError as exc:
+            problems.append((name, "; ".join(e["msg"] for e in exc.errors())))
+        except Exception:  # an annotation TypeAdapter cannot take on its own: pydantic checks it when used
             continue
-    try:
-        model.model_validate(defaults)
-    except ValidationError as exc:
-        # with a required field, a model-level check (empty loc) sees incomplete data: not the defaults' fault
-        partial = len(defaults) < len(model.model_fields)
-        return [
-            (".".join(str(p) for p in e["loc"]), e["msg"])
-            for e in exc.errors()
-            if e["type"] != "missing" and (e["loc"] or not partial)
-        ]
-    return []
+    return problems
 
 
 def validation_problems(
@@ -295,27 +311,22 @@ class Registry:
             ``summary``): it is imported only when the component is built, so a
             plugin whose params models live in a torch-free module keeps
             ``ganreg list`` fast. ``params``: its pydantic model; its defaults
-            must pass its own constraints, and it is made to forbid unknown keys
-            (``extra="forbid"``) when it does not. ``test_params``: tiny params
-            the conformance kit builds it with.
+            must pass their own fields' constraints, and keys it has no field
+            for are refused unless it sets ``extra`` itself
+            (:func:`unknown_key_problems`). ``test_params``: tiny params the
+            conformance kit builds it with.
             """
             if kind not in KINDS:
                 raise ComponentError(f"plugin {plugin!r} registers unknown kind {kind!r}", f"use one of {', '.join(KINDS)}")
             if not (inspect.isclass(params) and issubclass(params, BaseModel)):
                 raise ComponentError(f"{plugin}:{name}: params must be a pydantic model class")
-            params = _forbid_extra(params)
             bad = _default_problems(params)
             if bad:
-                fields = ", ".join(f"{params.__name__}.{field}" for field, _ in bad if field)
+                fields = ", ".join(f"{params.__name__}.{field}" for field, _ in bad)
                 raise ComponentError(
                     f"{kind} {plugin}:{name}: "
-                    + "; ".join(
-                        f"the default of params field {field!r} breaks its own constraint: {problem}"
-                        if field else f"the defaults of {params.__name__} fail its own check: {problem}"
-                        for field, problem in bad
-                    ),
-                    f"give {fields} a default that passes, or no default (then every recipe must set it)"
-                    if fields else f"change the defaults of {params.__name__} so that they pass its validators",
+                    + "; ".join(f"the default of params field {field!r} breaks its own constraint: {problem}" for field, problem in bad),
+                    f"give {fields} a default that passes, or no default (then every recipe must set it)",
                 )
             key = (kind, f"{plugin}:{name}")
             if key in self._by_qualified:
@@ -398,11 +409,13 @@ class Registry:
         for c in self.components(kind):
             pool.extend([c.name, c.qualified])
         close = difflib.get_close_matches(name, pool, n=3, cutoff=0.5)
+        guess = "did you mean " + " or ".join(repr(c) for c in dict.fromkeys(close)) + "?" if close else ""
         if plugin and not statuses and not any(c.plugin == plugin for c in self.components()):
-            # e.g. a run whose plugin was uninstalled since: its closest names are no fix
-            return f"no plugin named {plugin!r} is installed: install the distribution that provides it (`ganreg plugins` lists those installed)"
-        if close:
-            return "did you mean " + " or ".join(repr(c) for c in dict.fromkeys(close)) + "?"
+            # a typo in the plugin part, or a run whose plugin was uninstalled since: say both
+            missing = f"no plugin named {plugin!r} is installed (`ganreg plugins` lists those that are)"
+            return f"{missing}; {guess}" if guess else f"{missing}: install the distribution that provides it"
+        if guess:
+            return guess
         if not pool:
             return f"no {kind} is registered: is a plugin installed? (see `ganreg plugins`)"
         return f"registered {kind}s: " + ", ".join(sorted({c.qualified for c in self.components(kind)}))

@@ -80,12 +80,14 @@ def test_base_recipe_and_overrides(tmp_path: Path, registry: Registry) -> None:
 
 def test_a_derived_recipe_can_swap_a_component(tmp_path: Path, installed_registry: Registry) -> None:
     """The base's params belong to the base's component: naming another one starts from its defaults."""
-    (tmp_path / "base.json").write_text(json.dumps(base_recipe()))
     registry = installed_registry
     base_generator = base_recipe()["generator"]["name"]
+    (tmp_path / "base.json").write_text(json.dumps({**base_recipe(), "generator": {
+        "name": base_generator, "params": {"nf": 8}, "weights": str(tmp_path / "G.pth")}}))
     other = next(c.qualified for c in registry.components("generator") if c.name != base_generator)
     (tmp_path / "swap.json").write_text(json.dumps({"base": "base.json", "generator": {"name": other}}))
-    assert load_recipe(tmp_path / "swap.json", registry).generator.params == {}
+    swapped = load_recipe(tmp_path / "swap.json", registry).generator
+    assert swapped.params == {} and swapped.weights is None  # the base's weights were for its own component
     qualified = registry.resolve("generator", base_generator).qualified
     (tmp_path / "same.json").write_text(json.dumps({"base": "base.json", "generator": {"name": qualified}}))
     assert load_recipe(tmp_path / "same.json", registry).generator.params == {"nf": 8}  # the same component
@@ -149,3 +151,10 @@ def test_a_sections_own_check_gets_no_description_as_its_fix(registry: Registry)
     raw["data"] = {"source": "shapes", "image_size": 32, "flip": True}
     found = problems(raw, registry)
     assert "flip must be false" in found["data"][0] and found["data"][1] is None
+
+
+def test_a_typo_in_the_plugin_part_gets_both_hints(registry: Registry) -> None:
+    raw = base_recipe()
+    raw["losses"][0]["name"] = "dfgna:hinge"
+    message, fix = problems(raw, registry)["losses.0.name"]
+    assert "no plugin named 'dfgna' is installed" in (fix or "") and "did you mean 'dfgan:hinge'" in (fix or "")

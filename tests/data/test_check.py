@@ -118,3 +118,13 @@ def test_decode_error_during_training_points_at_the_check(oxford_folder) -> None
         list(loader)
     assert "image_00002.jpg" in err.value.message and "Traceback" not in err.value.message
     assert f"ganreg data info {oxford_folder} --check" in err.value.fix
+
+
+def test_the_check_hint_keeps_the_recipes_folder_names(oxford_folder) -> None:
+    """A recipe that names its image folder gets a --check command that finds the same files."""
+    _spoil(oxford_folder)
+    (oxford_folder / "jpg").rename(oxford_folder / "photos")
+    ds = build_dataset(DataConfig(source="folder", path=str(oxford_folder), image_size=32, images_dir="photos"), "train")
+    with pytest.raises(ImageDecodeError) as err:
+        ds._image_array(1)
+    assert f"ganreg data info {oxford_folder} --images-dir photos --check" in err.value.fix

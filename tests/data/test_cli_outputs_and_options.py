@@ -69,3 +69,27 @@ def test_info_errors_name_info_options_not_recipe_keys(oxford_folder) -> None:
     (oxford_folder / "jpg" / "image_00001.jpg").unlink()
     r = run("info", str(oxford_folder), "--captions-dir", "captions")
     assert "pass --images-dir" in r.exception.fix and "data.images_dir" not in r.exception.fix
+
+
+def test_info_reads_at_most_sample_headers() -> None:
+    import io as _io
+
+    from PIL import Image
+
+    from ganreg.cli_data import _stored_sizes
+
+    buf = _io.BytesIO()
+    Image.new("RGB", (5, 4)).save(buf, format="PNG")
+
+    class Split:
+        reads = 0
+
+        def __len__(self) -> int:
+            return 1741
+
+        def image_bytes(self, i: int) -> bytes:
+            Split.reads += 1
+            return buf.getvalue()
+
+    _stored_sizes(Split(), 500)
+    assert 400 <= Split.reads <= 500

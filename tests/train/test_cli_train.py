@@ -251,6 +251,8 @@ def test_generate_uses_the_runs_truncation_and_refuses_empty_captions(write_reci
     assert grid("default.png") == grid("same.png", "--truncation", "0.3")  # the run's own truncation
     assert grid("plain.png", "--no-truncation") != grid("default2.png")
     assert "caption 2 of the command line is empty" in user_error(runner.invoke(cli, ["generate", str(out), "a red circle", " "]))
+    res = runner.invoke(cli, ["generate", str(out), "a red star [/b] zzz :train:", "-n", "1", "-o", str(tmp_path / "m.png")])
+    assert res.exit_code == 0 and "'zzz'" in res.output and ":train:" in res.output, res.output  # text, not markup
     blank = tmp_path / "blank.txt"
     blank.write_text("\n  \n")
     assert "holds no captions" in user_error(runner.invoke(cli, ["generate", str(out), "--captions", str(blank)]))

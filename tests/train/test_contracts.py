@@ -42,6 +42,22 @@ class TwoLogits(TinyDiscriminator):
         return super().logits(features, cond)[:, None].expand(-1, 2)
 
 
+class FailsWhenTraining(TinyDiscriminator):
+    """Passes the eval-mode probe, fails in the first training step, inside a loss's call."""
+
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        if self.training:
+            raise IndexError("index 3 is out of bounds for dimension 1 with size 3")
+        return super().features(images)
+
+
+class ForgetsReturn(Loss):
+    network = "discriminator"
+
+    def forward(self, ctx: Any) -> torch.Tensor:
+        ctx.d_fake.logits.mean()  # type: ignore[return-value]
+
+
 class PerImage(Loss):
     network = "generator"
 
@@ -77,7 +93,8 @@ class Broken:
             register("generator", name, _factory(cls), summary=name)
         register("discriminator", "two_logits", _factory(TwoLogits), summary="two logits")
         register("discriminator", "tiny", _factory(TinyDiscriminator), summary="tiny")
-        for name, cls in {"per_image": PerImage, "reads_wrong": ReadsWrong, "nowhere": Nowhere}.items():
+        register("discriminator", "fails_when_training", _factory(FailsWhenTraining), summary="flaky")
+        for name, cls in {"per_image": PerImage, "reads_wrong": ReadsWrong, "nowhere": Nowhere, "forgets": ForgetsReturn}.items():
             register("loss", name, _factory(cls), summary=name)
 
 
@@ -115,11 +132,20 @@ def test_a_broken_network_is_named_before_training(registry: Registry, tmp_path:
     assert "broken" in (caught.value.fix or "")
 
 
+def test_a_network_failing_inside_a_loss_is_named_not_the_loss(registry: Registry, tmp_path: Path) -> None:
+    trainer = _start(registry, tmp_path, discriminator={"name": "broken:fails_when_training"})
+    with pytest.raises(UserError) as caught:
+        trainer.train_step()
+    assert caught.value.message.startswith("discriminator broken:fails_when_training failed on the first training step")
+    assert "IndexError" in caught.value.message
+
+
 @pytest.mark.parametrize(
     ("loss", "message"),
     [
         ({"name": "broken:per_image"}, "loss broken:per_image returned a tensor of shape [8], not a scalar"),
         ({"name": "broken:reads_wrong"}, "loss broken:reads_wrong failed on the first training step"),
+        ({"name": "broken:forgets"}, "loss broken:forgets returned NoneType, not a tensor"),
     ],
 )
 def test_a_broken_loss_is_named_on_the_first_step(registry: Registry, tmp_path: Path, loss: dict, message: str) -> None:

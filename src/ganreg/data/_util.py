@@ -9,6 +9,7 @@ import json
 import os
 import shlex
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -87,13 +88,17 @@ class ImageDecodeError(DataError):
         return exc
 
 
-def check_hint(dataset: str | os.PathLike[str] | None) -> str:
-    """How to list every undecodable image of ``dataset`` at once (for the fix of a decode error)."""
+def check_hint(dataset: str | os.PathLike[str] | None, *options: str) -> str:
+    """How to list every undecodable image of ``dataset`` at once (for the fix of a decode error);
+    ``options``: the ``data info`` options that find its files (``--images-dir photos``), as the recipe set them."""
     target = shlex.quote(str(dataset)) if dataset is not None else "PATH"
-    return f"`ganreg data info {target} --check` lists every image that does not decode"
+    extra = "".join(f" {shlex.quote(o)}" for o in options)
+    return f"`ganreg data info {target}{extra} --check` lists every image that does not decode"
 
 
-def decode_pil(data: bytes, *, what: str, dataset: str | os.PathLike[str] | None = None) -> Any:
+def decode_pil(
+    data: bytes, *, what: str, dataset: str | os.PathLike[str] | None = None, options: Sequence[str] = ()
+) -> Any:
     """Encoded image bytes -> an RGB PIL image at its own size, fully decoded (a truncated file fails).
 
     Grey, palette, RGBA/LA (alpha composited on white) and CMYK images become RGB.
@@ -115,7 +120,7 @@ def decode_pil(data: bytes, *, what: str, dataset: str | os.PathLike[str] | None
             what,
             reason,
             "replace or remove the corrupt image (re-run the conversion or re-download the data); "
-            + check_hint(dataset),
+            + check_hint(dataset, *options),
         ) from None
 
 

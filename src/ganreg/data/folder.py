@@ -382,6 +382,9 @@ class FolderDataset(CaptionedImageDataset):
             raise DataError(f"unknown split '{split}'", "use train, valid or test")
         self.layout = FolderLayout(root, images_dir=images_dir, captions_dir=captions_dir, split_files=split_files)
         self.root = self.layout.root
+        # `ganreg data info ROOT --check` must find the same files: the folders the recipe named
+        self.check_options = [f for flag, value in (("--images-dir", images_dir), ("--captions-dir", captions_dir))
+                              if value for f in (flag, str(value))]
         if class_split == "random":
             pools = self.layout.class_pools(disjoint=False) or {"train": self.layout.all_class_folders()}
             if split == "valid":
@@ -457,7 +460,7 @@ class FolderDataset(CaptionedImageDataset):
 
     def _source_image(self, index: int) -> Any:
         what = self.item_name(index)
-        im = decode_pil(self.image_bytes(index), what=what, dataset=self.root)
+        im = decode_pil(self.image_bytes(index), what=what, dataset=self.root, options=self.check_options)
         if self.boxes is None:
             return im
         try:
@@ -470,5 +473,5 @@ class FolderDataset(CaptionedImageDataset):
         decoded once on the way, so a corrupt file is named now, not at training time."""
         for i, (stem, _rel, caps) in enumerate(self.items):
             data = self.image_bytes(i)
-            decode_pil(data, what=self.item_name(i), dataset=self.root)
+            decode_pil(data, what=self.item_name(i), dataset=self.root, options=self.check_options)
             yield stem, self._class_names[self._labels[i]], data, caps

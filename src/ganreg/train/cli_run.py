@@ -112,7 +112,8 @@ def run_command(
         new_run_dir(run_dir)
     try:
         ckpt = find_checkpoint(run_dir, checkpoint) if resume_dir is not None else None
-        trainer = start_or_resume(recipe, registry, run_dir, device, resume=resume_dir is not None, checkpoint=ckpt)
+        with _out_of_memory_named(recipe, run_dir, lambda: 0):  # moving the networks to the GPU, the contract check
+            trainer = start_or_resume(recipe, registry, run_dir, device, resume=resume_dir is not None, checkpoint=ckpt)
     except BaseException:
         if resume_dir is None:  # a start that failed (missing data or weights) leaves no empty folders behind
             for d in made:
@@ -176,7 +177,7 @@ def run_command(
                 losses=f"D {record.get('d/total', float('nan')):.3f}  G {record.get('g/total', float('nan')):.3f}",
             )
 
-        with _out_of_memory_named(recipe, trainer):
+        with _out_of_memory_named(recipe, run_dir, lambda: trainer.step):
             status = trainer.fit(progress=report)
         progress.update(task, completed=trainer.step)
     curves = run_dir / "loss_curves.png"
@@ -192,7 +193,7 @@ def run_command(
 
 
 @contextlib.contextmanager
-def _out_of_memory_named(recipe: Any, trainer: Any) -> Iterator[None]:
+def _out_of_memory_named(recipe: Any, run_dir: Path, step: Any) -> Iterator[None]:
     """Running out of GPU memory is a setting to change, not a crash: say which, and what is kept."""
     import torch  # here: `ganreg --help` must not import torch
 
@@ -200,9 +201,9 @@ def _out_of_memory_named(recipe: Any, trainer: Any) -> Iterator[None]:
         yield
     except torch.OutOfMemoryError:
         t = recipe.train
-        kept = "the last checkpoint is kept" if (trainer.run_dir / "checkpoints" / "latest.pt").is_file() else "no checkpoint was saved yet"
+        kept = "the last checkpoint is kept" if (run_dir / "checkpoints" / "latest.pt").is_file() else "no checkpoint was saved yet"
         raise UserError(
-            f"out of GPU memory at step {trainer.step + 1} (batch {t.batch_size} at {recipe.data.image_size} px, "
+            f"out of GPU memory at step {step() + 1} (batch {t.batch_size} at {recipe.data.image_size} px, "
             f"amp {t.amp}); {kept}",
             "lower train.batch_size (train.grad_accum keeps the effective batch), use train.amp bf16, or free the GPU "
             "(nvidia-smi); then ganreg run --resume the run if it has a checkpoint, or start it again",

@@ -32,15 +32,37 @@ def _fix(info: ComponentInfo) -> str:
 
 
 @contextlib.contextmanager
-def blame(info: ComponentInfo, what: str) -> Iterator[None]:
+def blame(info: ComponentInfo, what: str, nets: Any = None) -> Iterator[None]:
     """A component's own exception, as a user error naming the component and what it was asked to do
-    (running out of memory is not the component's fault: it passes through)."""
+    (running out of memory is not the component's fault: it passes through). With ``nets``, an exception
+    raised inside one of the networks is blamed on that network (:func:`culprit`)."""
     try:
         yield
     except (UserError, MemoryError, torch.OutOfMemoryError):
         raise
     except Exception as exc:
-        raise UserError(f"{info.kind} {info.qualified} failed on {what}: {type(exc).__name__}: {exc}", _fix(info)) from exc
+        who = culprit(exc, nets, info) if nets is not None else info
+        during = what if who is info else f"{what}, inside the {who.kind}"
+        raise UserError(f"{who.kind} {who.qualified} failed on {during}: {type(exc).__name__}: {exc}", _fix(who)) from exc
+
+
+def culprit(exc: BaseException, nets: Any, default: ComponentInfo) -> ComponentInfo:
+    """The component whose code raised ``exc``: a loss runs G and D through the step context, so an
+    exception inside a loss's call may come from either network. The innermost traceback frame that
+    belongs to one of the networks' modules decides; ``default`` (the loss) when none does."""
+    owners: dict[int, ComponentInfo] = {}
+    for key in ("text_encoder", "generator", "discriminator"):
+        module = getattr(nets, key, None)
+        if isinstance(module, nn.Module) and key in nets.infos:
+            owners.update({id(m): nets.infos[key] for m in module.modules()})
+    found = default
+    tb = exc.__traceback__
+    while tb is not None:
+        owner = owners.get(id(tb.tb_frame.f_locals.get("self")))
+        if owner is not None:
+            found = owner
+        tb = tb.tb_next
+    return found
 
 
 @contextlib.contextmanager
@@ -113,8 +135,13 @@ def check_contracts(nets: Any, batch: dict[str, Any], image_size: int, device: t
             )
 
 
-def check_loss_value(info: ComponentInfo, value: torch.Tensor) -> None:
+def check_loss_value(info: ComponentInfo, value: Any) -> None:
     """A loss term must be one number (the trainer weights and sums them)."""
+    if not isinstance(value, torch.Tensor):
+        raise UserError(
+            f"loss {info.qualified} returned {type(value).__name__}, not a tensor (a forgotten return?)",
+            f"return the term as a scalar tensor; {_fix(info)}",
+        )
     if value.numel() != 1:
         raise UserError(
             f"loss {info.qualified} returned a tensor of shape {list(value.shape)}, not a scalar",

@@ -214,7 +214,7 @@ class Trainer:
         its plugin (later steps pay nothing for the check: its contract held once)."""
         if self._contracts_checked or term.info is None:
             return term.module(ctx).float()
-        with blame(term.info, f"the first training step (as the {term.network}'s loss)"):
+        with blame(term.info, f"the first training step (loss {term.info.qualified} of the {term.network})", self.nets):
             value = term.module(ctx)
         check_loss_value(term.info, value)
         return value.float()
