@@ -35,7 +35,7 @@ from typing import Any
 import pluggy
 
 from ganreg.errors import ComponentError, UserError
-from ganreg.registry import ENV_STRICT, Registry, plugin_location, strict_plugins  # noqa: F401 (ENV_STRICT: public here)
+from ganreg.registry import ENV_STRICT, Registry, env_flag, plugin_location, strict_plugins  # noqa: F401 (ENV_STRICT: public here)
 
 hookspec = pluggy.HookspecMarker("ganreg")
 hookimpl = pluggy.HookimplMarker("ganreg")
@@ -61,9 +61,6 @@ class PluginStatus:
     error: str | None = None
     components: list[str] = field(default_factory=list)
 
-
-def _truthy(value: str | None) -> bool:
-    return (value or "").strip().lower() in {"1", "true", "yes", "on"}
 
 
 def _normalise(dist: str) -> str:
@@ -246,7 +243,7 @@ def get_registry(autoload: bool | None = None) -> Registry:
     if _default is None:
         _default = Registry()
         if autoload is None:
-            autoload = not _truthy(os.environ.get(ENV_NO_AUTOLOAD))
+            autoload = not env_flag(ENV_NO_AUTOLOAD)
         if autoload:
             load_entry_points(_default)
     return _default

@@ -36,8 +36,13 @@ ENV_STRICT = "GANREG_STRICT_PLUGINS"
 """Re-raise a plugin's own exception (on loading or building) instead of a short message."""
 
 
+def env_flag(name: str) -> bool:
+    """Whether environment switch ``name`` is on (1, true, yes, on)."""
+    return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
 def strict_plugins() -> bool:
-    return os.environ.get(ENV_STRICT, "").strip().lower() in {"1", "true", "yes", "on"}
+    return env_flag(ENV_STRICT)
 
 
 def _in_package(module: str, packages: Iterable[str]) -> bool:

@@ -27,7 +27,7 @@ RANGE_SLACK = 1e-3  # rounding of a tanh in bf16
 def _fix(info: ComponentInfo) -> str:
     return (
         f"check its params (`ganreg show {info.qualified}`); if they are right, this is a bug in plugin "
-        f"{info.plugin!r} ({info.distribution or info.plugin}): report it there"
+        f"{info.plugin!r}: report it to the maintainers of the {info.owner}"
     )
 
 
