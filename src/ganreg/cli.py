@@ -64,6 +64,10 @@ def list_cmd(pattern: str, as_json: bool) -> None:
         click.echo(json.dumps(rows, indent=2))
         return
     if not items:
+        status = reg.plugins.get(pattern.removesuffix(":*"))
+        if status is not None and status.status != "loaded":  # `ganreg list myplugin` for a plugin that did not load
+            err_console.print(f"plugin {status.name!r} is {status.status}: {status.error} (see `ganreg plugins`)", markup=False)
+            return
         err_console.print(f"nothing matches {pattern!r}: patterns are KIND:ID globs, e.g. 'generator:*', '*:dfgan:*', '*hinge*'", markup=False)
         return
     wide = console.width >= 120  # below that the summaries need the room more than plugin and version do

@@ -163,3 +163,5 @@ def test_a_plugin_name_lists_its_components() -> None:
     assert rows and {r["plugin"] for r in rows} == {"losses"}
     res = ganreg("show", "losses")
     assert res.returncode == 2 and "'losses' is a plugin" in " ".join(res.stderr.split())
+    res = ganreg("list", "losses", env={"GANREG_BLOCK_PLUGINS": "losses"})
+    assert "plugin 'losses' is blocked" in " ".join(res.stderr.split())
