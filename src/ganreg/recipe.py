@@ -299,13 +299,25 @@ def set_dotted(raw: dict[str, Any], key: str, value: Any) -> None:
 
 
 def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """Apply ``a.b=c`` overrides (values parsed as JSON when they parse)."""
+    """Apply ``a.b=c`` overrides (values parsed as JSON when they parse).
+
+    ``--set generator.name=other`` swaps the component as a derived recipe does (:func:`deep_merge`): the
+    section starts afresh from the new name, and the other ``--set generator.*`` keys apply on top of it,
+    whatever their order on the command line."""
     out = copy.deepcopy(raw)
+    pairs = []
     for item in overrides:
         if "=" not in item:
             raise UserError(f"--set {item!r} is not key=value", "write it as --set train.batch_size=16")
         key, value = item.split("=", 1)
-        set_dotted(out, key, parse_value(value))
+        pairs.append((key, parse_value(value)))
+    for key, value in pairs:
+        section, _, field = key.partition(".")
+        current = out.get(section)
+        if section in COMPONENT_SECTIONS and field == "name" and isinstance(current, dict) and not _same_component(current, {"name": value}):
+            out[section] = {"name": value}
+    for key, value in pairs:
+        set_dotted(out, key, value)
     return out
 
 

@@ -88,6 +88,8 @@ def test_a_derived_recipe_can_swap_a_component(tmp_path: Path, installed_registr
     (tmp_path / "swap.json").write_text(json.dumps({"base": "base.json", "generator": {"name": other}}))
     swapped = load_recipe(tmp_path / "swap.json", registry).generator
     assert swapped.params == {} and swapped.weights is None  # the base's weights were for its own component
+    over = load_recipe(tmp_path / "base.json", registry, ["generator.params.ngf=8", f"generator.name={other}"])
+    assert over.generator.name == other and over.generator.params == {"ngf": 8} and over.generator.weights is None
     qualified = registry.resolve("generator", base_generator).qualified
     (tmp_path / "same.json").write_text(json.dumps({"base": "base.json", "generator": {"name": qualified}}))
     assert load_recipe(tmp_path / "same.json", registry).generator.params == {"nf": 8}  # the same component
