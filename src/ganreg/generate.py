@@ -12,7 +12,7 @@ from ganreg.errors import UserError
 from ganreg.interfaces import TextBatch
 from ganreg.plugins import get_registry
 from ganreg.recipe import Recipe
-from ganreg.train.checkpoint import find_checkpoint, load_checkpoint
+from ganreg.train.checkpoint import find_checkpoint, load_checkpoint, load_weights
 from ganreg.train.networks import SamplingNetworks, build_sampling_networks
 from ganreg.train.rundir import VOCAB_FILE, build_context_from, read_run
 from ganreg.train.sampling import make_noise, save_grid
@@ -36,13 +36,14 @@ def load_trained(run_dir: Path, checkpoint: str | None = None, use_ema: bool = T
     recipe, meta = read_run(run_dir, registry, sections=("text_encoder", "generator"))  # D and losses need not be installed
     ctx = build_context_from(meta)
     nets = build_sampling_networks(recipe, registry, ctx)
-    state = load_checkpoint(find_checkpoint(run_dir, checkpoint), map_location="cpu")
+    path = find_checkpoint(run_dir, checkpoint)
+    state = load_checkpoint(path, map_location="cpu")
     for name, module in nets.modules().items():
-        module.load_state_dict(state["models"][name])
+        load_weights(module, state["models"][name], name, path)
     weights = "ema" if use_ema and "ema" in state else "raw"
     if weights == "ema":
         ema = {k.removeprefix("module."): v for k, v in state["ema"].items() if k.startswith("module.")}
-        nets.generator.load_state_dict(ema)
+        load_weights(nets.generator, ema, "generator (EMA)", path)
     dev = resolve_device(device)
     for module in nets.modules().values():
         module.to(dev).eval()

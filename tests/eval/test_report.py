@@ -122,9 +122,34 @@ def test_cli_report_and_compare(tiny_run: Path, tmp_path: Path, autoload: Any) -
     result = CliRunner().invoke(cli, ["report", str(tiny_run), "--out", str(page), "--no-tsne"])
     assert result.exit_code == 0, result.output
     assert page.is_file() and "t-SNE" not in page.read_text()
-    result = CliRunner().invoke(cli, ["compare", str(tiny_run), str(tiny_run), "--out", str(tmp_path / "c.png"), "--json"])
+    twin = tmp_path / "twin"
+    shutil.copytree(tiny_run, twin, ignore=shutil.ignore_patterns("checkpoints", "report"))
+    result = CliRunner().invoke(cli, ["compare", str(tiny_run), str(twin), "--out", str(tmp_path / "c.png"), "--json"])
     assert result.exit_code == 0, result.output
     table = json.loads(result.output)
     assert table["plot"] == str(tmp_path / "c.png")
     steps = next(row for row in table["rows"] if row[0] == "steps")
     assert steps[1:] == [2, 2]  # numbers, not text
+
+
+def test_damaged_run_files_are_named_or_skipped_never_a_traceback(tiny_run: Path, tmp_path: Path) -> None:
+    """A damaged metrics.jsonl line is skipped like a torn one; a damaged eval.json is named; a run given
+    twice is refused; one grid is a valid --max-grids."""
+    import shutil
+
+    from ganreg.errors import UserError
+    from ganreg.report.compare import compare_runs
+    from ganreg.report.html import build_report
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    shutil.copytree(tiny_run, a)
+    shutil.copytree(tiny_run, b)
+    with (a / "metrics.jsonl").open("a") as fh:
+        fh.write('null\n{"step": "x"}\n{"step": 3, "d/total": "abc"}\n')
+    assert compare_runs([a, b]).rows
+    assert build_report(a, tmp_path / "a.html", False, max_grids=1).is_file()
+    (b / "eval.json").write_text('{"metrics": {"fid": "abc"}}')
+    with pytest.raises(UserError, match="eval.json is damaged"):
+        compare_runs([a, b])
+    with pytest.raises(UserError, match="given twice"):
+        compare_runs([a, tmp_path / "a" / ".." / "a"])

@@ -222,6 +222,7 @@ def test_messages_for_runs_that_cannot_go_on(tmp_path: Path) -> None:
     from ganreg.train.checkpoint import load_checkpoint
 
     (tmp_path / "run" / "checkpoints").mkdir(parents=True)  # stopped by an error before its first checkpoint
+    (tmp_path / "run" / "recipe.resolved.json").write_text("{}")
     try:
         load_checkpoint(tmp_path / "run" / "checkpoints" / "latest.pt")
     except UserError as exc:
@@ -269,3 +270,23 @@ def test_out_of_memory_is_a_setting_to_change(write_recipe, monkeypatch, tmp_pat
     monkeypatch.setattr(Trainer, "train_step", no_memory)
     res = _runner(monkeypatch).invoke(cli, ["run", str(write_recipe()), "--out", str(tmp_path / "run"), "--device", "cpu"])
     assert "out of GPU memory at step 1 (batch 8 at 32 px" in user_error(res) and "train.batch_size" in user_error(res)
+
+
+def test_checkpoint_choices_that_cannot_work_are_named(write_recipe, monkeypatch, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    runner = _runner(monkeypatch)
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert runner.invoke(cli, ["run", str(write_recipe(**{"train.steps": 2, "intervals.checkpoint": 1})), "--out", str(a)]).exit_code == 0
+    wider = write_recipe(**{"train.steps": 1, "generator.params.ngf": 16})
+    assert runner.invoke(cli, ["run", str(wider), "--out", str(b)]).exit_code == 0
+    other = str(b / "checkpoints" / "latest.pt")
+    res = runner.invoke(cli, ["generate", str(a), "a red circle", "--checkpoint", other, "-o", str(tmp_path / "x.png")])
+    assert "does not fit this run's generator" in user_error(res) and "another recipe" in user_error(res)
+    before = (a / "metrics.jsonl").read_text()
+    res = runner.invoke(cli, ["run", "--resume", str(a), "--checkpoint", other, "--set", "train.steps=3"])
+    assert "does not fit" in user_error(res) and (a / "metrics.jsonl").read_text() == before  # nothing changed
+    res = runner.invoke(cli, ["generate", str(a), "a red circle", "--checkpoint", "7"])
+    assert "no step_0000007.pt" in user_error(res) and "1, 2" in user_error(res)
+    res = runner.invoke(cli, ["generate", str(a), "a red circle", "--checkpoint", "best"])
+    assert "eval.keep_best was not set" in user_error(res)
+    res = runner.invoke(cli, ["generate", str(a), "a red circle", "--checkpoint", str(tmp_path / "nowhere" / "checkpoints" / "latest.pt")])
+    assert "checkpoint not found" in user_error(res)

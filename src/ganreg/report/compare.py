@@ -56,6 +56,10 @@ def compare_runs(run_dirs: list[Path], out: Path | None = None) -> Comparison:
     """The comparison table (rows: quantities, columns: runs) and the overlaid-curves PNG."""
     if len(run_dirs) < 1:
         raise UserError("no runs to compare", "pass one or more run directories")
+    resolved = [Path(d).resolve() for d in run_dirs]
+    twice = next((d for i, d in enumerate(resolved) if d in resolved[:i]), None)
+    if twice is not None:
+        raise UserError(f"{twice} is given twice", "compare different runs (each directory once)")
     runs = [read_run_info(Path(d)) for d in run_dirs]
     names = [r.name for r in runs]
     if len(set(names)) < len(names):  # same folder name in different parents: show more of the path

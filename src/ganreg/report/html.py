@@ -67,6 +67,8 @@ def pick_grids(grids: list[SampleGrid], most: int) -> list[SampleGrid]:
     """At most ``most`` grids, evenly spaced over training, always the first and the last."""
     if len(grids) <= most:
         return grids
+    if most == 1:
+        return grids[-1:]
     idx = sorted({round(i * (len(grids) - 1) / (most - 1)) for i in range(most)})
     return [grids[i] for i in idx]
 

@@ -83,17 +83,36 @@ def _json(path: Path) -> Any:
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    """Lines of a JSON-lines file; a torn last line (a run killed mid-write) is skipped."""
+    """The records of metrics.jsonl: objects with an integer ``step``, keeping their numeric values. A line
+    that is no such record (a torn last line of a run killed mid-write, or a damaged one) is skipped, and
+    so is a value that is not a number: a report of a damaged log shows what is left, never a traceback."""
     if not path.is_file():
         return []
     rows = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            try:
-                rows.append(json.loads(line))
-            except ValueError:
-                continue
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            row = json.loads(line) if line.strip() else None
+        except ValueError:
+            continue
+        if isinstance(row, dict) and isinstance(row.get("step"), int) and not isinstance(row["step"], bool):
+            rows.append({k: v for k, v in row.items() if isinstance(v, (int, float)) and not isinstance(v, bool)})
     return rows
+
+
+def _record(path: Path) -> dict[str, Any] | None:
+    """eval.json / best.json, or None when absent; a file that is there but is no such record is named."""
+    if not path.exists():
+        return None
+    value = _json(path)
+    metrics = value.get("metrics", {}) if isinstance(value, dict) else None
+    numbers = isinstance(metrics, dict) and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in metrics.values())
+    if not isinstance(value, dict) or not numbers or ("value" in value and not isinstance(value["value"], (int, float))):
+        raise UserError(
+            f"{path} is damaged (not a ganreg evaluation record)",
+            f"delete it and write it again: ganreg eval {path.parent}" if path.name == "eval.json"
+            else "delete it (training writes it again at its next evaluation with eval.keep_best)",
+        )
+    return value
 
 
 def sample_grids(run_dir: Path) -> list[SampleGrid]:
@@ -119,7 +138,7 @@ def read_run_info(run_dir: Path) -> RunInfo:
         meta=_json(run_dir / "run.json") or {},
         params=_json(run_dir / "params.json") or [],
         metrics=read_jsonl(run_dir / "metrics.jsonl"),
-        eval=_json(run_dir / "eval.json"),
-        best=_json(run_dir / "best.json"),
+        eval=_record(run_dir / "eval.json"),
+        best=_record(run_dir / "best.json"),
         grids=sample_grids(run_dir),
     )

@@ -38,14 +38,24 @@ def numbered_checkpoints(ckpt_dir: Path) -> list[Path]:
 def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Load a checkpoint safely; a broken file is a UserError naming it and the fallback."""
     if not path.is_file():
-        run_dir = path.parent.parent if path.parent.name == "checkpoints" else None
-        if run_dir is not None and not any(path.parent.glob("*.pt")):
+        in_run = path.parent.name == "checkpoints" and (path.parent.parent / "recipe.resolved.json").is_file()
+        if not in_run:
+            raise UserError(f"checkpoint not found: {path}", "check the path (or give a step number of the run)")
+        run_dir, kept = path.parent.parent, numbered_checkpoints(path.parent)
+        if not kept and not (path.parent / LATEST).is_file():
             raise UserError(
                 f"{run_dir} holds no checkpoint: the run stopped before it saved one",
                 f"start it again: ganreg run {run_dir / 'recipe.resolved.json'} --out {run_dir}-2 (or delete {run_dir} "
                 "and use its name); intervals.checkpoint sets how often a run saves",
             )
-        raise UserError(f"checkpoint not found: {path}", "check the run directory (checkpoints/ holds latest.pt)")
+        steps = ", ".join(str(step_of(p)) for p in kept)
+        best = " or best" if (path.parent / "best.pt").is_file() else ""
+        what = ("eval.keep_best was not set, so no best checkpoint was kept" if path.name == "best.pt"
+                else f"no {path.name} (older numbered checkpoints are removed past intervals.keep_checkpoints)")
+        raise UserError(
+            f"{run_dir}: {what}",
+            f"use --checkpoint latest{best}" + (f", or one of the steps it kept: {steps}" if steps else ""),
+        )
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # truncated zip, bad magic, foreign pickle
@@ -73,3 +83,16 @@ def find_checkpoint(run_dir: Path, which: str | int | None = None) -> Path:
     if isinstance(which, int) or str(which).isdigit():
         return ckpt_dir / step_file(int(which), ".pt")
     return Path(which)
+
+
+def load_weights(module: Any, state: dict[str, Any], network: str, source: Path) -> None:
+    """``module.load_state_dict(state)``; a checkpoint of other networks (another recipe's run) is a
+    user error naming it, not a page of size mismatches."""
+    try:
+        module.load_state_dict(state)
+    except RuntimeError as exc:
+        first = next((line.strip() for line in str(exc).splitlines()[1:] if line.strip()), str(exc))
+        raise UserError(
+            f"{source} does not fit this run's {network} ({first}): it was saved by a run of another recipe",
+            "give a checkpoint of this run (--checkpoint latest, best or a step number)",
+        ) from None

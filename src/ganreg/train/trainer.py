@@ -28,7 +28,7 @@ from ganreg.interfaces import TextBatch
 from ganreg.recipe import Recipe
 from ganreg.registry import Registry
 from ganreg.runfiles import step_file
-from ganreg.train.checkpoint import load_checkpoint, save_checkpoint
+from ganreg.train.checkpoint import load_checkpoint, load_weights, save_checkpoint
 from ganreg.train.context import StepContext
 from ganreg.train.contracts import PROBE_ITEMS, blame, check_contracts, check_loss_value
 from ganreg.train.networks import LossTerm, Networks, build_networks, check_batch_size, parameter_table
@@ -334,11 +334,12 @@ class Trainer:
             state["ema"] = self.ema.state_dict()
         return state
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
+    def load_state_dict(self, state: dict[str, Any], source: Path | None = None) -> None:
+        """``source``: the checkpoint file, named if its networks do not fit this run's."""
+        for k, m in self.nets.modules().items():  # first: nothing changes when the checkpoint is another recipe's
+            load_weights(m, state["models"][k], k, source or Path("the checkpoint"))
         self.step, self.elapsed = int(state["step"]), float(state.get("elapsed", 0.0))
         self.stream.load_state(state["stream"])
-        for k, m in self.nets.modules().items():
-            m.load_state_dict(state["models"][k])
         for t in self.nets.losses:
             t.module.load_state_dict(state["losses"].get(t.name, {}))
         for k, o in self.opt.items():
@@ -361,7 +362,7 @@ class Trainer:
         """Continue from ``checkpoint``. From an earlier one than the run's last, what came after it
         (later checkpoints and sample grids, a best checkpoint found later, log lines) is removed and
         ``latest.pt`` rewritten at once: the run then has one history, the one being continued."""
-        self.load_state_dict(load_checkpoint(checkpoint, map_location=self.device))
+        self.load_state_dict(load_checkpoint(checkpoint, map_location=self.device), checkpoint)
         trim_metrics(self.run_dir / "metrics.jsonl", self.step)
         if discard_after(self.run_dir, self.step):
             self.save()
