@@ -229,7 +229,7 @@ def run(
 @click.option("--captions", "captions_file", type=click.Path(path_type=Path), help="A text file, one caption a line.")
 @click.option("-n", "--num", default=8, show_default=True, type=click.IntRange(1), help="Images per caption.")
 @click.option("-o", "--out", type=click.Path(path_type=Path), default=Path("generated.png"), show_default=True)
-@click.option("--checkpoint", help="latest (default), a step number, or a file.")
+@click.option("--checkpoint", help="latest (default), best (kept by eval.keep_best), a step number, or a file.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--truncation", type=click.FloatRange(0, min_open=True),
               help="Truncate noise to [-2, 2] times this (DF-GAN: 0.88). Default: the run's samples.truncation, "

@@ -148,6 +148,10 @@ def test_evaluate_during_training_logs_keeps_best_and_leaves_rng_alone(registry:
     assert not keep_best(trainer, "fid", {"fid": best["value"] + 1}, best["protocol"])
     assert keep_best(trainer, "fid", {"fid": best["value"] - 1e-3}, best["protocol"])
     assert json.loads((trainer.run_dir / "best.json").read_text())["step"] == 2
+    said: list[str] = []  # a worse value under another protocol (a resume with other eval.samples) is no comparison
+    trainer.step = 3
+    assert keep_best(trainer, "fid", {"fid": best["value"] + 50}, "fid1k-" + best["protocol"], said.append)
+    assert "not comparable, best tracking starts again" in said[0]
     if tensorboard:
         assert list((trainer.run_dir / "tensorboard").glob("events.out.tfevents.*"))
 

@@ -89,11 +89,23 @@ def test_report_renders_in_headless_chromium(report: Path, tmp_path: Path) -> No
     assert grid["dw"] == pytest.approx(520, abs=2)  # the grid is shown large, as styled
 
 
-def _eval_json(run: Path, fid: float, protocol: str) -> None:
+def _eval_json(run: Path, fid: float, protocol: str, weights: str = "ema") -> None:
     (run / "eval.json").write_text(json.dumps({
         "metrics": {"fid": fid, "align": 0.5}, "chance": {"align": 0.1},
         "metric_protocol": {"fid": {"id": protocol}, "align": {"id": "align20-classifier:0-test-32px"}},
+        "protocol": {"split": "test", "run": {"step": 2, "generator_weights": weights}},
     }))
+
+
+def test_compare_warns_when_ema_meets_raw_weights(tiny_run: Path, tmp_path: Path) -> None:
+    a, b = tmp_path / "a", tmp_path / "b"
+    for run in (a, b):
+        shutil.copytree(tiny_run, run, ignore=shutil.ignore_patterns("checkpoints", "report"))
+    _eval_json(a, 12.5, "fid10k-classifier:0123abcd-test-32px")
+    _eval_json(b, 30.25, "fid10k-classifier:0123abcd-test-32px", weights="raw")
+    cmp = compare_runs([a, b])
+    assert {r[0]: r[1:] for r in cmp.rows}["eval weights"] == ["ema", "raw"]
+    assert any("different generator weights" in w for w in cmp.warnings)
 
 
 def test_compare_two_runs(tiny_run: Path, tmp_path: Path) -> None:

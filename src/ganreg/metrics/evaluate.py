@@ -307,11 +307,12 @@ def _metric_protocols(
 
 
 def eval_record_path(run_dir: Path, result: EvalResult) -> Path:
-    """``RUN/evals/<split>-step<N>-<hash of the metrics' protocol ids and the generator weights>.json``."""
+    """``RUN/evals/<split>-step<N>-<hash of the metrics' protocol ids, the generator weights and the seed>.json``:
+    one record per distinct evaluation of a step (``--checkpoint 60`` and ``latest`` at step 60 are one)."""
     p = result.protocol
     ids = sorted(f"{k}={v.get('id')}" for k, v in result.metric_protocol.items())
     run = p.get("run") or {}
-    key = short_hash([ids, run.get("generator_weights"), run.get("checkpoint")], n=8)
+    key = short_hash([ids, run.get("generator_weights"), p.get("seed")], n=8)
     return Path(run_dir) / EVALS_DIR / f"{p['split']}-step{run.get('step', 0):07d}-{key}.json"
 
 

@@ -59,9 +59,10 @@ def _append_jsonl(path: Path, record: dict[str, Any]) -> None:
         os.close(fd)
 
 
-def keep_best(trainer: Any, metric: str, values: dict[str, float], protocol: str) -> bool:
+def keep_best(trainer: Any, metric: str, values: dict[str, float], protocol: str, log: Log | None = None) -> bool:
     """Copy the trainer's state to ``checkpoints/best.pt`` (atomically) when ``metric`` improved;
-    ``best.json`` records the value, the step and the protocol id."""
+    ``best.json`` records the value, the step and the protocol id. A value under another protocol (a resumed
+    run with other eval settings) is not comparable: tracking starts again from it, and ``log`` says so."""
     key = metric.removeprefix("eval/")
     if key not in values:
         return False
@@ -78,6 +79,9 @@ def keep_best(trainer: Any, metric: str, values: dict[str, float], protocol: str
         old = float(previous["value"])
         if (value >= old) if lower else (value <= old):
             return False
+    elif previous is not None and log is not None:
+        log(f"eval: the best {previous.get('metric')} so far ({previous.get('value')} at step {previous.get('step')}) was "
+            f"measured as {previous.get('protocol')}, this one as {protocol}: not comparable, best tracking starts again")
     atomic_save(trainer.state_dict(), Path(trainer.run_dir) / "checkpoints" / BEST_CHECKPOINT)
     record = {"metric": key, "value": value, "step": int(trainer.step), "mode": "min" if lower else "max", "protocol": protocol,
               "checkpoint": f"checkpoints/{BEST_CHECKPOINT}"}
@@ -121,7 +125,7 @@ def evaluate_trainer(trainer: Any, log: Log | None = None) -> dict[str, float]:
     atomic_write_text(run_dir / "eval_during_training.json", json.dumps(result.to_json(), indent=2) + "\n")
     if spec.keep_best:
         key = spec.keep_best.removeprefix("eval/")
-        if keep_best(trainer, key, result.metrics, result.metric_protocol.get(metric_family(key), {}).get("id", "")):
+        if keep_best(trainer, key, result.metrics, result.metric_protocol.get(metric_family(key), {}).get("id", ""), log):
             log(f"eval: new best {key} {result.metrics[key]:.4g} at step {trainer.step}: checkpoints/{BEST_CHECKPOINT}")
     if spec.tensorboard:
         from ganreg.metrics.tensorboard import logger_for_run

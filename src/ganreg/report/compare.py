@@ -75,6 +75,7 @@ def compare_runs(run_dirs: list[Path], out: Path | None = None) -> Comparison:
         rows.append([key, *[r.latest_eval().get(key) for r in runs]])
     rows.append(["eval split", *[_eval_protocol(r).get("split") for r in runs]])
     rows.append(["eval step", *[(_eval_protocol(r).get("run") or {}).get("step") for r in runs]])
+    rows.append(["eval weights", *[(_eval_protocol(r).get("run") or {}).get("generator_weights") for r in runs]])
     for net in sorted({p.get("network") for r in runs for p in r.params if p.get("network")}):
         rows.append([f"params {net}", *[next((p.get("total") for p in r.params if p.get("network") == net), None) for r in runs]])
     warnings = []
@@ -84,6 +85,10 @@ def compare_runs(run_dirs: list[Path], out: Path | None = None) -> Comparison:
         if len(distinct) > 1:
             warnings.append(f"{metric}: runs were evaluated under different protocols ({', '.join(sorted(distinct))}); "
                             "re-run `ganreg eval` with the same options before comparing")
+    weights = {w for r in runs if (w := (_eval_protocol(r).get("run") or {}).get("generator_weights"))}
+    if len(weights) > 1:  # the same protocol id, but EMA weights against raw ones
+        warnings.append("the runs' evaluations used different generator weights (EMA and raw); "
+                        "re-run `ganreg eval` the same way (with or without --no-ema) before comparing")
     plot = None
     if out is not None:
         if out.suffix.lower() != ".png":
