@@ -78,7 +78,7 @@ def _summary(info: RunInfo) -> str:
     rows = [
         ["recipe", r.get("name") or "-"],
         ["description", r.get("description") or "-"],
-        ["steps logged", info.last_step],
+        ["steps", info.last_step],
         ["wall time", f"{info.wall_time_s / 60:.1f} min" if info.wall_time_s is not None else "-"],
         ["created", m.get("created", "-")],
         ["ganreg / torch", f"{m.get('ganreg_version', '?')} / {m.get('torch_version', '?')}"],

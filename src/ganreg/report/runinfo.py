@@ -49,7 +49,10 @@ class RunInfo:
 
     @property
     def last_step(self) -> int:
-        return max((int(r.get("step", 0)) for r in self.metrics), default=0)
+        """The run's last step: its last log line's, or its last sample grid's (a run writes one when it ends,
+        also between two logging intervals)."""
+        logged = max((int(r.get("step", 0)) for r in self.metrics), default=0)
+        return max(logged, max((g.step for g in self.grids), default=0))
 
     @property
     def wall_time_s(self) -> float | None:
@@ -129,6 +132,8 @@ def sample_grids(run_dir: Path) -> list[SampleGrid]:
 
 def read_run_info(run_dir: Path) -> RunInfo:
     run_dir = Path(run_dir)
+    if not run_dir.exists():
+        raise UserError(f"{run_dir} does not exist", "pass the run directory `ganreg run` wrote (it prints it when it ends)")
     recipe = _json(run_dir / "recipe.resolved.json")
     if not isinstance(recipe, dict):
         raise UserError(f"{run_dir} is not a ganreg run directory (no readable recipe.resolved.json)", "pass a directory `ganreg run` wrote")

@@ -182,6 +182,8 @@ def read_run(run_dir: Path, registry: Registry, sections: Iterable[str] | None =
     """The recipe and metadata of an existing run directory. ``sections``: the only component sections whose
     plugins must be installed (generating needs the text encoder and the generator, not D or the losses)."""
     run_dir = Path(run_dir)
+    if not run_dir.exists():
+        raise UserError(f"{run_dir} does not exist", "pass the run directory `ganreg run` wrote (it prints it when it ends)")
     if not (run_dir / RECIPE_FILE).is_file() or not (run_dir / RUN_FILE).is_file():
         raise UserError(f"{run_dir} is not a ganreg run directory (no {RECIPE_FILE} / {RUN_FILE})", "pass the directory `ganreg run` wrote")
     raw = _read_json(run_dir / RECIPE_FILE)
