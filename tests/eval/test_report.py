@@ -160,8 +160,21 @@ def test_damaged_run_files_are_named_or_skipped_never_a_traceback(tiny_run: Path
         fh.write('null\n{"step": "x"}\n{"step": 3, "d/total": "abc"}\n')
     assert compare_runs([a, b]).rows
     assert build_report(a, tmp_path / "a.html", False, max_grids=1).is_file()
+    (b / "metrics.jsonl").unlink()
+    assert any("b: metrics.jsonl is missing" in w for w in compare_runs([a, b]).warnings)
     (b / "eval.json").write_text('{"metrics": {"fid": "abc"}}')
     with pytest.raises(UserError, match="eval.json is damaged"):
         compare_runs([a, b])
     with pytest.raises(UserError, match="given twice"):
         compare_runs([a, tmp_path / "a" / ".." / "a"])
+
+
+def test_report_says_which_step_its_evaluation_is_of(tiny_run: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run, ignore=shutil.ignore_patterns("report"))
+    _eval_json(run, 12.5, "fid10k-classifier:0123abcd-test-32px")
+    record = json.loads((run / "eval.json").read_text())
+    record["protocol"]["run"]["step"] = 1
+    (run / "eval.json").write_text(json.dumps(record))
+    page = build_report(run, tmp_path / "r.html", False).read_text()
+    assert "step 1 (the run is at step 2), test captions, ema generator weights" in page

@@ -85,6 +85,9 @@ def compare_runs(run_dirs: list[Path], out: Path | None = None) -> Comparison:
         if len(distinct) > 1:
             warnings.append(f"{metric}: runs were evaluated under different protocols ({', '.join(sorted(distinct))}); "
                             "re-run `ganreg eval` with the same options before comparing")
+    for r, name in zip(runs, names):
+        if not r.metrics:
+            warnings.append(f"{name}: metrics.jsonl is missing or holds no record (no losses or wall time to compare)")
     weights = {w for r in runs if (w := (_eval_protocol(r).get("run") or {}).get("generator_weights"))}
     if len(weights) > 1:  # the same protocol id, but EMA weights against raw ones
         warnings.append("the runs' evaluations used different generator weights (EMA and raw); "

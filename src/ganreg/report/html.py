@@ -80,6 +80,8 @@ def _summary(info: RunInfo) -> str:
         ["description", r.get("description") or "-"],
         ["steps", info.last_step],
         ["wall time", f"{info.wall_time_s / 60:.1f} min" if info.wall_time_s is not None else "-"],
+        ["training log", f"{len(info.metrics)} records in metrics.jsonl" if info.metrics
+         else "metrics.jsonl is missing or holds no record: no loss curves or wall time"],
         ["created", m.get("created", "-")],
         ["ganreg / torch", f"{m.get('ganreg_version', '?')} / {m.get('torch_version', '?')}"],
     ]
@@ -104,7 +106,14 @@ def _evaluation(info: RunInfo) -> str:
         shown = f"{value:.4g} ± {std:.2g}" if std is not None else (f"{value:.1%}" if base == "align" else f"{value:.4g}")
         rows.append([name, shown, f"{chance[name]:.1%}" if name in chance else "", (mp.get(base) or {}).get("id", "")])
     proto = json.dumps(ev.get("protocol", {}), indent=2)
-    return table(["metric", "value", "chance", "protocol"], rows) + (
+    p = ev.get("protocol") if isinstance(ev.get("protocol"), dict) else {}
+    run = p.get("run") if isinstance(p.get("run"), dict) else {}
+    step = run.get("step")
+    stale = f" (the run is at step {info.last_step:,})" if isinstance(step, int) and step < info.last_step else ""
+    what = (f"<p>The latest <code>ganreg eval</code>: step {esc(str(step))}{stale}, {esc(str(p.get('split')))} captions, "
+            f"{esc(str(run.get('generator_weights')))} generator weights, truncation {esc(str(p.get('truncation')))}; "
+            f"every evaluation is kept in <code>evals/</code>.</p>")
+    return what + table(["metric", "value", "chance", "protocol"], rows) + (
         f"<details><summary>full protocol</summary><pre>{esc(proto)}</pre></details>"
     )
 
