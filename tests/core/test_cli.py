@@ -106,8 +106,8 @@ def test_schema_is_json_schema() -> None:
     "args, needle",
     [
         (["run", "missing.json"], "recipe file not found"),
-        (["generate", "not_a_run", "a red circle"], "not a ganreg run directory"),
-        (["run", "--resume", "not_a_run"], "not a ganreg run directory"),
+        (["generate", "not_a_run", "a red circle"], "not_a_run does not exist"),
+        (["run", "--resume", "not_a_run"], "not_a_run does not exist"),
         (["run", str(RECIPES / "dfgan.json"), "--set", "nokeyvalue"], "key=value"),
         (["generate", "not_a_run", "a red circle", "-n", "0"], "'-n' / '--num'"),
         (["generate", "not_a_run", "a red circle", "--truncation", "-1"], "--truncation"),
