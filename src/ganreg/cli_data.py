@@ -186,10 +186,9 @@ def _as_options(text: str, options: dict[str, str]) -> str:
     return text
 
 
-def _split_files_line(layout: Any) -> str:
-    """Which class list each split uses (the summary of `make hdf5`; `info` prints the same from its dict)."""
-    used = ", ".join(f"{s} {f.relative_to(layout.root)}" for s, f in layout.split_files.items())
-    return f"class lists: {used}"
+def _class_lists_line(files: dict[str, Any]) -> str:
+    """Which class list each split uses (``{split: file}``): printed by `make hdf5` and `data info`."""
+    return "class lists: " + ", ".join(f"{s} {f}" for s, f in files.items())
 
 
 def _make_hdf5(src: Path, out: Path, images_dir: str | None, captions_dir: str | None, force: bool) -> None:
@@ -218,7 +217,7 @@ def _make_hdf5(src: Path, out: Path, images_dir: str | None, captions_dir: str |
         counts = write_hdf5(target, {s: ds.records() for s, ds in datasets.items()})
     summary = ", ".join(f"{k} {len(datasets[k])} images / {v} captions" for k, v in counts.items())
     con.print(f"[green]wrote[/] {escape(str(target))}: {summary}")
-    con.print(_split_files_line(layout), highlight=False, markup=False)
+    con.print(_class_lists_line({s: f.relative_to(layout.root) for s, f in layout.split_files.items()}), highlight=False, markup=False)
     con.print(f"[dim]{EMBEDDING_NOTE}[/]")
 
 
@@ -487,7 +486,7 @@ def _show(desc: dict[str, Any], as_json: bool) -> None:
         head += f", embeddings {desc['embedding_dim']}-d"
     con.print(head)
     if desc.get("split_files"):
-        con.print("class lists: " + ", ".join(f"{s} {f}" for s, f in desc["split_files"].items()), highlight=False, markup=False)
+        con.print(_class_lists_line(desc["split_files"]), highlight=False, markup=False)
     table = Table("split", "images", "captions", "per image", "classes", "image size", "examples of classes")
     for s, d in desc["splits"].items():
         sz = d.get("image_size")

@@ -180,6 +180,12 @@ class ComponentInfo:
             ) from exc
 
 
+def unknown_key_fix(key: str, valid: list[str]) -> str:
+    """The fix for a key its section does not have: the closest valid key, when one is close."""
+    close = difflib.get_close_matches(key, valid, n=1, cutoff=0.6)
+    return f"did you mean {close[0]!r}?" if close else "remove it or check its spelling"
+
+
 def unknown_key_problems(model: type[BaseModel], raw: dict[str, Any], where: str) -> list[tuple[str, str, str | None]]:
     """Keys of ``raw`` that ``model`` has no field for, as (path, "unknown key", did-you-mean) problems, for a
     model that did not choose what to do with them: pydantic then ignores them silently, and a misspelt
@@ -197,8 +203,7 @@ def unknown_key_problems(model: type[BaseModel], raw: dict[str, Any], where: str
     problems: list[tuple[str, str, str | None]] = []
     for key in raw:
         if key not in known:
-            close = difflib.get_close_matches(str(key), sorted(known), n=1, cutoff=0.6)
-            problems.append((f"{where}.{key}", "unknown key", f"did you mean {close[0]!r}?" if close else "remove it or check its spelling"))
+            problems.append((f"{where}.{key}", "unknown key", unknown_key_fix(str(key), sorted(known))))
     return problems
 
 
@@ -238,8 +243,7 @@ def validation_problems(
         fix = None
         if err["type"] == "extra_forbidden":
             msg = "unknown key"
-            close = difflib.get_close_matches(str(err["loc"][-1]), _keys_at(model, err["loc"]), n=1, cutoff=0.6)
-            fix = f"did you mean {close[0]!r}?" if close else "remove it or check its spelling"
+            fix = unknown_key_fix(str(err["loc"][-1]), _keys_at(model, err["loc"]))
         else:
             msg = err["msg"]
             field = _field_at(model, err["loc"])
