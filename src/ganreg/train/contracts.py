@@ -15,10 +15,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from ganreg.data._util import to_unit_range
 from ganreg.errors import UserError
-from ganreg.interfaces import TextBatch
 from ganreg.registry import ComponentInfo
+from ganreg.train.setup import text_batch
 
 PROBE_ITEMS = 2
 RANGE_SLACK = 1e-3  # rounding of a tanh in bf16
@@ -80,18 +79,12 @@ def _evaluating(*modules: nn.Module) -> Iterator[None]:
 
 
 def check_contracts(nets: Any, batch: dict[str, Any], image_size: int, device: torch.device | str = "cpu") -> None:
-    """Text encoder, G and D on the first ``PROBE_ITEMS`` items of ``batch`` (a training-stream batch):
-    shapes, value range and finiteness as ``ganreg.interfaces`` states them. Raises :class:`UserError`."""
+    """Text encoder, G and D on ``batch`` (:meth:`DataBundle.probe_batch`: a few training items): shapes,
+    value range and finiteness as ``ganreg.interfaces`` states them. Raises :class:`UserError`."""
     infos: dict[str, ComponentInfo] = nets.infos
-    n = min(PROBE_ITEMS, len(batch["labels"]) if batch.get("labels") is not None else PROBE_ITEMS)
-    text = TextBatch(
-        tokens=batch["tokens"][:n].to(device) if batch.get("tokens") is not None else None,
-        lengths=batch["lengths"][:n] if batch.get("lengths") is not None else None,
-        embeddings=batch["embeddings"][:n].to(device) if batch.get("embeddings") is not None else None,
-        captions=batch["captions"][:n] if batch.get("captions") is not None else None,
-    )
-    modules = [nets.text_encoder, nets.generator] + ([nets.discriminator] if hasattr(nets, "discriminator") else [])
-    with _evaluating(*modules):
+    n = len(batch["images"])
+    text = text_batch(batch, device)
+    with _evaluating(nets.text_encoder, nets.generator, nets.discriminator):
         with blame(infos["text_encoder"], f"a batch of {n} captions"):
             sentence = nets.text_encoder(text).sentence
         if tuple(sentence.shape) != (n, nets.context.cond_dim):
@@ -121,11 +114,8 @@ def check_contracts(nets: Any, batch: dict[str, Any], image_size: int, device: t
                 f"generator {gen.qualified} returned values in [{low:.3g}, {high:.3g}]; ganreg's images are in [-1, 1]",
                 f"end the generator with tanh (or clamp); {_fix(gen)}",
             )
-        if not hasattr(nets, "discriminator"):
-            return
         disc = infos["discriminator"]
-        real = batch["images"][:n].to(device)
-        real = to_unit_range(real) if real.dtype == torch.uint8 else real.float()
+        real = batch["images"].to(device).float()  # probe_batch's images are already in [-1, 1]
         with blame(disc, f"a batch of {n} images of {image_size} px"):
             logits = nets.discriminator(real, cond).logits
         if tuple(logits.shape) != (n,):

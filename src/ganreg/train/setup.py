@@ -11,7 +11,7 @@ import torch
 
 from ganreg.data import Collator, SplitMissing, Vocabulary, build_dataset
 from ganreg.errors import UserError
-from ganreg.interfaces import BuildContext, TextEncoder
+from ganreg.interfaces import BuildContext, TextBatch, TextEncoder
 from ganreg.recipe import Recipe
 from ganreg.train.rundir import VOCAB_FILE
 from ganreg.train.stream import BatchStream
@@ -110,6 +110,17 @@ def read_vocabulary(path: Path, captions: list[str]) -> Vocabulary:
             "use the vocabulary of this dataset (DF-GAN ships one captions_DAMSM.pickle per dataset)",
         )
     return vocab
+
+
+def text_batch(batch: dict[str, Any], device: torch.device | str) -> TextBatch:
+    """A collated batch's text, with its tensors on ``device`` (lengths stay on the CPU: packing sequences
+    needs them there)."""
+    return TextBatch(
+        tokens=batch["tokens"].to(device, non_blocking=True) if batch.get("tokens") is not None else None,
+        lengths=batch.get("lengths"),
+        embeddings=batch["embeddings"].to(device, non_blocking=True) if batch.get("embeddings") is not None else None,
+        captions=batch.get("captions"),
+    )
 
 
 def prepare_data(recipe: Recipe, run_dir: Path | None = None) -> DataBundle:

@@ -35,7 +35,7 @@ from ganreg.train.networks import LossTerm, Networks, build_networks, check_batc
 from ganreg.train.optim import build_optimizer, build_scheduler
 from ganreg.train.rundir import discard_after, trim_metrics, write_run_files
 from ganreg.train.sampling import make_noise, save_grid
-from ganreg.train.setup import DataBundle, prepare_data, prepare_text_encoder, resolve_amp, resolve_device
+from ganreg.train.setup import DataBundle, prepare_data, prepare_text_encoder, resolve_amp, resolve_device, text_batch
 from ganreg.train.weights import KINDS_WITH_WEIGHTS, load_recipe_weights
 
 
@@ -131,13 +131,7 @@ class Trainer:
         return {"z": z, **self.data.fixed_captions(s.captions)}
 
     def _text(self, batch: dict[str, Any]) -> TextBatch:
-        dev = self.device
-        return TextBatch(
-            tokens=batch["tokens"].to(dev, non_blocking=True) if batch.get("tokens") is not None else None,
-            lengths=batch.get("lengths"),  # stays on the CPU: packing sequences needs it there
-            embeddings=batch["embeddings"].to(dev, non_blocking=True) if batch.get("embeddings") is not None else None,
-            captions=batch.get("captions"),
-        )
+        return text_batch(batch, self.device)
 
     def _autocast(self) -> contextlib.AbstractContextManager[Any]:
         if self.amp_dtype is None:
