@@ -7,7 +7,6 @@ short message with its fix and exit code 2, never a traceback.
 
 from __future__ import annotations
 
-import difflib
 import json
 import sys
 from pathlib import Path
@@ -128,18 +127,14 @@ def show(name: str, kind: str | None) -> None:
     if not found:
         kinds = [kind] if kind else list(KINDS)
         elsewhere = [k for k in KINDS if k not in kinds and (k, name) in reg]
-        pool = sorted({n for k in kinds for c in reg.components(k) for n in (c.name, c.qualified)})
-        close = difflib.get_close_matches(name, pool, n=3, cutoff=0.5)
         status = reg.plugins.get(name)
         if status is not None:
             ids = ", ".join(status.components) or "nothing"
             fix = f"{name!r} is a plugin ({status.status}); it registers {ids}: show one of them, or `ganreg list {name}`"
         elif elsewhere:
             fix = f"it is a {elsewhere[0]}: drop --kind or use --kind {elsewhere[0]}"
-        elif close:
-            fix = "did you mean " + " or ".join(repr(c) for c in close) + "?"
         else:
-            fix = reg.suggest(kinds[0], name) if ":" in name else "see `ganreg list`"
+            fix = reg.suggest(kinds, name)
         failed = [p.name for p in reg.plugins.values() if p.status == "failed"]
         if failed and status is None:
             fix += f" ({len(failed)} plugin(s) failed to load: {', '.join(failed)}; see `ganreg plugins`)"

@@ -15,7 +15,7 @@ import inspect
 import os
 import traceback
 import typing
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -404,9 +404,10 @@ class Registry:
                 raise ComponentError(f"{kind} name {name!r} is ambiguous: {ids}", f"use one of the qualified ids: {ids}")
         raise ComponentError(f"unknown {kind} {name!r}", self.suggest(kind, name))
 
-    def suggest(self, kind: str, name: str) -> str:
+    def suggest(self, kind: str | Sequence[str], name: str) -> str:
         """A fix for an unknown name: the plugin it belongs to when that did not load, the closest valid
-        names, or the list."""
+        names (among the components of ``kind``, one kind or several), or what there is."""
+        kinds = [kind] if isinstance(kind, str) else list(kind)
         plugin = name.partition(":")[0] if ":" in name else None
         # a plugin whose entry-point name several distributions define has rows "name (distribution)"
         statuses = [s for key, s in self.plugins.items() if plugin and (key == plugin or key.startswith(f"{plugin} ("))]
@@ -414,9 +415,8 @@ class Registry:
             status = statuses[0]
             why = (status.error or "").splitlines()[0] if status.error else ""
             return f"its plugin {plugin!r} is {status.status}" + (f" ({why})" if why else "") + ": see `ganreg plugins`"
-        pool: list[str] = []
-        for c in self.components(kind):
-            pool.extend([c.name, c.qualified])
+        candidates = [c for k in kinds for c in self.components(k)]
+        pool = sorted({n for c in candidates for n in (c.name, c.qualified)})
         close = difflib.get_close_matches(name, pool, n=3, cutoff=0.5)
         guess = "did you mean " + " or ".join(repr(c) for c in dict.fromkeys(close)) + "?" if close else ""
         if plugin and not statuses and not any(c.plugin == plugin for c in self.components()):
@@ -425,9 +425,12 @@ class Registry:
             return f"{missing}; {guess}" if guess else f"{missing}: install the distribution that provides it"
         if guess:
             return guess
+        what = kinds[0] if len(kinds) == 1 else "component"
         if not pool:
-            return f"no {kind} is registered: is a plugin installed? (see `ganreg plugins`)"
-        return f"registered {kind}s: " + ", ".join(sorted({c.qualified for c in self.components(kind)}))
+            return f"no {what} is registered: is a plugin installed? (see `ganreg plugins`)"
+        if len(kinds) > 1:
+            return "see `ganreg list`"
+        return f"registered {what}s: " + ", ".join(sorted({c.qualified for c in candidates}))
 
     def __contains__(self, item: tuple[str, str]) -> bool:
         try:

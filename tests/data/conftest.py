@@ -16,6 +16,7 @@ CLASS_COLOURS = {
     "class_00002": (40, 200, 60),
     "class_00003": (50, 70, 220),
     "class_00004": (230, 220, 40),
+    "class_00005": (200, 60, 220),
 }
 
 
@@ -121,7 +122,7 @@ def seed_hdf5(tmp_path: Path) -> Iterator[Callable[..., Path]]:
         layout = layout or {
             "train": {"class_00001": 4, "class_00002": 4, "class_00003": 3},
             "valid": {"class_00004": 2},
-            "test": {"class_00004": 3, "class_00003": 2},
+            "test": {"class_00004": 3, "class_00005": 2},
         }
         path = tmp_path / name
         write_seed_hdf5(path, layout, **kw)

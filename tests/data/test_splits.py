@@ -50,6 +50,20 @@ def test_class_in_train_and_test_lists_is_refused(oxford_folder, tmp_path) -> No
     assert build_dataset(c, "train") and build_dataset(c, "test")
 
 
+def test_hdf5_with_a_class_in_train_and_test_is_refused(seed_hdf5) -> None:
+    layout = {"train": {"class_00001": 2, "class_00002": 2}, "test": {"class_00002": 1, "class_00003": 2}}
+    path = seed_hdf5(layout=layout)
+    for split in ("train", "test"):  # as for folders: either build fails, so no run scores seen classes
+        with pytest.raises(DataError) as err:
+            build_dataset(DataConfig(source="hdf5", path=str(path), image_size=32), split)
+        assert err.value.message.startswith("1 class(es) are both in the 'train' split of")
+        assert err.value.message.endswith("its 'test' split: class_00002")
+        assert 'class_split = "random"' in err.value.fix
+    c = DataConfig(source="hdf5", path=str(path), image_size=32, class_split="random", num_classes=2, test_classes=1)
+    train, test = build_dataset(c, "train"), build_dataset(c, "test")
+    assert not {train.class_names[i] for i in train.labels()} & {test.class_names[i] for i in test.labels()}
+
+
 def test_overlap_error_names_the_first_few_classes(oxford_folder) -> None:
     classes = "".join(f"class_{k:05d}\n" for k in range(1, 9))
     (oxford_folder / "trainvalclasses.txt").write_text(classes)

@@ -9,7 +9,7 @@ import json
 import os
 import shlex
 from pathlib import Path
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -286,6 +286,22 @@ def cached_json(cache_dir: str | os.PathLike[str] | None, kind: str, key: str, b
     with contextlib.suppress(OSError):
         write_json_atomic(path, {"key": key, "value": value})
     return value
+
+
+SHARED_CLASSES_SHOWN = 5
+"""Classes named in the error about a class in both the training and the test split."""
+
+
+def refuse_shared_classes(train: Iterable[str], test: Iterable[str], train_where: str, test_where: str, fix: str) -> None:
+    """Raise when a class is in both the training and the test split: the held-out metrics (and
+    ``eval.keep_best``) would score classes the model was trained on, and say nothing of unseen text."""
+    both = sorted(set(train) & set(test))
+    if not both:
+        return
+    shown = ", ".join(both[:SHARED_CLASSES_SHOWN])
+    if len(both) > SHARED_CLASSES_SHOWN:
+        shown += f" and {len(both) - SHARED_CLASSES_SHOWN} more"
+    raise DataError(f"{len(both)} class(es) are both in {train_where} and in {test_where}: {shown}", fix)
 
 
 def choose_classes(

@@ -42,6 +42,7 @@ from ganreg.data._util import (
     load_plain_pickle,
     read_text,
     reencode_fix,
+    refuse_shared_classes,
 )
 from ganreg.data.base import CaptionedImageDataset
 from ganreg.data.config import DEFAULT_SPLIT_FILES
@@ -55,8 +56,6 @@ INDEX_VERSION = 2
 """2: strict UTF-8 captions, byte-order marks dropped, hidden files skipped (older indexes may hold U+FFFD)."""
 BOX_DIR_CANDIDATES = ("CUB_200_2011", ".")
 """Where ``crop="bbox"`` looks for CUB's ``images.txt`` and ``bounding_boxes.txt``, under the root."""
-HELD_OUT_SHOWN = 5
-"""Classes named in the error about a class in both the training and the test class list."""
 
 
 def _listing(d: Path) -> dict[str, str]:
@@ -177,18 +176,14 @@ class FolderLayout:
             for cls in dict.fromkeys(classes):
                 self.listed_in.setdefault(cls, []).append(self.split_files[split])
         if disjoint and "train" in pools and "test" in pools:
-            both = sorted(set(pools["train"]) & set(pools["test"]))
-            if both:
-                shown = ", ".join(both[:HELD_OUT_SHOWN])
-                if len(both) > HELD_OUT_SHOWN:
-                    shown += f" and {len(both) - HELD_OUT_SHOWN} more"
-                train_file, test_file = self.split_files["train"], self.split_files["test"]
-                raise DataError(
-                    f"{len(both)} class(es) are listed both in the training class list {train_file} and in the "
-                    f"test class list {test_file}: {shown}",
-                    "remove them from one of the two files: test classes must be unseen in training, or the "
-                    "held-out metrics score classes the model was trained on",
-                )
+            refuse_shared_classes(
+                pools["train"],
+                pools["test"],
+                f"the training class list {self.split_files['train']}",
+                f"the test class list {self.split_files['test']}",
+                "remove them from one of the two files: test classes must be unseen in training, or the "
+                "held-out metrics score classes the model was trained on",
+            )
         return pools
 
     def all_class_folders(self) -> list[str]:

@@ -37,6 +37,7 @@ from ganreg.data._util import (
     choose_classes,
     decode_pil,
     file_signature,
+    refuse_shared_classes,
     to_rgb,
 )
 from ganreg.data.base import CaptionedImageDataset
@@ -211,6 +212,15 @@ class HDF5Dataset(CaptionedImageDataset):
             raise SplitMissing(
                 f"HDF5 file {self.path} has no '{split}' split (it has: {', '.join(index['splits'])})",
                 "use one of the splits it has",
+            )
+        if class_split == "files" and "train" in chosen and "test" in chosen:
+            refuse_shared_classes(
+                chosen["train"],
+                chosen["test"],
+                f"the 'train' split of {self.path}",
+                "its 'test' split",
+                'set data.class_split = "random" to draw disjoint train and test classes from the file\'s '
+                "classes, or re-create the file with disjoint class lists (ganreg data make hdf5 --from FOLDER)",
             )
         keep = set(chosen.get(split, []))
         if not keep:
