@@ -1,5 +1,5 @@
-"""A component that breaks its contract is named, with its plugin, before anything trains (or on the first
-step, for a loss), instead of failing deep inside a loss with an error that names nothing."""
+"""A component that breaks its contract is named, with its plugin, before anything trains (or on the step
+it breaks it, for a loss), instead of failing deep inside a loss with an error that names nothing."""
 
 from __future__ import annotations
 
@@ -72,6 +72,20 @@ class ReadsWrong(Loss):
         raise RuntimeError("ctx.d_wrong needs needs_wrong_images = True")
 
 
+class SkipsWithNone(Loss):
+    """Computes on the first step only, then returns None where it means "nothing this step"."""
+
+    network = "discriminator"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+
+    def forward(self, ctx: Any) -> torch.Tensor | None:
+        self.calls += 1
+        return ctx.d_fake.logits.mean() if self.calls == 1 else None
+
+
 class Nowhere(Loss):
     network = "gen"  # type: ignore[assignment]
 
@@ -94,7 +108,8 @@ class Broken:
         register("discriminator", "two_logits", _factory(TwoLogits), summary="two logits")
         register("discriminator", "tiny", _factory(TinyDiscriminator), summary="tiny")
         register("discriminator", "fails_when_training", _factory(FailsWhenTraining), summary="flaky")
-        for name, cls in {"per_image": PerImage, "reads_wrong": ReadsWrong, "nowhere": Nowhere, "forgets": ForgetsReturn}.items():
+        for name, cls in {"per_image": PerImage, "reads_wrong": ReadsWrong, "nowhere": Nowhere, "forgets": ForgetsReturn,
+                     "skips_with_none": SkipsWithNone}.items():
             register("loss", name, _factory(cls), summary=name)
 
 
@@ -136,7 +151,7 @@ def test_a_network_failing_inside_a_loss_is_named_not_the_loss(registry: Registr
     trainer = _start(registry, tmp_path, discriminator={"name": "broken:fails_when_training"})
     with pytest.raises(UserError) as caught:
         trainer.train_step()
-    assert caught.value.message.startswith("discriminator broken:fails_when_training failed on the first training step")
+    assert caught.value.message.startswith("discriminator broken:fails_when_training failed on training step 1")
     assert "IndexError" in caught.value.message
 
 
@@ -144,7 +159,7 @@ def test_a_network_failing_inside_a_loss_is_named_not_the_loss(registry: Registr
     ("loss", "message"),
     [
         ({"name": "broken:per_image"}, "loss broken:per_image returned a tensor of shape [8], not a scalar"),
-        ({"name": "broken:reads_wrong"}, "loss broken:reads_wrong failed on the first training step"),
+        ({"name": "broken:reads_wrong"}, "loss broken:reads_wrong failed on training step 1"),
         ({"name": "broken:forgets"}, "loss broken:forgets returned NoneType, not a tensor"),
     ],
 )
@@ -153,6 +168,16 @@ def test_a_broken_loss_is_named_on_the_first_step(registry: Registry, tmp_path: 
     with pytest.raises(UserError) as caught:
         trainer.train_step()
     assert message in caught.value.message
+
+
+def test_a_loss_that_breaks_its_contract_on_a_later_step_is_named(registry: Registry, tmp_path: Path) -> None:
+    losses = [{"name": "dcgan_cls:matching_bce"}, {"name": "dcgan_cls:generator_bce"}, {"name": "broken:skips_with_none"}]
+    trainer = _start(registry, tmp_path, losses=losses)
+    trainer.train_step()
+    with pytest.raises(UserError) as caught:
+        trainer.train_step()
+    assert caught.value.message.startswith("loss broken:skips_with_none returned NoneType, not a tensor")
+    assert "broken" in (caught.value.fix or "")
 
 
 def test_the_probe_leaves_training_state_alone(registry: Registry, tmp_path: Path) -> None:
