@@ -267,9 +267,10 @@ def generate(
     if not texts:
         raise UserError("no captions given", 'pass captions as arguments or --captions FILE')
     truncation = resolve_truncation(run_dir, truncation, no_truncation)
-    unknown = generate_grid(run_dir, texts, num, out, checkpoint, seed, truncation, not no_ema, device)
-    console.print(f"wrote {out} ({len(texts)} caption(s) x {num}) and {out.with_suffix('.txt')}", markup=False)
-    for caption, words in unknown.items():
+    made = generate_grid(run_dir, texts, num, out, checkpoint, seed, truncation, not no_ema, device)
+    console.print(f"wrote {out} ({len(texts)} caption(s) x {num}), its captions in {out.with_suffix('.txt')} and how it "
+                  f"was made (checkpoint, seed, truncation, the command that makes it again) in {made.record}", markup=False)
+    for caption, words in made.unknown.items():
         lacks = escape(f"{', '.join(repr(w) for w in words)} (in {caption!r})")
         err_console.print(
             f"[yellow]note:[/yellow] the run's vocabulary lacks {lacks}: the generator cannot read those words",

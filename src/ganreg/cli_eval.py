@@ -12,6 +12,7 @@ from typing import Any
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 console = Console()
@@ -80,9 +81,9 @@ def _protocol_lines(result: Any) -> list[str]:
     if cls:
         acc = cls.get("heldout_accuracy") or {}
         lines.append("alignment classifier held-out accuracy: " + ", ".join(f"{k} {v:.1%}" for k, v in acc.items()))
-    warning = weak_classifier_warning(p)
-    if warning:
-        lines.append(f"[yellow]warning: {warning}[/yellow]")
+    for warning in [weak_classifier_warning(p), *result.warnings]:
+        if warning:
+            lines.append(f"[yellow]warning: {escape(warning)}[/yellow]")
     lines.append(f"took {p['seconds']} s")
     return lines
 
@@ -174,12 +175,11 @@ def register_eval_commands(cli: click.Group) -> None:
     @click.option("--json", "as_json", is_flag=True, help="Machine-readable table.")
     def compare(runs: tuple[Path, ...], out: Path, as_json: bool) -> None:
         """Runs side by side: final losses, evaluation metrics, parameters, wall time."""
-        from ganreg.report.compare import compare_runs, fmt
+        from ganreg.report.compare import compare_runs, comparison_json, fmt
 
         cmp = compare_runs(list(runs), out)
         if as_json:
-            click.echo(json.dumps({"header": cmp.header, "rows": cmp.rows, "warnings": cmp.warnings,
-                                   "plot": str(cmp.plot) if cmp.plot else None}, indent=2))
+            click.echo(json.dumps(comparison_json(cmp), indent=2))
             return
         table = Table(title=f"comparison of {len(cmp.runs)} run(s)")
         for i, col in enumerate(cmp.header):

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+import shlex
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 
+import ganreg
+from ganreg.atomic import atomic_write_text
 from ganreg.data import Vocabulary
 from ganreg.errors import UserError
 from ganreg.interfaces import TextBatch
 from ganreg.plugins import get_registry
 from ganreg.recipe import Recipe
+from ganreg.registry import Registry
+from ganreg.runfiles import read_recipe_json, step_file, step_of
 from ganreg.train.checkpoint import find_checkpoint, load_checkpoint, load_weights
 from ganreg.train.networks import SamplingNetworks, build_sampling_networks
 from ganreg.train.rundir import VOCAB_FILE, build_context_from, read_run
@@ -27,13 +34,22 @@ class TrainedRun:
     step: int
     generator_weights: str = "raw"
     """"ema" when the EMA weights were loaded, "raw" otherwise (also when the run kept no EMA)."""
+    checkpoint: Path | None = None
+    """The checkpoint file the weights came from."""
+
+
+def _read_run(run_dir: Path, registry: Registry, sections: tuple[str, ...]) -> tuple[Recipe, dict[str, Any]]:
+    """:func:`read_run`, after :func:`read_recipe_json` has checked the recorded recipe: a damaged one is then
+    worded as ``report`` and ``compare`` word it."""
+    read_recipe_json(run_dir)
+    return read_run(run_dir, registry, sections=sections)
 
 
 def load_trained(run_dir: Path, checkpoint: str | None = None, use_ema: bool = True, device: str = "auto") -> TrainedRun:
     """A run's networks with trained weights (the EMA generator when present), in eval mode."""
     run_dir = Path(run_dir)
     registry = get_registry()
-    recipe, meta = read_run(run_dir, registry, sections=("text_encoder", "generator"))  # D and losses need not be installed
+    recipe, meta = _read_run(run_dir, registry, ("text_encoder", "generator"))  # D and losses need not be installed
     ctx = build_context_from(meta)
     nets = build_sampling_networks(recipe, registry, ctx)
     path = find_checkpoint(run_dir, checkpoint)
@@ -47,7 +63,7 @@ def load_trained(run_dir: Path, checkpoint: str | None = None, use_ema: bool = T
     dev = resolve_device(device)
     for module in nets.modules().values():
         module.to(dev).eval()
-    return TrainedRun(nets, Vocabulary.load(run_dir / VOCAB_FILE), recipe, int(state["step"]), weights)
+    return TrainedRun(nets, Vocabulary.load(run_dir / VOCAB_FILE), recipe, int(state["step"]), weights, path)
 
 
 def resolve_truncation(run_dir: Path, given: float | None, plain: bool) -> float | None:
@@ -57,7 +73,7 @@ def resolve_truncation(run_dir: Path, given: float | None, plain: bool) -> float
         raise UserError("--truncation and --no-truncation contradict each other", "give one of them")
     if given is not None or plain:
         return given
-    return read_run(run_dir, get_registry(), sections=())[0].samples.truncation
+    return _read_run(run_dir, get_registry(), ())[0].samples.truncation
 
 
 @torch.no_grad()
@@ -76,17 +92,84 @@ def generate_images(
     return torch.cat([nets.generator(z[i : i + 256], cond[i : i + 256]).images.float() for i in range(0, len(z), 256)])
 
 
+@dataclass
+class Generated:
+    """What ``generate_grid`` wrote."""
+
+    image: Path
+    record: Path
+    """The JSON beside the image: checkpoint, seed, truncation, noise, and the command that makes it again."""
+    unknown: dict[str, list[str]] = field(default_factory=dict)
+    """The words of each caption the run's vocabulary does not know (a caption the generator can only half
+    read should say so)."""
+
+
 def generate_grid(
     run_dir: Path, captions: list[str], per_caption: int, out: Path, checkpoint: str | None = None, seed: int = 0,
     truncation: float | None = None, use_ema: bool = True, device: str = "auto",
-) -> dict[str, list[str]]:
-    """Write the grid to ``out``; returns the words of each caption the run's vocabulary does not know
-    (a caption the generator can only half read should say so)."""
+) -> Generated:
+    """Write the grid to ``out``, its captions to ``out.txt`` and how it was made to ``out.json``."""
     out = Path(out)
     if out.suffix.lower() not in {".png", ".jpg", ".jpeg"}:
         raise UserError(f"output {out} must be a .png or .jpg file", "use -o samples.png")
     run = load_trained(run_dir, checkpoint, use_ema, device)
     images = generate_images(run.nets, run.vocab, captions, per_caption, seed, truncation, run.recipe.data.max_words)
     save_grid(images, out, nrow=per_caption, captions=captions)
-    return {c: words for c in captions if (words := run.vocab.unknown_words(c))}
+    record = out.with_suffix(".json")
+    made = generation_record(Path(run_dir), run, captions, per_caption, out, seed, truncation, str(images.device))
+    atomic_write_text(record, json.dumps(made, indent=2) + "\n")
+    return Generated(out, record, {c: words for c in captions if (words := run.vocab.unknown_words(c))})
 
+
+def generation_record(
+    run_dir: Path, run: TrainedRun, captions: list[str], per_caption: int, out: Path, seed: int,
+    truncation: float | None, device: str,
+) -> dict[str, Any]:
+    """Everything that decides the images of ``ganreg generate``: an image shared or found later can be made
+    again (the checkpoint file, its step and the weights read from it, the noise's seed and truncation)."""
+    ckpt = Path(run.checkpoint).resolve() if run.checkpoint is not None else None
+    return {
+        "format": "ganreg-generate",
+        "version": 1,
+        "image": out.name,
+        "captions": captions,
+        "per_caption": per_caption,
+        "layout": "one row per caption, one column per noise vector; every row uses the same noise vectors",
+        "run_dir": str(run_dir.resolve()),
+        "checkpoint": {"path": str(ckpt) if ckpt else None, "step": run.step, "generator_weights": run.generator_weights},
+        "seed": seed,
+        "truncation": truncation,
+        "noise": {
+            "z_dim": int(run.nets.generator.z_dim),
+            "count": per_caption,
+            "how": "torch.randn(per_caption, z_dim) from torch.Generator().manual_seed(seed) on the CPU; with a "
+                   "truncation t, values outside [-2, 2] are drawn again, then all are multiplied by t",
+        },
+        "device": device,
+        "ganreg_version": ganreg.__version__,
+        "torch_version": torch.__version__,
+        "command": shlex.join(_command(run_dir, run, captions, per_caption, out, seed, truncation, device)),
+    }
+
+
+def _command(
+    run_dir: Path, run: TrainedRun, captions: list[str], per_caption: int, out: Path, seed: int,
+    truncation: float | None, device: str,
+) -> list[str]:
+    """The ``ganreg generate`` command line that makes the same images (paths absolute, so it runs from anywhere)."""
+    args = ["ganreg", "generate", str(run_dir.resolve()), *captions, "-n", str(per_caption), "-o", str(out.resolve()),
+            "--checkpoint", _lasting_checkpoint(run_dir, run), "--seed", str(seed)]
+    args += ["--no-truncation"] if truncation is None else ["--truncation", str(truncation)]
+    if run.generator_weights == "raw":
+        args.append("--no-ema")
+    return args + ["--device", device.split(":")[0]]
+
+
+def _lasting_checkpoint(run_dir: Path, run: TrainedRun) -> str:
+    """The checkpoint as ``--checkpoint`` should name it later: latest.pt and best.pt are overwritten as the
+    run goes on, so they are named by their step when the run keeps that step's file (the same state)."""
+    path = Path(run.checkpoint) if run.checkpoint is not None else find_checkpoint(run_dir)
+    numbered = Path(run_dir) / "checkpoints" / step_file(run.step, ".pt")
+    if step_of(path) is None and path.parent.resolve() == numbered.parent.resolve() and numbered.is_file():
+        return str(run.step)
+    return str(path.resolve())

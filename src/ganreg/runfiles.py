@@ -1,14 +1,20 @@
-"""Names of a run's per-step files (``checkpoints/step_0001000.pt``, ``samples/step_0001000.png``).
+"""Names of a run's per-step files (``checkpoints/step_0001000.pt``, ``samples/step_0001000.png``), and
+the reading of its recorded recipe that every command shares.
 
 Torch-free, so the report and compare commands read run directories without importing torch.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
+from typing import Any
+
+from ganreg.errors import UserError
 
 _STEP = re.compile(r"step_(\d+)")
+RECIPE_FILE = "recipe.resolved.json"
 
 
 def step_file(step: int, suffix: str) -> str:
@@ -20,3 +26,33 @@ def step_of(path: Path) -> int | None:
     """The step in a run file's name (``step_0001000.pt``, ``samples/step_0001000.png``), or None."""
     match = _STEP.fullmatch(Path(path).stem)
     return int(match.group(1)) if match else None
+
+
+def read_recipe_json(run_dir: Path) -> dict[str, Any]:
+    """The run's ``recipe.resolved.json`` as a JSON object. ``eval``, ``generate``, ``report`` and ``compare``
+    all read it through here first, so a missing or damaged file is worded one way whichever command met it."""
+    run_dir = Path(run_dir)
+    if not run_dir.exists():
+        raise UserError(f"{run_dir} does not exist", "pass the run directory `ganreg run` wrote (it prints it when it ends)")
+    path = run_dir / RECIPE_FILE
+    if not path.is_file():
+        raise UserError(f"{run_dir} is not a ganreg run directory (it has no {RECIPE_FILE})", "pass the directory `ganreg run` wrote")
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise _damaged(path, f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    except UnicodeDecodeError:
+        raise _damaged(path, "not UTF-8 text") from None
+    except OSError as exc:
+        raise _damaged(path, f"unreadable: {exc.strerror or exc}") from None
+    if not isinstance(value, dict):
+        raise _damaged(path, "not a JSON object")
+    return value
+
+
+def _damaged(path: Path, reason: str) -> UserError:
+    return UserError(
+        f"{path} is damaged ({reason}): the run's recorded recipe cannot be read",
+        "restore the file from a copy of the run; without one, re-create the run: `ganreg run` the recipe it was "
+        "started from, with the same --set options",
+    )

@@ -24,6 +24,8 @@ def test_eval_writes_eval_json_with_the_protocol(tiny_run: Path, autoload: Any) 
     result = evaluate_run(tiny_run, EvalOptions(**OPTIONS), device="cpu")
     saved = json.loads((tiny_run / "eval.json").read_text())
     assert saved["metrics"] == pytest.approx(result.metrics)
+    # 24 samples (small on purpose): computed all the same, each weak metric warned about in the record
+    assert [w.split(" ", 1)[0] for w in saved["warnings"]] == ["FID", "KID", "alignment"]
     (record,) = (tiny_run / "evals").glob("test-step0000002-*.json")  # kept per split, step and protocol
     assert json.loads(record.read_text()) == saved
     m = saved["metrics"]
@@ -188,6 +190,8 @@ def test_cli_eval_prints_the_table(tiny_run: Path, autoload: Any) -> None:
     result = CliRunner().invoke(cli, ["eval", str(tiny_run), "--samples", "20", "--metrics", "fid,align", "--device", "cpu"])
     assert result.exit_code == 0, result.output
     assert "fid20-classifier:" in result.output and "align_colour" in result.output and "sha256" in result.output
+    flat = " ".join(result.output.split())  # rich wraps long lines
+    assert "warning: FID from 20 images" in flat and "use --samples 2000 or more" in flat and "±22 points" in flat
     bad = CliRunner().invoke(cli, ["eval", str(tiny_run), "--metrics", "fdi"])
     assert isinstance(bad.exception, UserError) and bad.exception.exit_code == 2
 
@@ -276,3 +280,69 @@ def test_cli_eval_uses_the_runs_truncation_and_names_the_weights_it_loaded(tiny_
     assert plain["truncation"] is None and plain["run"]["generator_weights"] == "raw"
     both = CliRunner().invoke(cli, ["eval", str(run), "--truncation", "0.5", "--no-truncation"])
     assert isinstance(both.exception, UserError)
+
+
+def test_small_samples_are_warned_about_with_the_count_that_is_enough() -> None:
+    from ganreg.metrics.evaluate import sample_size_warnings
+
+    def said(metrics: list[str], n: int, dim: int | None = 128) -> str:
+        return " | ".join(sample_size_warnings(metrics, n, dim))
+
+    assert "singular covariance" in said(["fid"], 20) and "--samples 2000" in said(["fid"], 20)
+    assert "inflated" in said(["fid"], 500) and "singular" not in said(["fid"], 500)
+    assert "--samples 4096" in said(["fid"], 3000, 2048)  # twice Inception's 2048 dimensions
+    assert said(["fid"], 2000) == "" and said(["fid"], 4096, 2048) == ""
+    assert "subsets of 999" in said(["kid"], 999) and said(["kid"], 1000) == ""
+    assert "±20 points" in said(["align"], 24) and said(["align"], 1000) == ""
+    assert said(["is", "diversity"], 2) == ""  # only the metrics asked for
+
+
+def test_eval_refuses_a_checkpoint_of_another_run(tiny_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`ganreg eval RUN --checkpoint OTHER/checkpoints/...` used to file OTHER's numbers in RUN's evals/ as RUN's
+    own step; it is refused before anything is loaded, with the command that evaluates it as its own run."""
+    import shutil
+
+    from ganreg.metrics.evaluate import resolve_checkpoint
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    for run in (a, b):
+        shutil.copytree(tiny_run, run, ignore=shutil.ignore_patterns("eval.json", "evals", "report"))
+    monkeypatch.setattr("ganreg.generate.load_trained", lambda *a, **k: pytest.fail("loaded before refusing"))
+    with pytest.raises(UserError) as exc:
+        evaluate_run(a, EvalOptions(**OPTIONS), str(b / "checkpoints" / "step_0000002.pt"), device="cpu")
+    assert f"checkpoint of the run {b}, not of {a}" in exc.value.message
+    assert exc.value.fix == f"evaluate it in its own run: ganreg eval {b} --checkpoint 2"
+    with pytest.raises(UserError) as exc:
+        resolve_checkpoint(a, str(b / "checkpoints" / "latest.pt"))
+    assert exc.value.fix is not None and exc.value.fix.endswith("--checkpoint latest")
+    loose = tmp_path / "saved.pt"
+    shutil.copy(a / "checkpoints" / "latest.pt", loose)
+    with pytest.raises(UserError) as exc:
+        resolve_checkpoint(a, str(loose))
+    assert f"is not in {a}" in exc.value.message and f"put it back in {a}/checkpoints/" in (exc.value.fix or "")
+    assert not (a / "evals").exists() and not (a / "eval.json").exists()
+    # the run's own files are taken, by any spelling of their path
+    own = a / "checkpoints" / "step_0000002.pt"
+    assert resolve_checkpoint(a, str(own)) == own
+    assert resolve_checkpoint(a, str(tmp_path / "b" / ".." / "a" / "checkpoints" / "latest.pt")).name == "latest.pt"
+
+
+def test_a_damaged_recipe_is_worded_alike_by_eval_generate_report_and_compare(tiny_run: Path, tmp_path: Path, autoload: Any) -> None:
+    import shutil
+
+    from click.testing import CliRunner
+
+    from ganreg.cli import cli
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run, ignore=shutil.ignore_patterns("report"))
+    commands = (["eval", str(run)], ["compare", str(run), str(tiny_run)], ["report", str(run)], ["generate", str(run), "a red circle"])
+    for content, reason in (('{"version": 1,', "not valid JSON: Expecting property name"), ("[1, 2]", "not a JSON object")):
+        (run / "recipe.resolved.json").write_text(content)
+        errors = []
+        for args in commands:
+            res = CliRunner().invoke(cli, args)
+            assert isinstance(res.exception, UserError) and res.exception.exit_code == 2, (args, res.output)
+            errors.append(str(res.exception))
+        assert len(set(errors)) == 1, errors  # one message, whichever command met the file
+        assert errors[0].startswith(f"{run / 'recipe.resolved.json'} is damaged ({reason}") and "restore the file" in errors[0]

@@ -178,3 +178,74 @@ def test_report_says_which_step_its_evaluation_is_of(tiny_run: Path, tmp_path: P
     (run / "eval.json").write_text(json.dumps(record))
     page = build_report(run, tmp_path / "r.html", False).read_text()
     assert "step 1 (the run is at step 2), test captions, ema generator weights" in page
+
+
+def test_compare_json_gives_each_runs_protocol_ids(tiny_run: Path, tmp_path: Path, registry: Any, eval_cache: Path) -> None:
+    """Scripts check comparability from --json: each run's metric protocol ids and evaluation settings, from
+    eval.json, or from eval_during_training.json for numbers logged during training."""
+    from click.testing import CliRunner
+
+    from ganreg.cli import cli
+    from ganreg.metrics.evaluate import evaluate_during_training
+
+    from .conftest import make_trainer
+
+    a, b, c = tmp_path / "a", tmp_path / "b", tmp_path / "c"
+    for run in (a, b):
+        shutil.copytree(tiny_run, run, ignore=shutil.ignore_patterns("checkpoints", "report", "eval.json", "evals"))
+    trainer = make_trainer(registry, c, eval_cache, **{"train.steps": 1})  # c: evaluated during training only
+    trainer.fit()
+    evaluate_during_training(trainer, log=lambda msg: None)
+    _eval_json(a, 12.5, "fid10k-classifier:0123abcd-test-32px")
+    _eval_json(b, 30.25, "fid2k-classifier:0123abcd-test-32px", weights="raw")
+    res = CliRunner().invoke(cli, ["compare", str(a), str(b), str(c), "--out", str(tmp_path / "c.png"), "--json"])
+    assert res.exit_code == 0, res.output
+    runs = {r["name"]: r for r in json.loads(res.output)["runs"]}
+    assert runs["a"]["protocol_ids"] == {"fid": "fid10k-classifier:0123abcd-test-32px", "align": "align20-classifier:0-test-32px"}
+    assert runs["b"]["protocol_ids"]["fid"] == "fid2k-classifier:0123abcd-test-32px"
+    assert runs["a"]["eval"]["generator_weights"] == "ema" and runs["b"]["eval"]["generator_weights"] == "raw"
+    assert runs["a"]["eval_source"] == "eval.json" and runs["a"]["eval"]["step"] == 2 and runs["a"]["path"] == str(a)
+    trained = json.loads((c / "eval_during_training.json").read_text())
+    assert runs["c"]["eval_source"] == "metrics.jsonl (during training)"
+    assert runs["c"]["protocol_ids"] == {m: p["id"] for m, p in trained["metric_protocol"].items()}
+    assert set(runs["c"]["protocol_ids"]) == {"fid", "kid", "is", "align"}
+    assert runs["c"]["eval"]["step"] == 1 and runs["c"]["eval"]["generated_samples"] == trained["protocol"]["generated_samples"]
+
+
+def _record(run: Path, name: str, step: int, split: str, fid: float, weights: str = "ema", truncation: float | None = None) -> dict:
+    record = {
+        "format": "ganreg-eval", "version": 1, "metrics": {"fid": fid, "align": 0.25, "align_colour": 0.5}, "chance": {},
+        "metric_protocol": {"fid": {"id": f"fid24-classifier:0-{split}-32px"}},
+        "protocol": {"split": split, "seed": 7, "truncation": truncation, "generated_samples": 24,
+                     "extractor": {"name": "classifier"}, "run": {"step": step, "generator_weights": weights}},
+        "warnings": [],
+    }
+    (run / "evals").mkdir(exist_ok=True)
+    (run / "evals" / name).write_text(json.dumps(record))
+    return record
+
+
+def test_report_shows_every_evaluation_kept_in_evals(tiny_run: Path, tmp_path: Path) -> None:
+    import os
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run, ignore=shutil.ignore_patterns("report", "eval.json", "evals"))
+    _record(run, "test-step0000001-aaaa.json", 1, "test", 40.5)
+    _record(run, "train-step0000002-bbbb.json", 2, "train", 20.25, truncation=0.7)
+    latest = _record(run, "test-step0000002-cccc.json", 2, "test", 30.125, weights="raw")
+    os.utime(run / "evals" / "train-step0000002-bbbb.json", (1, 1))  # of one step, the most recently written first
+    (run / "evals" / "broken.json").write_text('{"metrics": ')
+    (run / "eval.json").write_text(json.dumps(latest))
+    page = build_report(run, tmp_path / "r.html", False).read_text()
+    assert "The latest <code>ganreg eval</code>: step 2" in page  # the main section stays
+    section = page[page.index("Every evaluation in evals/ (3)"):]
+    rows = [re.findall(r"<td[^>]*>([^<]*)</td>", r) for r in re.findall(r"<tr>(.*?)</tr>", section.split("</table>")[0])[1:]]
+    header = re.findall(r"<th>([^<]*)</th>", section)[:11]
+    assert header == ["", "step", "split", "weights", "truncation", "seed", "samples", "features", "fid", "align", "align_colour"]
+    assert [r[:8] for r in rows] == [
+        ["latest", "2", "test", "raw", "none", "7", "24", "classifier"],
+        ["", "2", "train", "ema", "0.7", "7", "24", "classifier"],
+        ["", "1", "test", "ema", "none", "7", "24", "classifier"],
+    ]
+    assert [r[8:] for r in rows] == [["30.12", "25.0%", "50.0%"], ["20.25", "25.0%", "50.0%"], ["40.5", "25.0%", "50.0%"]]
+    assert "broken.json" in section.split("</table>")[1]  # named, not a failed report

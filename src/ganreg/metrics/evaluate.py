@@ -34,6 +34,7 @@ from ganreg.metrics.diversity import DiversitySpec, diversity_metrics
 from ganreg.metrics.features import ClassifierFeatures, FeatureExtractor, build_extractor
 from ganreg.metrics.reference import Reference, dataset_reference, user_reference
 from ganreg.metrics.samples import EvalBatch, generated_batches
+from ganreg.runfiles import RECIPE_FILE, step_of
 
 METRICS = ("fid", "kid", "is", "align", "diversity")
 LOWER_IS_BETTER = {"fid", "kid"}
@@ -100,6 +101,8 @@ class EvalResult:
     chance: dict[str, float]
     protocol: dict[str, Any]
     metric_protocol: dict[str, dict[str, Any]]
+    warnings: list[str] = field(default_factory=list)
+    """What makes these numbers weak (too few samples for a metric), kept with them in the record."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -109,6 +112,7 @@ class EvalResult:
             "chance": self.chance,
             "metric_protocol": self.metric_protocol,
             "protocol": self.protocol,
+            "warnings": self.warnings,
         }
 
 
@@ -316,6 +320,37 @@ def eval_record_path(run_dir: Path, result: EvalResult) -> Path:
     return Path(run_dir) / EVALS_DIR / f"{p['split']}-step{run.get('step', 0):07d}-{key}.json"
 
 
+FID_MIN_SAMPLES = 2000
+"""Fewest generated images for a FID worth reading (and twice the feature dimension, when that is more):
+FID's bias falls only as 1/n, so FIDs of few images are inflated and compare only at the very same n; with
+fewer images than feature dimensions the covariance is singular. Papers use 10k-50k."""
+ALIGN_MIN_SAMPLES = 1000
+"""Generated images for an alignment accuracy within about ±3 points (95% interval, at worst ±0.98/sqrt(n))."""
+
+
+def sample_size_warnings(metrics: list[str], samples: int, feature_dim: int | None) -> list[str]:
+    """A warning for each metric that ``samples`` generated images are too few for, naming the count that
+    is enough: the numbers are still computed (small runs are fine for smoke tests), but not to be trusted."""
+    from math import sqrt
+
+    out = []
+    if "fid" in metrics and feature_dim:
+        need = max(FID_MIN_SAMPLES, 2 * feature_dim)
+        if samples <= feature_dim:
+            out.append(f"FID from {samples} images of {feature_dim}-d features rests on a singular covariance (fewer "
+                       f"images than dimensions): it is no distance between the distributions; use --samples {need} or more")
+        elif samples < need:
+            out.append(f"FID from {samples} images is inflated (its bias falls as 1/n) and compares only with FIDs of "
+                       f"exactly {samples}; use --samples {need} or more (papers use 10000-50000)")
+    if "kid" in metrics and samples < fidlib.KID_SUBSET_SIZE:
+        out.append(f"KID from {samples} images averages subsets of {samples}, not {fidlib.KID_SUBSET_SIZE}: its mean "
+                   f"and std are noisy; use --samples {fidlib.KID_SUBSET_SIZE} or more")
+    if "align" in metrics and samples < ALIGN_MIN_SAMPLES:
+        out.append(f"alignment from {samples} images is only good to about ±{98 / sqrt(samples):.0f} points (95% interval); "
+                   f"use --samples {ALIGN_MIN_SAMPLES} or more for ±3 points")
+    return out
+
+
 WEAK_CLASSIFIER = 0.8
 """Below this held-out class accuracy on real images the evaluation classifier's verdicts (alignment,
 and FID/KID in its feature space) say more about the classifier than about the generator."""
@@ -344,7 +379,32 @@ def resolve_checkpoint(run_dir: Path, checkpoint: str | None) -> Path:
         if not path.is_file():
             raise UserError(f"{run_dir} has no best checkpoint", "set eval.keep_best in the recipe, or use --checkpoint latest")
         return path
-    return find_checkpoint(Path(run_dir), checkpoint)
+    path = find_checkpoint(Path(run_dir), checkpoint)
+    check_checkpoint_of_run(Path(run_dir), path)
+    return path
+
+
+def check_checkpoint_of_run(run_dir: Path, path: Path) -> None:
+    """Refuse a checkpoint file that is not ``run_dir``'s own: ``ganreg eval`` files its numbers in that run's
+    eval.json and evals/ as the run's step N, where report and compare show them as the run's. Another run's
+    weights are evaluated as that run (the README's way to evaluate outside weights: make them a run)."""
+    run, file = Path(run_dir).resolve(), Path(path).resolve()
+    if file.is_relative_to(run):
+        return
+    if file.parent.name == "checkpoints" and (file.parent.parent / RECIPE_FILE).is_file():
+        owner = Path(path).parent.parent if Path(path).parent.name == "checkpoints" else file.parent.parent  # as the user wrote it
+        step = step_of(file)
+        which = str(step) if step is not None else {"latest.pt": "latest", BEST_CHECKPOINT: "best"}.get(file.name, str(path))
+        raise UserError(
+            f"{path} is a checkpoint of the run {owner}, not of {run_dir}: its evaluation would be recorded in "
+            f"{run_dir}/evals/ as {run_dir}'s own",
+            f"evaluate it in its own run: ganreg eval {owner} --checkpoint {which}",
+        )
+    raise UserError(
+        f"{path} is not in {run_dir}: its evaluation would be recorded in {run_dir}/evals/ as {run_dir}'s own",
+        f"if it is {run_dir}'s checkpoint, put it back in {run_dir}/checkpoints/ and pass that path; "
+        "if it is another run's, evaluate that run: ganreg eval OTHER_RUN --checkpoint STEP",
+    )
 
 
 def evaluate_run(
@@ -370,6 +430,8 @@ def evaluate_run(
         "generator_weights": run.generator_weights,
         "recipe": run.recipe.name,
     }
+    result.warnings = sample_size_warnings(list(result.metric_protocol), result.protocol["generated_samples"],
+                                           (result.protocol.get("extractor") or {}).get("feature_dim"))
     if write:
         text = json.dumps(result.to_json(), indent=2) + "\n"
         atomic_write_text(eval_record_path(run_dir, result), text)

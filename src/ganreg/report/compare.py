@@ -46,10 +46,43 @@ def _eval_protocol(run: RunInfo) -> dict[str, Any]:
     return (run.eval or {}).get("protocol") or {}
 
 
+def eval_source(run: RunInfo) -> str | None:
+    """Where the run's evaluation numbers in the table come from (what :meth:`RunInfo.latest_eval` reads)."""
+    if run.eval and isinstance(run.eval.get("metrics"), dict):
+        return "eval.json"
+    return "metrics.jsonl (during training)" if run.eval_rows else None
+
+
+def _source_record(run: RunInfo) -> dict[str, Any]:
+    """The record behind the run's evaluation numbers: eval.json, or for numbers logged during training
+    eval_during_training.json (the protocol of the latest in-training evaluation); empty without one."""
+    source = eval_source(run)
+    record = run.eval if source == "eval.json" else run.training_eval if source else None
+    return record or {}
+
+
 def protocol_ids(run: RunInfo) -> dict[str, str]:
-    if not run.eval:
-        return {}
-    return {m: p.get("id", "") for m, p in (run.eval.get("metric_protocol") or {}).items()}
+    """Each metric's protocol id, from the record behind the run's numbers."""
+    mp = _source_record(run).get("metric_protocol")
+    return {m: p.get("id", "") for m, p in mp.items() if isinstance(p, dict)} if isinstance(mp, dict) else {}
+
+
+def comparison_json(cmp: Comparison) -> dict[str, Any]:
+    """``ganreg compare --json``: the table, and per run what a script needs to judge comparability itself
+    (the protocol id of each metric; split, step, weights, truncation, seed and samples of the evaluation)."""
+    runs = []
+    for run, name in zip(cmp.runs, cmp.header[1:]):
+        p = _source_record(run).get("protocol")
+        p = p if isinstance(p, dict) else {}
+        ev = p.get("run") if isinstance(p.get("run"), dict) else {}
+        step = ev.get("step") if eval_source(run) == "eval.json" else (run.eval_rows[-1].get("step") if run.eval_rows else None)
+        runs.append({
+            "name": name, "path": str(run.path), "eval_source": eval_source(run), "protocol_ids": protocol_ids(run),
+            "eval": {"split": p.get("split"), "step": step, "generator_weights": ev.get("generator_weights"),
+                     "truncation": p.get("truncation"), "seed": p.get("seed"), "generated_samples": p.get("generated_samples")},
+        })
+    return {"header": cmp.header, "rows": cmp.rows, "runs": runs, "warnings": cmp.warnings,
+            "plot": str(cmp.plot) if cmp.plot else None}
 
 
 def compare_runs(run_dirs: list[Path], out: Path | None = None) -> Comparison:

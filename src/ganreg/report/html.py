@@ -113,9 +113,44 @@ def _evaluation(info: RunInfo) -> str:
     what = (f"<p>The latest <code>ganreg eval</code>: step {esc(str(step))}{stale}, {esc(str(p.get('split')))} captions, "
             f"{esc(str(run.get('generator_weights')))} generator weights, truncation {esc(str(p.get('truncation')))}; "
             f"every evaluation is kept in <code>evals/</code>.</p>")
+    warned = "".join(f"<li>{esc(w)}</li>" for w in ev.get("warnings") or [] if isinstance(w, str))
     return what + table(["metric", "value", "chance", "protocol"], rows) + (
-        f"<details><summary>full protocol</summary><pre>{esc(proto)}</pre></details>"
-    )
+        f"<p><b>warnings</b></p><ul>{warned}</ul>" if warned else ""
+    ) + f"<details><summary>full protocol</summary><pre>{esc(proto)}</pre></details>"
+
+
+def _metric_cell(name: str, value: Any) -> str:
+    """A metric as the main evaluation table shows it: accuracies as percentages, others to 4 digits."""
+    from ganreg.metrics.evaluate import metric_family
+
+    if not isinstance(value, (int, float)):
+        return ""
+    return f"{value:.1%}" if metric_family(name) == "align" else f"{value:.4g}"
+
+
+def _all_evaluations(info: RunInfo) -> str:
+    """Every record in evals/ in one table, newest step first: the latest evaluation alone hides the others
+    (the training captions after the held-out ones, another checkpoint, raw weights, no truncation)."""
+    if not info.evals and not info.damaged_evals:
+        return ""
+    from ganreg.metrics.evaluate import METRICS, metric_family
+
+    names = sorted({k for r in info.evals for k in r.record["metrics"] if not k.endswith("_std")},
+                   key=lambda k: (METRICS.index(metric_family(k)) if metric_family(k) in METRICS else len(METRICS), k))
+    rows = []
+    for r in info.evals:
+        p = r.protocol
+        ext = (p.get("extractor") or {}).get("name") if isinstance(p.get("extractor"), dict) else None
+        rows.append([
+            "latest" if r.record == info.eval else "", r.step if r.step is not None else "?", p.get("split", "?"),
+            r.run.get("generator_weights", "?"), "none" if p.get("truncation") is None else p.get("truncation"),
+            p.get("seed", "?"), p.get("generated_samples", "?"), ext or "-",
+            *[_metric_cell(n, r.record["metrics"].get(n)) for n in names],
+        ])
+    head = f"<h3>Every evaluation in evals/ ({len(info.evals)})</h3>"
+    body = table(["", "step", "split", "weights", "truncation", "seed", "samples", "features", *names], rows) if rows else ""
+    damaged = "".join(f"<li>{esc(p.name)}</li>" for p in info.damaged_evals)
+    return head + body + (f"<p class='muted'>Not evaluation records (damaged?), skipped:</p><ul>{damaged}</ul>" if damaged else "")
 
 
 def _grids(info: RunInfo, most: int) -> str:
@@ -153,7 +188,7 @@ def build_report(
     with tempfile.TemporaryDirectory(prefix="ganreg-report-") as tmpdir:
         tmp = Path(tmpdir)
         sections.append(("Summary", _summary(info)))
-        sections.append(("Evaluation", _evaluation(info)))
+        sections.append(("Evaluation", _evaluation(info) + _all_evaluations(info)))
         if info.best:
             sections[-1] = ("Evaluation", sections[-1][1] + "<p>Best checkpoint: " + esc(
                 f"{info.best.get('metric')} = {info.best.get('value'):.4g} at step {info.best.get('step')} "

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ganreg.errors import UserError
-from ganreg.runfiles import step_of
+from ganreg.runfiles import read_recipe_json, step_of
 
 
 @dataclass
@@ -20,6 +20,31 @@ class SampleGrid:
     step: int
     image: Path
     captions: list[str]
+
+
+@dataclass
+class EvalRecord:
+    """One ``ganreg eval`` kept in ``RUN/evals/``."""
+
+    path: Path
+    record: dict[str, Any]
+    mtime: float
+    """When it was written (the records hold no date of their own): orders evaluations of one step."""
+
+    @property
+    def protocol(self) -> dict[str, Any]:
+        p = self.record.get("protocol")
+        return p if isinstance(p, dict) else {}
+
+    @property
+    def run(self) -> dict[str, Any]:
+        r = self.protocol.get("run")
+        return r if isinstance(r, dict) else {}
+
+    @property
+    def step(self) -> int | None:
+        step = self.run.get("step")
+        return step if isinstance(step, int) and not isinstance(step, bool) else None
 
 
 @dataclass
@@ -34,6 +59,12 @@ class RunInfo:
     eval: dict[str, Any] | None
     best: dict[str, Any] | None
     grids: list[SampleGrid] = field(default_factory=list)
+    evals: list[EvalRecord] = field(default_factory=list)
+    """Every record in evals/, newest step first (then the most recently written)."""
+    damaged_evals: list[Path] = field(default_factory=list)
+    """Files in evals/ that are no evaluation record: named in the report, never a reason to fail it."""
+    training_eval: dict[str, Any] | None = None
+    """eval_during_training.json: the protocol of the ``eval/*`` values in metrics.jsonl."""
 
     @property
     def name(self) -> str:
@@ -102,20 +133,40 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
+def _is_record(value: Any) -> bool:
+    """Whether ``value`` is an evaluation record (eval.json, evals/*.json) or best.json: an object whose
+    metrics, and value, are numbers."""
+    metrics = value.get("metrics", {}) if isinstance(value, dict) else None
+    numbers = isinstance(metrics, dict) and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in metrics.values())
+    return isinstance(value, dict) and numbers and not ("value" in value and not isinstance(value["value"], (int, float)))
+
+
 def _record(path: Path) -> dict[str, Any] | None:
     """eval.json / best.json, or None when absent; a file that is there but is no such record is named."""
     if not path.exists():
         return None
     value = _json(path)
-    metrics = value.get("metrics", {}) if isinstance(value, dict) else None
-    numbers = isinstance(metrics, dict) and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in metrics.values())
-    if not isinstance(value, dict) or not numbers or ("value" in value and not isinstance(value["value"], (int, float))):
+    if not _is_record(value):
         raise UserError(
             f"{path} is damaged (not a ganreg evaluation record)",
             f"delete it and write it again: ganreg eval {path.parent}" if path.name == "eval.json"
             else "delete it (training writes it again at its next evaluation with eval.keep_best)",
         )
     return value
+
+
+def eval_records(run_dir: Path) -> tuple[list[EvalRecord], list[Path]]:
+    """The records in ``RUN/evals/``, newest step first (then the most recently written), and the files
+    there that are no such record. One damaged old record must not hide the others from the report."""
+    good, damaged = [], []
+    for path in sorted((run_dir / "evals").glob("*.json")):
+        value = _json(path)
+        if _is_record(value) and isinstance(value.get("metrics"), dict):
+            good.append(EvalRecord(path, value, path.stat().st_mtime))
+        else:
+            damaged.append(path)
+    good.sort(key=lambda r: (r.step if r.step is not None else -1, r.mtime), reverse=True)
+    return good, damaged
 
 
 def sample_grids(run_dir: Path) -> list[SampleGrid]:
@@ -132,11 +183,9 @@ def sample_grids(run_dir: Path) -> list[SampleGrid]:
 
 def read_run_info(run_dir: Path) -> RunInfo:
     run_dir = Path(run_dir)
-    if not run_dir.exists():
-        raise UserError(f"{run_dir} does not exist", "pass the run directory `ganreg run` wrote (it prints it when it ends)")
-    recipe = _json(run_dir / "recipe.resolved.json")
-    if not isinstance(recipe, dict):
-        raise UserError(f"{run_dir} is not a ganreg run directory (no readable recipe.resolved.json)", "pass a directory `ganreg run` wrote")
+    recipe = read_recipe_json(run_dir)
+    evals, damaged = eval_records(run_dir)
+    training_eval = _json(run_dir / "eval_during_training.json")
     return RunInfo(
         path=run_dir,
         recipe=recipe,
@@ -146,4 +195,7 @@ def read_run_info(run_dir: Path) -> RunInfo:
         eval=_record(run_dir / "eval.json"),
         best=_record(run_dir / "best.json"),
         grids=sample_grids(run_dir),
+        evals=evals,
+        damaged_evals=damaged,
+        training_eval=training_eval if _is_record(training_eval) else None,
     )

@@ -1,0 +1,46 @@
+"""``ganreg generate`` writes beside its grid how it was made, so that the images can be made again."""
+
+from __future__ import annotations
+
+import json
+import shlex
+from pathlib import Path
+from typing import Any
+
+from click.testing import CliRunner
+
+from ganreg.cli import cli
+
+
+def _generate(args: list[str]) -> None:
+    res = CliRunner().invoke(cli, ["generate", *args])
+    assert res.exit_code == 0, res.output
+
+
+def test_generate_records_checkpoint_seed_truncation_and_the_command(tiny_run: Path, autoload: Any, tmp_path: Path) -> None:
+    png = tmp_path / "grid.png"
+    _generate([str(tiny_run), "a red circle", "a big blue star", "-n", "2", "-o", str(png), "--seed", "5",
+               "--truncation", "0.6", "--device", "cpu"])
+    assert png.with_suffix(".txt").read_text().splitlines() == ["row 1: a red circle", "row 2: a big blue star"]  # as before
+    made = json.loads(png.with_suffix(".json").read_text())
+    assert made["checkpoint"] == {"path": str((tiny_run / "checkpoints" / "latest.pt").resolve()), "step": 2, "generator_weights": "ema"}
+    assert made["seed"] == 5 and made["truncation"] == 0.6 and made["captions"] == ["a red circle", "a big blue star"]
+    assert made["noise"]["z_dim"] == 8 and made["noise"]["count"] == 2 and made["device"] == "cpu"
+    command = shlex.split(made["command"])
+    # latest.pt moves on as a run goes on: the command names the step, whose file the run keeps
+    assert command[command.index("--checkpoint") + 1] == "2" and "--no-ema" not in command
+    first = png.read_bytes()
+    png.unlink()
+    _generate(command[2:])  # the recorded command makes the same image
+    assert png.read_bytes() == first
+
+    raw = tmp_path / "raw.png"
+    _generate([str(tiny_run), "a red circle", "-n", "3", "-o", str(raw), "--no-ema", "--no-truncation", "--device", "cpu"])
+    made = json.loads(raw.with_suffix(".json").read_text())
+    assert made["checkpoint"]["generator_weights"] == "raw" and made["truncation"] is None and made["seed"] == 0
+    command = shlex.split(made["command"])
+    assert "--no-ema" in command and "--no-truncation" in command
+    first = raw.read_bytes()
+    raw.unlink()
+    _generate(command[2:])
+    assert raw.read_bytes() == first
