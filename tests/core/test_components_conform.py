@@ -23,7 +23,7 @@ def test_component_honours_its_contract(info) -> None:  # type: ignore[no-untype
 
 def test_every_bundled_plugin_contributes() -> None:
     plugins = {c.plugin for c in _all_components()}
-    assert {"core", "dcgan_cls", "dfgan"} <= plugins
+    assert {"core", "dcgan_cls", "dfgan", "losses", "cbn_resnet"} <= plugins
 
 
 def test_a_loss_that_reads_wrong_images_must_declare_it() -> None:
