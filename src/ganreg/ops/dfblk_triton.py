@@ -28,9 +28,15 @@ a tiny ``sum(-1)`` finishes; without a split the kernel writes the final
 gradients, already in their dtype. No atomics, so results are deterministic.
 
 All arithmetic is fp32 whatever the storage dtype (fp32 / fp16 / bf16).
-The backward is not itself differentiable (``once_differentiable``: a double
-backward through it raises); DF-GAN's MA-GP differentiates twice through D,
-which has no DFBLK.
+The output dtype is the reference's (type promotion of x and the
+modulations). Offsets are int32 within a sample (int64 for the batch term);
+tensors whose in-sample span needs more get an int64 variant of the kernels
+(``IDX64``). Batches over the 65535 grid limit are launched in chunks.
+The kernels' backward is first-order only; under ``create_graph=True``
+(a double backward will follow -- e.g. a path-length or R1 penalty taken
+through G) the backward is the reference's autograd instead (correct to any
+order, at the reference's cost). DF-GAN's MA-GP differentiates twice through
+D only, which has no DFBLK.
 
 Cost outside the kernels: one fused fwd+bwd is two Triton launches plus a
 Python ``autograd.Function`` -- a few hundred microseconds of host time on a
@@ -39,12 +45,12 @@ slow host, which bounds small activations (see benchmarks/RESULTS.md).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 
 import torch
 import triton
 import triton.language as tl
-from torch.autograd.function import once_differentiable
 
 __all__ = ["fused_dfblk", "fused_cbn_apply", "INTERPRET", "OVERRIDES"]
 
@@ -60,12 +66,16 @@ def _affine_act_fwd_kernel(
     syb, syc, sys_,
     slope,
     TWO_STAGE: tl.constexpr,
+    IDX64: tl.constexpr,
     BLOCK_C: tl.constexpr,
     BLOCK_S: tl.constexpr,
 ):
     pid_s = tl.program_id(0)
     pid_c = tl.program_id(1)
     b = tl.program_id(2)
+    if IDX64:  # an in-sample offset reaches 2**31 (see _needs_int64); the batch term is always int64
+        pid_s = pid_s.to(tl.int64)
+        pid_c = pid_c.to(tl.int64)
 
     c = pid_c * BLOCK_C + tl.arange(0, BLOCK_C)
     s = pid_s * BLOCK_S + tl.arange(0, BLOCK_S)
@@ -101,12 +111,16 @@ def _affine_act_bwd_kernel(
     TWO_STAGE: tl.constexpr,
     WRITE_DX: tl.constexpr,
     REDUCE: tl.constexpr,
+    IDX64: tl.constexpr,
     BLOCK_C: tl.constexpr,
     BLOCK_S: tl.constexpr,
 ):
     split = tl.program_id(0)
     pid_c = tl.program_id(1)
     b = tl.program_id(2)
+    if IDX64:  # see the forward kernel
+        split = split.to(tl.int64)
+        pid_c = pid_c.to(tl.int64)
 
     c = pid_c * BLOCK_C + tl.arange(0, BLOCK_C)
     cm = c < C
@@ -202,6 +216,11 @@ def _num_sms(device_index: int) -> int:
     return torch.cuda.get_device_properties(device_index).multi_processor_count
 
 
+@functools.lru_cache(maxsize=None)
+def _capability(device_index: int) -> tuple:
+    return tuple(torch.cuda.get_device_capability(device_index))
+
+
 def _sm_count(t: torch.Tensor) -> int:
     if t.is_cuda:
         idx = t.device.index
@@ -217,7 +236,14 @@ def _fwd_config(C: int, S: int, c_fast: bool):
     else:
         bs = min(_np2(S), FWD_TILE)
         bc = max(1, min(_np2(C), FWD_TILE // bs))
+    bc = max(bc, _min_block_c(C))
+    bs = max(1, min(bs, FWD_TILE * 4 // bc))  # only > 65535 channels make the tile grow
     return OVERRIDES.get("fwd_block_c", bc), OVERRIDES.get("fwd_block_s", bs)
+
+
+def _min_block_c(C: int) -> int:
+    """Fewest channels per program that keep the channel-block grid axis within MAX_GRID_YZ."""
+    return _np2(_cdiv(C, MAX_GRID_YZ))
 
 
 def _bwd_config(B: int, C: int, S: int, c_fast: bool, n_sm: int):
@@ -243,6 +269,9 @@ def _bwd_config(B: int, C: int, S: int, c_fast: bool, n_sm: int):
             rows_bc *= 2
         bc = min(_np2(C), max(bc, rows_bc), max(1, tile // min(_np2(S), MIN_CONTIG)))
         bs = max(1, min(_np2(S), tile // bc))
+    if bc < _min_block_c(C):  # > 65535 channels only
+        bc = _min_block_c(C)
+        bs = max(1, min(bs, tile * 4 // bc))
     bc = OVERRIDES.get("bwd_block_c", bc)
     bs = OVERRIDES.get("bwd_block_s", bs)
     rows = B * _cdiv(C, bc)
@@ -268,32 +297,77 @@ def _bsc(t: torch.Tensor):
 
 
 def _param(p: torch.Tensor, B: int, C: int, x: torch.Tensor) -> torch.Tensor:
+    """The modulation as a contiguous [B, C] tensor (broadcast ones are expanded: a [B, C] copy)."""
     if p.dim() == 4 and p.shape[2] == 1 and p.shape[3] == 1:
         p = p.reshape(p.shape[0], p.shape[1])
-    if p.dim() != 2 or p.shape[0] != B or p.shape[1] != C:
-        raise ValueError(f"modulation must be [B, C] = [{B}, {C}] (or [B, C, 1, 1]), got {tuple(p.shape)}")
+    if p.dim() != 2 or p.shape[0] not in (1, B) or p.shape[1] not in (1, C):
+        raise ValueError(f"modulation must be [B, C] = [{B}, {C}] (or [B, C, 1, 1], or broadcastable "
+                         f"to it: [1, C], [B, 1], ...), got {tuple(p.shape)}")
     if p.device != x.device:
         raise ValueError(f"modulation on {p.device}, x on {x.device}")
+    if p.shape[0] != B or p.shape[1] != C:
+        p = p.expand(B, C)
     return p if p.is_contiguous() else p.contiguous()
 
 
-def _launch_fwd(x, g1, b1, g2, b2, slope, two_stage):
+_I32_MAX = 2**31 - 1
+
+
+def _needs_int64(*ts: torch.Tensor) -> bool:
+    """Whether some in-sample element offset (channel and spatial terms) of these [B, C, H, W]
+    tensors exceeds int32. The batch term is int64 in the kernels anyway, so this is about the
+    per-sample span -- not numel: a 2**31-element batch of ordinary tensors stays int32."""
+    for t in ts:
+        if t is None or t.numel() == 0:
+            continue
+        span = sum((n - 1) * abs(st) for n, st in zip(t.shape[1:], t.stride()[1:]))
+        # (masked-off lanes past the end may wrap: they are never dereferenced.) The spatial *index*
+        # runs up to a tile past S, also with zero strides (an expanded dy): keep it in range too.
+        if span > _I32_MAX or t.shape[2] * t.shape[3] + 4 * FWD_TILE > _I32_MAX:
+            return True
+    return False
+
+
+def _batch_chunks(B: int):
+    """(start, stop) ranges of at most MAX_GRID_YZ samples (grid axis 2 limit on CUDA)."""
+    step = MAX_GRID_YZ
+    return [(b0, min(B, b0 + step)) for b0 in range(0, B, step)]
+
+
+def _device_guard(x: torch.Tensor):
+    """Triton launches on the *current* CUDA device, whatever device the tensors are on: make it x's."""
+    if x.is_cuda and x.device.index is not None and x.device.index != torch.cuda.current_device():
+        return torch.cuda.device(x.device)
+    return contextlib.nullcontext()
+
+
+def _launch_fwd(x, g1, b1, g2, b2, slope, two_stage, out_dtype=None):
     B, C, H, W = x.shape
     S = H * W
     x, sxb, sxc, sxs = _bsc(x)
-    y = torch.empty_like(x)
+    y = torch.empty_like(x, dtype=out_dtype)
     y, syb, syc, sys_ = _bsc(y)
     c_fast = sxc == 1 and sxs != 1
-    key = ("f", C, S, c_fast, bool(OVERRIDES) and tuple(OVERRIDES.items()))
+    key = ("f", C, S, c_fast, MAX_GRID_YZ, bool(OVERRIDES) and tuple(OVERRIDES.items()))
     cfg = _cfg_cache.get(key)
     if cfg is None:
         cfg = _cfg_cache[key] = _fwd_config(C, S, c_fast)
     bc, bs = cfg
-    _affine_act_fwd_kernel[(_cdiv(S, bs), _cdiv(C, bc), B)](
-        x, y, g1, b1, g2, b2, C, S,
-        sxb, sxc, sxs, syb, syc, sys_, slope,
-        TWO_STAGE=two_stage, BLOCK_C=bc, BLOCK_S=bs, num_warps=FWD_WARPS,
-    )
+    idx64 = bool(OVERRIDES.get("idx64")) or B * C > _I32_MAX or _needs_int64(x, y)
+
+    def launch(nb, *ptrs):
+        _affine_act_fwd_kernel[(_cdiv(S, bs), _cdiv(C, bc), nb)](
+            *ptrs, C, S,
+            sxb, sxc, sxs, syb, syc, sys_, slope,
+            TWO_STAGE=two_stage, IDX64=idx64, BLOCK_C=bc, BLOCK_S=bs, num_warps=FWD_WARPS,
+        )
+
+    with _device_guard(x):
+        if B <= MAX_GRID_YZ:
+            launch(B, x, y, g1, b1, g2, b2)
+        else:  # grid axis 2 is limited: launch on views of at most MAX_GRID_YZ samples
+            for b0, b1_ in _batch_chunks(B):
+                launch(b1_ - b0, *(t[b0:b1_] for t in (x, y, g1, b1, g2, b2)))
     return y
 
 
@@ -314,7 +388,7 @@ def _launch_bwd(x, dy, g1, b1, g2, b2, slope, two_stage, write_dx, reduce, grad_
         dx, sob, soc, sos = None, 0, 0, 0
     c_fast = sxc == 1 and sxs != 1
     n_sm = _sm_count(x)
-    key = ("b", B, C, S, c_fast, n_sm, bool(OVERRIDES) and tuple(OVERRIDES.items()))
+    key = ("b", B, C, S, c_fast, n_sm, MAX_GRID_YZ, bool(OVERRIDES) and tuple(OVERRIDES.items()))
     cfg = _cfg_cache.get(key)
     if cfg is None:
         cfg = _cfg_cache[key] = _bwd_config(B, C, S, c_fast, n_sm)
@@ -326,14 +400,26 @@ def _launch_bwd(x, dy, g1, b1, g2, b2, slope, two_stage, write_dx, reduce, grad_
         else:
             part = torch.empty((n_grads, B, C, nsplit), dtype=torch.float32, device=x.device)
     else:
-        part = x
-    _affine_act_bwd_kernel[(nsplit, _cdiv(C, bc), B)](
-        x, dy, x if dx is None else dx, g1, b1, g2, b2, part, C, S,
-        sxb, sxc, sxs, sdb, sdc, sds, sob, soc, sos,
-        B * C * nsplit, nsplit, tps, slope,
-        TWO_STAGE=two_stage, WRITE_DX=write_dx, REDUCE=reduce,
-        BLOCK_C=bc, BLOCK_S=bs, num_warps=warps,
-    )
+        part = None
+    spk = B * C * nsplit  # stride of the grad axis of `part`
+    idx64 = bool(OVERRIDES.get("idx64")) or 4 * spk > _I32_MAX or _needs_int64(x, dy, dx)
+
+    def launch(nb, x_, dy_, dx_, g1_, b1_, g2_, b2_, part_):
+        _affine_act_bwd_kernel[(nsplit, _cdiv(C, bc), nb)](
+            x_, dy_, x_ if dx_ is None else dx_, g1_, b1_, g2_, b2_, x_ if part_ is None else part_, C, S,
+            sxb, sxc, sxs, sdb, sdc, sds, sob, soc, sos,
+            spk, nsplit, tps, slope,
+            TWO_STAGE=two_stage, WRITE_DX=write_dx, REDUCE=reduce, IDX64=idx64,
+            BLOCK_C=bc, BLOCK_S=bs, num_warps=warps,
+        )
+
+    with _device_guard(x):
+        if B <= MAX_GRID_YZ:
+            launch(B, x, dy, dx, g1, b1, g2, b2, part)
+        else:  # see _launch_fwd; `part` keeps its full-batch strides (spk), its view starts at b0
+            for b0, e in _batch_chunks(B):
+                launch(e - b0, *(None if t is None else t[b0:e] for t in (x, dy, dx, g1, b1, g2, b2)),
+                       None if part is None else part[:, b0:e])
     if not reduce:
         return dx, None
     return dx, (part if nsplit == 1 else part.sum(-1))
@@ -346,70 +432,98 @@ def _check_x(x: torch.Tensor):
         raise TypeError(f"fused op supports float32/float16/bfloat16, got {x.dtype}")
     if not (x.is_cuda or INTERPRET):
         raise RuntimeError("fused op needs CUDA tensors (or TRITON_INTERPRET=1 set before triton is imported)")
-    B, C, H, W = x.shape
-    if B > MAX_GRID_YZ:
-        raise ValueError(f"batch {B} exceeds the launch grid limit {MAX_GRID_YZ}")
-    if C * H * W >= 2**31:
-        raise ValueError("per-sample tensor too large for 32-bit in-sample indexing")
+    if x.is_cuda and torch.version.hip is None:
+        cap = _capability(x.device.index if x.device.index is not None else torch.cuda.current_device())
+        if cap < (7, 0):
+            raise RuntimeError(f"fused op needs a GPU of compute capability >= 7.0 (Triton), got {cap}; "
+                               "use GANREG_FUSED_OPS=auto or off")
 
 
-MAX_GRID_YZ = 65535
+MAX_GRID_YZ = 65535  # CUDA limit of grid axes 1 and 2 (channel blocks, samples); larger batches are chunked
 
 
 # --------------------------------------------------------------------------- autograd
 
 
 class _AffineActFn(torch.autograd.Function):
-    """Fused ``act(g2 * act(g1 * x + b1) + b2)`` (or one stage when g2 is None)."""
+    """Fused ``act(g2 * act(g1 * x + b1) + b2)`` (or one stage when g2 is None).
+
+    Output dtype: what the reference gives (type promotion over x and the
+    modulations; x's dtype when they agree). Backward: the one-pass kernel;
+    under ``create_graph=True`` (a double backward will follow) it is the
+    reference's autograd instead, so that second derivatives are exact.
+    """
 
     @staticmethod
     def forward(ctx, x, g1, b1, g2, b2, slope):
         _check_x(x)
         B, C = x.shape[0], x.shape[1]
         two_stage = g2 is not None
-        g1p, b1p = _param(g1, B, C, x), _param(b1, B, C, x)
-        if two_stage:
-            g2p, b2p = _param(g2, B, C, x), _param(b2, B, C, x)
-            ctx.meta = ((g1.shape, g1.dtype), (b1.shape, b1.dtype), (g2.shape, g2.dtype), (b2.shape, b2.dtype))
-        else:
-            g2p, b2p = g1p, b1p  # unused pointers
-            ctx.meta = ((g1.shape, g1.dtype), (b1.shape, b1.dtype))
+        params = (g1, b1, g2, b2) if two_stage else (g1, b1)
+        flat = [_param(p, B, C, x) for p in params]
+        g1p, b1p = flat[0], flat[1]
+        g2p, b2p = (flat[2], flat[3]) if two_stage else (g1p, b1p)  # unused pointers for one stage
+        out_dtype = x.dtype
+        for p in params:
+            out_dtype = torch.promote_types(out_dtype, p.dtype)
         slope = float(slope)
-        y = _launch_fwd(x, g1p, b1p, g2p, b2p, slope, two_stage) if x.numel() else torch.empty_like(x)
-        ctx.save_for_backward(x, g1p, b1p, g2p, b2p)
+        if x.numel():
+            y = _launch_fwd(x, g1p, b1p, g2p, b2p, slope, two_stage, out_dtype)
+        else:
+            y = torch.empty_like(x, dtype=out_dtype)
+        # the modulations as given (not the [B, C] copies): a double backward must reach them
+        ctx.save_for_backward(x, *params)
         ctx.slope = slope
         ctx.two_stage = two_stage
         return y
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, dy):
-        x, g1, b1, g2, b2 = ctx.saved_tensors
-        meta = ctx.meta
-        n = len(meta)
+        x, *params = ctx.saved_tensors
+        n = len(params)
         needs = ctx.needs_input_grad
+        if torch.is_grad_enabled():  # create_graph=True: differentiable (reference) backward
+            return _AffineActFn._backward_reference(ctx, dy, x, params)
         need_dx = needs[0]
         need_p = any(needs[1 : 1 + n])
+        B, C = x.shape[0], x.shape[1]
         dx = red = None
         if x.numel() == 0:
             dx = torch.zeros_like(x) if need_dx else None
-            red = x.new_zeros((n, x.shape[0], x.shape[1]), dtype=torch.float32) if need_p else None
+            red = x.new_zeros((n, B, C), dtype=torch.float32) if need_p else None
         elif need_dx or need_p:
-            dt0 = meta[0][1]
-            same = all(dt is dt0 for _, dt in meta)
+            flat = [_param(p, B, C, x) for p in params]
+            g1, b1 = flat[0], flat[1]
+            g2, b2 = (flat[2], flat[3]) if ctx.two_stage else (g1, b1)
+            dt0 = params[0].dtype
+            # the kernel writes the final grads in their own dtype when all agree and none is broadcast
+            direct = all(p.dtype is dt0 and tuple(p.shape[:2]) == (B, C) for p in params)
             dx, red = _launch_bwd(x, dy, g1, b1, g2, b2, ctx.slope, ctx.two_stage, need_dx, need_p,
-                                  dt0 if same else torch.float32)
-            if red is not None and same and red.dtype is not dt0:
-                red = red.to(dt0)
+                                  dt0 if direct else torch.float32)
         grads = [None, None, None, None]
         if red is not None:
             for k, gk in enumerate(red.unbind(0)):
                 if needs[1 + k]:
-                    shape, dt = meta[k]
-                    if gk.dtype is not dt:
-                        gk = gk.to(dt)
-                    grads[k] = gk if len(shape) == 2 else gk.reshape(shape)
+                    p = params[k]
+                    if p.dim() == 4:
+                        gk = gk[:, :, None, None]
+                    if gk.shape != p.shape:  # a broadcast modulation: sum over the axes it was expanded along
+                        gk = gk.sum_to_size(p.shape)
+                    grads[k] = gk if gk.dtype is p.dtype else gk.to(p.dtype)
         return dx, grads[0], grads[1], grads[2], grads[3], None
+
+    @staticmethod
+    def _backward_reference(ctx, dy, x, params):
+        from .dfblk_reference import cbn_apply_reference, dfblk_reference
+
+        n = len(params)
+        needs = ctx.needs_input_grad
+        inputs = [t for t, need in zip([x, *params], needs) if need]
+        y = dfblk_reference(x, *params, ctx.slope) if ctx.two_stage else cbn_apply_reference(x, *params)
+        got = iter(torch.autograd.grad(y, inputs, dy, create_graph=True, allow_unused=True)) if inputs else iter(())
+        out = [next(got) if need else None for need in needs[: 1 + n]]
+        out += [None] * (6 - len(out))
+        return tuple(out)
 
 
 def fused_dfblk(x, g1, b1, g2, b2, slope: float = 0.2) -> torch.Tensor:

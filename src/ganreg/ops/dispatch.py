@@ -10,7 +10,10 @@ Mode, highest priority first:
 Modes:
 
 * ``"auto"`` -- Triton when ``x`` is a CUDA tensor of a supported dtype
-  (fp32/fp16/bf16, 4-D) and triton imports; the reference otherwise. Also
+  (fp32/fp16/bf16, 4-D) on a GPU Triton compiles for (compute capability
+  >= 7.0, or ROCm), the modulations are fp32/fp16/bf16 and ``[B, C]``-shaped (or broadcast to
+  it: ``[1, C]``, ``[B, 1, 1, 1]``, ...; not ones that would broadcast ``x``)
+  and triton imports; the reference otherwise. Also
   the reference while ``torch.compile`` traces: Inductor fuses the reference
   into its own kernels (and may fuse it with neighbouring ops), whereas the
   Triton path's Python launcher makes dynamo break the graph (measured on
@@ -109,8 +112,23 @@ def fused_available() -> bool:
 _FUSED_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 
 
+_capability: dict = {}
+
+
+def _device_capability(device: torch.device):
+    """(major, minor) of a CUDA device; (99, 0) on ROCm (Triton's compute-capability floor is CUDA's)."""
+    if torch.version.hip is not None:
+        return (99, 0)
+    idx = device.index if device.index is not None else torch.cuda.current_device()
+    cap = _capability.get(idx)
+    if cap is None:
+        cap = _capability[idx] = tuple(torch.cuda.get_device_capability(idx))
+    return cap
+
+
 def will_use_fused(x: torch.Tensor) -> bool:
-    """Whether ``dfblk``/``cbn_apply`` would take the Triton path for ``x`` now."""
+    """Whether ``dfblk``/``cbn_apply`` would take the Triton path for ``x`` now
+    (given ``[B, C]``-shaped modulations; see ``params_fit``)."""
     mode = get_fused_mode()
     if mode == "off":
         return False
@@ -118,7 +136,31 @@ def will_use_fused(x: torch.Tensor) -> bool:
         return True
     if _is_compiling():
         return False
-    return bool(x.is_cuda and x.dim() == 4 and x.dtype in _FUSED_DTYPES and fused_available())
+    return bool(x.is_cuda and x.dim() == 4 and x.dtype in _FUSED_DTYPES and fused_available()
+                and _device_capability(x.device) >= (7, 0))
+
+
+def params_fit(x: torch.Tensor, *params) -> bool:
+    """Whether the kernels take these modulations for a 4-D ``x``: each ``[b, c]`` or ``[b, c, 1, 1]``
+    with b in (1, B), c in (1, C) -- what the reference broadcasts without enlarging ``x`` -- and of
+    a dtype the kernels compute at full precision (fp32 arithmetic: not float64)."""
+    B, C = x.shape[0], x.shape[1]
+    for p in params:
+        if p.dtype not in _FUSED_DTYPES:
+            return False
+        sh = p.shape
+        if not (len(sh) == 2 or (len(sh) == 4 and sh[2] == 1 and sh[3] == 1)):
+            return False
+        if sh[0] not in (1, B) or sh[1] not in (1, C):
+            return False
+    return True
+
+
+def _use_fused(x, params) -> bool:
+    if not will_use_fused(x):
+        return False
+    # auto: shapes the kernels can't take go to the reference; "on" lets the fused op raise about them
+    return get_fused_mode() == "on" or params_fit(x, *params)
 
 
 def _is_compiling() -> bool:
@@ -136,15 +178,16 @@ def _fused_module():
 def dfblk(x, g1, b1, g2, b2, slope: float = 0.2) -> torch.Tensor:
     """DF-GAN DFBLK (without its MLPs): ``lrelu(g2 * lrelu(g1 * x + b1) + b2)``.
 
-    ``x``: ``[B, C, H, W]``; ``g1, b1, g2, b2``: ``[B, C]`` (or ``[B, C, 1, 1]``).
+    ``x``: ``[B, C, H, W]``; ``g1, b1, g2, b2``: ``[B, C]`` (or ``[B, C, 1, 1]``, or broadcast
+    to it, e.g. ``[1, C]``). The output dtype is the type promotion of x and the modulations.
     """
-    if will_use_fused(x):
+    if _use_fused(x, (g1, b1, g2, b2)):
         return _fused_module().fused_dfblk(x, g1, b1, g2, b2, slope)
     return dfblk_reference(x, g1, b1, g2, b2, slope)
 
 
 def cbn_apply(xhat, g, b) -> torch.Tensor:
     """Conditional-BatchNorm apply step: ``relu(g * xhat + b)``, per-sample per-channel g, b."""
-    if will_use_fused(xhat):
+    if _use_fused(xhat, (g, b)):
         return _fused_module().fused_cbn_apply(xhat, g, b)
     return cbn_apply_reference(xhat, g, b)
