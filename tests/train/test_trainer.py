@@ -259,6 +259,37 @@ def test_logged_terms_are_interval_means_so_a_lazy_penalty_shows(tmp_path: Path,
         assert row["d/total"] == pytest.approx(sum(float(s["d/total"]) for s in interval) / 4, rel=1e-5)
 
 
+def test_backward_fills_only_what_the_optimisers_step(tmp_path: Path, registry, make_recipe) -> None:  # type: ignore[no-untyped-def]
+    """MA-GP makes the real images and sentences leaves that require grad; the phase's backward must not compute
+    their gradients (a full-resolution input-gradient pass nobody reads), while D, G and a jointly trained text
+    encoder still get theirs."""
+    recipe = make_recipe(
+        **{
+            "generator": {"name": "dfgan", "params": {"nf": 4, "z_dim": 8}},
+            "discriminator": {"name": "dfgan", "params": {"nf": 4}},
+            "losses": [{"name": "hinge"}, {"name": "hinge_generator"}, {"name": "magp"}],
+        }
+    )
+    trainer = start_or_resume(recipe, registry, tmp_path / "run", "cpu", resume=False)
+    assert trainer.joint_text
+    contexts = []
+    original = trainer._context
+
+    def spy(*args, **kwargs):  # type: ignore[no-untyped-def]
+        contexts.append(original(*args, **kwargs))
+        return contexts[-1]
+
+    trainer._context = spy  # type: ignore[method-assign]
+    before = {k: [p.detach().clone() for p in m.parameters()] for k, m in trainer.nets.modules().items()}
+    trainer.train_step()
+    d_ctx = contexts[0]
+    assert d_ctx.real_input.requires_grad and d_ctx.real_input.grad is None
+    assert d_ctx.cond_input.requires_grad and d_ctx.cond_input.grad is None
+    for name, module in trainer.nets.modules().items():
+        moved = [not torch.equal(p, q) for p, q in zip(module.parameters(), before[name])]
+        assert any(moved), f"{name} did not train"
+
+
 def test_batch_of_one_with_batchnorm_is_refused_before_training(tmp_path: Path, registry, make_recipe) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(UserError, match="BatchNorm1d needs 2 or more"):
         Trainer(make_recipe(**{"train.batch_size": 1}), registry, tmp_path / "run", "cpu")

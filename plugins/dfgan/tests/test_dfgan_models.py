@@ -242,6 +242,49 @@ def test_image_conv_im2col_under_autocast_matches_the_convolution() -> None:
     torch.testing.assert_close(gx, ref_gx, rtol=0.03, atol=0.05)
 
 
+def test_a_channels_last_model_stays_channels_last_end_to_end() -> None:
+    """Every G block input, every D block output and NetC's input keep channels_last when the model is
+    channels_last (a mean over the NCHW view, a cat with an NCHW tensor or an NCHW start each made cuDNN copy
+    every later conv's input and gradient, and MA-GP's double backward, back), with the values unchanged."""
+    torch.manual_seed(0)
+    g = DFGANGenerator(nf=4, z_dim=8, cond_dim=16, imsize=64)
+    d = DFGANDiscriminator(nf=4, cond_dim=16, imsize=64, gate_init=0.5)
+    z, s = torch.randn(2, 8), torch.randn(2, 16)
+    x = torch.rand(2, 3, 64, 64).mul(2).sub(1)
+    ref_images, ref_logits = g(z, s).images, d(x, s).logits
+    g, d = g.to(memory_format=torch.channels_last), d.to(memory_format=torch.channels_last)
+    formats: list[bool] = []
+
+    def record(module, args, out=None):  # type: ignore[no-untyped-def]
+        t = args[0] if out is None else out
+        formats.append(t.is_contiguous(memory_format=torch.channels_last) and not t.is_contiguous())
+
+    for block in g.GBlocks:
+        block.register_forward_pre_hook(record)
+    for block in d.net_d.DBlocks:
+        block.register_forward_hook(record)
+    d.net_c.joint_conv.register_forward_pre_hook(record)
+    images = g(z, s).images
+    logits = d(x.contiguous(memory_format=torch.channels_last), s).logits
+    assert formats == [True] * (len(g.GBlocks) + len(d.net_d.DBlocks) + 1)
+    torch.testing.assert_close(images, ref_images, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(logits, ref_logits, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_average_pool_2x2_is_avg_pool2d_and_keeps_the_layout(channels_last: bool) -> None:
+    from ganreg_dfgan.discriminator import average_pool_2x2
+
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    x = torch.randn(2, 3, 6, 8, dtype=torch.float64).contiguous(memory_format=fmt).requires_grad_()
+    out = average_pool_2x2(x)
+    assert out.is_contiguous(memory_format=fmt)
+    torch.testing.assert_close(out, F.avg_pool2d(x, 2), rtol=1e-12, atol=1e-12)
+    (gx,) = torch.autograd.grad(out.square().sum(), x)
+    (ref,) = torch.autograd.grad(F.avg_pool2d(x, 2).square().sum(), x)
+    torch.testing.assert_close(gx, ref, rtol=1e-12, atol=1e-12)
+
+
 def test_minibatch_std_channel_is_the_groups_feature_spread() -> None:
     torch.manual_seed(0)
     feats = torch.randn(6, 5, 4, 4)

@@ -99,6 +99,8 @@ class Trainer:
         ]
         o = recipe.optim
         self.opt = {"generator": build_optimizer(g_params, o.generator), "discriminator": build_optimizer(d_params, o.discriminator)}
+        self._trained_params = [p for opt in self.opt.values() for group in opt.param_groups for p in group["params"]]
+        """Every parameter an optimiser steps: what the backward passes fill (see :meth:`_phase`)."""
         self.sched = {
             "generator": build_scheduler(self.opt["generator"], o.generator, self.total_steps, self.steps_per_epoch),
             "discriminator": build_scheduler(self.opt["discriminator"], o.discriminator, self.total_steps, self.steps_per_epoch),
@@ -188,7 +190,11 @@ class Trainer:
                     values.append((term, self._loss_value(term, ctx)))
             total = sum(term.weight * v for term, v in values)
             assert isinstance(total, torch.Tensor)
-            (total / accum).backward()
+            # gradients of the trained parameters only: a plain backward would also fill the gradient of every
+            # leaf that requires it, as the real images and sentences a gradient penalty differentiates D
+            # against (a full-resolution input-gradient pass nobody reads)
+            leaves = [p for p in self._trained_params if p.requires_grad]
+            torch.autograd.backward(total / accum, inputs=leaves)
             for term, v in values:
                 key = f"{prefix}/{term.name}"
                 logs[key] = logs.get(key, 0.0) + v.detach() / accum

@@ -77,16 +77,30 @@ class DBlock(nn.Module):
         if self.learned_shortcut:
             if not self.downsample:
                 return self.conv_s(x)
-            pooled_weight = self.conv_s.weight.expand(-1, -1, 2, 2) * 0.25
+            # built in x's memory format: cuDNN would otherwise copy it in forward, backward and MA-GP's double backward
+            pooled_weight = (self.conv_s.weight * 0.25).expand(-1, -1, 2, 2).contiguous(memory_format=memory_format(x))
             return F.conv2d(x, pooled_weight, self.conv_s.bias, stride=2)
         if self.downsample:
             return average_pool_2x2(x)
         return x
 
 
+def memory_format(x: torch.Tensor) -> torch.memory_format:
+    """channels_last for a channels_last 4-D tensor (that is not also plain contiguous), else contiguous."""
+    return torch.channels_last if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous() else (
+        torch.contiguous_format
+    )
+
+
 def average_pool_2x2(x: torch.Tensor) -> torch.Tensor:
     """``F.avg_pool2d(x, 2)`` for even sizes as a view and a mean: its backward is a broadcast, where the pooling
-    kernel's backward is slow with channels_last on the GPU."""
+    kernel's backward is slow with channels_last on the GPU. The result keeps x's memory format: a mean over the
+    NCHW view of a channels_last tensor comes out NCHW, and every later conv of D (and its gradients, and MA-GP's
+    double backward) would then be copied back to channels_last by cuDNN."""
+    if memory_format(x) == torch.channels_last:
+        nhwc = x.permute(0, 2, 3, 1)
+        pooled = nhwc.unflatten(2, (x.shape[3] // 2, 2)).unflatten(1, (x.shape[2] // 2, 2)).mean((2, 4))
+        return pooled.permute(0, 3, 1, 2)
     return x.unflatten(3, (x.shape[3] // 2, 2)).unflatten(2, (x.shape[2] // 2, 2)).mean((3, 5))
 
 
@@ -107,7 +121,7 @@ def image_conv(conv: nn.Conv2d, x: torch.Tensor, im2col: bool | None = None) -> 
     cols = F.unfold(x, conv.kernel_size, padding=conv.padding)  # (B, C*kh*kw, H*W)
     weight, bias = conv.weight.flatten(1), conv.bias  # conv_img is built with a bias
     assert bias is not None
-    if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
+    if memory_format(x) == torch.channels_last:
         out = cols.transpose(1, 2) @ weight.t()  # (B, H*W, out): already channels_last
         return (out + bias.to(out.dtype)).view(batch, height, width, -1).permute(0, 3, 1, 2)
     out = weight @ cols  # (B, out, H*W)
@@ -166,7 +180,8 @@ class NetC(nn.Module):
         if self.minibatch_std >= 2:
             out = minibatch_std(out, self.minibatch_std)
         y = y.view(-1, self.cond_dim, 1, 1).repeat(1, 1, out.shape[2], out.shape[3])
-        return self.joint_conv(torch.cat((out, y.to(out.dtype)), 1))
+        # in out's memory format: cat of a channels_last and an NCHW tensor gives NCHW, which cuDNN copies back
+        return self.joint_conv(torch.cat((out, y.to(out.dtype, memory_format=memory_format(out))), 1))
 
 
 class DFGANDiscriminator(Discriminator):

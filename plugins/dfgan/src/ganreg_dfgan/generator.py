@@ -168,6 +168,10 @@ class DFGANGenerator(Generator):
 
     def forward(self, z: torch.Tensor, cond: torch.Tensor) -> GeneratorOutput:
         out = self.fc(z).view(z.shape[0], 8 * self.nf, 4, 4)
+        if self.to_rgb[1].weight.is_contiguous(memory_format=torch.channels_last):
+            # a channels_last model (train.channels_last) starts its trunk channels_last too: the first blocks'
+            # identity shortcuts would otherwise keep it NCHW up to 64 px, and cuDNN would copy every conv's input
+            out = out.contiguous(memory_format=torch.channels_last)
         y = torch.cat((z, cond), dim=1)
         for block in self.GBlocks:
             out = block(out, y)
