@@ -28,18 +28,39 @@ def test_generator_schedules_follow_sngan_and_biggan() -> None:
     assert CBNResNetGenerator(64, 128, 16, 64).l1.out_features == 4 * 4 * 1024
 
 
-def test_discriminator_schedule_and_sizes() -> None:
-    d = ProjectionDiscriminator(ch=2, cond_dim=5, image_size=64, sn=False)
-    x = torch.randn(2, 3, 64, 64)
+def _d_schedule(d: ProjectionDiscriminator, size: int) -> tuple[list[int], list[int]]:
+    x = torch.randn(2, 3, size, size)
     sizes, widths = [], []
     for block in d.blocks:
         x = block(x)
         sizes.append(x.shape[-1])
         widths.append(x.shape[1])
+    return widths, sizes
+
+
+def test_discriminator_schedule_and_sizes() -> None:
+    d = ProjectionDiscriminator(ch=2, cond_dim=5, image_size=64, sn=False)
+    widths, sizes = _d_schedule(d, 64)
     assert widths == [2, 4, 8, 16, 32]  # ch, 2ch, 4ch, 8ch, 16ch (snresnet_64)
-    assert sizes == [32, 16, 8, 4, 4]  # the last block keeps 4x4
-    assert isinstance(d.blocks[0], OptimizedBlock) and not d.blocks[-1].downsample
+    # snresnet_64 downsamples in all five blocks (block5 = Block(ch*8, ch*16, downsample=True)): 2x2 before the
+    # sum pool; BigGAN's D_arch[64] would keep the last block at 4x4
+    assert sizes == [32, 16, 8, 4, 2]
+    assert isinstance(d.blocks[0], OptimizedBlock) and d.blocks[-1].downsample
     assert d.feature_dim == 32
+
+
+@pytest.mark.parametrize(
+    ("size", "widths", "sizes"),
+    [
+        # snresnet(_128): block6 = Block(16ch, 16ch, downsample=False)
+        (128, [1, 2, 4, 8, 16, 16], [64, 32, 16, 8, 4, 4]),
+        (256, [1, 2, 4, 8, 8, 16, 16], [128, 64, 32, 16, 8, 4, 4]),  # snresnet_256 / BigGAN D_arch[256]
+        (32, [1, 2, 4, 8], [16, 8, 4, 4]),  # this plugin's own
+    ],
+)
+def test_discriminator_schedules_at_other_sizes(size: int, widths: list[int], sizes: list[int]) -> None:
+    d = ProjectionDiscriminator(ch=1, cond_dim=5, image_size=size, sn=False)
+    assert _d_schedule(d, size) == (widths, sizes)
 
 
 @pytest.mark.parametrize("size", [32, 64, 128])
@@ -51,6 +72,17 @@ def test_shapes_and_range(size: int) -> None:
     assert images.shape == (3, 3, size, size) and images.abs().max() <= 1
     out = d(images, s)
     assert out.logits.shape == (3,) and out.features.shape == (3, d.feature_dim)
+
+
+def test_generator_draws_the_data_channels() -> None:
+    """G's output conv has ``ctx.channels`` outputs, as D's first conv has ``ctx.channels`` inputs."""
+    reg = registry_with(plugin, "cbn_resnet")
+    ctx = BuildContext(image_size=32, cond_dim=6, channels=1)
+    g = reg.resolve("generator", "cbn_resnet:cbn_resnet").build({"ch": 1, "z_dim": 8}, ctx)
+    d = reg.resolve("discriminator", "cbn_resnet:projection").build({"ch": 1}, ctx)
+    images = g(torch.randn(2, 8), torch.randn(2, 6)).images
+    assert images.shape == (2, 1, 32, 32)
+    assert d(images, torch.randn(2, 6)).logits.shape == (2,)
 
 
 def test_other_sizes_are_refused_with_the_fix() -> None:
@@ -145,6 +177,19 @@ def test_spectral_norm_bounds_every_layer() -> None:
             assert abs(float(sigma) - 1) < 0.05, m
     plain = ProjectionDiscriminator(ch=2, cond_dim=6, image_size=32, sn=False)
     assert not any(hasattr(m, "parametrizations") for m in plain.modules())
+
+
+def test_spectral_norm_vectors_are_saved_and_restored() -> None:
+    """``u`` and ``v`` are buffers in the state dict: a resumed run continues the same power iteration."""
+    torch.manual_seed(7)
+    d = ProjectionDiscriminator(ch=1, cond_dim=6, image_size=32)
+    images, s = torch.randn(2, 3, 32, 32), torch.randn(2, 6)
+    d(images, s)
+    state = d.state_dict()
+    assert "blocks.0.c1.parametrizations.weight.0._u" in state and "l_y.parametrizations.weight.0._v" in state
+    again = ProjectionDiscriminator(ch=1, cond_dim=6, image_size=32)
+    again.load_state_dict(state)
+    assert torch.equal(again(images, s).logits, d(images, s).logits)  # the same next power iteration
 
 
 def test_gradient_penalty_through_the_spectral_norm() -> None:

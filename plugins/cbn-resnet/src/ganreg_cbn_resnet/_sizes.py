@@ -20,7 +20,12 @@ D_WIDTHS: dict[int, tuple[int, ...]] = {
     128: (1, 2, 4, 8, 16, 16),
     256: (1, 2, 4, 8, 8, 16, 16),
 }
-"""D: each block's output width; every block halves the size down to 4x4 except the last."""
+"""D: each block's output width (the first is the OptimizedBlock)."""
+
+D_FINAL_SIZE: dict[int, int] = {32: 4, 64: 2, 128: 4, 256: 4}
+"""D: the feature map's size before the sum pool; every block halves the size until it is reached, the blocks after
+that keep it. sngan_projection's ``snresnet_64`` downsamples in all five blocks (64 -> 2x2); its ``snresnet`` /
+``snresnet_128`` and ``snresnet_256`` (and BigGAN's ``D_arch``) stop at 4x4 with one block that does not downsample."""
 
 
 def check_image_size(size: int, who: str) -> None:

@@ -4,8 +4,9 @@ linear map of the sentence.
 
 * ``features(images)``: :class:`OptimizedBlock` (3 -> ch, conv -> ReLU -> conv -> avgpool; shortcut
   avgpool -> conv1x1), then :class:`DBlock`\\ s (pre-activation ReLU -> conv3x3 -> ReLU -> conv3x3 ->
-  avgpool, hidden width = input width; shortcut conv1x1 -> avgpool when the width or size changes) down to
-  4x4, the last block without downsampling; then ReLU and a global **sum** pool: ``h [B, 16ch]``.
+  avgpool, hidden width = input width; shortcut conv1x1 -> avgpool when the width or size changes); then ReLU
+  and a global **sum** pool: ``h [B, 16ch]``. At 64 px every block downsamples, to 2x2 (sngan's
+  ``snresnet_64``); at 128 and 256 px the last block keeps 4x4 (``snresnet`` / ``snresnet_256``, BigGAN).
 * ``logits(h, s) = l_out(h) + <l_y(s), h>``: the unconditional score plus the projection of the
   sentence (``l_y = Linear(cond_dim -> 16ch)``, no bias, in place of ``SNEmbedID``). Being linear in
   ``h``, it takes DF-GAN's rolled mismatched pairs (``dfgan:hinge``) and MA-GP's gradient w.r.t. ``s``.
@@ -27,7 +28,7 @@ from torch.nn.utils.parametrizations import spectral_norm
 
 from ganreg.errors import UserError
 from ganreg.interfaces import BuildContext, Discriminator
-from ganreg_cbn_resnet._sizes import D_WIDTHS, check_image_size
+from ganreg_cbn_resnet._sizes import D_FINAL_SIZE, D_WIDTHS, check_image_size
 from ganreg_cbn_resnet.params import ProjectionDiscriminatorParams
 
 
@@ -86,8 +87,11 @@ class ProjectionDiscriminator(Discriminator):
         check_image_size(image_size, "discriminator projection")
         widths = [w * ch for w in D_WIDTHS[image_size]]
         blocks: list[nn.Module] = [OptimizedBlock(channels, widths[0], sn)]
-        last = len(widths) - 1
-        blocks += [DBlock(i, o, downsample=k < last, sn=sn) for k, (i, o) in enumerate(zip(widths[:-1], widths[1:]), 1)]
+        size = image_size // 2
+        for i, o in zip(widths[:-1], widths[1:]):
+            down = size > D_FINAL_SIZE[image_size]
+            blocks.append(DBlock(i, o, downsample=down, sn=sn))
+            size //= 2 if down else 1
         self.blocks = nn.Sequential(*blocks)
         self.l_out = _layer(nn.Linear(widths[-1], 1), sn)
         self.l_y = _layer(nn.Linear(cond_dim, widths[-1], bias=False), sn)
@@ -103,7 +107,8 @@ class ProjectionDiscriminator(Discriminator):
 def build_discriminator(params: ProjectionDiscriminatorParams, ctx: BuildContext) -> ProjectionDiscriminator:
     """Spectrally normalised ResNet discriminator with a projection head on the sentence (SNGAN-projection D).
 
-    Optimized block + pre-activation residual blocks (avgpool down to 4x4), ReLU, global sum pool h;
+    Optimized block + pre-activation residual blocks (avgpool down to 2x2 at 64 px, 4x4 otherwise), ReLU,
+    global sum pool h;
     logit = linear(h) + <linear(sentence), h>.
     """
     if ctx.cond_dim < 1:

@@ -2,7 +2,7 @@
 ``gen_models/resnet*.py`` and ``resblocks.py: Block``, BigGAN's ``GBlock`` and ``ccbn``).
 
 * ``l1 = Linear(z_dim -> 4*4*w0*ch)``, then one :class:`GBlock` per doubling, then
-  BN -> ReLU -> Conv3x3(ch -> 3) -> tanh.
+  BN -> ReLU -> Conv3x3(ch -> channels, 3 for RGB) -> tanh.
 * :class:`GBlock`: residual ``CBN -> ReLU -> up -> Conv3x3 -> CBN -> ReLU -> Conv3x3``, shortcut
   ``up -> Conv1x1``; upsampling is nearest (Chainer's ``unpooling_2d(2)``). The shortcut runs its
   1x1 conv *before* upsampling: a pointwise conv commutes with nearest upsampling, so the maps are the
@@ -87,7 +87,15 @@ class GBlock(nn.Module):
 class CBNResNetGenerator(Generator):
     """(z, sentence) -> image in [-1, 1] through residual blocks with text-conditional BatchNorm."""
 
-    def __init__(self, ch: int = 64, z_dim: int = 128, cond_dim: int = 256, image_size: int = 64, eps: float = 1e-5) -> None:
+    def __init__(
+        self,
+        ch: int = 64,
+        z_dim: int = 128,
+        cond_dim: int = 256,
+        image_size: int = 64,
+        eps: float = 1e-5,
+        channels: int = 3,
+    ) -> None:
         super().__init__()
         check_image_size(image_size, "generator cbn_resnet")
         widths = [w * ch for w in G_WIDTHS[image_size]]
@@ -95,7 +103,7 @@ class CBNResNetGenerator(Generator):
         self.l1 = nn.Linear(z_dim, 4 * 4 * widths[0])
         self.blocks = nn.ModuleList(GBlock(i, o, cond_dim, eps) for i, o in zip(widths[:-1], widths[1:]))
         self.bn_out = nn.BatchNorm2d(widths[-1], eps=eps)
-        self.conv_out = nn.Conv2d(widths[-1], 3, 3, 1, 1)
+        self.conv_out = nn.Conv2d(widths[-1], channels, 3, 1, 1)
         _glorot(self.l1)
         _glorot(self.conv_out)
 
@@ -114,4 +122,4 @@ def build_generator(params: CBNResNetGeneratorParams, ctx: BuildContext) -> CBNR
     """
     if ctx.cond_dim < 1:
         raise UserError("generator cbn_resnet needs a sentence embedding (cond_dim >= 1)", "add a text encoder to the recipe")
-    return CBNResNetGenerator(params.ch, params.z_dim, ctx.cond_dim, ctx.image_size, params.bn_eps)
+    return CBNResNetGenerator(params.ch, params.z_dim, ctx.cond_dim, ctx.image_size, params.bn_eps, ctx.channels)
