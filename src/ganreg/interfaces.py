@@ -21,7 +21,9 @@ generator
     ``aux``, a dict of scalar tensors the losses may read (e.g. ``"kl"`` of
     conditioning augmentation). ``cond_used`` is the condition actually used
     (e.g. StackGAN's mu) that D should see, or None for ``cond`` itself.
-    Attribute ``z_dim: int``.
+    Attribute ``z_dim: int``; and ``cond_used_dim: int`` (the size of
+    ``cond_used``) when it returns one: the discriminator is then built with
+    ``BuildContext.cond_dim = cond_used_dim``.
 discriminator
     Split in two so that mismatched pairs can reuse image features (DF-GAN
     rolls real features) and feature matching can read them:

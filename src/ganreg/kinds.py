@@ -28,7 +28,9 @@ class BuildContext:
     text_embedding_dim: int | None = None
     """Size of precomputed embeddings stored in the data (1024 for char-CNN-RNN)."""
     cond_dim: int = 0
-    """Output size of the text encoder: the ``cond`` every G and D receives."""
+    """Output size of the text encoder: the ``cond`` G receives. For the discriminator's factory, the size of
+    the condition D receives: the generator's ``cond_used_dim`` when it hands D a condition of its own
+    (StackGAN's mu), the text encoder's output size otherwise."""
     image_latent_dim: int = 0
     """Output size of the image encoder (0 when the recipe has none)."""
     attributes: dict[str, list[str]] | None = None

@@ -194,6 +194,10 @@ def _check_generator(gen: Any, ctx: BuildContext) -> None:
     assert out.images.min() >= -1 and out.images.max() <= 1, "images must lie in [-1, 1]"
     for k, v in out.aux.items():
         assert v.dim() == 0, f"aux {k!r} must be a scalar"
+    if out.cond_used is not None:  # what D sees instead of the sentence (StackGAN's mu): its size builds D
+        dim = getattr(gen, "cond_used_dim", None)
+        assert isinstance(dim, int), "a generator that returns cond_used must have an int attribute cond_used_dim"
+        assert out.cond_used.shape == (B, dim), f"cond_used {tuple(out.cond_used.shape)} != {(B, dim)}"
     out.images.square().mean().backward()
     _grads_reach(gen, "generator")
     gen.eval()

@@ -21,9 +21,18 @@ def test_component_honours_its_contract(info) -> None:  # type: ignore[no-untype
     check_component(info)
 
 
+def test_bundled_plugins_keep_bare_names_unique() -> None:
+    """A bare name in a recipe works only while one plugin registers it for its kind: a bundled plugin that
+    reused another's name would break every recipe that relies on the bare form."""
+    seen: dict[tuple[str, str], list[str]] = {}
+    for c in _all_components():
+        seen.setdefault((c.kind, c.name), []).append(c.plugin)
+    assert not {key: owners for key, owners in seen.items() if len(owners) > 1}
+
+
 def test_every_bundled_plugin_contributes() -> None:
     plugins = {c.plugin for c in _all_components()}
-    assert {"core", "dcgan_cls", "dfgan", "losses", "cbn_resnet"} <= plugins
+    assert {"core", "dcgan_cls", "dfgan", "losses", "cbn_resnet", "stackgan"} <= plugins
 
 
 def test_a_loss_that_reads_wrong_images_must_declare_it() -> None:

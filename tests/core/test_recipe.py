@@ -84,7 +84,8 @@ def test_a_derived_recipe_can_swap_a_component(tmp_path: Path, installed_registr
     base_generator = base_recipe()["generator"]["name"]
     (tmp_path / "base.json").write_text(json.dumps({**base_recipe(), "generator": {
         "name": base_generator, "params": {"nf": 8}, "weights": str(tmp_path / "G.pth")}}))
-    other = next(c.qualified for c in registry.components("generator") if c.name != base_generator)
+    other = "dcgan_cls:dcgan_cls"  # a generator whose params have ngf (set below)
+    assert registry.resolve("generator", base_generator).qualified != other
     (tmp_path / "swap.json").write_text(json.dumps({"base": "base.json", "generator": {"name": other}}))
     swapped = load_recipe(tmp_path / "swap.json", registry).generator
     assert swapped.params == {} and swapped.weights is None  # the base's weights were for its own component

@@ -97,7 +97,8 @@ def check_contracts(nets: Any, batch: dict[str, Any], image_size: int, device: t
         gen = infos["generator"]
         z = torch.randn(n, nets.generator.z_dim, generator=torch.Generator().manual_seed(0)).to(device)  # not the global RNG
         with blame(gen, f"a batch of {n} (z_dim {nets.generator.z_dim}, sentence dim {cond.shape[1]})"):
-            images = nets.generator(z, cond).images.float()
+            out = nets.generator(z, cond)
+        images = out.images.float()
         want = (n, 3, image_size, image_size)
         if tuple(images.shape) != want:
             raise UserError(
@@ -116,8 +117,9 @@ def check_contracts(nets: Any, batch: dict[str, Any], image_size: int, device: t
             )
         disc = infos["discriminator"]
         real = batch["images"].to(device).float()  # probe_batch's images are already in [-1, 1]
+        d_cond = cond if out.cond_used is None else out.cond_used.float()  # what the trainer hands D (StackGAN's mu)
         with blame(disc, f"a batch of {n} images of {image_size} px"):
-            logits = nets.discriminator(real, cond).logits
+            logits = nets.discriminator(real, d_cond).logits
         if tuple(logits.shape) != (n,):
             raise UserError(
                 f"discriminator {disc.qualified} returned logits of shape {list(logits.shape)}, not [{n}] (one per image)",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 from torch import nn
@@ -82,7 +83,9 @@ def build_networks(recipe: Recipe, registry: Registry, ctx: BuildContext) -> Net
         )
     sampling = build_sampling_networks(recipe, registry, ctx)
     infos = dict(sampling.infos)
-    disc, infos["discriminator"] = _build(registry, "discriminator", recipe.discriminator.name, recipe.discriminator.params, ctx)
+    # D sees G's cond_used when G makes one (StackGAN's mu): D is built for that size
+    d_ctx = dataclasses.replace(ctx, cond_dim=int(getattr(sampling.generator, "cond_used_dim", None) or ctx.cond_dim))
+    disc, infos["discriminator"] = _build(registry, "discriminator", recipe.discriminator.name, recipe.discriminator.params, d_ctx)
     losses = []
     for i, spec in enumerate(recipe.losses):
         module, info = _build(registry, "loss", spec.name, spec.params, ctx)

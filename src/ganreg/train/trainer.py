@@ -23,7 +23,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from ganreg.atomic import atomic_write_text
 from ganreg.data._util import to_unit_range
-from ganreg.errors import TrainingDiverged
+from ganreg.errors import TrainingDiverged, UserError
 from ganreg.interfaces import TextBatch
 from ganreg.recipe import Recipe
 from ganreg.registry import Registry
@@ -70,6 +70,13 @@ class Trainer:
         self.joint_text = recipe.text_encoder.mode == "joint" and any(
             p.requires_grad for p in self.nets.text_encoder.parameters()
         )
+        if self.joint_text and getattr(self.nets.generator, "cond_used_dim", None):
+            gen = self.nets.infos["generator"].qualified
+            raise UserError(
+                f"text_encoder.mode 'joint' trains the text encoder through D's condition, but generator {gen} "
+                "hands D a condition of its own (cond_used, e.g. StackGAN's mu, detached): the encoder would never train",
+                'set text_encoder.mode to "pretrain" or "frozen" (StackGAN used a pretrained, frozen encoder)',
+            )
         for name, module in self.nets.modules().items():
             module.to(self.device)
             if name != "text_encoder":

@@ -1,0 +1,1 @@
+"""StackGAN Stage-I for ganreg (entry point ``stackgan``)."""
