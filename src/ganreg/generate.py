@@ -17,8 +17,7 @@ from ganreg.errors import UserError
 from ganreg.interfaces import TextBatch
 from ganreg.plugins import get_registry
 from ganreg.recipe import Recipe
-from ganreg.registry import Registry
-from ganreg.runfiles import read_recipe_json, step_file, step_of
+from ganreg.runfiles import step_file, step_of
 from ganreg.train.checkpoint import find_checkpoint, load_checkpoint, load_weights
 from ganreg.train.networks import SamplingNetworks, build_sampling_networks
 from ganreg.train.rundir import VOCAB_FILE, build_context_from, read_run
@@ -38,18 +37,11 @@ class TrainedRun:
     """The checkpoint file the weights came from."""
 
 
-def _read_run(run_dir: Path, registry: Registry, sections: tuple[str, ...]) -> tuple[Recipe, dict[str, Any]]:
-    """:func:`read_run`, after :func:`read_recipe_json` has checked the recorded recipe: a damaged one is then
-    worded as ``report`` and ``compare`` word it."""
-    read_recipe_json(run_dir)
-    return read_run(run_dir, registry, sections=sections)
-
-
 def load_trained(run_dir: Path, checkpoint: str | None = None, use_ema: bool = True, device: str = "auto") -> TrainedRun:
     """A run's networks with trained weights (the EMA generator when present), in eval mode."""
     run_dir = Path(run_dir)
     registry = get_registry()
-    recipe, meta = _read_run(run_dir, registry, ("text_encoder", "generator"))  # D and losses need not be installed
+    recipe, meta = read_run(run_dir, registry, sections=("text_encoder", "generator"))  # D and losses need not be installed
     ctx = build_context_from(meta)
     nets = build_sampling_networks(recipe, registry, ctx)
     path = find_checkpoint(run_dir, checkpoint)
@@ -73,7 +65,7 @@ def resolve_truncation(run_dir: Path, given: float | None, plain: bool) -> float
         raise UserError("--truncation and --no-truncation contradict each other", "give one of them")
     if given is not None or plain:
         return given
-    return _read_run(run_dir, get_registry(), ())[0].samples.truncation
+    return read_run(run_dir, get_registry(), sections=())[0].samples.truncation
 
 
 @torch.no_grad()
@@ -112,6 +104,7 @@ def generate_grid(
     out = Path(out)
     if out.suffix.lower() not in {".png", ".jpg", ".jpeg"}:
         raise UserError(f"output {out} must be a .png or .jpg file", "use -o samples.png")
+    refuse_foreign_sidecars(out)
     run = load_trained(run_dir, checkpoint, use_ema, device)
     images = generate_images(run.nets, run.vocab, captions, per_caption, seed, truncation, run.recipe.data.max_words)
     save_grid(images, out, nrow=per_caption, captions=captions)
@@ -119,6 +112,34 @@ def generate_grid(
     made = generation_record(Path(run_dir), run, captions, per_caption, out, seed, truncation, str(images.device))
     atomic_write_text(record, json.dumps(made, indent=2) + "\n")
     return Generated(out, record, {c: words for c in captions if (words := run.vocab.unknown_words(c))})
+
+
+def refuse_foreign_sidecars(out: Path) -> None:
+    """``out.txt`` and ``out.json`` are written beside the image: refuse, before anything is generated, to
+    overwrite such a file that an earlier ``ganreg generate`` did not write (``-o recipes/dfgan.png`` would
+    otherwise replace ``recipes/dfgan.json``)."""
+    for sidecar, ours in ((out.with_suffix(".json"), _is_generate_record), (out.with_suffix(".txt"), _is_captions_file)):
+        if sidecar.exists() and not ours(sidecar):
+            raise UserError(
+                f"{sidecar} exists and was not written by ganreg generate; writing {out} would overwrite it",
+                "choose another -o (the captions go to <name>.txt and the record to <name>.json beside the image)",
+            )
+
+
+def _is_generate_record(path: Path) -> bool:
+    try:
+        return json.loads(path.read_text(encoding="utf-8")).get("format") == "ganreg-generate"
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def _is_captions_file(path: Path) -> bool:
+    try:
+        with path.open(encoding="utf-8") as f:
+            first = f.readline()
+    except (OSError, UnicodeDecodeError):
+        return False
+    return first.startswith("row 1: ") or first == ""
 
 
 def generation_record(
@@ -157,12 +178,12 @@ def _command(
     truncation: float | None, device: str,
 ) -> list[str]:
     """The ``ganreg generate`` command line that makes the same images (paths absolute, so it runs from anywhere)."""
-    args = ["ganreg", "generate", str(run_dir.resolve()), *captions, "-n", str(per_caption), "-o", str(out.resolve()),
+    args = ["ganreg", "generate", str(run_dir.resolve()), "-n", str(per_caption), "-o", str(out.resolve()),
             "--checkpoint", _lasting_checkpoint(run_dir, run), "--seed", str(seed)]
     args += ["--no-truncation"] if truncation is None else ["--truncation", str(truncation)]
     if run.generator_weights == "raw":
         args.append("--no-ema")
-    return args + ["--device", device.split(":")[0]]
+    return args + ["--device", device.split(":")[0], "--", *captions]  # a caption may start with "-"
 
 
 def _lasting_checkpoint(run_dir: Path, run: TrainedRun) -> str:

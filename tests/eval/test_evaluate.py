@@ -325,6 +325,12 @@ def test_eval_refuses_a_checkpoint_of_another_run(tiny_run: Path, tmp_path: Path
     own = a / "checkpoints" / "step_0000002.pt"
     assert resolve_checkpoint(a, str(own)) == own
     assert resolve_checkpoint(a, str(tmp_path / "b" / ".." / "a" / "checkpoints" / "latest.pt")).name == "latest.pt"
+    # a run whose checkpoints/ is a symlink to scratch storage is still its own, by path or by name
+    scratch = tmp_path / "scratch"
+    shutil.move(str(a / "checkpoints"), scratch)
+    (a / "checkpoints").symlink_to(scratch, target_is_directory=True)
+    assert resolve_checkpoint(a, str(a / "checkpoints" / "step_0000002.pt")) == a / "checkpoints" / "step_0000002.pt"
+    assert resolve_checkpoint(a, None) == a / "checkpoints" / "latest.pt"
 
 
 def test_a_damaged_recipe_is_worded_alike_by_eval_generate_report_and_compare(tiny_run: Path, tmp_path: Path, autoload: Any) -> None:

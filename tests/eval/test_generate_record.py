@@ -10,6 +10,7 @@ from typing import Any
 from click.testing import CliRunner
 
 from ganreg.cli import cli
+from ganreg.errors import UserError
 
 
 def _generate(args: list[str]) -> None:
@@ -44,3 +45,30 @@ def test_generate_records_checkpoint_seed_truncation_and_the_command(tiny_run: P
     raw.unlink()
     _generate(command[2:])
     assert raw.read_bytes() == first
+
+
+def test_generate_never_overwrites_a_file_it_did_not_write(tiny_run: Path, autoload: Any, tmp_path: Path) -> None:
+    """``-o recipes/dfgan.png`` must not replace ``recipes/dfgan.json``: a sidecar name taken by another file is
+    refused before anything is generated; generate's own sidecars are rewritten."""
+    for name, content in (("mine.json", '{"version": 1, "name": "a recipe"}\n'), ("notes.txt", "my notes\n")):
+        (tmp_path / name).write_text(content)
+        out = tmp_path / name.replace(".json", ".png").replace(".txt", ".png")
+        res = CliRunner().invoke(cli, ["generate", str(tiny_run), "a red circle", "-o", str(out)])
+        assert isinstance(res.exception, UserError) and "was not written by ganreg generate" in res.exception.message
+        assert (tmp_path / name).read_text() == content and not out.exists()
+    again = tmp_path / "again.png"
+    for _ in range(2):
+        _generate([str(tiny_run), "a red circle", "-o", str(again)])
+
+
+def test_the_recorded_command_survives_a_caption_that_starts_with_a_dash(tiny_run: Path, autoload: Any, tmp_path: Path) -> None:
+    captions = tmp_path / "captions.txt"
+    captions.write_text("-a red circle\n")
+    png = tmp_path / "dash.png"
+    _generate([str(tiny_run), "--captions", str(captions), "-o", str(png)])
+    made = json.loads(png.with_suffix(".json").read_text())
+    assert made["captions"] == ["-a red circle"]
+    first = png.read_bytes()
+    png.unlink()
+    _generate(shlex.split(made["command"])[2:])
+    assert png.read_bytes() == first

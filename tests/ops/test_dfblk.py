@@ -498,7 +498,7 @@ def _fake_cuda(monkeypatch, capability=(9, 0)):
     monkeypatch.delenv("GANREG_FUSED_OPS", raising=False)
     monkeypatch.setattr(dispatch, "fused_available", lambda: True)
     monkeypatch.setattr(torch.Tensor, "is_cuda", property(lambda self: True))
-    monkeypatch.setattr(dispatch, "_device_capability", lambda device: capability)
+    monkeypatch.setattr(dispatch, "device_capability", lambda device: capability)
 
 
 def test_dispatch_auto_falls_back_for_float64_and_pre_volta(monkeypatch):

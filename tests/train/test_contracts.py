@@ -37,6 +37,15 @@ class Crashes(TinyGenerator):
         raise RuntimeError("mat1 and mat2 shapes cannot be multiplied")
 
 
+class WrongCondDim(TinyGenerator):
+    """Hands D a condition of its own (as StackGAN's mu) but declares the wrong size for it."""
+
+    cond_used_dim = 3
+
+    def forward(self, z: torch.Tensor, cond: torch.Tensor) -> GeneratorOutput:
+        return GeneratorOutput(images=super().forward(z, cond).images, cond_used=cond[:, :2])
+
+
 class TwoLogits(TinyDiscriminator):
     def logits(self, features: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         return super().logits(features, cond)[:, None].expand(-1, 2)
@@ -103,7 +112,8 @@ def _factory(cls: type[nn.Module]) -> Any:
 class Broken:
     @hookimpl
     def ganreg_register(self, register: Any) -> None:
-        for name, cls in {"half": HalfSize, "no_tanh": NoTanh, "crashes": Crashes, "tiny": TinyGenerator}.items():
+        for name, cls in {"half": HalfSize, "no_tanh": NoTanh, "crashes": Crashes, "tiny": TinyGenerator,
+                           "wrong_cond_dim": WrongCondDim}.items():
             register("generator", name, _factory(cls), summary=name)
         register("discriminator", "two_logits", _factory(TwoLogits), summary="two logits")
         register("discriminator", "tiny", _factory(TinyDiscriminator), summary="tiny")
@@ -135,6 +145,8 @@ def _start(registry: Registry, tmp_path: Path, **over: Any) -> Trainer:
         ({"generator": {"name": "broken:half"}}, "generator broken:half returned images of shape [2, 3, 16, 16], not [2, 3, 32, 32]"),
         ({"generator": {"name": "broken:no_tanh"}}, "generator broken:no_tanh returned values in"),
         ({"generator": {"name": "broken:crashes"}}, "generator broken:crashes failed on a batch of 2"),
+        ({"generator": {"name": "broken:wrong_cond_dim"}, "text_encoder.mode": "frozen"},
+         "generator broken:wrong_cond_dim returned cond_used of shape [2, 2] but declares cond_used_dim 3"),
         ({"discriminator": {"name": "broken:two_logits"}}, "discriminator broken:two_logits returned logits of shape [2, 2], not [2]"),
         ({"losses": [{"name": "dcgan_cls:matching_bce"}, {"name": "broken:nowhere"}, {"name": "dcgan_cls:generator_bce"}]},
          "loss broken:nowhere declares network 'gen'"),
@@ -151,7 +163,7 @@ def test_a_network_failing_inside_a_loss_is_named_not_the_loss(registry: Registr
     trainer = _start(registry, tmp_path, discriminator={"name": "broken:fails_when_training"})
     with pytest.raises(UserError) as caught:
         trainer.train_step()
-    assert caught.value.message.startswith("discriminator broken:fails_when_training failed on training step 1")
+    assert caught.value.message.startswith("discriminator broken:fails_when_training failed on the first training step")
     assert "IndexError" in caught.value.message
 
 
@@ -159,7 +171,7 @@ def test_a_network_failing_inside_a_loss_is_named_not_the_loss(registry: Registr
     ("loss", "message"),
     [
         ({"name": "broken:per_image"}, "loss broken:per_image returned a tensor of shape [8], not a scalar"),
-        ({"name": "broken:reads_wrong"}, "loss broken:reads_wrong failed on training step 1"),
+        ({"name": "broken:reads_wrong"}, "loss broken:reads_wrong failed on the first training step"),
         ({"name": "broken:forgets"}, "loss broken:forgets returned NoneType, not a tensor"),
     ],
 )

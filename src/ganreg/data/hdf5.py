@@ -219,8 +219,9 @@ class HDF5Dataset(CaptionedImageDataset):
                 chosen["test"],
                 f"the 'train' split of {self.path}",
                 "its 'test' split",
-                'set data.class_split = "random" to draw disjoint train and test classes from the file\'s '
-                "classes, or re-create the file with disjoint class lists (ganreg data make hdf5 --from FOLDER)",
+                'set data.class_split = "random" with data.num_classes and data.test_classes to draw disjoint '
+                "train and test classes from the file's classes, or re-create the file with disjoint class lists "
+                "(ganreg data make hdf5 --from FOLDER)",
             )
         keep = set(chosen.get(split, []))
         if not keep:

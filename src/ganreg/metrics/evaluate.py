@@ -380,7 +380,8 @@ def resolve_checkpoint(run_dir: Path, checkpoint: str | None) -> Path:
             raise UserError(f"{run_dir} has no best checkpoint", "set eval.keep_best in the recipe, or use --checkpoint latest")
         return path
     path = find_checkpoint(Path(run_dir), checkpoint)
-    check_checkpoint_of_run(Path(run_dir), path)
+    if checkpoint not in (None, "latest") and not str(checkpoint).isdigit() and path.is_file():
+        check_checkpoint_of_run(Path(run_dir), path)  # a file named by path (latest and steps are the run's own)
     return path
 
 
@@ -388,13 +389,17 @@ def check_checkpoint_of_run(run_dir: Path, path: Path) -> None:
     """Refuse a checkpoint file that is not ``run_dir``'s own: ``ganreg eval`` files its numbers in that run's
     eval.json and evals/ as the run's step N, where report and compare show them as the run's. Another run's
     weights are evaluated as that run (the README's way to evaluate outside weights: make them a run)."""
-    run, file = Path(run_dir).resolve(), Path(path).resolve()
-    if file.is_relative_to(run):
+    from ganreg.train.checkpoint import LATEST
+
+    # containment as written (absolute, not resolved): a run whose checkpoints/ is a symlink to scratch storage
+    # is still the run's own
+    run, file = Path(run_dir).absolute(), Path(path).absolute()
+    if file.is_relative_to(run) or file.resolve().is_relative_to(run.resolve()):
         return
     if file.parent.name == "checkpoints" and (file.parent.parent / RECIPE_FILE).is_file():
         owner = Path(path).parent.parent if Path(path).parent.name == "checkpoints" else file.parent.parent  # as the user wrote it
         step = step_of(file)
-        which = str(step) if step is not None else {"latest.pt": "latest", BEST_CHECKPOINT: "best"}.get(file.name, str(path))
+        which = str(step) if step is not None else {LATEST: "latest", BEST_CHECKPOINT: "best"}.get(file.name, str(path))
         raise UserError(
             f"{path} is a checkpoint of the run {owner}, not of {run_dir}: its evaluation would be recorded in "
             f"{run_dir}/evals/ as {run_dir}'s own",

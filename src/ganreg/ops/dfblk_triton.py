@@ -216,11 +216,6 @@ def _num_sms(device_index: int) -> int:
     return torch.cuda.get_device_properties(device_index).multi_processor_count
 
 
-@functools.lru_cache(maxsize=None)
-def _capability(device_index: int) -> tuple:
-    return tuple(torch.cuda.get_device_capability(device_index))
-
-
 def _sm_count(t: torch.Tensor) -> int:
     if t.is_cuda:
         idx = t.device.index
@@ -433,7 +428,9 @@ def _check_x(x: torch.Tensor):
     if not (x.is_cuda or INTERPRET):
         raise RuntimeError("fused op needs CUDA tensors (or TRITON_INTERPRET=1 set before triton is imported)")
     if x.is_cuda and torch.version.hip is None:
-        cap = _capability(x.device.index if x.device.index is not None else torch.cuda.current_device())
+        from ganreg.ops.dispatch import device_capability
+
+        cap = device_capability(x.device)
         if cap < (7, 0):
             raise RuntimeError(f"fused op needs a GPU of compute capability >= 7.0 (Triton), got {cap}; "
                                "use GANREG_FUSED_OPS=auto or off")

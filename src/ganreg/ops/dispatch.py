@@ -115,7 +115,7 @@ _FUSED_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 _capability: dict = {}
 
 
-def _device_capability(device: torch.device):
+def device_capability(device: torch.device) -> tuple[int, int]:
     """(major, minor) of a CUDA device; (99, 0) on ROCm (Triton's compute-capability floor is CUDA's)."""
     if torch.version.hip is not None:
         return (99, 0)
@@ -137,7 +137,7 @@ def will_use_fused(x: torch.Tensor) -> bool:
     if _is_compiling():
         return False
     return bool(x.is_cuda and x.dim() == 4 and x.dtype in _FUSED_DTYPES and fused_available()
-                and _device_capability(x.device) >= (7, 0))
+                and device_capability(x.device) >= (7, 0))
 
 
 def params_fit(x: torch.Tensor, *params) -> bool:

@@ -118,6 +118,13 @@ def check_contracts(nets: Any, batch: dict[str, Any], image_size: int, device: t
         disc = infos["discriminator"]
         real = batch["images"].to(device).float()  # probe_batch's images are already in [-1, 1]
         d_cond = cond if out.cond_used is None else out.cond_used.float()  # what the trainer hands D (StackGAN's mu)
+        declared = getattr(nets.generator, "cond_used_dim", None)
+        if out.cond_used is not None and tuple(out.cond_used.shape) != (n, declared):
+            raise UserError(
+                f"generator {gen.qualified} returned cond_used of shape {list(out.cond_used.shape)} but declares "
+                f"cond_used_dim {declared}: the discriminator is built for the declared size",
+                f"set the generator's cond_used_dim attribute to the size of its cond_used; {_fix(gen)}",
+            )
         with blame(disc, f"a batch of {n} images of {image_size} px"):
             logits = nets.discriminator(real, d_cond).logits
         if tuple(logits.shape) != (n,):

@@ -84,7 +84,15 @@ def build_networks(recipe: Recipe, registry: Registry, ctx: BuildContext) -> Net
     sampling = build_sampling_networks(recipe, registry, ctx)
     infos = dict(sampling.infos)
     # D sees G's cond_used when G makes one (StackGAN's mu): D is built for that size
-    d_ctx = dataclasses.replace(ctx, cond_dim=int(getattr(sampling.generator, "cond_used_dim", None) or ctx.cond_dim))
+    own_cond = getattr(sampling.generator, "cond_used_dim", None)
+    if own_cond and recipe.text_encoder.mode == "joint" and any(p.requires_grad for p in sampling.text_encoder.parameters()):
+        raise UserError(
+            f"text_encoder.mode 'joint' trains the text encoder through D's condition, but generator "
+            f"{infos['generator'].qualified} hands D a condition of its own (cond_used, e.g. StackGAN's mu, "
+            "detached): the encoder would never train",
+            'set text_encoder.mode to "pretrain" or "frozen" (StackGAN used a pretrained, frozen encoder)',
+        )
+    d_ctx = dataclasses.replace(ctx, cond_dim=int(own_cond or ctx.cond_dim))
     disc, infos["discriminator"] = _build(registry, "discriminator", recipe.discriminator.name, recipe.discriminator.params, d_ctx)
     losses = []
     for i, spec in enumerate(recipe.losses):

@@ -31,7 +31,7 @@ from ganreg.errors import UserError
 from ganreg.interfaces import BuildContext
 from ganreg.recipe import Recipe, validate_recipe
 from ganreg.registry import Registry
-from ganreg.runfiles import step_of
+from ganreg.runfiles import read_recipe_json, step_of
 
 RECIPE_FILE = "recipe.resolved.json"
 RUN_FILE = "run.json"
@@ -182,14 +182,12 @@ def read_run(run_dir: Path, registry: Registry, sections: Iterable[str] | None =
     """The recipe and metadata of an existing run directory. ``sections``: the only component sections whose
     plugins must be installed (generating needs the text encoder and the generator, not D or the losses)."""
     run_dir = Path(run_dir)
-    if not run_dir.exists():
-        raise UserError(f"{run_dir} does not exist", "pass the run directory `ganreg run` wrote (it prints it when it ends)")
-    if not (run_dir / RECIPE_FILE).is_file() or not (run_dir / RUN_FILE).is_file():
-        raise UserError(f"{run_dir} is not a ganreg run directory (no {RECIPE_FILE} / {RUN_FILE})", "pass the directory `ganreg run` wrote")
-    raw = _read_json(run_dir / RECIPE_FILE)
+    raw = read_recipe_json(run_dir)  # a missing or damaged recipe is worded as every other command words it
+    if not (run_dir / RUN_FILE).is_file():
+        raise UserError(f"{run_dir} is not a ganreg run directory (it has no {RUN_FILE})", "pass the directory `ganreg run` wrote")
     meta = _read_json(run_dir / RUN_FILE)
-    if not isinstance(raw, dict) or not isinstance(meta, dict):
-        raise UserError(f"{run_dir}: {RECIPE_FILE} / {RUN_FILE} are not JSON objects", "pass the directory `ganreg run` wrote")
+    if not isinstance(meta, dict):
+        raise UserError(f"{run_dir}: {RUN_FILE} is not a JSON object", "pass the directory `ganreg run` wrote")
     return validate_recipe(_pin_recorded_ids(raw, meta), registry, str(run_dir / RECIPE_FILE), sections), meta
 
 

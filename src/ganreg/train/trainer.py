@@ -23,7 +23,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from ganreg.atomic import atomic_write_text
 from ganreg.data._util import to_unit_range
-from ganreg.errors import TrainingDiverged, UserError
+from ganreg.errors import TrainingDiverged
 from ganreg.interfaces import TextBatch
 from ganreg.recipe import Recipe
 from ganreg.registry import Registry
@@ -70,13 +70,7 @@ class Trainer:
         self.joint_text = recipe.text_encoder.mode == "joint" and any(
             p.requires_grad for p in self.nets.text_encoder.parameters()
         )
-        if self.joint_text and getattr(self.nets.generator, "cond_used_dim", None):
-            gen = self.nets.infos["generator"].qualified
-            raise UserError(
-                f"text_encoder.mode 'joint' trains the text encoder through D's condition, but generator {gen} "
-                "hands D a condition of its own (cond_used, e.g. StackGAN's mu, detached): the encoder would never train",
-                'set text_encoder.mode to "pretrain" or "frozen" (StackGAN used a pretrained, frozen encoder)',
-            )
+
         for name, module in self.nets.modules().items():
             module.to(self.device)
             if name != "text_encoder":
@@ -106,8 +100,6 @@ class Trainer:
         ]
         o = recipe.optim
         self.opt = {"generator": build_optimizer(g_params, o.generator), "discriminator": build_optimizer(d_params, o.discriminator)}
-        self._trained_params = [p for opt in self.opt.values() for group in opt.param_groups for p in group["params"]]
-        """Every parameter an optimiser steps: what the backward passes fill (see :meth:`_phase`)."""
         self.sched = {
             "generator": build_scheduler(self.opt["generator"], o.generator, self.total_steps, self.steps_per_epoch),
             "discriminator": build_scheduler(self.opt["discriminator"], o.discriminator, self.total_steps, self.steps_per_epoch),
@@ -123,6 +115,7 @@ class Trainer:
         self.elapsed = 0.0
         self._stop_requested = False
         self._pending: list[tuple[int, dict[str, torch.Tensor]]] = []
+        self._first_step_done = False  # the losses' exceptions are named with their plugin on the first step
         self._interval_sums: dict[str, float] = {}
         self._interval_counts: dict[str, int] = {}
         self._fixed = self._fixed_samples()
@@ -197,11 +190,15 @@ class Trainer:
                     values.append((term, self._loss_value(term, ctx)))
             total = sum(term.weight * v for term, v in values)
             assert isinstance(total, torch.Tensor)
-            # gradients of the trained parameters only: a plain backward would also fill the gradient of every
-            # leaf that requires it, as the real images and sentences a gradient penalty differentiates D
-            # against (a full-resolution input-gradient pass nobody reads)
-            leaves = [p for p in self._trained_params if p.requires_grad]
-            torch.autograd.backward(total / accum, inputs=leaves)
+            if self.input_grad and network == "discriminator":
+                # a gradient penalty made the real images and sentences leaves that require grad: a plain
+                # backward would also fill their gradients (a full-resolution input-gradient pass nobody
+                # reads), so only the parameters D's optimiser steps are asked for. Elsewhere a plain
+                # backward (``inputs=`` would refuse reentrant activation checkpointing in a plugin)
+                leaves = [p for group in self.opt[network].param_groups for p in group["params"] if p.requires_grad]
+                torch.autograd.backward(total / accum, inputs=leaves)
+            else:
+                (total / accum).backward()
             for term, v in values:
                 key = f"{prefix}/{term.name}"
                 logs[key] = logs.get(key, 0.0) + v.detach() / accum
@@ -216,13 +213,17 @@ class Trainer:
         return logs
 
     def _loss_value(self, term: LossTerm, ctx: StepContext) -> torch.Tensor:
-        """One term's value. On every step (a term may compute only on some, as lazy MA-GP does) an
-        exception or a value that is not one number is named with its plugin; the check costs a few
-        microseconds and never synchronises with the GPU."""
+        """One term's value, checked on every step to be one number (a term may compute only on some steps, as
+        lazy MA-GP does; the check costs microseconds and never synchronises with the GPU). On the process's
+        first step an exception is named with its plugin; later ones keep their traceback (a failure hours
+        into a run may be ganreg's or the GPU library's, not the plugin's)."""
         if term.info is None:
             return term.module(ctx).float()
-        with blame(term.info, f"training step {self.step + 1} (loss {term.info.qualified} of the {term.network})", self.nets):
+        if self._first_step_done:
             value = term.module(ctx)
+        else:
+            with blame(term.info, f"the first training step (loss {term.info.qualified} of the {term.network})", self.nets):
+                value = term.module(ctx)
         check_loss_value(term.info, value)
         return value.float()
 
@@ -300,6 +301,7 @@ class Trainer:
             else:
                 self.ema.update_parameters(nets.generator)
         self._pending.append((self.step, logs))
+        self._first_step_done = True
 
     # -------------------------------------------------------------- artefacts
     def sample_generator(self) -> torch.nn.Module:

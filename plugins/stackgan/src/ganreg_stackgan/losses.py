@@ -1,9 +1,10 @@
 """StackGAN Stage-I losses (reference 3.6: ``code/miscc/utils.py: compute_discriminator_loss``, ``KL_loss``).
 
 * ``stage1_bce`` (D): ``BCE(D(x, mu), 1) + w * (BCE(D(G(z, c), mu), 0) + BCE(D(x', mu), 0))`` with w = 1/2.
-  The original's wrong pairs shift the batch by one (``x[:B-1]`` with ``mu[1:]``); here D's real features
-  are rolled by one (``ctx.d_mismatch_logits``, as DF-GAN does), the same pairs plus the wrapped-around one,
-  and D's image trunk runs once for both.
+  The original's wrong pairs shift the batch by one (``x[:B-1]`` with ``mu[1:]``: each image with the next
+  item's condition); here D's real features are rolled by one (``ctx.d_mismatch_logits``, as DF-GAN does:
+  each condition with the next item's image). Pairs of the same kind, B of them instead of B - 1, and D's
+  image trunk runs once for the real and the mismatched pairs.
 * ``kl`` (G): the generator's ``aux["kl"]``; weight it 2.0 in the recipe (``TRAIN.COEFF.KL``).
   G's adversarial term is ``BCE(D(G(z, c), mu), 1)``: ``dcgan_cls:generator_bce``.
 """
