@@ -380,8 +380,8 @@ def resolve_checkpoint(run_dir: Path, checkpoint: str | None) -> Path:
             raise UserError(f"{run_dir} has no best checkpoint", "set eval.keep_best in the recipe, or use --checkpoint latest")
         return path
     path = find_checkpoint(Path(run_dir), checkpoint)
-    if checkpoint not in (None, "latest") and not str(checkpoint).isdigit() and path.is_file():
-        check_checkpoint_of_run(Path(run_dir), path)  # a file named by path (latest and steps are the run's own)
+    if checkpoint is not None and path == Path(checkpoint) and path.is_file():
+        check_checkpoint_of_run(Path(run_dir), path)  # a file named by its path (latest and steps are the run's own)
     return path
 
 

@@ -31,9 +31,8 @@ from ganreg.errors import UserError
 from ganreg.interfaces import BuildContext
 from ganreg.recipe import Recipe, validate_recipe
 from ganreg.registry import Registry
-from ganreg.runfiles import read_recipe_json, step_of
+from ganreg.runfiles import RECIPE_FILE, read_recipe_json, step_of
 
-RECIPE_FILE = "recipe.resolved.json"
 RUN_FILE = "run.json"
 VOCAB_FILE = "vocab.json"
 

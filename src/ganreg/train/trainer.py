@@ -70,7 +70,6 @@ class Trainer:
         self.joint_text = recipe.text_encoder.mode == "joint" and any(
             p.requires_grad for p in self.nets.text_encoder.parameters()
         )
-
         for name, module in self.nets.modules().items():
             module.to(self.device)
             if name != "text_encoder":
