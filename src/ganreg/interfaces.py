@@ -28,7 +28,11 @@ discriminator
     Split in two so that mismatched pairs can reuse image features (DF-GAN
     rolls real features) and feature matching can read them:
     ``features(images) -> Tensor [B, ...]`` (unconditional image features) and
-    ``logits(features, cond) -> Tensor [B]`` (unbounded; no sigmoid).
+    ``logits(features, cond) -> Tensor [B]`` (unbounded; no sigmoid), or
+    ``[B, H', W']``: a map of logits, one per image region, as a PatchGAN
+    gives. Losses average their per-logit terms over the map (each patch is
+    judged), and anything that needs one score per image (gradient
+    penalties, contrastive matching) takes :func:`per_image_logits`.
     ``forward(images, cond) -> DiscriminatorOutput`` combines the two.
 loss
     ``forward(ctx: StepContext) -> Tensor`` (scalar). Attribute ``network``:
@@ -125,6 +129,14 @@ class Generator(nn.Module):
 
     def forward(self, z: torch.Tensor, cond: torch.Tensor) -> GeneratorOutput:  # pragma: no cover
         raise NotImplementedError
+
+
+def per_image_logits(logits: torch.Tensor) -> torch.Tensor:
+    """D's score per image, ``[B]``: the logits themselves, or the mean over a patch map ``[B, H', W']``.
+
+    The mean, not the sum, so that a penalty on its gradient weighs a patch D as the losses do (they
+    average over patches) and does not grow with the number of patches."""
+    return logits if logits.dim() == 1 else logits.flatten(1).mean(1)
 
 
 class Discriminator(nn.Module):

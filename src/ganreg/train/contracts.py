@@ -127,9 +127,10 @@ def check_contracts(nets: Any, batch: dict[str, Any], image_size: int, device: t
             )
         with blame(disc, f"a batch of {n} images of {image_size} px"):
             logits = nets.discriminator(real, d_cond).logits
-        if tuple(logits.shape) != (n,):
+        if logits.dim() not in (1, 3) or logits.shape[0] != n:
             raise UserError(
-                f"discriminator {disc.qualified} returned logits of shape {list(logits.shape)}, not [{n}] (one per image)",
+                f"discriminator {disc.qualified} returned logits of shape {list(logits.shape)}, not [{n}] (one per "
+                f"image) or [{n}, H, W] (one per image region)",
                 _fix(disc),
             )
 

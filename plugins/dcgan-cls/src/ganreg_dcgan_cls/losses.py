@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from pydantic import BaseModel
 from torch import nn
 
-from ganreg.interfaces import BuildContext, Discriminator, Loss
+from ganreg.interfaces import BuildContext, Discriminator, Loss, per_image_logits
 from ganreg_dcgan_cls.params import _Params, MatchingBCEParams, GanIntParams, WGANParams, WGANGPParams
 
 if TYPE_CHECKING:
@@ -174,7 +174,7 @@ class WGANGP(Loss):
         eps = torch.rand(real.shape[0], *([1] * (real.dim() - 1)), device=real.device, dtype=real.dtype)
         x_hat = (eps * real + (1.0 - eps) * fake).requires_grad_(True)
         logits = ctx.discriminator(x_hat, ctx.d_cond.detach()).logits
-        (grad,) = torch.autograd.grad(logits.float().sum(), x_hat, create_graph=True)
+        (grad,) = torch.autograd.grad(per_image_logits(logits).float().sum(), x_hat, create_graph=True)
         norm = grad.float().flatten(1).norm(2, dim=1)
         ctx.log("grad_norm", norm.detach().mean())
         return self.lam * ((norm - 1.0) ** 2).mean()

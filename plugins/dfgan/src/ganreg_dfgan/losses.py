@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from pydantic import BaseModel
 
-from ganreg.interfaces import BuildContext, Loss
+from ganreg.interfaces import BuildContext, Loss, per_image_logits
 from ganreg.train.context import StepContext
 from ganreg_dfgan.params import HingeParams, MAGPParams
 
@@ -55,8 +55,9 @@ class DFGANHingeGenerator(Loss):
 
 def magp_sq_norms(logits: torch.Tensor, images: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
     """Per-sample squared L2 norm of the joint gradient ``(d sum(logits)/d images, d sum(logits)/d cond)``,
-    flattened and concatenated per sample: ``[B]``, differentiable (create_graph)."""
-    grads = torch.autograd.grad(logits.sum(), (images, cond), create_graph=True)
+    flattened and concatenated per sample: ``[B]``, differentiable (create_graph). A patch map counts as
+    its mean per image (:func:`ganreg.interfaces.per_image_logits`)."""
+    grads = torch.autograd.grad(per_image_logits(logits).sum(), (images, cond), create_graph=True)
     # summed per gradient, not flattened and concatenated: flattening a channels_last image gradient is a copy
     return sum(g.float().square().sum(dim=tuple(range(1, g.dim()))) for g in grads)
 

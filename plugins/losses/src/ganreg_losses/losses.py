@@ -39,15 +39,17 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ganreg.interfaces import BuildContext, Discriminator, Loss
+from ganreg.interfaces import BuildContext, Discriminator, Loss, per_image_logits
 from ganreg.train.context import StepContext
 from ganreg_losses.params import ContrastiveParams, DiversitySensitiveParams, ModeSeekingParams
 
 
 def pair_logits(discriminator: Discriminator, features: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-    """``[B, B]``: entry ``(i, j)`` is D's conditional logit for image features ``i`` with sentence ``j``."""
+    """``[B, B]``: entry ``(i, j)`` is D's conditional logit for image features ``i`` with sentence ``j``
+    (a patch D's mean over its map)."""
     b = features.shape[0]
-    return discriminator.logits(features.repeat_interleave(b, dim=0), cond.repeat(b, 1)).reshape(b, b)
+    logits = discriminator.logits(features.repeat_interleave(b, dim=0), cond.repeat(b, 1))
+    return per_image_logits(logits).reshape(b, b)
 
 
 def matching_cross_entropy(logits: torch.Tensor, temperature: float) -> tuple[torch.Tensor, torch.Tensor]:

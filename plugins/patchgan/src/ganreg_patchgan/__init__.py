@@ -1,0 +1,1 @@
+"""Text-conditional PatchGAN discriminator for ganreg (entry point ``patchgan``)."""
