@@ -180,9 +180,12 @@ def validate(recipe: Path, overrides: tuple[str, ...]) -> None:
     data = prepare_data(checked)
     nets = build_networks(checked, registry, data.context)
     check_contracts(nets, data.probe_batch(PROBE_ITEMS), checked.data.image_size)
+    probed = "text encoder, image encoder, generator and discriminator" if nets.image_encoder is not None else (
+        "text encoder, generator and discriminator"
+    )
     console.print(
         f"[green]{recipe}: valid[/green] (data opens; networks and losses build; "
-        f"text encoder, generator and discriminator give the right shapes on {PROBE_ITEMS} items)"
+        f"{probed} give the right shapes on {PROBE_ITEMS} items)"
     )
 
 
@@ -222,7 +225,10 @@ def run(
 @click.argument("run_dir", type=click.Path(path_type=Path))
 @click.argument("captions", nargs=-1)
 @click.option("--captions", "captions_file", type=click.Path(path_type=Path), help="A text file, one caption a line.")
-@click.option("-n", "--num", default=8, show_default=True, type=click.IntRange(1), help="Images per caption.")
+@click.option("-n", "--num", type=click.IntRange(1), help="Images per caption, one noise vector each  [default: 8]")
+@click.option("--source", "sources", multiple=True, type=click.Path(path_type=Path),
+              help="A source image (repeatable): with a run trained with an image encoder, each source's latent "
+                   "replaces the noise of one column.")
 @click.option("-o", "--out", type=click.Path(path_type=Path), default=Path("generated.png"), show_default=True)
 @click.option("--checkpoint", help="latest (default), best (kept by eval.keep_best), a step number, or a file.")
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -236,7 +242,8 @@ def generate(
     run_dir: Path,
     captions: tuple[str, ...],
     captions_file: Path | None,
-    num: int,
+    num: int | None,
+    sources: tuple[Path, ...],
     out: Path,
     checkpoint: str | None,
     seed: int,
@@ -266,8 +273,16 @@ def generate(
         texts += from_file
     if not texts:
         raise UserError("no captions given", 'pass captions as arguments or --captions FILE')
-    truncation = resolve_truncation(run_dir, truncation, no_truncation)
-    made = generate_grid(run_dir, texts, num, out, checkpoint, seed, truncation, not no_ema, device)
+    if sources and (num is not None or truncation is not None or no_truncation):
+        given = "-n" if num is not None else "--truncation" if truncation is not None else "--no-truncation"
+        raise UserError(
+            f"{given} and --source contradict each other: with --source each column is one source image's latent, "
+            "not noise", f"drop {given}",
+        )
+    if not sources:
+        truncation = resolve_truncation(run_dir, truncation, no_truncation)
+    num = len(sources) if sources else num or 8
+    made = generate_grid(run_dir, texts, num, out, checkpoint, seed, truncation, not no_ema, device, list(sources))
     console.print(f"wrote {out} ({len(texts)} caption(s) x {num}), its captions in {out.with_suffix('.txt')} and how it "
                   f"was made (checkpoint, seed, truncation, the command that makes it again) in {made.record}", markup=False)
     for caption, words in made.unknown.items():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shlex
 from dataclasses import dataclass, field
@@ -13,6 +14,7 @@ import torch
 import ganreg
 from ganreg.atomic import atomic_write_text
 from ganreg.data import Vocabulary
+from ganreg.data._util import decode_pil, pil_to_array, uint8_to_tensor
 from ganreg.errors import UserError
 from ganreg.interfaces import TextBatch
 from ganreg.plugins import get_registry
@@ -41,7 +43,7 @@ def load_trained(run_dir: Path, checkpoint: str | None = None, use_ema: bool = T
     """A run's networks with trained weights (the EMA generator when present), in eval mode."""
     run_dir = Path(run_dir)
     registry = get_registry()
-    recipe, meta = read_run(run_dir, registry, sections=("text_encoder", "generator"))  # D and losses need not be installed
+    recipe, meta = read_run(run_dir, registry, sections=("text_encoder", "image_encoder", "generator"))  # D and losses need not be installed
     ctx = build_context_from(meta)
     nets = build_sampling_networks(recipe, registry, ctx)
     path = find_checkpoint(run_dir, checkpoint)
@@ -71,14 +73,18 @@ def resolve_truncation(run_dir: Path, given: float | None, plain: bool) -> float
 @torch.no_grad()
 def generate_images(
     nets: SamplingNetworks, vocab: Vocabulary, captions: list[str], per_caption: int, seed: int = 0,
-    truncation: float | None = None, max_words: int = 18,
+    truncation: float | None = None, max_words: int = 18, latents: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """``[len(captions) * per_caption, 3, S, S]`` in [-1, 1]; row-major by caption.
-    The same noise vectors are used for every caption."""
+    The same noise vectors are used for every caption; ``latents`` (``[per_caption, z_dim]``, from
+    :func:`encode_sources`) replace them."""
     device = next(nets.generator.parameters()).device
     tokens, lengths = vocab.encode_batch(captions, max_words)
     cond = nets.text_encoder(TextBatch(tokens=tokens.to(device), lengths=lengths, captions=captions)).sentence.float()
-    z = make_noise(per_caption, nets.generator.z_dim, torch.Generator().manual_seed(seed), truncation).to(device)
+    if latents is not None:
+        z = latents.to(device)
+    else:
+        z = make_noise(per_caption, nets.generator.z_dim, torch.Generator().manual_seed(seed), truncation).to(device)
     cond = cond.repeat_interleave(per_caption, 0)
     z = z.repeat(len(captions), 1)
     return torch.cat([nets.generator(z[i : i + 256], cond[i : i + 256]).images.float() for i in range(0, len(z), 256)])
@@ -96,20 +102,47 @@ class Generated:
     read should say so)."""
 
 
+@torch.no_grad()
+def encode_sources(nets: SamplingNetworks, sources: list[Path], image_size: int) -> torch.Tensor:
+    """The image encoder's latent (in eval mode: the mean) of each source image, ``[len(sources), z_dim]``.
+    Each image is squashed to the run's square size, as evaluation reads the data's images."""
+    if nets.image_encoder is None:
+        raise UserError(
+            "--source needs a run trained with an image encoder, and this run's recipe has no image_encoder",
+            "drop --source to draw from noise, or train a recipe with an image_encoder section",
+        )
+    arrays = []
+    for path in sources:
+        if not Path(path).is_file():
+            raise UserError(f"source image not found: {path}", "pass an image file (PNG, JPEG, ...) to --source")
+        im = decode_pil(Path(path).read_bytes(), what=f"source image {path}")
+        arrays.append(uint8_to_tensor(pil_to_array(im, image_size)))
+    device = next(nets.image_encoder.parameters()).device
+    return nets.image_encoder(torch.stack(arrays).to(device)).latent.float()
+
+
 def generate_grid(
     run_dir: Path, captions: list[str], per_caption: int, out: Path, checkpoint: str | None = None, seed: int = 0,
-    truncation: float | None = None, use_ema: bool = True, device: str = "auto",
+    truncation: float | None = None, use_ema: bool = True, device: str = "auto", sources: list[Path] | None = None,
 ) -> Generated:
-    """Write the grid to ``out``, its captions to ``out.txt`` and how it was made to ``out.json``."""
+    """Write the grid to ``out``, its captions to ``out.txt`` and how it was made to ``out.json``. With
+    ``sources``, each column is drawn from one source image's latent instead of noise."""
     out = Path(out)
     if out.suffix.lower() not in {".png", ".jpg", ".jpeg"}:
         raise UserError(f"output {out} must be a .png or .jpg file", "use -o samples.png")
     refuse_foreign_sidecars(out)
     run = load_trained(run_dir, checkpoint, use_ema, device)
-    images = generate_images(run.nets, run.vocab, captions, per_caption, seed, truncation, run.recipe.data.max_words)
+    latents = encode_sources(run.nets, sources, run.recipe.data.image_size) if sources else None
+    if latents is not None:
+        per_caption, truncation = latents.shape[0], None
+    images = generate_images(
+        run.nets, run.vocab, captions, per_caption, seed, truncation, run.recipe.data.max_words, latents
+    )
     save_grid(images, out, nrow=per_caption, captions=captions)
     record = out.with_suffix(".json")
-    made = generation_record(Path(run_dir), run, captions, per_caption, out, seed, truncation, str(images.device))
+    made = generation_record(
+        Path(run_dir), run, captions, per_caption, out, seed, truncation, str(images.device), sources or []
+    )
     atomic_write_text(record, json.dumps(made, indent=2) + "\n")
     return Generated(out, record, {c: words for c in captions if (words := run.vocab.unknown_words(c))})
 
@@ -144,11 +177,27 @@ def _is_captions_file(path: Path) -> bool:
 
 def generation_record(
     run_dir: Path, run: TrainedRun, captions: list[str], per_caption: int, out: Path, seed: int,
-    truncation: float | None, device: str,
+    truncation: float | None, device: str, sources: list[Path] | None = None,
 ) -> dict[str, Any]:
     """Everything that decides the images of ``ganreg generate``: an image shared or found later can be made
-    again (the checkpoint file, its step and the weights read from it, the noise's seed and truncation)."""
+    again (the checkpoint file, its step and the weights read from it, the noise's seed and truncation, or
+    the source images and their SHA-256)."""
     ckpt = Path(run.checkpoint).resolve() if run.checkpoint is not None else None
+    noise: dict[str, Any] = {
+        "z_dim": int(run.nets.generator.z_dim),
+        "count": per_caption,
+        "how": "torch.randn(per_caption, z_dim) from torch.Generator().manual_seed(seed) on the CPU; with a "
+               "truncation t, values outside [-2, 2] are drawn again, then all are multiplied by t",
+    }
+    if sources:
+        noise = {
+            "z_dim": int(run.nets.generator.z_dim),
+            "count": per_caption,
+            "how": "the image encoder's latent (eval mode: its mean) of each source image, squashed to the run's "
+                   "image size; one column per source",
+            "sources": [{"path": str(Path(p).resolve()), "sha256": hashlib.sha256(Path(p).read_bytes()).hexdigest()}
+                        for p in sources],
+        }
     return {
         "format": "ganreg-generate",
         "version": 1,
@@ -160,27 +209,28 @@ def generation_record(
         "checkpoint": {"path": str(ckpt) if ckpt else None, "step": run.step, "generator_weights": run.generator_weights},
         "seed": seed,
         "truncation": truncation,
-        "noise": {
-            "z_dim": int(run.nets.generator.z_dim),
-            "count": per_caption,
-            "how": "torch.randn(per_caption, z_dim) from torch.Generator().manual_seed(seed) on the CPU; with a "
-                   "truncation t, values outside [-2, 2] are drawn again, then all are multiplied by t",
-        },
+        "noise": noise,
         "device": device,
         "ganreg_version": ganreg.__version__,
         "torch_version": torch.__version__,
-        "command": shlex.join(_command(run_dir, run, captions, per_caption, out, seed, truncation, device)),
+        "command": shlex.join(_command(run_dir, run, captions, per_caption, out, seed, truncation, device, sources or [])),
     }
 
 
 def _command(
     run_dir: Path, run: TrainedRun, captions: list[str], per_caption: int, out: Path, seed: int,
-    truncation: float | None, device: str,
+    truncation: float | None, device: str, sources: list[Path],
 ) -> list[str]:
     """The ``ganreg generate`` command line that makes the same images (paths absolute, so it runs from anywhere)."""
-    args = ["ganreg", "generate", str(run_dir.resolve()), "-n", str(per_caption), "-o", str(out.resolve()),
-            "--checkpoint", _lasting_checkpoint(run_dir, run), "--seed", str(seed)]
-    args += ["--no-truncation"] if truncation is None else ["--truncation", str(truncation)]
+    args = ["ganreg", "generate", str(run_dir.resolve())]
+    if sources:
+        args += [a for p in sources for a in ("--source", str(Path(p).resolve()))]
+    else:
+        args += ["-n", str(per_caption)]
+    args += ["-o", str(out.resolve()), "--checkpoint", _lasting_checkpoint(run_dir, run)]
+    if not sources:
+        args += ["--seed", str(seed)]
+        args += ["--no-truncation"] if truncation is None else ["--truncation", str(truncation)]
     if run.generator_weights == "raw":
         args.append("--no-ema")
     return args + ["--device", device.split(":")[0], "--", *captions]  # a caption may start with "-"

@@ -13,8 +13,14 @@ text_encoder
     Attribute ``out_dim: int``.
 image_encoder
     ``forward(images [B, 3, H, W] in [-1, 1]) -> ImageEncoderOutput``:
-    ``latent [B, out_dim]`` (replaces / joins the noise, as the seeds' "source
-    encoder"), optional ``content`` map. Attribute ``out_dim: int``.
+    ``latent [B, out_dim]``, optional ``content`` map, and ``aux``, a dict
+    of scalar tensors the losses may read (``"kl"`` of a variational
+    encoder). Attribute ``out_dim: int``, which must equal the generator's
+    ``z_dim``: in training the latent of each real image replaces G's noise
+    (the seeds' "source encoder"; cVAE-GAN), and a reconstruction loss ties
+    the fake to its own real image. A variational encoder samples the
+    latent in training mode and returns its mean in eval mode, and its KL to
+    N(0, I) lets sampling draw the noise from the prior as without one.
 generator
     ``forward(z [B, z_dim], cond [B, cond_dim]) -> GeneratorOutput``:
     ``images [B, 3, S, S]`` in ``[-1, 1]`` (S = BuildContext.image_size) and
@@ -44,6 +50,9 @@ loss
     images of another class in every batch (``ctx.wrong``, ``ctx.d_wrong``:
     Reed's matching-aware loss); without it no loss of the recipe does, and the
     loader does not decode them.
+    ``needs_image_encoder = True`` says the term reads the image encoder
+    (``ctx.e_out``, ``ctx.e_aux``: its KL); a recipe without an
+    ``image_encoder`` section is then refused before training.
     ``after_step(network)`` runs after each optimiser step of that network
     (WGAN weight clipping).
 
@@ -89,6 +98,7 @@ class TextOutput:
 class ImageEncoderOutput:
     latent: torch.Tensor
     content: torch.Tensor | None = None
+    aux: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
 @dataclass
@@ -164,6 +174,7 @@ class Loss(nn.Module):
     network: Network = "discriminator"
     needs_input_grad: bool = False
     needs_wrong_images: bool = False
+    needs_image_encoder: bool = False
 
     def forward(self, ctx: StepContext) -> torch.Tensor:  # pragma: no cover - interface
         raise NotImplementedError

@@ -183,7 +183,11 @@ class Recipe(_Strict):
     data: DataConfig = Field(default_factory=DataConfig, description="Where the image-caption pairs come from (source: shapes, hdf5, folder).")
     text_encoder: TextEncoderSpec = Field(description="Turns captions into the sentence (and word) embeddings G and D condition on.")
     image_encoder: NetworkSpec | None = Field(
-        None, description="Source-image encoder; the trainer does not use one yet (build and test it with `ganreg show`)."
+        None,
+        description="Source-image encoder, trained with G: in training its latent of each real image replaces G's "
+        "noise (cVAE-GAN; pair it with a reconstruction loss such as dcgan_cls:l1 and, for a variational encoder, "
+        "source_encoder:latent_kl). Samples and `ganreg eval` draw the noise from N(0, I); `ganreg generate --source "
+        "IMAGE` draws from an image's latent.",
     )
     generator: NetworkSpec = Field(description="G: noise + sentence embedding -> image.")
     discriminator: NetworkSpec = Field(description="D: image + sentence embedding -> real/fake score.")

@@ -37,10 +37,11 @@ if TYPE_CHECKING:
     import torch
     from torch import nn
 
-    from ganreg.interfaces import Discriminator, Generator, TextBatch
+    from ganreg.interfaces import Discriminator, Generator, ImageEncoder, TextBatch
 
     TinyGenerator: type[Generator]
     TinyDiscriminator: type[Discriminator]
+    TinyImageEncoder: type[ImageEncoder]
 
 NETWORKS = ("generator", "discriminator")
 B = 4
@@ -86,7 +87,7 @@ def _tiny_networks() -> dict[str, type]:
     import torch
     from torch import nn
 
-    from ganreg.interfaces import Discriminator, Generator, GeneratorOutput
+    from ganreg.interfaces import Discriminator, Generator, GeneratorOutput, ImageEncoder, ImageEncoderOutput
 
     class TinyGenerator(Generator):
         """A minimal generator used to exercise losses."""
@@ -116,7 +117,23 @@ def _tiny_networks() -> dict[str, type]:
         def logits(self, features: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
             return self.head(torch.cat([features, cond], 1)).squeeze(1)
 
-    classes: dict[str, type] = {"TinyGenerator": TinyGenerator, "TinyDiscriminator": TinyDiscriminator}
+    class TinyImageEncoder(ImageEncoder):
+        """A minimal variational image encoder: its latent replaces G's noise, its KL is ``aux["kl"]``."""
+
+        def __init__(self, z_dim: int = 8) -> None:
+            super().__init__()
+            self.out_dim = z_dim
+            self.fc = nn.Linear(3, 2 * z_dim)
+
+        def forward(self, images: torch.Tensor) -> ImageEncoderOutput:
+            mu, logvar = self.fc(images.mean((2, 3))).chunk(2, dim=1)
+            latent = mu + torch.randn_like(mu) * (0.5 * logvar).exp()
+            kl = 0.5 * (mu.square() + logvar.exp() - 1 - logvar).sum(1).mean()
+            return ImageEncoderOutput(latent=latent, aux={"kl": kl})
+
+    classes: dict[str, type] = {
+        "TinyGenerator": TinyGenerator, "TinyDiscriminator": TinyDiscriminator, "TinyImageEncoder": TinyImageEncoder,
+    }
     for cls in classes.values():
         cls.__qualname__ = cls.__name__
     globals().update(classes)
@@ -128,6 +145,7 @@ def _finite(t: torch.Tensor, what: str) -> None:
 
 
 def _grads_reach(module: nn.Module, what: str) -> None:
+    """Some gradient reaches ``module``'s trainable parameters."""
     grads = [p.grad for p in module.parameters() if p.requires_grad]
     assert grads, f"{what} has no trainable parameters"
     assert any(g is not None and g.abs().sum() > 0 for g in grads), f"no gradient reaches {what}'s parameters"
@@ -235,6 +253,7 @@ def _check_discriminator(disc: Any, ctx: BuildContext) -> None:
 
 def _check_loss(loss: Any, ctx: BuildContext) -> None:
     import torch
+    from torch import nn
 
     from ganreg.train.context import StepContext
 
@@ -245,6 +264,7 @@ def _check_loss(loss: Any, ctx: BuildContext) -> None:
     )
     tiny = _tiny_networks()
     gen, disc = tiny["TinyGenerator"](ctx), tiny["TinyDiscriminator"](ctx)
+    encoder = tiny["TinyImageEncoder"](gen.z_dim) if loss.needs_image_encoder else None
     s = ctx.image_size
     g = torch.Generator().manual_seed(1)
     if network == "generator":
@@ -260,12 +280,16 @@ def _check_loss(loss: Any, ctx: BuildContext) -> None:
         wrong=torch.rand(B, 3, s, s, generator=g) * 2 - 1 if loss.needs_wrong_images else None,
         labels=torch.arange(B) % ctx.num_classes,
         input_grad=loss.needs_input_grad,
+        image_encoder=encoder,
     )
     value = loss(sctx)
     assert value.dim() == 0, "a loss returns a scalar"
     _finite(value, "loss")
     value.backward()
-    _grads_reach(gen if network == "generator" else disc, network)
+    if network == "discriminator":
+        _grads_reach(disc, network)
+    else:  # the image encoder trains with G: a term of its own (its KL) reaches only it
+        _grads_reach(nn.ModuleList([m for m in (gen, encoder) if m is not None]), network)
     if network == "generator":
         assert all(p.grad is None for p in disc.parameters()), "a generator loss must not train D"
 

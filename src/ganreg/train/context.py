@@ -22,7 +22,15 @@ from typing import Literal
 
 import torch
 
-from ganreg.interfaces import Discriminator, DiscriminatorOutput, Generator, GeneratorOutput, TextBatch
+from ganreg.interfaces import (
+    Discriminator,
+    DiscriminatorOutput,
+    Generator,
+    GeneratorOutput,
+    ImageEncoder,
+    ImageEncoderOutput,
+    TextBatch,
+)
 
 Phase = Literal["discriminator", "generator"]
 
@@ -46,6 +54,7 @@ class StepContext:
         input_grad: bool = False,
         sample_noise: Callable[[int], torch.Tensor] | None = None,
         keep_g_graph: bool = False,
+        image_encoder: ImageEncoder | None = None,
     ) -> None:
         self.phase: Phase = phase
         self.generator = generator
@@ -55,7 +64,8 @@ class StepContext:
         self.cond = cond
         """Sentence embeddings of the real captions ``[B, D]``. Carries the text
         encoder's graph in the D phase when the encoder trains jointly."""
-        self.z = z
+        self._noise_z = z
+        self.image_encoder = image_encoder
         self.text = text
         self.wrong = wrong
         """Real images from another class than ``real`` (matching-aware loss)."""
@@ -76,18 +86,47 @@ class StepContext:
             discriminator=self.discriminator,
             real=self.real,
             cond=self.cond.detach(),
-            z=self.z,
+            z=self._noise_z,
             text=self.text,
             wrong=self.wrong,
             labels=self.labels,
             words=self.words.detach() if self.words is not None else None,
             sample_noise=self._sample_noise,
+            image_encoder=self.image_encoder,
         )
         if "g_out" in self.__dict__:
             if not self.keep_g_graph:
                 raise RuntimeError("for_generator() needs the D phase's context built with keep_g_graph=True")
-            ctx.__dict__["g_out"] = self.__dict__["g_out"]
+            for key in ("e_out", "z", "g_out"):  # the images and the latents they were drawn from, with their graphs
+                if key in self.__dict__:
+                    ctx.__dict__[key] = self.__dict__[key]
         return ctx
+
+    # ------------------------------------------------------------- image encoder
+    @cached_property
+    def e_out(self) -> ImageEncoderOutput | None:
+        """The image encoder on the real images (None without one); trains with G, so it runs without
+        a graph in the D phase, as G does."""
+        if self.image_encoder is None:
+            return None
+        if self.phase == "discriminator" and not self.keep_g_graph:
+            with torch.no_grad():
+                return self.image_encoder(self.real)
+        return self.image_encoder(self.real)
+
+    @cached_property
+    def z(self) -> torch.Tensor:
+        """G's input: fresh noise, or with an image encoder each real image's latent (cVAE-GAN)."""
+        if self.e_out is None:
+            return self._noise_z
+        return self.e_out.latent.to(self._noise_z.dtype)
+
+    @property
+    def e_aux(self) -> dict[str, torch.Tensor]:
+        """The image encoder's auxiliary terms (its ``"kl"``); raises without an image encoder."""
+        if self.e_out is None:
+            raise RuntimeError("this loss reads the image encoder's terms, and the recipe has no image_encoder")
+        return self.e_out.aux
 
     # ----------------------------------------------------------------- generator
     @cached_property
@@ -110,9 +149,10 @@ class StepContext:
         return self.g_out.aux
 
     def noise(self, batch: int) -> torch.Tensor:
-        """Fresh noise from the run's generator of random numbers."""
+        """Fresh noise from the run's generator of random numbers (also with an image encoder: a second draw)."""
         if self._sample_noise is None:
-            return torch.randn(batch, self.z.shape[1], device=self.z.device, dtype=self.z.dtype)
+            z = self._noise_z
+            return torch.randn(batch, z.shape[1], device=z.device, dtype=z.dtype)
         return self._sample_noise(batch)
 
     # ------------------------------------------------------------- discriminator

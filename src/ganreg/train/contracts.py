@@ -50,7 +50,7 @@ def culprit(exc: BaseException, nets: Any, default: ComponentInfo) -> ComponentI
     exception inside a loss's call may come from either network. The innermost traceback frame that
     belongs to one of the networks' modules decides; ``default`` (the loss) when none does."""
     owners: dict[int, ComponentInfo] = {}
-    for key in ("text_encoder", "generator", "discriminator"):
+    for key in ("text_encoder", "image_encoder", "generator", "discriminator"):
         module = getattr(nets, key, None)
         if isinstance(module, nn.Module) and key in nets.infos:
             owners.update({id(m): nets.infos[key] for m in module.modules()})
@@ -84,7 +84,9 @@ def check_contracts(nets: Any, batch: dict[str, Any], image_size: int, device: t
     infos: dict[str, ComponentInfo] = nets.infos
     n = len(batch["images"])
     text = text_batch(batch, device)
-    with _evaluating(nets.text_encoder, nets.generator, nets.discriminator):
+    encoder = getattr(nets, "image_encoder", None)
+    probed = [m for m in (nets.text_encoder, encoder, nets.generator, nets.discriminator) if m is not None]
+    with _evaluating(*probed):
         with blame(infos["text_encoder"], f"a batch of {n} captions"):
             sentence = nets.text_encoder(text).sentence
         if tuple(sentence.shape) != (n, nets.context.cond_dim):
@@ -94,6 +96,8 @@ def check_contracts(nets: Any, batch: dict[str, Any], image_size: int, device: t
                 _fix(infos["text_encoder"]),
             )
         cond = sentence.float()
+        if encoder is not None:
+            _check_image_encoder(encoder, infos["image_encoder"], batch["images"].to(device).float(), nets.generator.z_dim)
         gen = infos["generator"]
         z = torch.randn(n, nets.generator.z_dim, generator=torch.Generator().manual_seed(0)).to(device)  # not the global RNG
         with blame(gen, f"a batch of {n} (z_dim {nets.generator.z_dim}, sentence dim {cond.shape[1]})"):
@@ -133,6 +137,21 @@ def check_contracts(nets: Any, batch: dict[str, Any], image_size: int, device: t
                 f"image) or [{n}, H, W] (one per image region)",
                 _fix(disc),
             )
+
+
+def _check_image_encoder(encoder: nn.Module, info: ComponentInfo, real: torch.Tensor, z_dim: int) -> None:
+    """The latent must be what G takes as noise: ``[n, z_dim]``, finite."""
+    n = real.shape[0]
+    with blame(info, f"a batch of {n} real images"):
+        latent = encoder(real).latent
+    if tuple(latent.shape) != (n, z_dim):
+        raise UserError(
+            f"image_encoder {info.qualified} returned latents of shape {list(latent.shape)}, not [{n}, {z_dim}] "
+            "(its out_dim, the generator's z_dim)",
+            _fix(info),
+        )
+    if not torch.isfinite(latent).all():
+        raise UserError(f"image_encoder {info.qualified} returned NaN or infinite latents at initialisation", _fix(info))
 
 
 def check_loss_value(info: ComponentInfo, value: Any) -> None:

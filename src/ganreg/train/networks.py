@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from torch import nn
 
 from ganreg.errors import UserError
-from ganreg.interfaces import BASES, BuildContext, Discriminator, Generator, Loss, TextEncoder
+from ganreg.interfaces import BASES, BuildContext, Discriminator, Generator, ImageEncoder, Loss, TextEncoder
 from ganreg.recipe import Recipe
 from ganreg.registry import ComponentInfo, Registry
 
@@ -26,15 +26,18 @@ class LossTerm:
 
 @dataclass
 class SamplingNetworks:
-    """What drawing images from captions needs: the text encoder and the generator."""
+    """What drawing images from captions needs: the text encoder, the generator, and the image
+    encoder when the recipe has one (to draw from a source image's latent)."""
 
     text_encoder: TextEncoder
     generator: Generator
     context: BuildContext
     infos: dict[str, ComponentInfo] = field(default_factory=dict)
+    image_encoder: ImageEncoder | None = None
 
     def modules(self) -> dict[str, nn.Module]:
-        return {"text_encoder": self.text_encoder, "generator": self.generator}
+        found = {"text_encoder": self.text_encoder, "image_encoder": self.image_encoder, "generator": self.generator}
+        return {k: m for k, m in found.items() if m is not None}
 
 
 @dataclass
@@ -45,12 +48,16 @@ class Networks:
     losses: list[LossTerm]
     context: BuildContext
     infos: dict[str, ComponentInfo] = field(default_factory=dict)
+    image_encoder: ImageEncoder | None = None
+    """Trains with G's optimiser: its latent of each real image is G's noise in training."""
 
     def terms(self, network: str) -> list[LossTerm]:
         return [t for t in self.losses if t.network == network]
 
     def modules(self) -> dict[str, nn.Module]:
-        return {"text_encoder": self.text_encoder, "generator": self.generator, "discriminator": self.discriminator}
+        found = {"text_encoder": self.text_encoder, "image_encoder": self.image_encoder, "generator": self.generator,
+                 "discriminator": self.discriminator}
+        return {k: m for k, m in found.items() if m is not None}
 
 
 def _build(registry: Registry, kind: str, name: str, params: dict, ctx: BuildContext) -> tuple[nn.Module, ComponentInfo]:
@@ -66,21 +73,29 @@ def _build(registry: Registry, kind: str, name: str, params: dict, ctx: BuildCon
 
 
 def build_sampling_networks(recipe: Recipe, registry: Registry, ctx: BuildContext) -> SamplingNetworks:
-    """Text encoder first (its ``out_dim`` becomes ``ctx.cond_dim``), then G."""
+    """Text encoder first (its ``out_dim`` becomes ``ctx.cond_dim``), then the image encoder when the recipe
+    has one (its ``out_dim`` becomes ``ctx.image_latent_dim``), then G, whose ``z_dim`` must equal it."""
     infos: dict[str, ComponentInfo] = {}
     text, infos["text_encoder"] = _build(registry, "text_encoder", recipe.text_encoder.name, recipe.text_encoder.params, ctx)
     ctx.cond_dim = int(text.out_dim)
+    image: ImageEncoder | None = None
+    if recipe.image_encoder is not None:
+        spec = recipe.image_encoder
+        image, infos["image_encoder"] = _build(registry, "image_encoder", spec.name, spec.params, ctx)
+        ctx.image_latent_dim = int(image.out_dim)
     gen, infos["generator"] = _build(registry, "generator", recipe.generator.name, recipe.generator.params, ctx)
-    return SamplingNetworks(text, gen, ctx, infos)
+    if image is not None and int(gen.z_dim) != ctx.image_latent_dim:
+        raise UserError(
+            f"image_encoder {infos['image_encoder'].qualified} gives latents of size {ctx.image_latent_dim}, but "
+            f"generator {infos['generator'].qualified} takes noise of size {gen.z_dim}: the latent replaces the noise",
+            f"make them equal: generator.params.z_dim (or the image encoder's latent size, "
+            f"`ganreg show {infos['image_encoder'].qualified}`)",
+        )
+    return SamplingNetworks(text, gen, ctx, infos, image)
 
 
 def build_networks(recipe: Recipe, registry: Registry, ctx: BuildContext) -> Networks:
     """The text encoder and G (:func:`build_sampling_networks`), then D and the losses."""
-    if recipe.image_encoder is not None:
-        raise UserError(
-            "the trainer does not use an image_encoder section yet",
-            "remove 'image_encoder' from the recipe (image encoders can be built and tested, not trained, in this release)",
-        )
     sampling = build_sampling_networks(recipe, registry, ctx)
     infos = dict(sampling.infos)
     # D sees G's cond_used when G makes one (StackGAN's mu): D is built for that size
@@ -105,6 +120,11 @@ def build_networks(recipe: Recipe, registry: Registry, ctx: BuildContext) -> Net
                 f"the plugin {info.plugin!r} must set network = 'generator' or 'discriminator' "
                 f"(a recipe can also choose with \"trains\" in losses.{i})",
             )
+        if module.needs_image_encoder and sampling.image_encoder is None:
+            raise UserError(
+                f"loss {info.qualified} (losses.{i}) reads the image encoder, and the recipe has no image_encoder",
+                "add an image_encoder section (e.g. source_encoder:conv) or drop the loss",
+            )
         losses.append(LossTerm(name=info.name, module=module, weight=spec.weight, network=network, info=info))
     for network in ("generator", "discriminator"):
         if not any(t.network == network for t in losses):
@@ -113,7 +133,7 @@ def build_networks(recipe: Recipe, registry: Registry, ctx: BuildContext) -> Net
     for t in losses:  # unique log names when a loss appears twice
         if names.count(t.name) > 1:
             t.name = f"{t.name}.{t.network[0]}{names[: losses.index(t)].count(t.name)}"
-    return Networks(sampling.text_encoder, sampling.generator, disc, losses, ctx, infos)
+    return Networks(sampling.text_encoder, sampling.generator, disc, losses, ctx, infos, sampling.image_encoder)
 
 
 def check_batch_size(nets: Networks, batch_size: int) -> None:

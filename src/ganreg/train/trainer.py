@@ -97,6 +97,8 @@ class Trainer:
         g_params = list(self.nets.generator.parameters()) + [
             p for term in self.nets.losses if term.network == "generator" for p in term.module.parameters()
         ]
+        if self.nets.image_encoder is not None:  # trained with G through the latents it hands G
+            g_params += list(self.nets.image_encoder.parameters())
         o = recipe.optim
         self.opt = {"generator": build_optimizer(g_params, o.generator), "discriminator": build_optimizer(d_params, o.discriminator)}
         self.sched = {
@@ -169,6 +171,7 @@ class Trainer:
             input_grad=self.input_grad and phase == "discriminator",
             sample_noise=self._noise,
             keep_g_graph=keep_g_graph,
+            image_encoder=self.nets.image_encoder,
         )
 
     def _phase(self, network: str, contexts: list[StepContext]) -> dict[str, torch.Tensor]:

@@ -26,7 +26,7 @@ from torch import nn
 
 from ganreg.errors import UserError
 
-KINDS_WITH_WEIGHTS = ("text_encoder", "generator", "discriminator")
+KINDS_WITH_WEIGHTS = ("text_encoder", "image_encoder", "generator", "discriminator")
 
 
 def read_weights(path: Path, module: nn.Module, kind: str) -> dict[str, torch.Tensor]:
