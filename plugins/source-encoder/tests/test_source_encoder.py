@@ -239,3 +239,24 @@ def test_source_needs_a_run_with_an_image_encoder() -> None:
     nets = SamplingNetworks(text_encoder=None, generator=None, context=BuildContext())  # type: ignore[arg-type]
     with pytest.raises(UserError, match="needs a run trained with an image encoder"):
         encode_sources(nets, [Path("a.png")], 32)
+
+
+def test_tsne_maps_the_encoders_latents(registry, autoloaded, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    """The report's t-SNE adds a map of the image encoder's latents of the real held-out images, by class."""
+    import ganreg.metrics.tsne as tsne
+    from ganreg.train.rundir import new_run_dir
+    from ganreg.train.trainer import Trainer
+
+    recipe = _recipe(registry)
+    new_run_dir(tmp_path / "run")
+    trainer = Trainer(recipe, registry, tmp_path / "run", device="cpu")
+    trainer.write_static_files()
+    trainer.train_step()
+    trainer.save()
+    seen = []
+    monkeypatch.setattr(tsne, "plot_panels", lambda panels, names, out, seed=0: seen.extend(panels) or out)
+    tsne.tsne_for_run(tmp_path / "run", tmp_path / "tsne.png", n=12, device="cpu")
+    latent = seen[-1]
+    assert latent.title.startswith("image encoder latents of real") and len(seen) == 4
+    assert latent.features.shape == (len(seen[2].labels), 8)
+    assert (latent.labels == seen[2].labels).all()

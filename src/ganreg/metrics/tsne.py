@@ -95,7 +95,9 @@ def plot_panels(panels: list[Panel], class_names: list[str], out: Path, seed: in
 
 def tsne_for_run(run_dir: Path, out: Path, n: int = 300, device: str = "auto", log: Any = None, seed: int = 0) -> Path:
     """Three maps for a trained run: text embeddings of training and held-out captions, classifier
-    features of images generated from held-out captions, and of real held-out images."""
+    features of images generated from held-out captions, and of real held-out images; a fourth, with an
+    image encoder, of its latents (means) of the same real images: whether the latent carries the class,
+    which the caption should decide."""
     from ganreg.data import Collator, build_dataset
     from ganreg.errors import UserError
     from ganreg.generate import load_trained
@@ -120,17 +122,24 @@ def tsne_for_run(run_dir: Path, out: Path, n: int = 300, device: str = "auto", l
     )
     classifier = load_classifier(cfg, device=dev, log=log)
     model = classifier.model.to(dev)
-    gen_f, gen_l, real_f, real_l = [], [], [], []
+    gen_f, gen_l, real_f, real_l, latents = [], [], [], [], []
+    encoder = run.nets.image_encoder
     with torch.no_grad():
         for b in generated_batches(run.nets.generator, run.nets.text_encoder, held, collator, n, dev, seed):
             gen_f.append(model.features(b.images).cpu())
             gen_l.append(b.labels)
         for b in real_batches(held, collator, min(n, len(held)), seed):
-            real_f.append(model.features(b.images.to(dev)).cpu())
+            images = b.images.to(dev)
+            real_f.append(model.features(images).cpu())
             real_l.append(b.labels)
+            if encoder is not None:
+                latents.append(encoder(images).latent.float().cpu())
     panels = [
         text_panel,
         Panel(f"generated images ({held_name} captions), classifier features", torch.cat(gen_f).numpy(), torch.cat(gen_l).numpy()),
         Panel(f"real {held_name} images, classifier features", torch.cat(real_f).numpy(), torch.cat(real_l).numpy()),
     ]
+    if latents:
+        panels.append(Panel(f"image encoder latents of real {held_name} images", torch.cat(latents).numpy(),
+                            torch.cat(real_l).numpy()))
     return plot_panels(panels, classifier.class_names, Path(out), seed)
