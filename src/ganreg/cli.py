@@ -231,7 +231,7 @@ def run(
                    "replaces the noise of one column.")
 @click.option("-o", "--out", type=click.Path(path_type=Path), default=Path("generated.png"), show_default=True)
 @click.option("--checkpoint", help="latest (default), best (kept by eval.keep_best), a step number, or a file.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=int, help="Seed of the noise  [default: 0]")
 @click.option("--truncation", type=click.FloatRange(0, min_open=True),
               help="Truncate noise to [-2, 2] times this (DF-GAN: 0.88). Default: the run's samples.truncation, "
                    "as its sample grids use.")
@@ -246,7 +246,7 @@ def generate(
     sources: tuple[Path, ...],
     out: Path,
     checkpoint: str | None,
-    seed: int,
+    seed: int | None,
     truncation: float | None,
     no_truncation: bool,
     no_ema: bool,
@@ -273,8 +273,10 @@ def generate(
         texts += from_file
     if not texts:
         raise UserError("no captions given", 'pass captions as arguments or --captions FILE')
-    if sources and (num is not None or truncation is not None or no_truncation):
-        given = "-n" if num is not None else "--truncation" if truncation is not None else "--no-truncation"
+    noise_options = {"-n": num is not None, "--seed": seed is not None, "--truncation": truncation is not None,
+                     "--no-truncation": no_truncation}
+    if sources and any(noise_options.values()):
+        given = next(name for name, used in noise_options.items() if used)
         raise UserError(
             f"{given} and --source contradict each other: with --source each column is one source image's latent, "
             "not noise", f"drop {given}",
@@ -282,7 +284,7 @@ def generate(
     if not sources:
         truncation = resolve_truncation(run_dir, truncation, no_truncation)
     num = len(sources) if sources else num or 8
-    made = generate_grid(run_dir, texts, num, out, checkpoint, seed, truncation, not no_ema, device, list(sources))
+    made = generate_grid(run_dir, texts, num, out, checkpoint, seed or 0, truncation, not no_ema, device, list(sources))
     console.print(f"wrote {out} ({len(texts)} caption(s) x {num}), its captions in {out.with_suffix('.txt')} and how it "
                   f"was made (checkpoint, seed, truncation, the command that makes it again) in {made.record}", markup=False)
     for caption, words in made.unknown.items():

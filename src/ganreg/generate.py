@@ -23,6 +23,7 @@ from ganreg.runfiles import step_file, step_of
 from ganreg.train.checkpoint import find_checkpoint, load_checkpoint, load_weights
 from ganreg.train.networks import SamplingNetworks, build_sampling_networks
 from ganreg.train.rundir import VOCAB_FILE, build_context_from, read_run
+from ganreg.train.weights import EMA_KEYS
 from ganreg.train.sampling import make_noise, save_grid
 from ganreg.train.setup import resolve_device
 
@@ -39,21 +40,28 @@ class TrainedRun:
     """The checkpoint file the weights came from."""
 
 
-def load_trained(run_dir: Path, checkpoint: str | None = None, use_ema: bool = True, device: str = "auto") -> TrainedRun:
-    """A run's networks with trained weights (the EMA generator when present), in eval mode."""
+def load_trained(
+    run_dir: Path, checkpoint: str | None = None, use_ema: bool = True, device: str = "auto", image_encoder: bool = False
+) -> TrainedRun:
+    """A run's networks with trained weights (the EMA generator when present), in eval mode. ``image_encoder``:
+    also the run's image encoder (``generate --source``), with the EMA weights that match the generator's."""
     run_dir = Path(run_dir)
     registry = get_registry()
-    recipe, meta = read_run(run_dir, registry, sections=("text_encoder", "image_encoder", "generator"))  # D and losses need not be installed
+    sections = ("text_encoder", "image_encoder", "generator") if image_encoder else ("text_encoder", "generator")
+    recipe, meta = read_run(run_dir, registry, sections=sections)  # D and losses need not be installed
     ctx = build_context_from(meta)
-    nets = build_sampling_networks(recipe, registry, ctx)
+    nets = build_sampling_networks(recipe, registry, ctx, image_encoder=image_encoder)
     path = find_checkpoint(run_dir, checkpoint)
     state = load_checkpoint(path, map_location="cpu")
     for name, module in nets.modules().items():
         load_weights(module, state["models"][name], name, path)
     weights = "ema" if use_ema and "ema" in state else "raw"
     if weights == "ema":
-        ema = {k.removeprefix("module."): v for k, v in state["ema"].items() if k.startswith("module.")}
-        load_weights(nets.generator, ema, "generator (EMA)", path)
+        for name, module in nets.modules().items():
+            key = EMA_KEYS.get(name)
+            if key in state:
+                ema = {k.removeprefix("module."): v for k, v in state[key].items() if k.startswith("module.")}
+                load_weights(module, ema, f"{name} (EMA)", path)
     dev = resolve_device(device)
     for module in nets.modules().values():
         module.to(dev).eval()
@@ -131,7 +139,7 @@ def generate_grid(
     if out.suffix.lower() not in {".png", ".jpg", ".jpeg"}:
         raise UserError(f"output {out} must be a .png or .jpg file", "use -o samples.png")
     refuse_foreign_sidecars(out)
-    run = load_trained(run_dir, checkpoint, use_ema, device)
+    run = load_trained(run_dir, checkpoint, use_ema, device, image_encoder=bool(sources))
     latents = encode_sources(run.nets, sources, run.recipe.data.image_size) if sources else None
     if latents is not None:
         per_caption, truncation = latents.shape[0], None
@@ -207,7 +215,7 @@ def generation_record(
         "layout": "one row per caption, one column per noise vector; every row uses the same noise vectors",
         "run_dir": str(run_dir.resolve()),
         "checkpoint": {"path": str(ckpt) if ckpt else None, "step": run.step, "generator_weights": run.generator_weights},
-        "seed": seed,
+        "seed": None if sources else seed,
         "truncation": truncation,
         "noise": noise,
         "device": device,

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 
     TinyGenerator: type[Generator]
     TinyDiscriminator: type[Discriminator]
+    TinyPatchDiscriminator: type[Discriminator]
     TinyImageEncoder: type[ImageEncoder]
 
 NETWORKS = ("generator", "discriminator")
@@ -117,6 +118,20 @@ def _tiny_networks() -> dict[str, type]:
         def logits(self, features: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
             return self.head(torch.cat([features, cond], 1)).squeeze(1)
 
+    class TinyPatchDiscriminator(TinyDiscriminator):
+        """A minimal discriminator whose logits are a map, one per image region (a PatchGAN's ``[B, H', W']``)."""
+
+        def __init__(self, ctx: BuildContext) -> None:
+            super().__init__(ctx)
+            self.head_map = nn.Conv2d(8 + ctx.cond_dim, 1, 1)
+
+        def features(self, images: torch.Tensor) -> torch.Tensor:
+            return nn.functional.leaky_relu(self.conv(images), 0.2)
+
+        def logits(self, features: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+            tiled = cond[:, :, None, None].expand(-1, -1, *features.shape[2:])
+            return self.head_map(torch.cat([features, tiled], 1)).squeeze(1)
+
     class TinyImageEncoder(ImageEncoder):
         """A minimal variational image encoder: its latent replaces G's noise, its KL is ``aux["kl"]``."""
 
@@ -132,7 +147,8 @@ def _tiny_networks() -> dict[str, type]:
             return ImageEncoderOutput(latent=latent, aux={"kl": kl})
 
     classes: dict[str, type] = {
-        "TinyGenerator": TinyGenerator, "TinyDiscriminator": TinyDiscriminator, "TinyImageEncoder": TinyImageEncoder,
+        "TinyGenerator": TinyGenerator, "TinyDiscriminator": TinyDiscriminator,
+        "TinyPatchDiscriminator": TinyPatchDiscriminator, "TinyImageEncoder": TinyImageEncoder,
     }
     for cls in classes.values():
         cls.__qualname__ = cls.__name__
@@ -194,8 +210,17 @@ def _check_image_encoder(enc: Any, ctx: BuildContext) -> None:
     out = enc(images)
     assert out.latent.shape == (B, enc.out_dim)
     _finite(out.latent, "latent")
+    for name, value in out.aux.items():
+        assert isinstance(value, torch.Tensor) and value.dim() == 0, f"aux {name!r} must be a scalar tensor"
+        _finite(value, f"aux {name!r}")
     out.latent.sum().backward()
     _grads_reach(enc, "image encoder")
+    training = enc.training
+    enc.eval()  # a variational encoder samples in training only: generate --source needs one latent per image
+    with torch.no_grad():
+        first, second = enc(images).latent, enc(images).latent
+    enc.train(training)
+    assert torch.equal(first, second), "in eval mode the latent must be deterministic (a variational encoder: its mean)"
 
 
 def _check_generator(gen: Any, ctx: BuildContext) -> None:
@@ -239,10 +264,11 @@ def _check_discriminator(disc: Any, ctx: BuildContext) -> None:
     )
     assert out.features.shape[0] == B
     _finite(out.logits, "logits")
+    training = disc.training
     disc.eval()  # in eval mode: a spectral norm's power iteration moves the weights on every training call
     with torch.no_grad():
         whole, again = disc(images, cond).logits, disc.logits(disc.features(images), cond)
-    disc.train()
+    disc.train(training)
     assert torch.allclose(again, whole, atol=1e-5), "forward must equal logits(features(x), cond)"
     gi, gc = torch.autograd.grad(out.logits.sum(), (images, cond), retain_graph=True)
     assert gi.abs().sum() > 0, "logits must depend on the images"
@@ -263,8 +289,17 @@ def _check_loss(loss: Any, ctx: BuildContext) -> None:
         "(the network the term trains); any other value leaves the loss out of training"
     )
     tiny = _tiny_networks()
-    gen, disc = tiny["TinyGenerator"](ctx), tiny["TinyDiscriminator"](ctx)
-    encoder = tiny["TinyImageEncoder"](gen.z_dim) if loss.needs_image_encoder else None
+    for discriminator in ("TinyDiscriminator", "TinyPatchDiscriminator"):  # logits [B], then a patch map [B, H', W']
+        _check_loss_with(loss, ctx, network, tiny["TinyGenerator"](ctx), tiny[discriminator](ctx),
+                         tiny["TinyImageEncoder"](8) if loss.needs_image_encoder else None)
+
+
+def _check_loss_with(loss: Any, ctx: BuildContext, network: str, gen: Any, disc: Any, encoder: Any) -> None:
+    import torch
+    from torch import nn
+
+    from ganreg.train.context import StepContext
+
     s = ctx.image_size
     g = torch.Generator().manual_seed(1)
     if network == "generator":
@@ -283,7 +318,7 @@ def _check_loss(loss: Any, ctx: BuildContext) -> None:
         image_encoder=encoder,
     )
     value = loss(sctx)
-    assert value.dim() == 0, "a loss returns a scalar"
+    assert value.dim() == 0, f"a loss returns a scalar (with {type(disc).__name__})"
     _finite(value, "loss")
     value.backward()
     if network == "discriminator":

@@ -4,6 +4,7 @@ logged, a checkpoint holds it and resumes it, and ganreg generate reads the run.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -158,7 +159,7 @@ def test_generate_reads_a_run_with_an_image_encoder(registry, autoloaded, tmp_pa
     trainer.write_static_files()
     trainer.train_step()
     trainer.save()
-    run = load_trained(tmp_path / "run", device="cpu")
+    run = load_trained(tmp_path / "run", use_ema=False, device="cpu", image_encoder=True)
     assert run.nets.image_encoder is not None and not run.nets.image_encoder.training
     torch.testing.assert_close(run.nets.image_encoder.state_dict(), trainer.nets.image_encoder.state_dict())
 
@@ -260,3 +261,56 @@ def test_tsne_maps_the_encoders_latents(registry, autoloaded, tmp_path: Path, mo
     assert latent.title.startswith("image encoder latents of real") and len(seen) == 4
     assert latent.features.shape == (len(seen[2].labels), 8)
     assert (latent.labels == seen[2].labels).all()
+
+
+def test_heads_and_kl_stay_float32_under_bf16_autocast() -> None:
+    enc = _encoder()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = enc(torch.rand(2, 3, 32, 32))
+    assert out.latent.dtype == torch.float32 and out.aux["kl"].dtype == torch.float32
+
+
+def test_diversity_terms_draw_both_images_from_noise_with_an_encoder(registry, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """DSGAN's ratio compares two noise draws: with an image encoder the step's z is a picture's latent, so
+    both draws are fresh, and the term trains G only (no gradient reaches the encoder)."""
+    from ganreg.train.rundir import new_run_dir
+    from ganreg.train.trainer import Trainer
+    from ganreg_losses.losses import DiversitySensitive
+
+    recipe = _recipe(registry)
+    new_run_dir(tmp_path / "run")
+    trainer = Trainer(recipe, registry, tmp_path / "run", device="cpu")
+    ctx = trainer._context("generator", trainer.stream.next())
+    DiversitySensitive(tau=10.0, samples=4)(ctx).backward()
+    assert all(p.grad is None for p in trainer.nets.image_encoder.parameters())
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in trainer.nets.generator.parameters())
+
+
+def test_generate_pairs_the_ema_generator_with_the_ema_encoder(registry, autoloaded, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from ganreg.generate import load_trained
+    from ganreg.train.rundir import new_run_dir, with_absolute_paths
+    from ganreg.train.trainer import Trainer
+
+    recipe = _recipe(registry, train={"steps": 3, "batch_size": 8, "ema_decay": 0.5, "ema_start": 0})
+    new_run_dir(tmp_path / "run")
+    trainer = Trainer(recipe, registry, tmp_path / "run", device="cpu")
+    trainer.write_static_files()
+    for _ in range(3):
+        trainer.train_step()
+    path = trainer.save()
+    averaged = trainer.ema_encoder.module.state_dict()
+    raw = trainer.nets.image_encoder.state_dict()
+    assert not torch.equal(averaged["mu.weight"], raw["mu.weight"])
+    assert "ema_image_encoder" in torch.load(path, weights_only=True)
+    ema = load_trained(tmp_path / "run", device="cpu", image_encoder=True)
+    torch.testing.assert_close(ema.nets.image_encoder.state_dict(), averaged)
+    plain = load_trained(tmp_path / "run", use_ema=False, device="cpu", image_encoder=True)
+    torch.testing.assert_close(plain.nets.image_encoder.state_dict(), raw)
+    assert load_trained(tmp_path / "run", device="cpu").nets.image_encoder is None  # drawing from noise needs none
+    # a recipe starting from this checkpoint takes the averages too, and records the path absolute
+    again = _recipe(registry, image_encoder={"name": "source_encoder:conv", "params": {"ndf": 4, "latent_dim": 8},
+                                             "weights": os.path.relpath(path)})
+    assert with_absolute_paths(again).image_encoder.weights == str(Path(path).resolve())
+    new_run_dir(tmp_path / "next")
+    started = Trainer(again, registry, tmp_path / "next", device="cpu")
+    torch.testing.assert_close(started.nets.image_encoder.state_dict(), averaged)

@@ -104,7 +104,10 @@ def tsne_for_run(run_dir: Path, out: Path, n: int = 300, device: str = "auto", l
     from ganreg.metrics.classifier import load_classifier
     from ganreg.metrics.samples import generated_batches, real_batches
 
-    run = load_trained(Path(run_dir), None, True, device)
+    from ganreg.runfiles import read_recipe_json
+
+    has_encoder = read_recipe_json(Path(run_dir)).get("image_encoder") is not None
+    run = load_trained(Path(run_dir), None, True, device, image_encoder=has_encoder)
     dev = next(run.nets.generator.parameters()).device
     cfg = run.recipe.data
     collator = Collator(run.vocab, cfg.max_words)

@@ -140,6 +140,12 @@ def run_command(
             f"[yellow]note:[/yellow] train.steps ({recipe.train.steps}) wins over train.epochs ({recipe.train.epochs}); "
             "to train by epochs, --set train.steps=null"
         )
+    if trainer.nets.image_encoder is not None and not any(t.module.needs_image_encoder for t in trainer.nets.losses):
+        console.print(
+            "[yellow]note:[/yellow] no loss keeps the image encoder's latents near N(0, I) (e.g. source_encoder:latent_kl): "
+            "sample grids and `ganreg eval` draw the noise from N(0, I), which G may never learn to read; "
+            "`ganreg generate --source IMAGE` draws from pictures"
+        )
     amp = str(trainer.amp_dtype).removeprefix("torch.") if trainer.amp_dtype is not None else "off"
     console.print(
         f"[bold]run[/bold] {run_dir}  device={trainer.device}  steps={trainer.total_steps} "

@@ -72,14 +72,17 @@ def _build(registry: Registry, kind: str, name: str, params: dict, ctx: BuildCon
     return module, info
 
 
-def build_sampling_networks(recipe: Recipe, registry: Registry, ctx: BuildContext) -> SamplingNetworks:
+def build_sampling_networks(
+    recipe: Recipe, registry: Registry, ctx: BuildContext, image_encoder: bool = True
+) -> SamplingNetworks:
     """Text encoder first (its ``out_dim`` becomes ``ctx.cond_dim``), then the image encoder when the recipe
-    has one (its ``out_dim`` becomes ``ctx.image_latent_dim``), then G, whose ``z_dim`` must equal it."""
+    has one (its ``out_dim`` becomes ``ctx.image_latent_dim``), then G, whose ``z_dim`` must equal it.
+    ``image_encoder=False`` leaves the encoder out (drawing from noise needs neither it nor its plugin)."""
     infos: dict[str, ComponentInfo] = {}
     text, infos["text_encoder"] = _build(registry, "text_encoder", recipe.text_encoder.name, recipe.text_encoder.params, ctx)
     ctx.cond_dim = int(text.out_dim)
     image: ImageEncoder | None = None
-    if recipe.image_encoder is not None:
+    if recipe.image_encoder is not None and image_encoder:
         spec = recipe.image_encoder
         image, infos["image_encoder"] = _build(registry, "image_encoder", spec.name, spec.params, ctx)
         ctx.image_latent_dim = int(image.out_dim)

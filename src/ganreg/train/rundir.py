@@ -125,6 +125,8 @@ def with_absolute_paths(recipe: Recipe) -> Recipe:
     out.text_encoder.vocabulary = absolute(out.text_encoder.vocabulary)
     out.generator.weights = absolute(out.generator.weights)
     out.discriminator.weights = absolute(out.discriminator.weights)
+    if out.image_encoder is not None:
+        out.image_encoder.weights = absolute(out.image_encoder.weights)
     return out
 
 

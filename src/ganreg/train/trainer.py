@@ -106,9 +106,16 @@ class Trainer:
             "discriminator": build_scheduler(self.opt["discriminator"], o.discriminator, self.total_steps, self.steps_per_epoch),
         }
         self.ema: AveragedModel | None = None
+        self.ema_encoder: AveragedModel | None = None
+        """The image encoder's EMA, over the same steps as G's: ``generate --source`` pairs the two averages."""
         if t.ema_decay is not None:
             self.ema = AveragedModel(self.nets.generator, multi_avg_fn=get_ema_multi_avg_fn(t.ema_decay), use_buffers=True)
             self.ema.requires_grad_(False)
+            if self.nets.image_encoder is not None:
+                self.ema_encoder = AveragedModel(
+                    self.nets.image_encoder, multi_avg_fn=get_ema_multi_avg_fn(t.ema_decay), use_buffers=True
+                )
+                self.ema_encoder.requires_grad_(False)
 
         self.noise_gen = torch.Generator().manual_seed(t.seed + 1)
         self.input_grad = any(term.module.needs_input_grad for term in self.nets.terms("discriminator"))
@@ -297,11 +304,13 @@ class Trainer:
         for sched in self.sched.values():
             sched.step()
         self.step += 1
-        if self.ema is not None:
+        for ema, module in ((self.ema, nets.generator), (self.ema_encoder, nets.image_encoder)):
+            if ema is None or module is None:
+                continue
             if self.step <= t.ema_start:
-                self.ema.module.load_state_dict(nets.generator.state_dict())
+                ema.module.load_state_dict(module.state_dict())
             else:
-                self.ema.update_parameters(nets.generator)
+                ema.update_parameters(module)
         self._pending.append((self.step, logs))
         self._first_step_done = True
 
@@ -342,6 +351,8 @@ class Trainer:
             state["rng"]["cuda"] = torch.cuda.get_rng_state_all()
         if self.ema is not None:
             state["ema"] = self.ema.state_dict()
+        if self.ema_encoder is not None:
+            state["ema_image_encoder"] = self.ema_encoder.state_dict()
         return state
 
     def load_state_dict(self, state: dict[str, Any], source: Path | None = None) -> None:
@@ -362,6 +373,8 @@ class Trainer:
             torch.cuda.set_rng_state_all(state["rng"]["cuda"])
         if self.ema is not None and "ema" in state:
             self.ema.load_state_dict(state["ema"])
+        if self.ema_encoder is not None and "ema_image_encoder" in state:
+            self.ema_encoder.load_state_dict(state["ema_image_encoder"])
 
     def save(self) -> Path:
         return save_checkpoint(

@@ -27,6 +27,8 @@ from torch import nn
 from ganreg.errors import UserError
 
 KINDS_WITH_WEIGHTS = ("text_encoder", "image_encoder", "generator", "discriminator")
+EMA_KEYS = {"generator": "ema", "image_encoder": "ema_image_encoder"}
+"""Where a ganreg checkpoint keeps the exponential moving average of a network (``AveragedModel`` state)."""
 
 
 def read_weights(path: Path, module: nn.Module, kind: str) -> dict[str, torch.Tensor]:
@@ -43,8 +45,9 @@ def read_weights(path: Path, module: nn.Module, kind: str) -> dict[str, torch.Te
     state: Any = None
     if isinstance(obj, dict) and obj.get("format") == 1 and isinstance(obj.get("models"), dict):
         state = obj["models"].get(kind)
-        if kind == "generator" and isinstance(obj.get("ema"), dict):
-            state = {k.removeprefix("module."): v for k, v in obj["ema"].items() if k.startswith("module.")}
+        ema = obj.get(EMA_KEYS.get(kind, ""))  # G and its image encoder: the averages, as generate uses them
+        if isinstance(ema, dict):
+            state = {k.removeprefix("module."): v for k, v in ema.items() if k.startswith("module.")}
     adapt = getattr(module, "adapt_checkpoint", None)
     if state is None and callable(adapt):
         state = adapt(obj)

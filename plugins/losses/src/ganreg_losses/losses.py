@@ -81,14 +81,23 @@ class Contrastive(Loss):
 
 def second_draw(ctx: StepContext, samples: int | None, who: str) -> tuple[torch.Tensor, torch.Tensor]:
     """``(image differences, noise differences)`` for the first ``samples`` items of the batch (all when
-    None): ``G(z1, s) - G(z2, s)`` and ``z1 - z2`` in float32, with a fresh ``z2`` for the same sentences."""
+    None): ``G(z1, s) - G(z2, s)`` and ``z1 - z2`` in float32, with a fresh ``z2`` for the same sentences.
+
+    ``z1`` is the step's noise and ``G(z1, s)`` its images. With an image encoder the step's ``z`` is a
+    real image's latent, not a draw from the noise G is asked to vary with: both ``z1`` and ``z2`` are
+    then fresh draws (one more G pass), and no gradient reaches the encoder."""
     if ctx.phase != "generator":
         raise RuntimeError(f'{who} trains the generator (drop "trains": "discriminator")')
     n = ctx.z.shape[0] if samples is None else min(samples, ctx.z.shape[0])
-    z1 = ctx.z[:n]
+    cond = ctx.cond[:n].detach()
+    if ctx.image_encoder is None:
+        z1, first = ctx.z[:n], ctx.fake[:n]
+    else:
+        z1 = ctx.noise(n).to(device=ctx.z.device, dtype=ctx.z.dtype)
+        first = ctx.generator(z1, cond).images
     z2 = ctx.noise(n).to(device=z1.device, dtype=z1.dtype)
-    other = ctx.generator(z2, ctx.cond[:n].detach()).images
-    return ctx.fake[:n].float() - other.float(), (z1 - z2).float()
+    other = ctx.generator(z2, cond).images
+    return first.float() - other.float(), (z1 - z2).float()
 
 
 class ModeSeeking(Loss):

@@ -59,13 +59,15 @@ class SourceEncoder(ImageEncoder):
 
     def forward(self, images: torch.Tensor) -> ImageEncoderOutput:
         content = self.convs(images)
-        flat = content.flatten(1).float()  # the heads and the KL in float32, also under autocast
-        mu = self.mu(flat)
-        if self.logvar is None:
-            return ImageEncoderOutput(latent=mu, content=content)
-        logvar = self.logvar(flat)
-        kl = 0.5 * (mu.square() + logvar.exp() - 1.0 - logvar).sum(1).mean()
-        latent = mu + torch.randn_like(mu) * (0.5 * logvar).exp() if self.training else mu
+        # the heads, the sampling and the KL in float32, also under bf16 autocast (exp of a log-variance)
+        with torch.autocast(images.device.type, enabled=False):
+            flat = content.flatten(1).float()
+            mu = self.mu(flat)
+            if self.logvar is None:
+                return ImageEncoderOutput(latent=mu, content=content)
+            logvar = self.logvar(flat)
+            kl = 0.5 * (mu.square() + logvar.exp() - 1.0 - logvar).sum(1).mean()
+            latent = mu + torch.randn_like(mu) * (0.5 * logvar).exp() if self.training else mu
         return ImageEncoderOutput(latent=latent, content=content, aux={"kl": kl})
 
 
