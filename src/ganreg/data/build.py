@@ -113,11 +113,17 @@ class SeededRandomSampler(Sampler):
 
     ``start`` skips the first indices of the epoch's permutation: a run resumed
     in the middle of an epoch continues with exactly the items it had not seen.
+
+    With ``world`` > 1 (data-parallel training), the permutation is cut into global batches of
+    ``world * chunk`` indices (an incomplete last one is dropped), and process ``rank`` takes the
+    ``rank``-th ``chunk`` of each: the processes share every batch, disjointly. ``start`` then counts
+    this process's indices.
     """
 
-    def __init__(self, n: int, seed: int = 0) -> None:
+    def __init__(self, n: int, seed: int = 0, rank: int = 0, world: int = 1, chunk: int = 1) -> None:
         self.n = int(n)
         self.seed = int(seed)
+        self.rank, self.world, self.chunk = int(rank), int(world), int(chunk)
         self.epoch = 0
         self.start = 0
 
@@ -128,9 +134,15 @@ class SeededRandomSampler(Sampler):
     def __iter__(self) -> Iterator[int]:
         g = torch.Generator()
         g.manual_seed(mix_seed("sampler", self.seed, self.epoch))
-        return iter(torch.randperm(self.n, generator=g)[self.start :].tolist())
+        order = torch.randperm(self.n, generator=g)
+        if self.world > 1:
+            span = self.world * self.chunk
+            order = order[: self.n // span * span].view(-1, self.world, self.chunk)[:, self.rank].reshape(-1)
+        return iter(order[self.start :].tolist())
 
     def __len__(self) -> int:
+        if self.world > 1:
+            return self.n // (self.world * self.chunk) * self.chunk - self.start
         return self.n - self.start
 
 

@@ -73,9 +73,14 @@ def run_command(
         as_recorded,
         write_recipe,
     )
+    from ganreg.train.distributed import broadcast_object, from_environment, process_device
     from ganreg.train.setup import prepare_data
     from ganreg.train.trainer import start_or_resume
 
+    procs = from_environment(device)  # one process, or one of torchrun's
+    device = process_device(device, procs)
+    if not procs.main:
+        console = Console(quiet=True)  # process 0 reports
     registry = get_registry()
     if checkpoint is not None and resume_dir is None:
         raise UserError("--checkpoint picks where a resumed run continues from", "add --resume RUN_DIR")
@@ -93,6 +98,8 @@ def run_command(
             raise UserError("no recipe given", "ganreg run recipes/dfgan.json")
         recipe = as_recorded(load_recipe(recipe_path, registry, overrides), registry)
 
+    if dry_run and not procs.main:
+        return 0
     if dry_run:
         console.print_json(json.dumps(recipe.model_dump(mode="json")))
         data = prepare_data(recipe)
@@ -106,14 +113,19 @@ def run_command(
         )
         return 0
 
-    if resume_dir is None:
+    made: list[Path] = []
+    if resume_dir is None and procs.main:
         run_dir = run_dir_path(recipe, str(out) if out else None)
         made = [d for d in (run_dir, *run_dir.absolute().parents) if not d.exists()]  # deepest first
         new_run_dir(run_dir)
+    if resume_dir is None:
+        run_dir = Path(broadcast_object(str(run_dir) if procs.main else None, procs))  # the name has process 0's time
     try:
         ckpt = find_checkpoint(run_dir, checkpoint) if resume_dir is not None else None
         with _out_of_memory_named(recipe, run_dir, lambda: 0):  # moving the networks to the GPU, the contract check
-            trainer = start_or_resume(recipe, registry, run_dir, device, resume=resume_dir is not None, checkpoint=ckpt)
+            trainer = start_or_resume(
+                recipe, registry, run_dir, device, resume=resume_dir is not None, checkpoint=ckpt, procs=procs
+            )
     except BaseException:
         if resume_dir is None:  # a start that failed (missing data or weights) leaves no empty folders behind
             for d in made:
@@ -132,7 +144,7 @@ def run_command(
             f"ganreg run --resume {run_dir} --set train.steps=N (N > {trainer.step})"
         )
         return 0
-    if resume_dir is not None and overrides:
+    if resume_dir is not None and overrides and procs.main:
         write_recipe(run_dir, recipe)  # so the resolved recipe still re-creates the run (e.g. its new train.steps)
     limit = recipe.train.max_minutes
     if recipe.train.steps is not None and recipe.train.epochs is not None:

@@ -62,9 +62,12 @@ class DataBundle:
     num_workers: int
     max_words: int
 
-    def stream(self, batch_size: int, seed: int, pin_memory: bool = False, wrong_images: bool = True) -> BatchStream:
+    def stream(
+        self, batch_size: int, seed: int, pin_memory: bool = False, wrong_images: bool = True, rank: int = 0, world: int = 1
+    ) -> BatchStream:
         return BatchStream(
-            self.train, batch_size, seed, self.vocab, self.max_words, self.num_workers, pin_memory, wrong_images
+            self.train, batch_size, seed, self.vocab, self.max_words, self.num_workers, pin_memory, wrong_images,
+            rank, world,
         )
 
     def probe_batch(self, n: int) -> dict[str, Any]:

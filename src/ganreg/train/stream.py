@@ -36,10 +36,15 @@ class BatchStream:
         num_workers: int = 0,
         pin_memory: bool = False,
         wrong_images: bool = True,
+        rank: int = 0,
+        world: int = 1,
     ) -> None:
-        if len(dataset) < batch_size:
+        """``rank`` / ``world``: this process's share of every batch in data-parallel training (each process
+        reads ``batch_size`` items of each global batch of ``world * batch_size``)."""
+        if len(dataset) < batch_size * world:
+            per = f" ({world} processes x {batch_size})" if world > 1 else ""
             raise UserError(
-                f"the training split has {len(dataset)} images, fewer than one batch of {batch_size}",
+                f"the training split has {len(dataset)} images, fewer than one batch of {batch_size * world}{per}",
                 "lower train.batch_size or use more data",
             )
         if wrong_images and len(set(dataset.labels())) < 2:
@@ -53,7 +58,8 @@ class BatchStream:
         self.pin_memory = pin_memory
         self.wrong_images = wrong_images
         """Batches carry ``wrong_images``; off when no loss reads them (half the decoding)."""
-        self.sampler = SeededRandomSampler(len(dataset), seed)
+        self.world = world
+        self.sampler = SeededRandomSampler(len(dataset), seed, rank, world, batch_size)
         self.keys = EpochSampler(self.sampler)
         self.epoch, self.batch = 0, 0
         self._loader: DataLoader | None = None
@@ -61,7 +67,7 @@ class BatchStream:
 
     @property
     def batches_per_epoch(self) -> int:
-        return len(self.dataset) // self.batch_size
+        return len(self.dataset) // (self.batch_size * self.world)
 
     def state(self) -> dict[str, int]:
         return {"epoch": self.epoch, "batch": self.batch}

@@ -23,7 +23,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from ganreg.atomic import atomic_write_text
 from ganreg.data._util import to_unit_range
-from ganreg.errors import TrainingDiverged
+from ganreg.errors import TrainingDiverged, UserError
 from ganreg.interfaces import TextBatch
 from ganreg.recipe import Recipe
 from ganreg.registry import Registry
@@ -31,6 +31,17 @@ from ganreg.runfiles import step_file
 from ganreg.train.checkpoint import load_checkpoint, load_weights, save_checkpoint
 from ganreg.train.context import StepContext
 from ganreg.train.contracts import PROBE_ITEMS, blame, check_contracts, check_loss_value
+from ganreg.train.distributed import (
+    SINGLE,
+    Processes,
+    any_process,
+    average_gradients,
+    barrier,
+    broadcast_modules,
+    broadcast_object,
+    gather_objects,
+    mean_over_processes,
+)
 from ganreg.train.networks import LossTerm, Networks, build_networks, check_batch_size, parameter_table
 from ganreg.train.optim import build_optimizer, build_scheduler
 from ganreg.train.rundir import discard_after, trim_metrics, write_run_files
@@ -43,11 +54,14 @@ class Trainer:
     """Trains one recipe into one run directory."""
 
     def __init__(
-        self, recipe: Recipe, registry: Registry, run_dir: Path, device: str | None = None, start_weights: bool = True
+        self, recipe: Recipe, registry: Registry, run_dir: Path, device: str | None = None, start_weights: bool = True,
+        procs: Processes = SINGLE,
     ) -> None:
         """``start_weights=False`` skips the recipe's ``<kind>.weights`` (a resumed run has its own in its
-        checkpoint, and the files need not exist any more)."""
+        checkpoint, and the files need not exist any more). ``procs``: this process's place under torchrun
+        (:mod:`ganreg.train.distributed`); process 0 builds the data and text-encoder caches first."""
         self.recipe, self.registry, self.run_dir = recipe, registry, Path(run_dir)
+        self.procs = procs
         t = recipe.train
         self.device = resolve_device(device or t.device)
         if t.num_threads:
@@ -61,12 +75,16 @@ class Trainer:
         self.amp_dtype = resolve_amp(t.amp, self.device)
         self.memory_format = torch.channels_last if t.channels_last else torch.contiguous_format
 
+        if not procs.main:
+            barrier(procs)  # process 0 fills the data and text-encoder caches; the others then read them
         self.data: DataBundle = prepare_data(recipe, self.run_dir)
         self.nets: Networks = build_networks(recipe, registry, self.data.context)
         check_batch_size(self.nets, recipe.train.batch_size)
         if start_weights:
             load_recipe_weights(self.nets.modules(), {k: getattr(recipe, k) for k in KINDS_WITH_WEIGHTS})
         prepare_text_encoder(self.nets.text_encoder, recipe, self.data, self.device)
+        if procs.main:
+            barrier(procs)
         self.joint_text = recipe.text_encoder.mode == "joint" and any(
             p.requires_grad for p in self.nets.text_encoder.parameters()
         )
@@ -76,6 +94,9 @@ class Trainer:
                 module.to(memory_format=self.memory_format)
         for term in self.nets.losses:
             term.module.to(self.device)
+        broadcast_modules([*self.nets.modules().values(), *(term.module for term in self.nets.losses)], procs)
+        if procs.distributed:  # the same weights everywhere, then each process its own random numbers
+            torch.manual_seed(t.seed + procs.rank)
         check_contracts(self.nets, self.data.probe_batch(PROBE_ITEMS), recipe.data.image_size, self.device)
         self.generator_fn = torch.compile(self.nets.generator) if t.compile_generator else self.nets.generator
 
@@ -84,6 +105,8 @@ class Trainer:
             t.seed,
             pin_memory=self.device.type == "cuda",
             wrong_images=any(term.module.needs_wrong_images for term in self.nets.losses),
+            rank=procs.rank,
+            world=procs.world,
         )
         per_step = t.d_steps * t.grad_accum
         self.steps_per_epoch = max(1, self.stream.batches_per_epoch // per_step)
@@ -117,7 +140,7 @@ class Trainer:
                 )
                 self.ema_encoder.requires_grad_(False)
 
-        self.noise_gen = torch.Generator().manual_seed(t.seed + 1)
+        self.noise_gen = torch.Generator().manual_seed(t.seed + 1 + 7919 * procs.rank)
         self.input_grad = any(term.module.needs_input_grad for term in self.nets.terms("discriminator"))
         self.step = 0
         self.elapsed = 0.0
@@ -127,6 +150,11 @@ class Trainer:
         self._interval_sums: dict[str, float] = {}
         self._interval_counts: dict[str, int] = {}
         self._fixed = self._fixed_samples()
+        if recipe.eval.every_epochs and procs.distributed:
+            raise UserError(
+                "eval.every_epochs (evaluation during training) does not run under torchrun yet",
+                "set eval.every_epochs to null, and evaluate the checkpoints afterwards with ganreg eval RUN --checkpoint N",
+            )
         if recipe.eval.every_epochs:
             from ganreg.metrics.training import check_eval_spec
 
@@ -214,6 +242,7 @@ class Trainer:
             logs[f"{prefix}/total"] = logs.get(f"{prefix}/total", 0.0) + total.detach() / accum
             for k, v in ctx.logs.items():
                 logs[f"{prefix}/{k}"] = v
+        average_gradients((p for group in self.opt[network].param_groups for p in group["params"]), self.procs)
         self.opt[network].step()
         self.opt[network].zero_grad(set_to_none=True)
         module = self.nets.generator if network == "generator" else self.nets.discriminator
@@ -245,8 +274,9 @@ class Trainer:
             return
         keys = sorted({k for _, logs in pending for k in logs})  # a loss may log a key only on some steps
         nan = torch.tensor(float("nan"))
-        rows = [torch.stack([logs[k].float().reshape(()) if k in logs else nan for k in keys]) for _, logs in pending]
-        table = torch.stack([r.cpu() for r in rows])
+        rows = [torch.stack([logs[k].float().reshape(()).to(self.device) if k in logs else nan.to(self.device)
+                             for k in keys]) for _, logs in pending]
+        table = mean_over_processes(torch.stack(rows), self.procs).cpu()  # every process logs, and stops on, the same
         for (step, logs), row in zip(pending, table):
             values = dict(zip(keys, row.tolist()))
             bad = [k for k in keys if k in logs and not math.isfinite(values[k])]
@@ -319,7 +349,10 @@ class Trainer:
         return self.ema.module if self.ema is not None else self.nets.generator
 
     @torch.no_grad()
-    def write_samples(self) -> Path:
+    def write_samples(self) -> Path | None:
+        """The fixed-noise grid of the (EMA) generator; process 0 only (the others hold the same weights)."""
+        if not self.procs.main:
+            return None
         fx = self._fixed
         g = self.sample_generator()
         was_training = g.training
@@ -353,6 +386,9 @@ class Trainer:
             state["ema"] = self.ema.state_dict()
         if self.ema_encoder is not None:
             state["ema_image_encoder"] = self.ema_encoder.state_dict()
+        if self.procs.distributed:  # each process's own random numbers, for an exact resume
+            state["world"] = self.procs.world
+            state["rng"]["ranks"] = gather_objects({k: v for k, v in state["rng"].items()}, self.procs)
         return state
 
     def load_state_dict(self, state: dict[str, Any], source: Path | None = None) -> None:
@@ -367,27 +403,43 @@ class Trainer:
             o.load_state_dict(state["optim"][k])
         for k, s in self.sched.items():
             s.load_state_dict(state["sched"][k])
-        torch.set_rng_state(state["rng"]["torch"])
-        self.noise_gen.set_state(state["rng"]["noise"])
-        if "cuda" in state["rng"] and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+        rng = state["rng"]
+        if int(state.get("world", 1)) != self.procs.world:
+            raise UserError(
+                f"{source or 'the checkpoint'} was trained by {state.get('world', 1)} process(es), and this is "
+                f"{self.procs.world}: each process's share of every batch and its random numbers would differ",
+                f"resume with as many processes (torchrun --nproc_per_node {state.get('world', 1)}), or start a new "
+                "run from its weights (--set generator.weights=... discriminator.weights=...)",
+            )
+        if self.procs.distributed:
+            rng = rng["ranks"][self.procs.rank]
+        torch.set_rng_state(rng["torch"])
+        self.noise_gen.set_state(rng["noise"])
+        if "cuda" in rng and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(rng["cuda"])
         if self.ema is not None and "ema" in state:
             self.ema.load_state_dict(state["ema"])
         if self.ema_encoder is not None and "ema_image_encoder" in state:
             self.ema_encoder.load_state_dict(state["ema_image_encoder"])
 
     def save(self) -> Path:
-        return save_checkpoint(
-            self.state_dict(), self.run_dir / "checkpoints", self.step, self.recipe.intervals.keep_checkpoints
-        )
+        """Write a checkpoint (process 0; every process must call it: it gathers their random states)."""
+        state = self.state_dict()
+        path = self.run_dir / "checkpoints" / "latest.pt"
+        if self.procs.main:
+            path = save_checkpoint(state, self.run_dir / "checkpoints", self.step, self.recipe.intervals.keep_checkpoints)
+        return path
 
     def resume(self, checkpoint: Path) -> None:
         """Continue from ``checkpoint``. From an earlier one than the run's last, what came after it
         (later checkpoints and sample grids, a best checkpoint found later, log lines) is removed and
         ``latest.pt`` rewritten at once: the run then has one history, the one being continued."""
         self.load_state_dict(load_checkpoint(checkpoint, map_location=self.device), checkpoint)
-        trim_metrics(self.run_dir / "metrics.jsonl", self.step)
-        if discard_after(self.run_dir, self.step):
+        discarded = False
+        if self.procs.main:
+            trim_metrics(self.run_dir / "metrics.jsonl", self.step)
+            discarded = discard_after(self.run_dir, self.step)
+        if broadcast_object(discarded, self.procs):
             self.save()
 
     def write_static_files(self) -> None:
@@ -424,7 +476,7 @@ class Trainer:
     def _maybe_evaluate(self) -> None:
         """Evaluation during training (``eval.every_epochs``): it logs its own
         ``eval/*`` line to metrics.jsonl and keeps the best checkpoint."""
-        if not self.recipe.eval.every_epochs:
+        if not self.recipe.eval.every_epochs or not self.procs.main:
             return
         from ganreg.metrics.evaluate import evaluate_during_training
         from ganreg.metrics.training import should_evaluate
@@ -441,7 +493,8 @@ class Trainer:
         last_time, last_images = time.perf_counter(), 0
         images_per_step = t.batch_size * t.grad_accum
         status = "finished"
-        with self._sigint_saves(), open(metrics_path, "a", encoding="utf-8") as metrics:
+        writes = open(metrics_path, "a", encoding="utf-8") if self.procs.main else contextlib.nullcontext(None)
+        with self._sigint_saves(), writes as metrics:
             if self.step == 0:
                 self.write_samples()
             while self.step < self.total_steps:
@@ -449,6 +502,9 @@ class Trainer:
                 last_images += images_per_step
                 self.elapsed = time.perf_counter() - start
                 out_of_time = t.max_minutes is not None and self.elapsed > t.max_minutes * 60
+                if self.procs.distributed:  # the processes stop together, or the others would wait forever
+                    self._stop_requested = any_process(self._stop_requested, self.device, self.procs)
+                    out_of_time = any_process(out_of_time, self.device, self.procs)
                 stopping = self._stop_requested or out_of_time or (stop_after is not None and self.step >= stop_after)
                 due = [self.step % n == 0 for n in (iv.log, iv.samples, iv.checkpoint)]
                 if any(due) or stopping or self.step == self.total_steps:
@@ -465,8 +521,9 @@ class Trainer:
                         "lr_d": self.sched["discriminator"].get_last_lr()[0],
                         **logs,
                     }
-                    metrics.write(json.dumps(record) + "\n")
-                    metrics.flush()
+                    if metrics is not None:
+                        metrics.write(json.dumps(record) + "\n")
+                        metrics.flush()
                     last_time, last_images = now, 0
                     if progress is not None:
                         progress(self, record)
@@ -481,18 +538,20 @@ class Trainer:
         if self.step % iv.samples != 0:
             self.write_samples()
         self.save()
-        from ganreg.train.plots import plot_losses
+        if self.procs.main:
+            from ganreg.train.plots import plot_losses
 
-        plot_losses(metrics_path, self.run_dir / "loss_curves.png")
+            plot_losses(metrics_path, self.run_dir / "loss_curves.png")
         return status
 
 
 def start_or_resume(
-    recipe: Recipe, registry: Registry, run_dir: Path, device: str | None, resume: bool, checkpoint: Path | None = None
+    recipe: Recipe, registry: Registry, run_dir: Path, device: str | None, resume: bool, checkpoint: Path | None = None,
+    procs: Processes = SINGLE,
 ) -> Trainer:
-    trainer = Trainer(recipe, registry, run_dir, device, start_weights=not resume)
+    trainer = Trainer(recipe, registry, run_dir, device, start_weights=not resume, procs=procs)
     if resume:
         trainer.resume(checkpoint or run_dir / "checkpoints" / "latest.pt")
-    else:
+    elif procs.main:
         trainer.write_static_files()
     return trainer
