@@ -329,6 +329,24 @@ def _check_loss_with(loss: Any, ctx: BuildContext, network: str, gen: Any, disc:
         assert all(p.grad is None for p in disc.parameters()), "a generator loss must not train D"
 
 
+def trainer_for(recipe: dict[str, Any], run_dir: Any, registry: Registry | None = None) -> Any:
+    """A CPU :class:`ganreg.train.trainer.Trainer` for ``recipe`` (a recipe as a dict) in a fresh ``run_dir``,
+    with every installed plugin (strict) unless ``registry`` is given: a plugin's end-to-end test runs a
+    few ``train_step()`` calls through ganreg's own trainer with it."""
+    from pathlib import Path
+
+    from ganreg.plugins import load_entry_points
+    from ganreg.recipe import validate_recipe
+    from ganreg.train.rundir import new_run_dir
+    from ganreg.train.trainer import Trainer
+
+    if registry is None:
+        registry = Registry()
+        load_entry_points(registry, strict=True)
+    new_run_dir(Path(run_dir))
+    return Trainer(validate_recipe(recipe, registry), registry, Path(run_dir), device="cpu")
+
+
 def registry_with(plugin: Any, name: str) -> Registry:
     """A fresh registry holding just one plugin (strict: its errors raise)."""
     from ganreg.plugins import load_plugin

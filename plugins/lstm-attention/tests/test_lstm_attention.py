@@ -103,15 +103,9 @@ def test_registered_with_its_params() -> None:
 
 def test_trains_jointly_through_ganreg(tmp_path: Path) -> None:
     """A DF-GAN step with the encoder trained jointly moves the encoder's attention weights."""
-    from ganreg.plugins import load_entry_points
-    from ganreg.recipe import validate_recipe
-    from ganreg.registry import Registry
-    from ganreg.train.rundir import new_run_dir
-    from ganreg.train.trainer import Trainer
+    from ganreg.testing import trainer_for
 
-    reg = Registry()
-    load_entry_points(reg, strict=True)
-    recipe = validate_recipe({
+    trainer = trainer_for({
         "version": 1,
         "name": "attention-tiny",
         "data": {"source": "shapes", "image_size": 32, "num_images": 64},
@@ -123,9 +117,7 @@ def test_trains_jointly_through_ganreg(tmp_path: Path) -> None:
         "train": {"steps": 1, "batch_size": 8},
         "intervals": {"log": 1, "samples": 1, "checkpoint": 1},
         "samples": {"captions": 2, "per_caption": 2},
-    }, reg)
-    new_run_dir(tmp_path / "run")
-    trainer = Trainer(recipe, reg, tmp_path / "run", device="cpu")
+    }, tmp_path / "run")
     attn = trainer.nets.text_encoder.blocks[0].attn.in_proj_weight
     before = attn.detach().clone()
     trainer.train_step()

@@ -100,15 +100,9 @@ def test_losses_read_the_map() -> None:
 
 def test_trains_through_ganreg(tmp_path: Path) -> None:
     """DF-GAN's G with this D, hinge with rolled mismatched pairs and MA-GP: a step runs and D moves."""
-    from ganreg.plugins import load_entry_points
-    from ganreg.recipe import validate_recipe
-    from ganreg.registry import Registry
-    from ganreg.train.rundir import new_run_dir
-    from ganreg.train.trainer import Trainer
+    from ganreg.testing import trainer_for
 
-    reg = Registry()
-    load_entry_points(reg, strict=True)
-    recipe = validate_recipe({
+    trainer = trainer_for({
         "version": 1,
         "name": "patch-tiny",
         "data": {"source": "shapes", "image_size": 32, "num_images": 64},
@@ -119,9 +113,7 @@ def test_trains_through_ganreg(tmp_path: Path) -> None:
         "train": {"steps": 1, "batch_size": 8},
         "intervals": {"log": 1, "samples": 1, "checkpoint": 1},
         "samples": {"captions": 2, "per_caption": 2},
-    }, reg)
-    new_run_dir(tmp_path / "run")
-    trainer = Trainer(recipe, reg, tmp_path / "run", device="cpu")
+    }, tmp_path / "run")
     before = [p.detach().clone() for p in trainer.nets.discriminator.parameters()]
     trainer.train_step()
     logs = trainer._pending[-1][1]
