@@ -62,6 +62,11 @@ class Trainer:
         (:mod:`ganreg.train.distributed`); process 0 builds the data and text-encoder caches first."""
         self.recipe, self.registry, self.run_dir = recipe, registry, Path(run_dir)
         self.procs = procs
+        if recipe.eval.every_epochs and procs.distributed:
+            raise UserError(
+                "eval.every_epochs (evaluation during training) does not run under torchrun yet",
+                "set eval.every_epochs to null, and evaluate the checkpoints afterwards with ganreg eval RUN --checkpoint N",
+            )
         t = recipe.train
         self.device = resolve_device(device or t.device)
         if t.num_threads:
@@ -150,11 +155,6 @@ class Trainer:
         self._interval_sums: dict[str, float] = {}
         self._interval_counts: dict[str, int] = {}
         self._fixed = self._fixed_samples()
-        if recipe.eval.every_epochs and procs.distributed:
-            raise UserError(
-                "eval.every_epochs (evaluation during training) does not run under torchrun yet",
-                "set eval.every_epochs to null, and evaluate the checkpoints afterwards with ganreg eval RUN --checkpoint N",
-            )
         if recipe.eval.every_epochs:
             from ganreg.metrics.training import check_eval_spec
 
