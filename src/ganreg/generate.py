@@ -198,14 +198,10 @@ def generation_record(
                "truncation t, values outside [-2, 2] are drawn again, then all are multiplied by t",
     }
     if sources:
-        noise = {
-            "z_dim": int(run.nets.generator.z_dim),
-            "count": per_caption,
-            "how": "the image encoder's latent (eval mode: its mean) of each source image, squashed to the run's "
-                   "image size; one column per source",
-            "sources": [{"path": str(Path(p).resolve()), "sha256": hashlib.sha256(Path(p).read_bytes()).hexdigest()}
-                        for p in sources],
-        }
+        noise["how"] = ("the image encoder's latent (eval mode: its mean) of each source image, squashed to the run's "
+                        "image size; one column per source")
+        noise["sources"] = [{"path": str(Path(p).resolve()), "sha256": hashlib.sha256(Path(p).read_bytes()).hexdigest()}
+                            for p in sources]
     return {
         "format": "ganreg-generate",
         "version": 1,

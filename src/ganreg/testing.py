@@ -290,8 +290,9 @@ def _check_loss(loss: Any, ctx: BuildContext) -> None:
     )
     tiny = _tiny_networks()
     for discriminator in ("TinyDiscriminator", "TinyPatchDiscriminator"):  # logits [B], then a patch map [B, H', W']
-        _check_loss_with(loss, ctx, network, tiny["TinyGenerator"](ctx), tiny[discriminator](ctx),
-                         tiny["TinyImageEncoder"](8) if loss.needs_image_encoder else None)
+        gen = tiny["TinyGenerator"](ctx)
+        encoder = tiny["TinyImageEncoder"](gen.z_dim) if loss.needs_image_encoder else None
+        _check_loss_with(loss, ctx, network, gen, tiny[discriminator](ctx), encoder)
 
 
 def _check_loss_with(loss: Any, ctx: BuildContext, network: str, gen: Any, disc: Any, encoder: Any) -> None:

@@ -110,15 +110,32 @@ def registry():  # type: ignore[no-untyped-def]
     return reg
 
 
-def test_trains_through_ganreg_and_resumes(registry, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    """The latents replace G's noise (G's step sees E's graph: E moves), the KL is logged, and the encoder
-    is saved in the checkpoint and comes back on resume."""
+def _trainer(registry, run_dir: Path, recipe=None):  # type: ignore[no-untyped-def]
+    """ganreg's trainer on the CPU for ``recipe`` (default: the tiny one) in a fresh run directory."""
     from ganreg.train.rundir import new_run_dir
     from ganreg.train.trainer import Trainer
 
+    new_run_dir(run_dir)
+    return Trainer(recipe if recipe is not None else _recipe(registry), registry, run_dir, device="cpu")
+
+
+def _trained(registry, run_dir: Path, recipe=None, steps: int = 1):  # type: ignore[no-untyped-def]
+    """A saved run of ``steps`` training steps, as ``ganreg run`` leaves it (static files, a checkpoint)."""
+    trainer = _trainer(registry, run_dir, recipe)
+    trainer.write_static_files()
+    for _ in range(steps):
+        trainer.train_step()
+    trainer.save()
+    return trainer
+
+
+def test_trains_through_ganreg_and_resumes(registry, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The latents replace G's noise (G's step sees E's graph: E moves), the KL is logged, and the encoder
+    is saved in the checkpoint and comes back on resume."""
+    from ganreg.train.trainer import Trainer
+
     recipe = _recipe(registry)
-    new_run_dir(tmp_path / "run")
-    trainer = Trainer(recipe, registry, tmp_path / "run", device="cpu")
+    trainer = _trainer(registry, tmp_path / "run", recipe)
     enc = trainer.nets.image_encoder
     assert isinstance(enc, SourceEncoder) and trainer.nets.context.image_latent_dim == 8
     assert any(p is enc.mu.weight for g in trainer.opt["generator"].param_groups for p in g["params"])
@@ -150,15 +167,8 @@ def autoloaded(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
 
 def test_generate_reads_a_run_with_an_image_encoder(registry, autoloaded, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     from ganreg.generate import load_trained
-    from ganreg.train.rundir import new_run_dir
-    from ganreg.train.trainer import Trainer
 
-    recipe = _recipe(registry)
-    new_run_dir(tmp_path / "run")
-    trainer = Trainer(recipe, registry, tmp_path / "run", device="cpu")
-    trainer.write_static_files()
-    trainer.train_step()
-    trainer.save()
+    trainer = _trained(registry, tmp_path / "run")
     run = load_trained(tmp_path / "run", use_ema=False, device="cpu", image_encoder=True)
     assert run.nets.image_encoder is not None and not run.nets.image_encoder.training
     torch.testing.assert_close(run.nets.image_encoder.state_dict(), trainer.nets.image_encoder.state_dict())
@@ -193,16 +203,9 @@ def test_generate_from_source_images(registry, autoloaded, tmp_path: Path) -> No
     from PIL import Image
 
     from ganreg.cli import cli
-    from ganreg.train.rundir import new_run_dir
-    from ganreg.train.trainer import Trainer
 
-    recipe = _recipe(registry)
     run_dir = tmp_path / "run"
-    new_run_dir(run_dir)
-    trainer = Trainer(recipe, registry, run_dir, device="cpu")
-    trainer.write_static_files()
-    trainer.train_step()
-    trainer.save()
+    _trained(registry, run_dir)
     sources = []
     for name, colour in (("red.png", (220, 30, 30)), ("blue.jpg", (30, 30, 220))):
         Image.new("RGB", (50, 40), colour).save(tmp_path / name)
@@ -245,15 +248,8 @@ def test_source_needs_a_run_with_an_image_encoder() -> None:
 def test_tsne_maps_the_encoders_latents(registry, autoloaded, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
     """The report's t-SNE adds a map of the image encoder's latents of the real held-out images, by class."""
     import ganreg.metrics.tsne as tsne
-    from ganreg.train.rundir import new_run_dir
-    from ganreg.train.trainer import Trainer
 
-    recipe = _recipe(registry)
-    new_run_dir(tmp_path / "run")
-    trainer = Trainer(recipe, registry, tmp_path / "run", device="cpu")
-    trainer.write_static_files()
-    trainer.train_step()
-    trainer.save()
+    trainer = _trained(registry, tmp_path / "run")
     seen = []
     monkeypatch.setattr(tsne, "plot_panels", lambda panels, names, out, seed=0: seen.extend(panels) or out)
     tsne.tsne_for_run(tmp_path / "run", tmp_path / "tsne.png", n=12, device="cpu")
@@ -273,13 +269,9 @@ def test_heads_and_kl_stay_float32_under_bf16_autocast() -> None:
 def test_diversity_terms_draw_both_images_from_noise_with_an_encoder(registry, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """DSGAN's ratio compares two noise draws: with an image encoder the step's z is a picture's latent, so
     both draws are fresh, and the term trains G only (no gradient reaches the encoder)."""
-    from ganreg.train.rundir import new_run_dir
-    from ganreg.train.trainer import Trainer
     from ganreg_losses.losses import DiversitySensitive
 
-    recipe = _recipe(registry)
-    new_run_dir(tmp_path / "run")
-    trainer = Trainer(recipe, registry, tmp_path / "run", device="cpu")
+    trainer = _trainer(registry, tmp_path / "run")
     ctx = trainer._context("generator", trainer.stream.next())
     DiversitySensitive(tau=10.0, samples=4)(ctx).backward()
     assert all(p.grad is None for p in trainer.nets.image_encoder.parameters())
@@ -288,16 +280,11 @@ def test_diversity_terms_draw_both_images_from_noise_with_an_encoder(registry, t
 
 def test_generate_pairs_the_ema_generator_with_the_ema_encoder(registry, autoloaded, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     from ganreg.generate import load_trained
-    from ganreg.train.rundir import new_run_dir, with_absolute_paths
-    from ganreg.train.trainer import Trainer
+    from ganreg.train.rundir import with_absolute_paths
 
     recipe = _recipe(registry, train={"steps": 3, "batch_size": 8, "ema_decay": 0.5, "ema_start": 0})
-    new_run_dir(tmp_path / "run")
-    trainer = Trainer(recipe, registry, tmp_path / "run", device="cpu")
-    trainer.write_static_files()
-    for _ in range(3):
-        trainer.train_step()
-    path = trainer.save()
+    trainer = _trained(registry, tmp_path / "run", recipe, steps=3)
+    path = tmp_path / "run" / "checkpoints" / "latest.pt"
     averaged = trainer.ema_encoder.module.state_dict()
     raw = trainer.nets.image_encoder.state_dict()
     assert not torch.equal(averaged["mu.weight"], raw["mu.weight"])
@@ -311,6 +298,5 @@ def test_generate_pairs_the_ema_generator_with_the_ema_encoder(registry, autoloa
     again = _recipe(registry, image_encoder={"name": "source_encoder:conv", "params": {"ndf": 4, "latent_dim": 8},
                                              "weights": os.path.relpath(path)})
     assert with_absolute_paths(again).image_encoder.weights == str(Path(path).resolve())
-    new_run_dir(tmp_path / "next")
-    started = Trainer(again, registry, tmp_path / "next", device="cpu")
+    started = _trainer(registry, tmp_path / "next", again)
     torch.testing.assert_close(started.nets.image_encoder.state_dict(), averaged)

@@ -273,9 +273,9 @@ class Trainer:
         if not pending:
             return
         keys = sorted({k for _, logs in pending for k in logs})  # a loss may log a key only on some steps
-        nan = torch.tensor(float("nan"))
-        rows = [torch.stack([logs[k].float().reshape(()).to(self.device) if k in logs else nan.to(self.device)
-                             for k in keys]) for _, logs in pending]
+        nan = torch.tensor(float("nan"), device=self.device)
+        rows = [torch.stack([logs[k].float().reshape(()).to(self.device) if k in logs else nan for k in keys])
+                for _, logs in pending]
         table = mean_over_processes(torch.stack(rows), self.procs).cpu()  # every process logs, and stops on, the same
         for (step, logs), row in zip(pending, table):
             values = dict(zip(keys, row.tolist()))
