@@ -35,10 +35,13 @@ discriminator
     rolls real features) and feature matching can read them:
     ``features(images) -> Tensor [B, ...]`` (unconditional image features) and
     ``logits(features, cond) -> Tensor [B]`` (unbounded; no sigmoid), or
-    ``[B, H', W']``: a map of logits, one per image region, as a PatchGAN
-    gives. Losses average their per-logit terms over the map (each patch is
-    judged), and anything that needs one score per image (gradient
-    penalties, contrastive matching) takes :func:`per_image_logits`.
+    ``[B, ...]``: several logits per image, each judging a part of it: a
+    PatchGAN's ``[B, H', W']`` map (one per image region), or a U-Net D's
+    ``[B, 2, S, S]`` (its per-image logit repeated over one plane, its
+    per-pixel logits on the other, so that the two outputs weigh the same).
+    Losses average their per-logit terms over all of an image's logits, and
+    anything that needs one score per image (gradient penalties, contrastive
+    matching) takes :func:`per_image_logits`.
     ``forward(images, cond) -> DiscriminatorOutput`` combines the two.
 loss
     ``forward(ctx: StepContext) -> Tensor`` (scalar). Attribute ``network``:
@@ -53,6 +56,11 @@ loss
     ``needs_image_encoder = True`` says the term reads the image encoder
     (``ctx.e_out``, ``ctx.e_aux``: its KL); a recipe without an
     ``image_encoder`` section is then refused before training.
+    ``needs_discriminator = ("plugin:name", ...)`` says the term reads a
+    layout of logits that only those discriminators give (the U-Net's
+    CutMix term reads its image and pixel parts); a recipe with another
+    discriminator is then refused before training. Empty (the default):
+    any discriminator.
     ``after_step(network)`` runs after each optimiser step of that network
     (WGAN weight clipping).
 
@@ -142,7 +150,7 @@ class Generator(nn.Module):
 
 
 def per_image_logits(logits: torch.Tensor) -> torch.Tensor:
-    """D's score per image, ``[B]``: the logits themselves, or the mean over a patch map ``[B, H', W']``.
+    """D's score per image, ``[B]``: the logits themselves, or the mean of an image's logits ``[B, ...]``.
 
     The mean, not the sum, so that a penalty on its gradient weighs a patch D as the losses do (they
     average over patches) and does not grow with the number of patches."""
@@ -175,6 +183,7 @@ class Loss(nn.Module):
     needs_input_grad: bool = False
     needs_wrong_images: bool = False
     needs_image_encoder: bool = False
+    needs_discriminator: tuple[str, ...] = ()
 
     def forward(self, ctx: StepContext) -> torch.Tensor:  # pragma: no cover - interface
         raise NotImplementedError

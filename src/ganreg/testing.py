@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     TinyGenerator: type[Generator]
     TinyDiscriminator: type[Discriminator]
     TinyPatchDiscriminator: type[Discriminator]
+    TinyPartsDiscriminator: type[Discriminator]
     TinyImageEncoder: type[ImageEncoder]
 
 NETWORKS = ("generator", "discriminator")
@@ -132,6 +133,15 @@ def _tiny_networks() -> dict[str, type]:
             tiled = cond[:, :, None, None].expand(-1, -1, *features.shape[2:])
             return self.head_map(torch.cat([features, tiled], 1)).squeeze(1)
 
+    class TinyPartsDiscriminator(TinyPatchDiscriminator):
+        """A minimal discriminator with logits ``[B, 2, H', W']``, as a U-Net D lays out its per-image logit
+        (repeated over the first plane) and its per-region map (the second)."""
+
+        def logits(self, features: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+            regions = super().logits(features, cond)
+            whole = TinyDiscriminator.logits(self, features.mean((2, 3)), cond)
+            return torch.stack([whole[:, None, None].expand_as(regions), regions], 1)
+
     class TinyImageEncoder(ImageEncoder):
         """A minimal variational image encoder: its latent replaces G's noise, its KL is ``aux["kl"]``."""
 
@@ -148,7 +158,8 @@ def _tiny_networks() -> dict[str, type]:
 
     classes: dict[str, type] = {
         "TinyGenerator": TinyGenerator, "TinyDiscriminator": TinyDiscriminator,
-        "TinyPatchDiscriminator": TinyPatchDiscriminator, "TinyImageEncoder": TinyImageEncoder,
+        "TinyPatchDiscriminator": TinyPatchDiscriminator, "TinyPartsDiscriminator": TinyPartsDiscriminator,
+        "TinyImageEncoder": TinyImageEncoder,
     }
     for cls in classes.values():
         cls.__qualname__ = cls.__name__
@@ -259,8 +270,8 @@ def _check_discriminator(disc: Any, ctx: BuildContext) -> None:
     cond = torch.randn(B, ctx.cond_dim, requires_grad=True)
     out = disc(images, cond)
     assert isinstance(out, DiscriminatorOutput)
-    assert out.logits.dim() in (1, 3) and out.logits.shape[0] == B, (
-        f"logits {tuple(out.logits.shape)}: want {(B,)}, or {(B, 'H', 'W')} for a patch map"
+    assert out.logits.dim() >= 1 and out.logits.shape[0] == B and out.logits[0].numel() >= 1, (
+        f"logits {tuple(out.logits.shape)}: want {(B,)}, or {(B, '...')} for several per image (a patch map)"
     )
     assert out.features.shape[0] == B
     _finite(out.logits, "logits")
@@ -289,10 +300,25 @@ def _check_loss(loss: Any, ctx: BuildContext) -> None:
         "(the network the term trains); any other value leaves the loss out of training"
     )
     tiny = _tiny_networks()
-    for discriminator in ("TinyDiscriminator", "TinyPatchDiscriminator"):  # logits [B], then a patch map [B, H', W']
+    if loss.needs_discriminator:  # a layout of logits of its own: checked against the first D it names
+        discriminators = [_named_discriminator(loss.needs_discriminator[0], ctx)]
+    else:  # logits [B], a patch map [B, H', W'], and [B, 2, H', W'] (a U-Net's two outputs)
+        discriminators = [tiny[name](ctx) for name in ("TinyDiscriminator", "TinyPatchDiscriminator", "TinyPartsDiscriminator")]
+    for disc in discriminators:
         gen = tiny["TinyGenerator"](ctx)
         encoder = tiny["TinyImageEncoder"](gen.z_dim) if loss.needs_image_encoder else None
-        _check_loss_with(loss, ctx, network, gen, tiny[discriminator](ctx), encoder)
+        _check_loss_with(loss, ctx, network, gen, disc, encoder)
+
+
+def _named_discriminator(qualified: str, ctx: BuildContext) -> Any:
+    """The installed discriminator ``qualified``, built with its tiny ``test_params``."""
+    from ganreg.plugins import load_entry_points
+
+    reg = Registry()
+    load_entry_points(reg, strict=False)
+    assert ("discriminator", qualified) in reg, f"the loss needs discriminator {qualified!r}, which no installed plugin registers"
+    info = reg.resolve("discriminator", qualified)
+    return info.build({k: v for k, v in info.test_params.items() if not k.startswith("_")}, ctx)
 
 
 def _check_loss_with(loss: Any, ctx: BuildContext, network: str, gen: Any, disc: Any, encoder: Any) -> None:

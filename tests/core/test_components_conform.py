@@ -32,7 +32,7 @@ def test_bundled_plugins_keep_bare_names_unique() -> None:
 
 def test_every_bundled_plugin_contributes() -> None:
     plugins = {c.plugin for c in _all_components()}
-    assert {"core", "dcgan_cls", "dfgan", "losses", "cbn_resnet", "stackgan", "lstm_attention", "patchgan", "source_encoder"} <= plugins
+    assert {"core", "dcgan_cls", "dfgan", "losses", "cbn_resnet", "stackgan", "lstm_attention", "patchgan", "source_encoder", "unet"} <= plugins
 
 
 def test_a_loss_that_reads_wrong_images_must_declare_it() -> None:
@@ -53,3 +53,29 @@ def test_a_loss_that_reads_wrong_images_must_declare_it() -> None:
     with pytest.raises(RuntimeError, match="needs_wrong_images = True"):
         _check_loss(Undeclared(), ctx)
     _check_loss(Declared(), ctx)
+
+
+def test_a_loss_for_one_discriminator_is_checked_against_it() -> None:
+    """A loss that names the discriminator whose layout it reads is run against that D, which must be installed."""
+    from ganreg.interfaces import Loss
+    from ganreg.kinds import BuildContext
+    from ganreg.testing import _check_loss
+
+    class ForDFGAN(Loss):
+        network = "discriminator"
+        needs_discriminator = ("dfgan:dfgan",)
+        seen: list[str] = []
+
+        def forward(self, ctx):  # type: ignore[no-untyped-def]
+            self.seen.append(type(ctx.discriminator).__name__)
+            return ctx.d_fake.logits.mean()
+
+    loss = ForDFGAN()
+    _check_loss(loss, BuildContext(image_size=64, cond_dim=16))
+    assert ForDFGAN.seen == ["DFGANDiscriminator"]
+
+    class ForNothing(ForDFGAN):
+        needs_discriminator = ("nope:nope",)
+
+    with pytest.raises(AssertionError, match="nope:nope"):
+        _check_loss(ForNothing(), BuildContext(image_size=64, cond_dim=16))

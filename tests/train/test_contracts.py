@@ -46,9 +46,11 @@ class WrongCondDim(TinyGenerator):
         return GeneratorOutput(images=super().forward(z, cond).images, cond_used=cond[:, :2])
 
 
-class TwoLogits(TinyDiscriminator):
+class BatchMean(TinyDiscriminator):
+    """aelnouby's WGAN critic's mistake: the mean over the batch inside the network, one logit for all images."""
+
     def logits(self, features: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-        return super().logits(features, cond)[:, None].expand(-1, 2)
+        return super().logits(features, cond).mean(0, keepdim=True)
 
 
 class FailsWhenTraining(TinyDiscriminator):
@@ -95,6 +97,16 @@ class SkipsWithNone(Loss):
         return ctx.d_fake.logits.mean() if self.calls == 1 else None
 
 
+class NeedsBatchMeanD(Loss):
+    """Reads a layout of logits only broken:batch_mean gives."""
+
+    network = "discriminator"
+    needs_discriminator = ("broken:batch_mean",)
+
+    def forward(self, ctx: Any) -> torch.Tensor:
+        return ctx.d_fake.logits.mean()
+
+
 class Nowhere(Loss):
     network = "gen"  # type: ignore[assignment]
 
@@ -115,11 +127,11 @@ class Broken:
         for name, cls in {"half": HalfSize, "no_tanh": NoTanh, "crashes": Crashes, "tiny": TinyGenerator,
                            "wrong_cond_dim": WrongCondDim}.items():
             register("generator", name, _factory(cls), summary=name)
-        register("discriminator", "two_logits", _factory(TwoLogits), summary="two logits")
+        register("discriminator", "batch_mean", _factory(BatchMean), summary="batch mean")
         register("discriminator", "tiny", _factory(TinyDiscriminator), summary="tiny")
         register("discriminator", "fails_when_training", _factory(FailsWhenTraining), summary="flaky")
         for name, cls in {"per_image": PerImage, "reads_wrong": ReadsWrong, "nowhere": Nowhere, "forgets": ForgetsReturn,
-                     "skips_with_none": SkipsWithNone}.items():
+                     "skips_with_none": SkipsWithNone, "needs_batch_mean_d": NeedsBatchMeanD}.items():
             register("loss", name, _factory(cls), summary=name)
 
 
@@ -147,9 +159,11 @@ def _start(registry: Registry, tmp_path: Path, **over: Any) -> Trainer:
         ({"generator": {"name": "broken:crashes"}}, "generator broken:crashes failed on a batch of 2"),
         ({"generator": {"name": "broken:wrong_cond_dim"}, "text_encoder.mode": "frozen"},
          "generator broken:wrong_cond_dim returned cond_used of shape [2, 2] but declares cond_used_dim 3"),
-        ({"discriminator": {"name": "broken:two_logits"}}, "discriminator broken:two_logits returned logits of shape [2, 2], not [2]"),
+        ({"discriminator": {"name": "broken:batch_mean"}}, "discriminator broken:batch_mean returned logits of shape [1], not [2]"),
         ({"losses": [{"name": "dcgan_cls:matching_bce"}, {"name": "broken:nowhere"}, {"name": "dcgan_cls:generator_bce"}]},
          "loss broken:nowhere declares network 'gen'"),
+        ({"losses": [{"name": "broken:needs_batch_mean_d"}, {"name": "dcgan_cls:generator_bce"}]},
+         "loss broken:needs_batch_mean_d (losses.0) needs discriminator broken:batch_mean (it reads that D's own layout"),
     ],
 )
 def test_a_broken_network_is_named_before_training(registry: Registry, tmp_path: Path, over: dict, message: str) -> None:

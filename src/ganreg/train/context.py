@@ -202,7 +202,7 @@ class StepContext:
     @cached_property
     def d_mismatch_logits(self) -> torch.Tensor:
         """D's logits for real features rolled by one within the batch, paired
-        with the original text (DF-GAN's mismatched pairs): ``[B]``, or ``[B, H', W']`` for a patch D."""
+        with the original text (DF-GAN's mismatched pairs): ``[B]``, or ``[B, ...]`` for a D with several logits per image."""
         feats = self.d_real.features
         rolled = torch.cat([feats[1:], feats[:1]], dim=0)
         return self.discriminator.logits(rolled, self.d_cond)

@@ -131,10 +131,10 @@ def check_contracts(nets: Any, batch: dict[str, Any], image_size: int, device: t
             )
         with blame(disc, f"a batch of {n} images of {image_size} px"):
             logits = nets.discriminator(real, d_cond).logits
-        if logits.dim() not in (1, 3) or logits.shape[0] != n:
+        if logits.dim() < 1 or logits.shape[0] != n or logits[0].numel() < 1:
             raise UserError(
                 f"discriminator {disc.qualified} returned logits of shape {list(logits.shape)}, not [{n}] (one per "
-                f"image) or [{n}, H, W] (one per image region)",
+                f"image) or [{n}, ...] (several per image, e.g. one per image region)",
                 _fix(disc),
             )
 

@@ -128,6 +128,13 @@ def build_networks(recipe: Recipe, registry: Registry, ctx: BuildContext) -> Net
                 f"loss {info.qualified} (losses.{i}) reads the image encoder, and the recipe has no image_encoder",
                 "add an image_encoder section (e.g. source_encoder:conv) or drop the loss",
             )
+        wanted = module.needs_discriminator
+        if wanted and infos["discriminator"].qualified not in wanted:
+            raise UserError(
+                f"loss {info.qualified} (losses.{i}) needs discriminator {' or '.join(wanted)} (it reads that D's own "
+                f"layout of logits), and the recipe's is {infos['discriminator'].qualified}",
+                f"set discriminator.name to {wanted[0]}, or drop the loss",
+            )
         losses.append(LossTerm(name=info.name, module=module, weight=spec.weight, network=network, info=info))
     for network in ("generator", "discriminator"):
         if not any(t.network == network for t in losses):
