@@ -17,7 +17,7 @@ cd "$(dirname "$0")/.."
 
 if ! python -c "import ganreg, ganreg_dfgan" 2>/dev/null; then
     if [ -d .whl ]; then pip install -q --no-index --find-links .whl pydantic >/dev/null 2>&1 || true; fi
-    pip install -q --no-deps -e . -e plugins/dfgan -e plugins/dcgan-cls -e plugins/losses -e plugins/cbn-resnet -e plugins/stackgan -e plugins/lstm-attention -e plugins/patchgan -e plugins/source-encoder -e plugins/unet >/dev/null
+    pip install -q --no-deps -e . -e plugins/dfgan -e plugins/dcgan-cls -e plugins/losses -e plugins/cbn-resnet -e plugins/stackgan -e plugins/lstm-attention -e plugins/patchgan -e plugins/source-encoder -e plugins/unet -e plugins/rdb >/dev/null
 fi
 {
     date -u

@@ -32,7 +32,7 @@ def test_bundled_plugins_keep_bare_names_unique() -> None:
 
 def test_every_bundled_plugin_contributes() -> None:
     plugins = {c.plugin for c in _all_components()}
-    assert {"core", "dcgan_cls", "dfgan", "losses", "cbn_resnet", "stackgan", "lstm_attention", "patchgan", "source_encoder", "unet"} <= plugins
+    assert {"core", "dcgan_cls", "dfgan", "losses", "cbn_resnet", "stackgan", "lstm_attention", "patchgan", "source_encoder", "unet", "rdb"} <= plugins
 
 
 def test_a_loss_that_reads_wrong_images_must_declare_it() -> None:

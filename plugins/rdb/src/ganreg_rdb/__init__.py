@@ -1,0 +1,1 @@
+"""Residual-dense-block text-to-image generator for ganreg (entry point ``rdb``)."""
