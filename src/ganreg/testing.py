@@ -311,12 +311,16 @@ def _check_loss(loss: Any, ctx: BuildContext) -> None:
 
 
 def _named_discriminator(qualified: str, ctx: BuildContext) -> Any:
-    """The installed discriminator ``qualified``, built with its tiny ``test_params``."""
+    """The installed discriminator ``qualified``, built with its tiny ``test_params`` at the loss's build
+    context (the loss feeds it images of that size)."""
     from ganreg.plugins import load_entry_points
 
     reg = Registry()
     load_entry_points(reg, strict=False)
-    assert ("discriminator", qualified) in reg, f"the loss needs discriminator {qualified!r}, which no installed plugin registers"
+    assert ("discriminator", qualified) in reg, (
+        f"the loss needs discriminator {qualified!r}, which no installed plugin registers (or its plugin failed to "
+        "load: `ganreg plugins` says why)"
+    )
     info = reg.resolve("discriminator", qualified)
     return info.build({k: v for k, v in info.test_params.items() if not k.startswith("_")}, ctx)
 

@@ -15,9 +15,9 @@ from ganreg.errors import UserError
 from ganreg.interfaces import BuildContext, Discriminator, per_image_logits
 from ganreg.testing import trainer_for
 from ganreg.train.context import StepContext
-from ganreg_unet.cutmix import CutMix, cutmix_masks
+from ganreg_unet.cutmix import CutMix, box_masks, cutmix_masks
 from ganreg_unet.discriminator import IMAGE, PIXELS, UNetDiscriminator, decoder_widths, split_logits
-from ganreg_unet.params import UNetDiscriminatorParams
+from ganreg_unet.params import CutMixParams, UNetDiscriminatorParams
 
 
 def _disc(size: int, ch: int = 2, cond_dim: int = 6, norm: str = "spectral") -> UNetDiscriminator:
@@ -102,13 +102,25 @@ def test_mismatched_pairs_roll_both_parts() -> None:
 
 
 def test_losses_weigh_the_two_outputs_as_unetgan() -> None:
-    """G's hinge on the layout is -(0.5 * image + 0.5 * mean(pixels)), unetgan's 0.5 / 0.5; a gradient
-    penalty reads the same per-image score."""
+    """DF-GAN's hinge losses on the U-Net are unetgan's 0.5 / 0.5 of its two outputs: G's
+    -(0.5 * image + 0.5 * mean(pixels)), D's real term 0.5 * relu(1 - image) + 0.5 * mean(relu(1 - pixels));
+    a gradient penalty reads the same per-image score."""
+    from ganreg_dfgan.losses import DFGANHinge, DFGANHingeGenerator
+
+    torch.manual_seed(0)
     d = _disc(32)
-    logits = d(torch.randn(2, 3, 32, 32), torch.randn(2, 6)).logits
-    image, pixels = split_logits(logits)
-    torch.testing.assert_close(-logits.mean(), -(0.5 * image + 0.5 * pixels.mean((1, 2))).mean())
-    torch.testing.assert_close(per_image_logits(logits), 0.5 * image + 0.5 * pixels.mean((1, 2)))
+    d.eval()  # spectral norm's power iteration stays put: every call sees the same weights
+    real, fake = torch.rand(3, 3, 32, 32) * 2 - 1, torch.rand(3, 3, 32, 32) * 2 - 1
+    ctx = _ctx(d, real, fake, cond_dim=6)
+    with torch.no_grad():
+        image, pixels = split_logits(d(fake, ctx.d_cond).logits)
+        real_image, real_pixels = split_logits(d(real, ctx.d_cond).logits)
+        g_value = DFGANHingeGenerator()(ctx)
+        DFGANHinge(mismatch_weight=0.0)(ctx)
+    torch.testing.assert_close(g_value, -(0.5 * image + 0.5 * pixels.mean((1, 2))).mean())
+    want = (0.5 * F.relu(1 - real_image) + 0.5 * F.relu(1 - real_pixels).mean((1, 2))).mean()
+    torch.testing.assert_close(ctx.logs["hinge_real"], want)
+    torch.testing.assert_close(per_image_logits(d(fake, ctx.d_cond).logits), 0.5 * image + 0.5 * pixels.mean((1, 2)))
 
 
 def test_cutmix_masks_are_boxes_of_either_kind() -> None:
@@ -130,6 +142,20 @@ def test_cutmix_masks_are_boxes_of_either_kind() -> None:
     a = cutmix_masks(4, 16)
     torch.manual_seed(3)
     assert torch.equal(a, cutmix_masks(4, 16))
+
+
+def test_box_masks_follow_unetgans_formula() -> None:
+    """side = int(S * sqrt(1 - lam)); the box spans [c - side // 2, c + side // 2), clipped; 1 (real) outside."""
+    lam = torch.tensor([0.64, 0.64, 0.0, 1.0])
+    centre = torch.tensor([[2, 8], [5, 5], [5, 5], [5, 5]])
+    flip = torch.tensor([False, True, False, False])
+    m = box_masks(10, lam, centre, flip)[:, 0]
+    want = torch.ones(4, 10, 10)
+    want[0, 0:5, 5:10] = 0  # side 6, half 3: rows [-1, 5) -> [0, 5), cols [5, 11) -> [5, 10)
+    want[1] = 0
+    want[1, 2:8, 2:8] = 1  # flipped: the box is real
+    want[2] = 0  # lam 0: side 10, the whole image is the box, fake
+    assert torch.equal(m, want)  # lam 1: side 0, no box, all real (want[3])
 
 
 class PixelwiseD(Discriminator):
@@ -178,10 +204,12 @@ def test_consistency_is_zero_for_a_pixelwise_d_and_the_gan_term_is_unetgans() ->
     torch.manual_seed(7)
     mask = cutmix_masks(4, 8)
     image, pixels = split_logits(d(mask * real + (1 - mask) * fake, ctx.d_cond).logits)
-    gan = F.binary_cross_entropy_with_logits(pixels, mask[:, 0]) + F.binary_cross_entropy_with_logits(image, torch.zeros(4))
+    per_pixel = F.binary_cross_entropy_with_logits(pixels, mask[:, 0])
+    per_image = F.binary_cross_entropy_with_logits(image, torch.zeros(4))
     assert float(ctx.logs["consistency"]) < 1e-10  # D's map of a mix is the mix of its maps
-    torch.testing.assert_close(ctx.logs["mix_gan"], gan)
-    torch.testing.assert_close(value, gan + ctx.logs["consistency"])
+    torch.testing.assert_close(ctx.logs["mix_pixels"], per_pixel)
+    torch.testing.assert_close(ctx.logs["mix_image"], per_image)
+    torch.testing.assert_close(value, per_pixel + per_image + ctx.logs["consistency"])
 
 
 def test_consistency_penalises_a_d_that_looks_across_the_mask() -> None:
@@ -195,19 +223,30 @@ def test_consistency_penalises_a_d_that_looks_across_the_mask() -> None:
     assert d.decoder[0].conv1.parametrizations.weight.original.grad.abs().sum() > 0
 
 
-def test_warmup_ramps_the_weight_and_resumes() -> None:
+def test_warmup_ramps_per_image_and_consistency_terms_per_d_step_and_resumes() -> None:
+    """unetgan's mixup_coeff: the per-image and consistency terms ramp in, the per-pixel term does not; the
+    ramp advances once per D optimiser step (after_step), not per call, and survives a resume."""
     torch.manual_seed(0)
     real, fake = torch.rand(2, 3, 8, 8) * 2 - 1, torch.rand(2, 3, 8, 8) * 2 - 1
     loss = CutMix("bce", warmup_steps=4)
     ramps = []
     for _ in range(6):
         ctx = _ctx(PixelwiseD(), real, fake)
-        loss(ctx)
-        ramps.append(ctx.logs["ramp"])
+        value = loss(ctx)
+        loss(_ctx(PixelwiseD(), real, fake))  # a second micro-batch of the same step: same ramp
+        ramps.append(float(ctx.logs["ramp"]))
+        want = ctx.logs["mix_pixels"] + ctx.logs["ramp"] * (ctx.logs["mix_image"] + ctx.logs["consistency"])
+        torch.testing.assert_close(value.detach(), want)
+        loss.after_step(PixelwiseD())
     assert ramps == [0.0, 0.25, 0.5, 0.75, 1.0, 1.0]
     again = CutMix("bce", warmup_steps=4)
     again.load_state_dict(loss.state_dict())
-    assert again.calls == 6
+    assert again.steps == 6
+
+
+def test_a_term_with_nothing_to_do_is_refused() -> None:
+    with pytest.raises(ValueError, match="nothing to do"):
+        CutMixParams(augmentation=False, consistency=0)
 
 
 def test_cutmix_trains_the_discriminator_only() -> None:
@@ -242,14 +281,15 @@ def _recipe(discriminator: str = "unet:unet") -> dict:
 def test_a_training_step_moves_the_unet(tmp_path: Path) -> None:
     trainer = trainer_for(_recipe(), tmp_path / "run")
     d = trainer.nets.discriminator
-    before = {k: v.clone() for k, v in d.state_dict().items()}
+    before = {k: v.detach().clone() for k, v in d.named_parameters()}  # parameters: spectral norm's u, v buffers move anyway
     for _ in range(3):
         trainer.train_step()
     logs = trainer._pending[-1][1]
-    assert {"d/cutmix", "d/consistency", "d/mix_gan", "d/magp"} <= set(logs)
-    assert float(logs["d/ramp"]) == 1.0
-    moved = [k for k, v in d.state_dict().items() if not torch.equal(v, before[k])]
-    assert any(k.startswith("decoder.") for k in moved) and any(k.startswith("text_middle.") for k in moved)
+    assert {"d/cutmix", "d/consistency", "d/mix_pixels", "d/mix_image", "d/magp"} <= set(logs)
+    assert float(logs["d/ramp"]) == 1.0  # warm-up 2: D steps 0, 1, 2 -> 0, 0.5, 1
+    moved = {k for k, v in d.named_parameters() if not torch.equal(v, before[k])}
+    assert {"decoder.0.conv1.parametrizations.weight.original", "text_middle.parametrizations.weight.original",
+            "text_pixels.parametrizations.weight.original", "out.weight"} <= moved
 
 
 def test_cutmix_with_another_discriminator_is_refused(tmp_path: Path) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class UNetDiscriminatorParams(BaseModel):
@@ -20,7 +20,8 @@ class UNetDiscriminatorParams(BaseModel):
     norm: Literal["spectral", "none"] = Field(
         "spectral",
         description="'spectral': spectral norm on every conv and linear but the last 1x1 conv, as unetgan's "
-        "BigGAN D; 'none' for a recipe whose gradient penalty keeps D smooth (DF-GAN's MA-GP).",
+        "BigGAN D. 'none' leaves D unbounded: with DF-GAN's MA-GP (p = 6) the first steps' gradient norms of "
+        "about 12 made the penalty about 1e7 (measured), so keep 'spectral' unless the recipe is tuned for it.",
     )
 
 
@@ -45,6 +46,12 @@ class CutMixParams(BaseModel):
     warmup_steps: int = Field(
         0,
         ge=0,
-        description="The term's weight ramps linearly from 0 to 1 over this many D steps (unetgan's slow_mixup "
-        "ramps over warmup_epochs); 0: full weight from the first step.",
+        description="The weight of the per-image and consistency terms ramps linearly from 0 to 1 over this many "
+        "D steps (unetgan's slow_mixup ramps over warmup_epochs); 0: full weight from the first step.",
     )
+
+    @model_validator(mode="after")
+    def _does_something(self) -> CutMixParams:
+        if not self.augmentation and self.consistency == 0:
+            raise ValueError("augmentation false and consistency 0 leave the term nothing to do: drop the loss instead")
+        return self
