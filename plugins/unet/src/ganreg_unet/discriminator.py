@@ -113,7 +113,8 @@ class UNetDiscriminator(Discriminator):
         if ctx.cond_dim < 1:
             raise UserError("discriminator 'unet' needs a text condition (cond_dim 0)", "add a text encoder to the recipe")
         enc = [ch * w for w in ENCODER_WIDTHS[size]]
-        dec_in, dec_out = (list(map(lambda w: ch * w, ws)) for ws in decoder_widths(ENCODER_WIDTHS[size]))
+        ins, outs = decoder_widths(ENCODER_WIDTHS[size])
+        dec_in, dec_out = [ch * w for w in ins], [ch * w for w in outs]
         self.size, self.bottleneck_dim, self.pixel_dim = size, enc[-1], dec_out[-1]
         self.encoder = nn.ModuleList(DBlock(cin, cout, i > 0) for i, (cin, cout) in enumerate(zip([ctx.channels] + enc, enc)))
         self.decoder = nn.ModuleList(GBlock2(cin, cout) for cin, cout in zip(dec_in, dec_out))
