@@ -148,13 +148,14 @@ def average_gradients(params: Iterable[torch.Tensor], procs: Processes) -> None:
             offset += n
 
 
-def any_process(flag: bool, device: torch.device, procs: Processes) -> bool:
-    """True on every process when it is true on any (stopping together: Ctrl-C, the time limit)."""
+def any_process(flags: tuple[bool, ...], device: torch.device, procs: Processes) -> tuple[bool, ...]:
+    """Each flag true on every process when it is true on any (stopping together: Ctrl-C, the time limit);
+    one all-reduce for all of them, as the training loop asks on every step."""
     if not procs.distributed:
-        return flag
-    t = torch.tensor([1.0 if flag else 0.0], device=device)
+        return flags
+    t = torch.tensor([1.0 if f else 0.0 for f in flags], device=device)
     dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    return bool(t.item())
+    return tuple(bool(v) for v in t.tolist())
 
 
 def mean_over_processes(t: torch.Tensor, procs: Processes) -> torch.Tensor:

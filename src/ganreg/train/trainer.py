@@ -388,7 +388,7 @@ class Trainer:
             state["ema_image_encoder"] = self.ema_encoder.state_dict()
         if self.procs.distributed:  # each process's own random numbers, for an exact resume
             state["world"] = self.procs.world
-            state["rng"]["ranks"] = gather_objects({k: v for k, v in state["rng"].items()}, self.procs)
+            state["rng"]["ranks"] = gather_objects(dict(state["rng"]), self.procs)
         return state
 
     def load_state_dict(self, state: dict[str, Any], source: Path | None = None) -> None:
@@ -503,8 +503,7 @@ class Trainer:
                 self.elapsed = time.perf_counter() - start
                 out_of_time = t.max_minutes is not None and self.elapsed > t.max_minutes * 60
                 if self.procs.distributed:  # the processes stop together, or the others would wait forever
-                    self._stop_requested = any_process(self._stop_requested, self.device, self.procs)
-                    out_of_time = any_process(out_of_time, self.device, self.procs)
+                    self._stop_requested, out_of_time = any_process((self._stop_requested, out_of_time), self.device, self.procs)
                 stopping = self._stop_requested or out_of_time or (stop_after is not None and self.step >= stop_after)
                 due = [self.step % n == 0 for n in (iv.log, iv.samples, iv.checkpoint)]
                 if any(due) or stopping or self.step == self.total_steps:
