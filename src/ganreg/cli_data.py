@@ -186,6 +186,19 @@ def _as_options(text: str, options: dict[str, str]) -> str:
     return text
 
 
+NO_CLASSES_LINE = (
+    "no classes: the captions are in no class folders, so every image is its own class, and a random tenth of the "
+    "images is the test split (seed 0 here; a recipe's data.seed draws its own)"
+)
+
+
+def _folder_splits(layout: Any) -> list[str]:
+    """The splits a folder has: those with a class list, or train and test when it has no classes."""
+    from ganreg.data.build import SPLITS
+
+    return ["train", "test"] if layout.unlabelled else [s for s in SPLITS if s in layout.split_files]
+
+
 def _class_lists_line(files: dict[str, Any]) -> str:
     """Which class list each split uses (``{split: file}``): printed by `make hdf5` and `data info`."""
     return "class lists: " + ", ".join(f"{s} {f}" for s, f in files.items())
@@ -205,19 +218,22 @@ def _make_hdf5(src: Path, out: Path, images_dir: str | None, captions_dir: str |
     target = _hdf5_target(out, f"{src.resolve().name or 'dataset'}.h5")
     _check_free(target, force)  # before the conversion, which can take long
     layout = FolderLayout(src, images_dir=images_dir, captions_dir=captions_dir)
-    if "train" not in layout.split_files and "test" not in layout.split_files:
+    if "train" not in layout.split_files and "test" not in layout.split_files and not layout.unlabelled:
         raise layout.missing_split_error("train")
     datasets = {
         split: FolderDataset(src, split, images_dir=images_dir, captions_dir=captions_dir)
-        for split in SPLITS
-        if split in layout.split_files
+        for split in _folder_splits(layout)
     }
     con = _console()
     with con.status(f"writing {escape(str(target))}"):
         counts = write_hdf5(target, {s: ds.records() for s, ds in datasets.items()})
     summary = ", ".join(f"{k} {len(datasets[k])} images / {v} captions" for k, v in counts.items())
     con.print(f"[green]wrote[/] {escape(str(target))}: {summary}")
-    con.print(_class_lists_line({s: f.relative_to(layout.root) for s, f in layout.split_files.items()}), highlight=False, markup=False)
+    if layout.unlabelled:
+        con.print(NO_CLASSES_LINE, highlight=False, markup=False)
+    else:
+        con.print(_class_lists_line({s: f.relative_to(layout.root) for s, f in layout.split_files.items()}),
+                  highlight=False, markup=False)
     con.print(f"[dim]{EMBEDDING_NOTE}[/]")
 
 
@@ -364,13 +380,9 @@ def describe_path(
     from ganreg.data.folder import FolderDataset, FolderLayout
 
     layout = FolderLayout(p, images_dir=images_dir, captions_dir=captions_dir)
-    if not layout.split_files:
+    if not layout.split_files and not layout.unlabelled:
         raise layout.missing_split_error("train")
-    datasets = {
-        s: FolderDataset(p, s, images_dir=images_dir, captions_dir=captions_dir)
-        for s in SPLITS
-        if s in layout.split_files
-    }
+    datasets = {s: FolderDataset(p, s, images_dir=images_dir, captions_dir=captions_dir) for s in _folder_splits(layout)}
     out = {
         "path": str(p),
         "source": "folder",
@@ -395,7 +407,7 @@ def _folder_notes(layout: Any) -> list[str]:
     def visible(paths: Any, under: Path) -> list[Path]:
         return [f for f in paths if not any(is_hidden(part) for part in f.relative_to(under).parts)]
 
-    notes = [
+    notes = [NO_CLASSES_LINE] if layout.unlabelled else [
         f"no class list for the '{split}' split (looked for {' or '.join(layout.split_file_candidates.get(split, []))}): "
         f"it is not shown, and `ganreg run` on this folder needs it"
         for split in ("train", "test") if split not in layout.split_files
@@ -407,7 +419,7 @@ def _folder_notes(layout: Any) -> list[str]:
         notes.append(
             f"{len(uncaptioned)} image(s) have no caption file and are not used (first: {uncaptioned[0].relative_to(layout.root)})"
         )
-    pools = layout.class_pools(disjoint=False)
+    pools = {} if layout.unlabelled else layout.class_pools(disjoint=False)
     if "valid" in pools and "train" in pools and set(pools["valid"]) <= set(pools["train"]):
         files = layout.split_files
         notes.append(

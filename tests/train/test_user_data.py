@@ -119,3 +119,54 @@ def test_a_broken_test_split_stops_the_run_and_a_missing_one_does_not(tmp_path: 
         prepare_data(make_recipe(**over))
     (root / "testclasses.txt").unlink()
     assert prepare_data(make_recipe(**over)).test is None
+
+
+def test_own_captioned_images_without_classes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`ganreg run recipes/dfgan.json` on a folder of photo.jpg + photo.txt pairs, as a user first tries their own
+    images: it trains (the text encoder pretrained on which image each caption describes), `ganreg eval`
+    refuses the class-based metrics with the fix and computes the others, and a recipe evaluating with the
+    classifier during training is refused before anything runs."""
+    import json
+
+    import numpy as np
+    from PIL import Image
+
+    from ganreg import plugins
+    from ganreg.cli import cli
+    from ganreg.errors import UserError
+
+    plugins.reset_registry()
+    monkeypatch.delenv("GANREG_NO_PLUGIN_AUTOLOAD", raising=False)
+    root = tmp_path / "mine"
+    root.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(12):
+        Image.fromarray(rng.integers(0, 256, size=(30, 40, 3), dtype=np.uint8)).save(root / f"IMG_{i:04d}.jpg")
+        (root / f"IMG_{i:04d}.txt").write_text(f"a {('red', 'blue')[i % 2]} thing number {i}\na photo\n")
+    recipe = str(Path(__file__).parents[2] / "recipes" / "dfgan.json")
+    shrink = [
+        f"data.path={root}", "data.source=folder", "data.image_size=32", "train.batch_size=4", "train.steps=2",
+        "train.max_minutes=null", "generator.params.nf=4", "discriminator.params.nf=4", "text_encoder.params.hidden=16",
+        "text_encoder.params.embedding_dim=8", "samples.captions=2", "samples.per_caption=2",
+    ]
+    sets = [a for s in shrink for a in ("--set", s)]
+    runner = CliRunner()
+    res = runner.invoke(cli, ["run", recipe, "--out", str(tmp_path / "run"), "--device", "cpu", *sets])
+    assert res.exit_code == 0, res.output
+    assert "finished at step 2/2" in res.output
+    assert "each caption's image" in res.output  # the pretraining objective, as it really is
+
+    res = runner.invoke(cli, ["eval", str(tmp_path / "run"), "--samples", "8"])  # `ganreg` turns it into exit code 2
+    assert isinstance(res.exception, UserError) and "no classes" in str(res.exception)
+    assert "--extractor inception" in str(res.exception)
+    assert not (tmp_path / "run" / "eval.json").exists()
+    res = runner.invoke(cli, ["eval", str(tmp_path / "run"), "--samples", "8", "--metrics", "diversity"])
+    assert res.exit_code == 0, res.output
+    metrics = json.loads((tmp_path / "run" / "eval.json").read_text())["metrics"]
+    assert metrics["diversity_pixels"] > 0 and "diversity" not in metrics  # no attributes: no real reference
+
+    res = runner.invoke(cli, ["validate", recipe, *sets, "--set", "eval.every_epochs=1", "--set", 'eval.metrics=["fid"]'])
+    assert isinstance(res.exception, UserError) and "eval.metrics fid" in str(res.exception)
+    assert '["diversity"]' in str(res.exception)
+    res = runner.invoke(cli, ["validate", recipe, *sets, "--set", "eval.every_epochs=1", "--set", 'eval.metrics=["diversity"]'])
+    assert res.exit_code == 0, res.output

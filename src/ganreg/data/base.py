@@ -152,6 +152,13 @@ class CaptionedImageDataset(Dataset):
         return self._split
 
     @property
+    def has_classes(self) -> bool:
+        """False when the labels only tell images apart (a folder of captioned images in no class
+        folders): wrong images still work, but nothing that learns or reports classes (the evaluation
+        classifier, alignment) means anything."""
+        return True
+
+    @property
     def num_classes(self) -> int:
         """``len(class_names)``: the size a class-embedding table needs."""
         return len(self.class_names)

@@ -24,7 +24,8 @@ class DataConfig(BaseModel):
         "shapes",
         description="shapes: built-in captioned shapes (no download); hdf5: a file in the seed projects' layout "
         "(aelnouby/Text-to-Image-Synthesis converters); folder: images + text_c10 caption files + class split "
-        "files, as Oxford-102 / CUB unpack.",
+        "files, as Oxford-102 / CUB unpack, or your own images with a caption file beside each (photo.jpg + "
+        "photo.txt), in no classes: every image its own class, a random tenth held out.",
     )
     path: str | None = Field(
         None, description="hdf5: the .h5/.hdf5 file; folder: the dataset root. Required for both; unused by shapes."
@@ -40,10 +41,16 @@ class DataConfig(BaseModel):
         "(caption, wrong image, flip), together with the epoch and the index.",
     )
     num_classes: int | None = Field(
-        None, ge=1, description="Keep a random subset of this many training classes (drawn from `seed`). None: all."
+        None,
+        ge=1,
+        description="Keep a random subset of this many training classes (drawn from `seed`). None: all. A folder "
+        "of captions in no class folders counts images: None = all but the held-out ones.",
     )
     test_classes: int | None = Field(
-        None, ge=1, description="Keep a random subset of this many test classes (drawn from `seed`). None: all."
+        None,
+        ge=1,
+        description="Keep a random subset of this many test classes (drawn from `seed`). None: all. A folder of "
+        "captions in no class folders counts images: None = a tenth of them (at least one).",
     )
     class_split: Literal["files", "random"] = Field(
         "files",
@@ -86,13 +93,14 @@ class DataConfig(BaseModel):
     images_dir: str | None = Field(
         None,
         description="folder only: image folder relative to `path`. None: the first of images/, jpg/, "
-        "CUB_200_2011/images/, oxford-102-flowers/images/ that exists. Images are found as "
+        "CUB_200_2011/images/, oxford-102-flowers/images/ that exists (else, for captions beside the images, `path`). Images are found as "
         "<images_dir>/<class>/<stem>.jpg or <images_dir>/<stem>.jpg (also .jpeg/.png).",
     )
     captions_dir: str | None = Field(
         None,
-        description="folder only: caption folder relative to `path`: <class>/<image stem>.txt, one per line. "
-        "None: text_c10/ (Reed et al.) or else text/ (AttnGAN / DF-GAN's download).",
+        description="folder only: caption folder relative to `path`: <class>/<image stem>.txt, one per line, or "
+        "<image stem>.txt in no class folders (no classes). None: text_c10/ (Reed et al.), else text/ (AttnGAN / "
+        "DF-GAN's download), else beside the images.",
     )
     split_files: dict[Literal["train", "valid", "test"], list[str]] = Field(
         default_factory=lambda: {k: list(v) for k, v in DEFAULT_SPLIT_FILES.items()},

@@ -54,6 +54,8 @@ CAPTION_DIR_CANDIDATES = ("text_c10", "text")
 IMAGE_EXTS = (".jpg", ".jpeg", ".png")
 INDEX_VERSION = 2
 """2: strict UTF-8 captions, byte-order marks dropped, hidden files skipped (older indexes may hold U+FFFD)."""
+UNLABELLED_TEST_SHARE = 10
+"""Captions in no class folders: one image in this many is held out as the test split (at least one)."""
 BOX_DIR_CANDIDATES = ("CUB_200_2011", ".")
 """Where ``crop="bbox"`` looks for CUB's ``images.txt`` and ``bounding_boxes.txt``, under the root."""
 
@@ -140,28 +142,65 @@ class FolderLayout:
             )
         if not self.root.is_dir():
             raise DataError(f"dataset folder not found: {self.root}", "check data.path")
-        self.captions = self._folder(
-            captions_dir, CAPTION_DIR_CANDIDATES, "caption",
-            "unpack the captions (text_c10/<class>/<image>.txt) there or set data.captions_dir",
-        )
-        self.images = self._folder(images_dir, IMAGE_DIR_CANDIDATES, "image", "unpack the images there or set data.images_dir")
+        caption_fix = "unpack the captions (text_c10/<class>/<image>.txt) there or set data.captions_dir"
+        captions = self._folder(captions_dir, CAPTION_DIR_CANDIDATES, "caption", caption_fix)
+        image_fix = "unpack the images there or set data.images_dir"
+        # captions beside the images (<stem>.jpg + <stem>.txt) may sit in the root itself
+        self.images = self._folder(images_dir, IMAGE_DIR_CANDIDATES, "image", image_fix,
+                                   fallback=self.root if captions is None else None)
         files = {k: list(v) for k, v in (split_files or DEFAULT_SPLIT_FILES).items()}
         self.split_file_candidates = files
         self.split_files: dict[str, Path] = choose_split_files(self.root, files)
+        self.captions = captions or self.images
+        self.unlabelled = self._has_flat_captions(self.captions)
+        """The captions are ``<captions>/<stem>.txt``, in no class folders: a user's own captioned images,
+        where every image is its own class (see :class:`FolderDataset`)."""
+        if captions is None and not self.unlabelled and not self._has_class_captions(self.images):
+            raise DataError(
+                f"no captions in {self.root} (looked for the folders {', '.join(CAPTION_DIR_CANDIDATES)} and for "
+                f"<image>.txt files beside the images in {self.images})",
+                "put one caption file per image, one caption a line, beside it (photo.jpg + photo.txt), or unpack "
+                "text_c10/<class>/<image>.txt there, or set data.captions_dir",
+            )
+        if self.unlabelled and self.split_files:
+            listed = ", ".join(str(f.relative_to(self.root)) for f in self.split_files.values())
+            raise DataError(
+                f"{self.root} has class lists ({listed}), but the captions in {self.captions} are not in class "
+                "folders",
+                f"move each class's captions to {self.captions}/<class>/<image>.txt, or delete the class lists to train "
+                "without classes (every image its own; a random tenth of them held out)",
+            )
         self.listed_in: dict[str, list[Path]] = {}
         """class -> the class split files that list it (filled by :meth:`class_pools`)."""
 
-    def _folder(self, given: str | None, candidates: Sequence[str], what: str, fix: str) -> Path:
-        """``root/given``, or the first of ``candidates`` that exists under the root."""
+    def _folder(
+        self, given: str | None, candidates: Sequence[str], what: str, fix: str, fallback: Path | None = None
+    ) -> Path | None:
+        """``root/given``, or the first of ``candidates`` that exists under the root, or ``fallback``.
+        Caption folders have the caller's own fallback (the image folder), so they may come back None."""
         if given is not None:
             path = self.root / given
             if not path.is_dir():
                 raise DataError(f"{what} folder not found: {path}", fix)
             return path
         found = [self.root / c for c in candidates if (self.root / c).is_dir()]
-        if not found:
-            raise DataError(f"no {what} folder in {self.root} (looked for {', '.join(candidates)})", fix)
-        return found[0]
+        if found:
+            return found[0]
+        if fallback is not None or what == "caption":
+            return fallback
+        raise DataError(f"no {what} folder in {self.root} (looked for {', '.join(candidates)})", fix)
+
+    def _has_flat_captions(self, folder: Path) -> bool:
+        """Whether ``folder`` itself holds caption files (the root's class lists are not captions)."""
+        lists = {p.name.lower() for p in self.split_files.values()} if folder == self.root else set()
+        return any(name.endswith(".txt") and name not in lists for name in _listing(folder))
+
+    @staticmethod
+    def _has_class_captions(folder: Path) -> bool:
+        """Whether a class folder of ``folder`` holds caption files (CUB-like images with their captions)."""
+        with os.scandir(folder) as it:
+            classes = [Path(e.path) for e in it if e.is_dir() and not is_hidden(e.name)]
+        return any(name.endswith(".txt") for cls in classes for name in _listing(cls))
 
     def class_pools(self, disjoint: bool = True) -> dict[str, list[str]]:
         """Classes of each split that has a split file.
@@ -380,34 +419,12 @@ class FolderDataset(CaptionedImageDataset):
         # `ganreg data info ROOT --check` must find the same files: the folders the recipe named
         self.check_options = [f for flag, value in (("--images-dir", images_dir), ("--captions-dir", captions_dir))
                               if value for f in (flag, str(value))]
-        if class_split == "random":
-            pools = self.layout.class_pools(disjoint=False) or {"train": self.layout.all_class_folders()}
-            if split == "valid":
-                raise SplitMissing("class_split 'random' draws only train and test classes", "use split train or test")
-        else:
-            if split not in self.layout.split_files:
-                raise self.layout.missing_split_error(split)
-            pools = self.layout.class_pools()
-        chosen = choose_classes(
-            pools,
-            seed=seed,
-            num_classes=num_classes,
-            test_classes=test_classes,
-            class_split=class_split,
-            what=str(self.root),
-        )
-        self._class_names = sorted({c for cs in chosen.values() for c in cs})
-        class_index = {c: i for i, c in enumerate(self._class_names)}
-        mine = chosen.get(split, [])
-        if not mine:
-            raise DataError(f"{self.root}: split '{split}' has no classes", "check the class split files")
-        index = self.layout.index(mine, cache_dir)
         self.items: list[tuple[str, str, list[str]]] = []
         self._labels: list[int] = []
-        for cls in sorted(mine):
-            for stem, rel, caps in index[cls]:
-                self.items.append((stem, rel, caps))
-                self._labels.append(class_index[cls])
+        if self.layout.unlabelled:
+            self._split_images(split, num_classes, test_classes, cache_dir)
+        else:
+            self._split_classes(split, num_classes, test_classes, class_split, cache_dir)
         self.boxes: list[tuple[float, float, float, float]] | None = None
         """Per item, CUB's bounding box ``(x, y, w, h)`` when ``crop="bbox"``."""
         if crop == "bbox":
@@ -421,12 +438,85 @@ class FolderDataset(CaptionedImageDataset):
                 )
             self.boxes = [table[stem.lower()] for stem, _rel, _caps in self.items]
 
+    def _split_classes(
+        self, split: str, num_classes: int | None, test_classes: int | None, class_split: str,
+        cache_dir: str | os.PathLike[str] | None,
+    ) -> None:
+        """Items and labels of ``split``: the images of its classes (class lists, or a random draw)."""
+        if class_split == "random":
+            pools = self.layout.class_pools(disjoint=False) or {"train": self.layout.all_class_folders()}
+            if split == "valid":
+                raise SplitMissing("class_split 'random' draws only train and test classes", "use split train or test")
+        else:
+            if split not in self.layout.split_files:
+                raise self.layout.missing_split_error(split)
+            pools = self.layout.class_pools()
+        chosen = choose_classes(
+            pools,
+            seed=self.seed,
+            num_classes=num_classes,
+            test_classes=test_classes,
+            class_split=class_split,
+            what=str(self.root),
+        )
+        self._class_names = sorted({c for cs in chosen.values() for c in cs})
+        class_index = {c: i for i, c in enumerate(self._class_names)}
+        mine = chosen.get(split, [])
+        if not mine:
+            raise DataError(f"{self.root}: split '{split}' has no classes", "check the class split files")
+        index = self.layout.index(mine, cache_dir)
+        for cls in sorted(mine):
+            for stem, rel, caps in index[cls]:
+                self.items.append((stem, rel, caps))
+                self._labels.append(class_index[cls])
+
+    def _split_images(
+        self, split: str, num_images: int | None, test_images: int | None, cache_dir: str | os.PathLike[str] | None
+    ) -> None:
+        """Items and labels of ``split`` for captions in no class folders: every image is its own class, so
+        a wrong image is any other image (as DF-GAN's rolled pairs are), and the held-out split is
+        ``test_images`` images (default: a tenth, at least one) drawn from ``seed``, never trained on."""
+        if split == "valid":
+            raise SplitMissing(
+                f"{self.root} has no classes, so no 'valid' split (train and test are drawn from its images)",
+                "use split train or test",
+            )
+        entries = self.layout.index([""], cache_dir)[""]
+        if len(entries) < 2:
+            raise DataError(
+                f"{self.root} has {len(entries)} captioned image(s)",
+                "a wrong image must be another image: add captioned images (photo.jpg + photo.txt)",
+            )
+        n_test = test_images if test_images is not None else max(1, len(entries) // UNLABELLED_TEST_SHARE)
+        n_train = num_images if num_images is not None else len(entries) - n_test
+        chosen = choose_classes(
+            {"train": [stem for stem, _rel, _caps in entries]},
+            seed=self.seed,
+            num_classes=n_train,
+            test_classes=n_test,
+            class_split="random",
+            what=f"{self.root} (no class folders: data.num_classes and data.test_classes count images)",
+        )
+        self._class_names = sorted(chosen["train"] + chosen["test"])
+        class_index = {c: i for i, c in enumerate(self._class_names)}
+        mine = set(chosen[split])
+        if not mine:
+            raise DataError(f"{self.root}: split '{split}' has no images", "lower data.test_classes")
+        for stem, rel, caps in entries:
+            if stem in mine:
+                self.items.append((stem, rel, caps))
+                self._labels.append(class_index[stem])
+
     def __len__(self) -> int:
         return len(self.items)
 
     @property
     def class_names(self) -> list[str]:
         return list(self._class_names)
+
+    @property
+    def has_classes(self) -> bool:
+        return not self.layout.unlabelled
 
     def labels(self) -> list[int]:
         return list(self._labels)

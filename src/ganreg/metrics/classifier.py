@@ -139,6 +139,18 @@ def from_uint8(images: torch.Tensor) -> torch.Tensor:
     return images.float().sub_(127.5).div_(127.5)
 
 
+class NoClasses(UserError):
+    """The data's images are in no classes, so there is nothing for the evaluation classifier to learn."""
+
+    def __init__(self, path: str | None) -> None:
+        super().__init__(
+            f"{path} has no classes (captions in no class folders), and the evaluation classifier learns classes: "
+            "alignment, classifier-feature FID / KID / IS and the t-SNE maps need one",
+            "evaluate with --extractor inception (FID / KID / IS) and --metrics fid,kid,is,diversity, or sort the "
+            "images' captions into class folders with class lists (README: Data)",
+        )
+
+
 def load_labelled_images(config: DataConfig, input_size: int) -> LabelledImages:
     """Every split's images (resized to ``input_size``), classes and attributes."""
     from torch.utils.data import DataLoader
@@ -159,6 +171,8 @@ def load_labelled_images(config: DataConfig, input_size: int) -> LabelledImages:
             continue  # a split the source does not have (shapes: valid)
         if len(ds) == 0:
             continue
+        if not ds.has_classes:
+            raise NoClasses(config.path)
         found.append(split)
         attributes, class_names = ds.attributes, list(ds.class_names)
         ds.set_epoch(0)

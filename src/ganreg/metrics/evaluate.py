@@ -29,7 +29,7 @@ from ganreg.errors import UserError
 from ganreg.metrics import fid as fidlib
 from ganreg.metrics.alignment import AlignmentMeter
 from ganreg.metrics.cache import short_hash
-from ganreg.metrics.classifier import CLASS_HEAD, ClassifierSpec, TrainedClassifier, load_classifier
+from ganreg.metrics.classifier import CLASS_HEAD, ClassifierSpec, NoClasses, TrainedClassifier, load_classifier
 from ganreg.metrics.diversity import DiversitySpec, diversity_metrics
 from ganreg.metrics.features import ClassifierFeatures, FeatureExtractor, build_extractor
 from ganreg.metrics.reference import Reference, dataset_reference, user_reference
@@ -157,6 +157,11 @@ def _reference(
     return dataset_reference(config, options.split, dataset, extractor, device, options.real_max, log)
 
 
+def needs_classifier(metrics: list[str], extractor: str) -> bool:
+    """Whether these metrics read the evaluation classifier: alignment always, FID / KID / IS with its features."""
+    return "align" in metrics or (extractor == "classifier" and any(m in metrics for m in ("fid", "kid", "is")))
+
+
 def evaluate_generator(
     generator: nn.Module, text_encoder: nn.Module, dataset: Any, collator: Any, config: DataConfig,
     options: EvalOptions, device: torch.device, log: Log = _quiet,
@@ -169,6 +174,8 @@ def evaluate_generator(
         raise UserError(f"--samples {options.samples} is too few", "use at least 2 (FID papers use 10k-30k)")
     if len(dataset) == 0:
         raise UserError(f"the '{options.split}' split has no images", "use another --split")
+    if needs_classifier(metrics, options.extractor) and not dataset.has_classes:
+        raise NoClasses(config.path)  # before anything is trained or generated
     if options.ref_stats is not None and not Path(options.ref_stats).is_file():
         raise UserError(f"reference statistics not found: {options.ref_stats}", "check the --ref-stats path (an .npz with mu and sigma)")
     if options.ref_stats is not None and "kid" in metrics and not _npz_has_features(options.ref_stats):
@@ -188,7 +195,7 @@ def _evaluate(
     t0 = time.perf_counter()
     need_features = any(m in metrics for m in ("fid", "kid", "is"))
     classifier: TrainedClassifier | None = None
-    if "align" in metrics or (need_features and options.extractor == "classifier"):
+    if needs_classifier(metrics, options.extractor):
         classifier = load_classifier(config, options.classifier, device=device, log=log)
         classifier.model.to(device)
     extractor = build_extractor(options.extractor, config, classifier).to(device) if need_features else None

@@ -23,9 +23,14 @@ from ganreg.metrics.evaluate import (
     Log,
     evaluate_generator,
     metric_family,
+    needs_classifier,
     parse_metrics,
     weak_classifier_warning,
 )
+
+
+TRAINING_EXTRACTOR = "classifier"
+"""Evaluation during training works offline: FID / KID / IS in the evaluation classifier's features."""
 
 
 def should_evaluate(recipe: Any, step: int, steps_per_epoch: int) -> bool:
@@ -36,9 +41,18 @@ def should_evaluate(recipe: Any, step: int, steps_per_epoch: int) -> bool:
     return (step // max(1, steps_per_epoch)) % every == 0
 
 
-def check_eval_spec(spec: Any) -> list[str]:
-    """The recipe's ``eval`` section, validated (metrics, keep_best); returns the metric names."""
+def check_eval_spec(spec: Any, has_classes: bool = True) -> list[str]:
+    """The recipe's ``eval`` section, validated (metrics, keep_best, and on data without classes the
+    metrics that need the evaluation classifier, which learns classes); returns the metric names."""
     metrics = parse_metrics(spec.metrics)
+    if needs_classifier(metrics, TRAINING_EXTRACTOR) and not has_classes:
+        named = [m for m in metrics if m != "diversity"]
+        raise UserError(
+            f"eval.metrics {', '.join(named)} are computed during training with the evaluation classifier, "
+            "which learns classes, and the data has none (captions in no class folders)",
+            'set eval.metrics to ["diversity"], or eval.every_epochs to null and evaluate the checkpoints afterwards '
+            "with ganreg eval RUN --extractor inception --metrics fid,kid,is,diversity",
+        )
     if spec.keep_best is not None:
         key = spec.keep_best.removeprefix("eval/")
         if metric_family(key) not in metrics:
@@ -111,7 +125,7 @@ def evaluate_trainer(trainer: Any, log: Log | None = None) -> dict[str, float]:
     data = trainer.data
     dataset, split = (data.test, "test") if data.test is not None and len(data.test) > 0 else (data.train, "train")
     options = EvalOptions(
-        metrics=metrics, samples=spec.samples, extractor="classifier", split=split, seed=recipe.train.seed,
+        metrics=metrics, samples=spec.samples, extractor=TRAINING_EXTRACTOR, split=split, seed=recipe.train.seed,
         truncation=recipe.samples.truncation,
     )
     t0 = time.perf_counter()

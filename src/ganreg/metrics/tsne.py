@@ -101,7 +101,7 @@ def tsne_for_run(run_dir: Path, out: Path, n: int = 300, device: str = "auto", l
     from ganreg.data import Collator, build_dataset
     from ganreg.errors import UserError
     from ganreg.generate import load_trained
-    from ganreg.metrics.classifier import load_classifier
+    from ganreg.metrics.classifier import NoClasses, load_classifier
     from ganreg.metrics.samples import generated_batches, real_batches
 
     from ganreg.runfiles import read_recipe_json
@@ -112,6 +112,8 @@ def tsne_for_run(run_dir: Path, out: Path, n: int = 300, device: str = "auto", l
     cfg = run.recipe.data
     collator = Collator(run.vocab, cfg.max_words)
     train = build_dataset(cfg, "train")
+    if not train.has_classes:
+        raise NoClasses(cfg.path)  # before the classifier's training is announced
     try:
         held = build_dataset(cfg, "test")
         held_name = "test"

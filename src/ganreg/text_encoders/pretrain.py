@@ -37,10 +37,13 @@ def cache_root(recipe: Recipe) -> Path:
     return Path(root)
 
 
-def _targets(recipe: Recipe, data: DataBundle) -> tuple[list[str], torch.Tensor, list[int]]:
-    """Every training caption with its targets: ``[N, A]`` indices and the size of each head."""
+def _targets(recipe: Recipe, data: DataBundle) -> tuple[list[str], torch.Tensor, list[int], str]:
+    """Every training caption with its targets (``[N, A]`` indices), the size of each head, and what the
+    targets are: the attributes (built-in shapes), else the class, which on data without classes is the
+    image itself (which pulls an image's captions together)."""
     ds = data.train
     use_attrs = recipe.text_encoder.pretrain.objective == "attributes" and ds.attributes
+    what = "attributes" if use_attrs else "class" if ds.has_classes else "image (no classes: each caption's image)"
     labels = ds.labels()
     captions: list[str] = []
     rows: list[list[int]] = []
@@ -50,7 +53,7 @@ def _targets(recipe: Recipe, data: DataBundle) -> tuple[list[str], torch.Tensor,
             captions.append(cap)
             rows.append(target)
     sizes = [len(v) for v in ds.attributes.values()] if use_attrs else [len(ds.class_names)]
-    return captions, torch.tensor(rows, dtype=torch.long), sizes
+    return captions, torch.tensor(rows, dtype=torch.long), sizes, what
 
 
 def _key(recipe: Recipe, data: DataBundle) -> str:
@@ -78,7 +81,7 @@ def pretrain_text_encoder(encoder: TextEncoder, recipe: Recipe, data: DataBundle
         except Exception:  # a broken cache entry is rebuilt, never trusted
             path.unlink(missing_ok=True)
     spec = recipe.text_encoder.pretrain
-    captions, targets, sizes = _targets(recipe, data)
+    captions, targets, sizes, objective = _targets(recipe, data)
     max_words, subsets = recipe.data.max_words, recipe.data.long_captions == "random"
     if not subsets:  # the same tokens every epoch; with subsets each epoch encodes its own below
         tokens, lengths = data.vocab.encode_batch(captions, max_words)
@@ -117,7 +120,7 @@ def pretrain_text_encoder(encoder: TextEncoder, recipe: Recipe, data: DataBundle
     atomic_save(encoder.state_dict(), path)
     console.print(
         f"[dim]text encoder: pretrained {batches} batches of {spec.batch_size} from {n} captions "
-        f"({spec.objective}), accuracy over the last batches {sum(recent) / max(len(recent), 1):.1%}; "
+        f"({objective}), accuracy over the last batches {sum(recent) / max(len(recent), 1):.1%}; "
         f"cached at {path}[/dim]"
     )
     encoder.to(device)

@@ -106,10 +106,13 @@ def run_command(
         nets = build_networks(recipe, registry, data.context)
         check_contracts(nets, data.probe_batch(PROBE_ITEMS), recipe.data.image_size)
         console.print(_param_table(parameter_table(nets.modules())))
+        classes = (
+            f"{len(set(data.train.labels()))} training classes (of {data.context.num_classes} in all splits)"
+            if data.train.has_classes else "no classes (each image its own)"
+        )
         console.print(
             f"data: {len(data.train)} training images, {len(data.test) if data.test is not None else 0} held out, "
-            f"{len(data.vocab)} words, {len(set(data.train.labels()))} training classes "
-            f"(of {data.context.num_classes} in all splits)"
+            f"{len(data.vocab)} words, {classes}"
         )
         return 0
 

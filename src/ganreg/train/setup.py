@@ -131,6 +131,10 @@ def prepare_data(recipe: Recipe, run_dir: Path | None = None) -> DataBundle:
     or read back from a run being resumed) and the build context."""
     cfg = recipe.data
     train = build_dataset(cfg, "train")
+    if recipe.eval.every_epochs:
+        from ganreg.metrics.training import check_eval_spec
+
+        check_eval_spec(recipe.eval, train.has_classes)  # a bad metric fails now (and in validate), not after an epoch
     try:
         test = build_dataset(cfg, "test")
     except SplitMissing:  # no held-out split at all; a broken one (bad file, missing class) is the user's to fix
