@@ -187,8 +187,8 @@ def _as_options(text: str, options: dict[str, str]) -> str:
 
 
 NO_CLASSES_LINE = (
-    "no classes: the captions are in no class folders, so every image is its own class, and a random tenth of the "
-    "images is the test split (seed 0 here; a recipe's data.seed draws its own)"
+    "no classes: the captions are in no class folders, so every image is its own class, and about a tenth of the "
+    "images is the test split, drawn by a hash of data.seed and the image's name (seed 0 here)"
 )
 
 
@@ -226,7 +226,7 @@ def _make_hdf5(src: Path, out: Path, images_dir: str | None, captions_dir: str |
     }
     con = _console()
     with con.status(f"writing {escape(str(target))}"):
-        counts = write_hdf5(target, {s: ds.records() for s, ds in datasets.items()})
+        counts = write_hdf5(target, {s: ds.records() for s, ds in datasets.items()}, has_classes=not layout.unlabelled)
     summary = ", ".join(f"{k} {len(datasets[k])} images / {v} captions" for k, v in counts.items())
     con.print(f"[green]wrote[/] {escape(str(target))}: {summary}")
     if layout.unlabelled:
@@ -375,6 +375,8 @@ def describe_path(
         if check:
             out["check"] = _check_images(list(datasets.values()))
         out["splits"] = {s: _split_info(ds, limit, skip_bad=check) for s, ds in datasets.items()}
+        if not index.get("has_classes", True):
+            out["notes"] = ["no classes: converted from captions in no class folders, every image is its own class"]
         return out
     from ganreg.data.build import SPLITS
     from ganreg.data.folder import FolderDataset, FolderLayout

@@ -40,6 +40,7 @@ from ganreg.data._util import (
     decode_pil,
     is_hidden,
     load_plain_pickle,
+    mix_seed,
     read_text,
     reencode_fix,
     refuse_shared_classes,
@@ -142,33 +143,43 @@ class FolderLayout:
             )
         if not self.root.is_dir():
             raise DataError(f"dataset folder not found: {self.root}", "check data.path")
-        caption_fix = "unpack the captions (text_c10/<class>/<image>.txt) there or set data.captions_dir"
-        captions = self._folder(captions_dir, CAPTION_DIR_CANDIDATES, "caption", caption_fix)
-        image_fix = "unpack the images there or set data.images_dir"
-        # captions beside the images (<stem>.jpg + <stem>.txt) may sit in the root itself
-        self.images = self._folder(images_dir, IMAGE_DIR_CANDIDATES, "image", image_fix,
-                                   fallback=self.root if captions is None else None)
         files = {k: list(v) for k, v in (split_files or DEFAULT_SPLIT_FILES).items()}
         self.split_file_candidates = files
         self.split_files: dict[str, Path] = choose_split_files(self.root, files)
+        self.not_captions = {n.lower() for names in files.values() for n in names if "/" not in n} | {"allclasses.txt"}
+        """Names of the root's ``.txt`` files that are class lists (Reed et al.'s), never captions."""
+        caption_fix = "unpack the captions (text_c10/<class>/<image>.txt) there or set data.captions_dir"
+        captions = self._folder(captions_dir, CAPTION_DIR_CANDIDATES, "caption", caption_fix)
+        flat = captions is not None and not self.split_files and bool(self.flat_captions(captions))
+        # captions beside the images (photo.jpg + photo.txt) may sit in the root itself
+        self.images = self._folder(
+            images_dir, IMAGE_DIR_CANDIDATES, "image", "unpack the images there or set data.images_dir",
+            fallback=self.root if captions is None or flat else None,
+        )
         self.captions = captions or self.images
-        self.unlabelled = self._has_flat_captions(self.captions)
-        """The captions are ``<captions>/<stem>.txt``, in no class folders: a user's own captioned images,
-        where every image is its own class (see :class:`FolderDataset`)."""
-        if captions is None and not self.unlabelled and not self._has_class_captions(self.images):
+        self.unlabelled = not self.split_files and bool(self.flat_captions(self.captions))
+        """The captions are ``<captions>/<stem>.txt``, in no class folders, and there are no class lists: a
+        user's own captioned images, every image its own class (see :class:`FolderDataset`)."""
+        nested = self._class_captions(self.captions) if self.unlabelled else None
+        if nested is not None:
+            raise DataError(
+                f"{self.captions} holds caption files both itself ({self.flat_captions(self.captions)[0]}, ...) and in "
+                f"its folders ({nested.relative_to(self.root)})",
+                "keep them in one place: all beside their images in one folder (no classes), or in one folder per "
+                "class with class lists (trainclasses.txt, testclasses.txt)",
+            )
+        beside = captions is not None or self.unlabelled or self._class_captions(self.images) is not None
+        if not beside and self.split_files:  # Reed's or DF-GAN's layout, its captions not unpacked
+            raise DataError(
+                f"no caption folder in {self.root} (looked for {', '.join(CAPTION_DIR_CANDIDATES)})", caption_fix
+            )
+        if not beside:
             raise DataError(
                 f"no captions in {self.root} (looked for the folders {', '.join(CAPTION_DIR_CANDIDATES)} and for "
                 f"<image>.txt files beside the images in {self.images})",
                 "put one caption file per image, one caption a line, beside it (photo.jpg + photo.txt), or unpack "
-                "text_c10/<class>/<image>.txt there, or set data.captions_dir",
-            )
-        if self.unlabelled and self.split_files:
-            listed = ", ".join(str(f.relative_to(self.root)) for f in self.split_files.values())
-            raise DataError(
-                f"{self.root} has class lists ({listed}), but the captions in {self.captions} are not in class "
-                "folders",
-                f"move each class's captions to {self.captions}/<class>/<image>.txt, or delete the class lists to train "
-                "without classes (every image its own; a random tenth of them held out)",
+                "text_c10/<class>/<image>.txt there, or set data.captions_dir (or data.images_dir=. for images and "
+                "captions in the folder itself beside an images/ folder)",
             )
         self.listed_in: dict[str, list[Path]] = {}
         """class -> the class split files that list it (filled by :meth:`class_pools`)."""
@@ -190,17 +201,26 @@ class FolderLayout:
             return fallback
         raise DataError(f"no {what} folder in {self.root} (looked for {', '.join(candidates)})", fix)
 
-    def _has_flat_captions(self, folder: Path) -> bool:
-        """Whether ``folder`` itself holds caption files (the root's class lists are not captions)."""
-        lists = {p.name.lower() for p in self.split_files.values()} if folder == self.root else set()
-        return any(name.endswith(".txt") and name not in lists for name in _listing(folder))
+    def flat_captions(self, folder: Path) -> list[str]:
+        """The caption files in ``folder`` itself (sorted; the root's class lists are not captions)."""
+        skip = self.not_captions if folder == self.root else set()
+        try:
+            with os.scandir(folder) as it:
+                names = [e.name for e in it if e.is_file() and not is_hidden(e.name)]
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        return sorted(n for n in names if n.endswith(".txt") and n.lower() not in skip)
 
     @staticmethod
-    def _has_class_captions(folder: Path) -> bool:
-        """Whether a class folder of ``folder`` holds caption files (CUB-like images with their captions)."""
+    def _class_captions(folder: Path) -> Path | None:
+        """A caption file in a class folder of ``folder`` (CUB-like images with their captions), or None."""
         with os.scandir(folder) as it:
-            classes = [Path(e.path) for e in it if e.is_dir() and not is_hidden(e.name)]
-        return any(name.endswith(".txt") for cls in classes for name in _listing(cls))
+            classes = sorted(Path(e.path) for e in it if e.is_dir() and not is_hidden(e.name))
+        for cls in classes:
+            names = [n for n in _listing(cls).values() if n.endswith(".txt")]
+            if names:
+                return cls / names[0]
+        return None
 
     def class_pools(self, disjoint: bool = True) -> dict[str, list[str]]:
         """Classes of each split that has a split file.
@@ -273,7 +293,10 @@ class FolderLayout:
             raise self._missing_class_error(cls)
         per_class = _listing(self.images / cls)
         entries = []
-        txts = sorted(p for p in cdir.iterdir() if p.suffix == ".txt" and not is_hidden(p.name) and p.is_file())
+        if cls == "":  # captions in no class folders (see FolderLayout.unlabelled)
+            txts = [cdir / name for name in self.flat_captions(cdir)]
+        else:
+            txts = sorted(p for p in cdir.iterdir() if p.suffix == ".txt" and not is_hidden(p.name) and p.is_file())
         if not txts:
             raise DataError(f"caption folder {cdir} has no .txt files", "add the captions or drop the class")
         for txt in txts:
@@ -289,10 +312,10 @@ class FolderLayout:
                     image = self.images / name
                     break
             if image is None:
+                places = dict.fromkeys(f"{d / stem}.jpg|jpeg|png" for d in (self.images / cls, self.images))
                 raise DataError(
-                    f"no image for caption file {txt} (looked for {self.images / cls / stem}.jpg|jpeg|png "
-                    f"and {self.images / stem}.jpg|jpeg|png)",
-                    "add the image, delete the caption file, or set data.images_dir",
+                    f"no image for caption file {txt} (looked for {' and '.join(places)})",
+                    "add the image, move the caption file out, or set data.images_dir",
                 )
             try:
                 captions = read_captions(txt)
@@ -474,34 +497,55 @@ class FolderDataset(CaptionedImageDataset):
         self, split: str, num_images: int | None, test_images: int | None, cache_dir: str | os.PathLike[str] | None
     ) -> None:
         """Items and labels of ``split`` for captions in no class folders: every image is its own class, so
-        a wrong image is any other image (as DF-GAN's rolled pairs are), and the held-out split is
-        ``test_images`` images (default: a tenth, at least one) drawn from ``seed``, never trained on."""
+        a wrong image is any other image (as DF-GAN's rolled pairs are).
+
+        The held-out images are never trained on. By default each image is held out or not by a hash of
+        ``(seed, name)`` (about one in :data:`UNLABELLED_TEST_SHARE`, at least one), so adding images
+        later moves none of the others between the splits. ``test_images`` / ``num_images`` instead take
+        that many images in the hash's order, held-out ones first."""
         if split == "valid":
             raise SplitMissing(
                 f"{self.root} has no classes, so no 'valid' split (train and test are drawn from its images)",
                 "use split train or test",
             )
         entries = self.layout.index([""], cache_dir)[""]
-        if len(entries) < 2:
+        if len(entries) < 3:
             raise DataError(
-                f"{self.root} has {len(entries)} captioned image(s)",
-                "a wrong image must be another image: add captioned images (photo.jpg + photo.txt)",
+                f"{self.root} has {len(entries)} captioned image(s): training needs two (a wrong image is another "
+                "image) and one is held out",
+                "add captioned images (photo.jpg + photo.txt, one caption a line)",
             )
-        n_test = test_images if test_images is not None else max(1, len(entries) // UNLABELLED_TEST_SHARE)
-        n_train = num_images if num_images is not None else len(entries) - n_test
-        chosen = choose_classes(
-            {"train": [stem for stem, _rel, _caps in entries]},
-            seed=self.seed,
-            num_classes=n_train,
-            test_classes=n_test,
-            class_split="random",
-            what=f"{self.root} (no class folders: data.num_classes and data.test_classes count images)",
-        )
-        self._class_names = sorted(chosen["train"] + chosen["test"])
+        by_name: dict[str, str] = {}
+        for stem, _rel, _caps in entries:
+            other = by_name.setdefault(stem.lower(), stem)
+            if other != stem:
+                raise DataError(
+                    f"{self.root}: caption files {other}.txt and {stem}.txt differ only in case, so both name one image",
+                    "rename or delete one of them",
+                )
+        rank = {stem: mix_seed("holdout", self.seed, stem) for stem, _rel, _caps in entries}
+        ranked = sorted(rank, key=rank.__getitem__)
+        if num_images is None and test_images is None:
+            test = {s for s in ranked if rank[s] % UNLABELLED_TEST_SHARE == 0} or {ranked[0]}
+            train = set(ranked) - test
+        else:
+            n_test = test_images if test_images is not None else max(1, len(ranked) // UNLABELLED_TEST_SHARE)
+            n_train = num_images if num_images is not None else len(ranked) - n_test
+            if n_test + n_train > len(ranked):
+                raise DataError(
+                    f"{self.root}: asked for {n_train} training + {n_test} held-out images but there are {len(ranked)} "
+                    "(with no class folders, data.num_classes and data.test_classes count images)",
+                    "lower data.num_classes / data.test_classes (training needs at least two images)",
+                )
+            test, train = set(ranked[:n_test]), set(ranked[n_test : n_test + n_train])
+        if len(train) < 2:
+            raise DataError(
+                f"{self.root}: {len(train)} training image(s) of {len(ranked)}; a wrong image must be another image",
+                "hold out fewer images (data.test_classes) or add captioned images",
+            )
+        self._class_names = sorted(train | test)
         class_index = {c: i for i, c in enumerate(self._class_names)}
-        mine = set(chosen[split])
-        if not mine:
-            raise DataError(f"{self.root}: split '{split}' has no images", "lower data.test_classes")
+        mine = train if split == "train" else test
         for stem, rel, caps in entries:
             if stem in mine:
                 self.items.append((stem, rel, caps))

@@ -44,7 +44,8 @@ from ganreg.data.base import CaptionedImageDataset
 from ganreg.errors import DataError
 
 SPLITS = ("train", "valid", "test")
-INDEX_VERSION = 2
+INDEX_VERSION = 3
+"""3: whether the file has classes (``has_classes``)."""
 _FIX_CORRUPT = "the file is truncated or corrupt: re-download it or re-create it (ganreg data make hdf5 --from FOLDER)"
 
 
@@ -95,17 +96,23 @@ def open_h5(path: str | os.PathLike[str]) -> Any:
         raise DataError(f"cannot open HDF5 file {p}: {exc}", _FIX_CORRUPT) from None
 
 
+NO_CLASSES_ATTR = "ganreg_no_classes"
+"""Root attribute of a file converted from images in no classes (its class strings are the image names):
+the dataset then says it has no classes, as the folder did."""
+
+
 def build_index(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Read every split's keys, class strings and captions (no image is decoded).
 
     Returns ``{"splits": {split: [[name, class, [keys], [captions]], ...]},
-    "embedding_dim": int | None}``.
+    "embedding_dim": int | None, "has_classes": bool}``.
     """
     p = Path(path)
     out: dict[str, Any] = {"version": INDEX_VERSION, "splits": {}, "embedding_dim": None}
     with open_h5(p) as f:
         try:
             top = list(f.keys())
+            out["has_classes"] = f.attrs.get(NO_CLASSES_ATTR) is None
         except (OSError, RuntimeError, KeyError) as exc:
             raise DataError(f"cannot read HDF5 file {p}: {exc}", _FIX_CORRUPT) from None
         splits = [s for s in SPLITS if s in top]
@@ -197,6 +204,7 @@ class HDF5Dataset(CaptionedImageDataset):
         self.path = str(Path(path))
         index = load_index(self.path, cache_dir)
         self._embedding_dim: int | None = index["embedding_dim"]
+        self._has_classes: bool = index.get("has_classes", True)
         pools = {s: [img[1] for img in imgs] for s, imgs in index["splits"].items()}
         chosen = choose_classes(
             pools,
@@ -272,6 +280,10 @@ class HDF5Dataset(CaptionedImageDataset):
     def embedding_dim(self) -> int | None:
         return self._embedding_dim
 
+    @property
+    def has_classes(self) -> bool:
+        return self._has_classes
+
     def labels(self) -> list[int]:
         return list(self._labels)
 
@@ -344,13 +356,15 @@ def write_hdf5(
     splits: dict[str, Iterable[tuple[str, str, bytes, Sequence[str]]]],
     *,
     embed: Any = None,
+    has_classes: bool = True,
 ) -> dict[str, int]:
     """Write ``{split: [(image name, class, encoded image bytes, captions), ...]}`` in the seed layout.
 
     One group ``<name>_<c>`` per caption, written with the converter's own
     h5py calls. ``embed(caption) -> float32 [E]`` gives the embeddings
     (default: :func:`ganreg.data.embeddings.caption_embedding`). Atomic: the
-    file appears under ``out`` only when complete. Returns groups per split.
+    file appears under ``out`` only when complete. Returns groups per split. ``has_classes=False``
+    (images in no classes, each its own) marks the file with :data:`NO_CLASSES_ATTR`.
     """
     h5py = _h5py()
     if embed is None:
@@ -358,6 +372,8 @@ def write_hdf5(
     str_dt = h5py.special_dtype(vlen=str)
     counts: dict[str, int] = {}
     with atomic_path(out, suffix=".h5") as tmp, h5py.File(tmp, "w") as f:
+        if not has_classes:
+            f.attrs[NO_CLASSES_ATTR] = True
         for split, records in splits.items():
             grp = f.create_group(split)
             n = 0

@@ -88,7 +88,8 @@ class DataBundle:
             captions_only = dataset.view(images=False, wrong_images=False)
             labels = dataset.labels()
             firsts = list({label: i for i, label in reversed(list(enumerate(labels)))}.values())[::-1]
-            picks = (firsts + [i for i in range(len(labels)) if i not in set(firsts)])[:want]
+            first_set = set(firsts)  # one label per image on data without classes: firsts is every item
+            picks = (firsts + [i for i in range(len(labels)) if i not in first_set])[:want]
             items.extend(captions_only[(0, i)] for i in picks)
             splits += ["training" if dataset is self.train else "held out"] * len(picks)
         batch = self.collator(items)
