@@ -521,7 +521,7 @@ def _show(desc: dict[str, Any], as_json: bool) -> None:
             str(d["images"]),
             str(d["captions"]),
             str(cpi[0]) if cpi[0] == cpi[1] else f"{cpi[0]}-{cpi[1]}",
-            str(d["classes"]),
+            "none" if d["classes"] is None else str(d["classes"]),
             size_txt,
             Text(", ".join(d["class_examples"][:3])),  # class folder names are the user's text, not markup
         )

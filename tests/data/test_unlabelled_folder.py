@@ -142,6 +142,10 @@ def test_class_lists_keep_the_classed_layouts_as_they_were(oxford_folder: Path, 
     (oxford_folder / "allclasses.txt").write_text("class_00001\n")
     ds = build_dataset(cfg(oxford_folder), "train")
     assert ds.has_classes and len(ds) == 8
+    (oxford_folder / "jpg").rename(oxford_folder / "images_elsewhere")
+    with pytest.raises(DataError, match="no image folder .*jpg"):
+        build_dataset(cfg(oxford_folder), "train")
+    (oxford_folder / "images_elsewhere").rename(oxford_folder / "jpg")
     (oxford_folder / "text_c10").rename(oxford_folder / "captions_elsewhere")
     with pytest.raises(DataError, match="no caption folder .*text_c10") as err:
         build_dataset(cfg(oxford_folder), "train")
@@ -207,3 +211,19 @@ def test_an_hdf5_made_from_it_keeps_having_no_classes(tmp_path: Path) -> None:
 
     write_hdf5(tmp_path / "classes.h5", {"train": [("a", "roses", b"x", ["c"]), ("b", "tulips", b"y", ["d"])]})
     assert build_dataset(DataConfig(source="hdf5", path=str(tmp_path / "classes.h5")), "train").has_classes
+
+
+def test_data_info_says_there_are_no_classes(tmp_path: Path) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from ganreg.cli_data import data
+
+    root = write_captioned(tmp_path / "mine", 30)
+    res = CliRunner().invoke(data, ["info", str(root), "--json"])
+    assert res.exit_code == 0, res.output
+    info = json.loads(res.output)
+    assert {s: d["classes"] for s, d in info["splits"].items()} == {"train": None, "test": None}
+    assert sum(d["images"] for d in info["splits"].values()) == 30
+    assert any(n.startswith("no classes") for n in info["notes"])

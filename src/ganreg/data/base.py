@@ -300,8 +300,8 @@ class CaptionedImageDataset(Dataset):
             "split": self.split,
             "images": len(self),
             "captions": int(sum(caps)),
-            "classes": len(set(labels)),
-            "class_examples": [self.class_names[c] for c in sorted(set(labels))[:5]],
+            "classes": len(set(labels)) if self.has_classes else None,
+            "class_examples": [self.class_names[c] for c in sorted(set(labels))[:5]] if self.has_classes else [],
             "example_captions": [self.captions_of(i)[0] for i in range(min(3, len(self)))],
             "embedding_dim": self.embedding_dim,
         }

@@ -151,11 +151,11 @@ class FolderLayout:
         caption_fix = "unpack the captions (text_c10/<class>/<image>.txt) there or set data.captions_dir"
         captions = self._folder(captions_dir, CAPTION_DIR_CANDIDATES, "caption", caption_fix)
         flat = captions is not None and not self.split_files and bool(self.flat_captions(captions))
-        # captions beside the images (photo.jpg + photo.txt) may sit in the root itself
-        self.images = self._folder(
-            images_dir, IMAGE_DIR_CANDIDATES, "image", "unpack the images there or set data.images_dir",
-            fallback=self.root if captions is None or flat else None,
-        )
+        image_fix = "unpack the images there or set data.images_dir"
+        images = self._folder(images_dir, IMAGE_DIR_CANDIDATES, "image", image_fix)
+        if images is None and captions is not None and not flat:  # Reed's layout, its images not unpacked
+            raise DataError(f"no image folder in {self.root} (looked for {', '.join(IMAGE_DIR_CANDIDATES)})", image_fix)
+        self.images = images or self.root  # captions beside the images (photo.jpg + photo.txt) in the root itself
         self.captions = captions or self.images
         self.unlabelled = not self.split_files and bool(self.flat_captions(self.captions))
         """The captions are ``<captions>/<stem>.txt``, in no class folders, and there are no class lists: a
@@ -184,22 +184,15 @@ class FolderLayout:
         self.listed_in: dict[str, list[Path]] = {}
         """class -> the class split files that list it (filled by :meth:`class_pools`)."""
 
-    def _folder(
-        self, given: str | None, candidates: Sequence[str], what: str, fix: str, fallback: Path | None = None
-    ) -> Path | None:
-        """``root/given``, or the first of ``candidates`` that exists under the root, or ``fallback``.
-        Caption folders have the caller's own fallback (the image folder), so they may come back None."""
+    def _folder(self, given: str | None, candidates: Sequence[str], what: str, fix: str) -> Path | None:
+        """``root/given`` (an error if it is not a folder), else the first of ``candidates`` that exists
+        under the root, else None (the caller decides: captions may sit beside the images)."""
         if given is not None:
             path = self.root / given
             if not path.is_dir():
                 raise DataError(f"{what} folder not found: {path}", fix)
             return path
-        found = [self.root / c for c in candidates if (self.root / c).is_dir()]
-        if found:
-            return found[0]
-        if fallback is not None or what == "caption":
-            return fallback
-        raise DataError(f"no {what} folder in {self.root} (looked for {', '.join(candidates)})", fix)
+        return next((self.root / c for c in candidates if (self.root / c).is_dir()), None)
 
     def flat_captions(self, folder: Path) -> list[str]:
         """The caption files in ``folder`` itself (sorted; the root's class lists are not captions)."""
