@@ -10,7 +10,10 @@ Batch 32 at 256 px (``GANREG_BENCH_DATA_PX`` to change it), loaded in the main p
   DF-GAN's Resize(int(S*76/64)) + RandomCrop(S), with and without the wrong images that only the
   matching-aware losses read (the trainer skips them otherwise).
 
-Compare rows of the same run (``extra_info["ms_per_batch"]``).
+* ``test_photo_decode``: one 12-megapixel JPEG (a phone photo in a user's own folder) to a 64-px training
+  image, decoded whole vs at the reduced scale the datasets use (libjpeg's 1/2..1/8, PIL's ``draft``).
+
+Compare rows of the same run (``extra_info["ms_per_batch"]``, ``extra_info["ms_per_image"]``).
 """
 
 from __future__ import annotations
@@ -79,3 +82,33 @@ def test_jpeg_batch(benchmark, jpeg_folder: Path, tmp_path: Path, wrong: bool, c
                      random_crop=76 / 64 if crop else 1.0, cache_dir=str(tmp_path))
     source = build_dataset(cfg, "train").view(raw_images=True, wrong_images=wrong)
     _time_first_batch(benchmark, source, wrong_images=wrong, random_crop=cfg.random_crop)
+
+
+@pytest.fixture(scope="module")
+def phone_photo() -> bytes:
+    """4000x3000 photo-like pixels as a quality-90 JPEG (about 3 MB)."""
+    import io
+
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:3000, 0:4000].astype(np.float32)
+    arr = np.stack([(xx * 0.06) % 256, (yy * 0.08) % 256, (xx + yy) * 0.05 % 256], -1)
+    arr = np.clip(arr + rng.normal(0, 8, arr.shape), 0, 255).astype(np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, "JPEG", quality=90)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("decode", ["whole", "reduced"])
+def test_photo_decode(benchmark, phone_photo: bytes, decode: str) -> None:  # type: ignore[no-untyped-def]
+    from ganreg.data._util import decode_pil, pil_to_array
+
+    side = 64 if decode == "reduced" else None
+
+    def to_training_image() -> None:
+        assert pil_to_array(decode_pil(phone_photo, what="photo", min_side=side), 64).shape == (64, 64, 3)
+
+    benchmark.pedantic(to_training_image, rounds=5, iterations=1, warmup_rounds=1)
+    if benchmark.stats is not None:
+        benchmark.extra_info.update({"ms_per_image": 1e3 * benchmark.stats.stats.mean, "pixels": "4000x3000", "image_size": 64})

@@ -96,11 +96,24 @@ def check_hint(dataset: str | os.PathLike[str] | None, *options: str) -> str:
     return f"`ganreg data info {target}{extra} --check` lists every image that does not decode"
 
 
-def decode_pil(
-    data: bytes, *, what: str, dataset: str | os.PathLike[str] | None = None, options: Sequence[str] = ()
-) -> Any:
-    """Encoded image bytes -> an RGB PIL image at its own size, fully decoded (a truncated file fails).
+DRAFT_MARGIN = 2
+"""A JPEG decoded at reduced scale keeps at least this many times the pixels the pipeline resizes to
+on each side, so the resize that follows still averages over several source pixels per output pixel."""
 
+
+def decode_pil(
+    data: bytes,
+    *,
+    what: str,
+    dataset: str | os.PathLike[str] | None = None,
+    options: Sequence[str] = (),
+    min_side: int | None = None,
+) -> Any:
+    """Encoded image bytes -> an RGB PIL image, fully decoded (a truncated file fails).
+
+    At its own size, or, given ``min_side``, a JPEG at least :data:`DRAFT_MARGIN` times that on both
+    sides, decoded at 1/2, 1/4 or 1/8 scale by libjpeg (PIL's ``draft``): a 12-megapixel photo that
+    becomes a 64-px training image then decodes about 5x faster, and nothing smaller changes.
     Grey, palette, RGBA/LA (alpha composited on white) and CMYK images become RGB.
     ``what`` names the file and item in the error; ``dataset`` (the folder or HDF5 file) goes into its
     fix, as the path to check with ``ganreg data info --check``.
@@ -109,6 +122,8 @@ def decode_pil(
 
     try:
         with Image.open(io.BytesIO(data)) as im:
+            if min_side is not None:
+                im.draft(None, (DRAFT_MARGIN * min_side, DRAFT_MARGIN * min_side))  # JPEG only; others ignore it
             im.load()
             return to_rgb(im)
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:

@@ -110,6 +110,11 @@ class CaptionedImageDataset(Dataset):
         defines, such as CUB's bounding box)."""
         raise NotImplementedError(f"the {self.source} source has no full-size images")
 
+    def decode_side(self) -> int:
+        """The shorter side the pipeline resizes a source image to (``image_size``, or the
+        ``random_crop`` load size): what a JPEG must keep when decoded at reduced scale."""
+        return load_size(self.image_size, self.random_crop)
+
     def _image_array(self, index: int) -> np.ndarray:
         """uint8 ``[S, S, 3]`` RGB of item ``index`` at :attr:`image_size` (squashed to the square)."""
         return pil_to_array(self._source_image(index), self.image_size)

@@ -582,7 +582,9 @@ class FolderDataset(CaptionedImageDataset):
 
     def _source_image(self, index: int) -> Any:
         what = self.item_name(index)
-        im = decode_pil(self.image_bytes(index), what=what, dataset=self.root, options=self.check_options)
+        # CUB's boxes are in the full image's pixels: those images decode at their own size
+        side = self.decode_side() if self.boxes is None else None
+        im = decode_pil(self.image_bytes(index), what=what, dataset=self.root, options=self.check_options, min_side=side)
         if self.boxes is None:
             return im
         try:

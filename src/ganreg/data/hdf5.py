@@ -335,7 +335,7 @@ class HDF5Dataset(CaptionedImageDataset):
             from PIL import Image  # raw pixels (some third-party converters store them)
 
             return to_rgb(Image.fromarray(arr.squeeze(-1) if arr.shape[-1] == 1 else arr))
-        return decode_pil(self.image_bytes(index), what=self.item_name(index), dataset=self.path)
+        return decode_pil(self.image_bytes(index), what=self.item_name(index), dataset=self.path, min_side=self.decode_side())
 
     def _embedding(self, index: int, caption_index: int) -> np.ndarray | None:
         if self._embedding_dim is None:
