@@ -43,7 +43,7 @@ def _targets(recipe: Recipe, data: DataBundle) -> tuple[list[str], torch.Tensor,
     image itself (which pulls an image's captions together)."""
     ds = data.train
     use_attrs = recipe.text_encoder.pretrain.objective == "attributes" and ds.attributes
-    what = "attributes" if use_attrs else "class" if ds.has_classes else "image (no classes: each caption's image)"
+    what = "attributes" if use_attrs else "class" if ds.has_classes else "image (the data has no classes)"
     labels = ds.labels()
     captions: list[str] = []
     rows: list[list[int]] = []
@@ -120,7 +120,7 @@ def pretrain_text_encoder(encoder: TextEncoder, recipe: Recipe, data: DataBundle
     atomic_save(encoder.state_dict(), path)
     console.print(
         f"[dim]text encoder: pretrained {batches} batches of {spec.batch_size} from {n} captions "
-        f"({objective}), accuracy over the last batches {sum(recent) / max(len(recent), 1):.1%}; "
+        f"to predict their {objective}, accuracy over the last batches {sum(recent) / max(len(recent), 1):.1%}; "
         f"cached at {path}[/dim]"
     )
     encoder.to(device)
