@@ -36,8 +36,12 @@ class ComponentSpec(_Strict):
 class PretrainSpec(_Strict):
     """How a text encoder is pretrained once per dataset, then cached and frozen."""
 
-    objective: Literal["class", "attributes"] = Field(
-        "attributes", description="Predict the image's class, or each of its attributes when the data has them."
+    objective: Literal["class", "attributes", "images"] = Field(
+        "attributes",
+        description="class: predict each caption's class (on data without classes: its image); attributes: each "
+        "of its attributes where the data has them (the built-in shapes), else its class; images: match each "
+        "image to one of its captions against the rest of the batch (DAMSM's sentence loss, with a small CNN "
+        "trained alongside; needs no labels). target_accuracy then counts matches within a batch.",
     )
     epochs: int = Field(2, ge=1, le=1000, description="At most this many passes over the captions.")
     batch_size: int = Field(128, ge=1, description="Captions per pretraining step.")

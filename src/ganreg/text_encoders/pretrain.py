@@ -3,9 +3,11 @@
 DF-GAN freezes a DAMSM encoder pretrained on the dataset's captions. ganreg
 cannot download DAMSM weights, so it pretrains the encoder itself on what the
 data knows about each caption: its image's class, or each of its attributes
-(colour, shape, size, position for the built-in shapes). Captions only, no
-images, stopping once the objective is met. The result is cached under the data cache keyed by
-the dataset, vocabulary, encoder and pretraining settings.
+(colour, shape, size, position for the built-in shapes), from the captions
+alone; or, with ``objective: images``, by matching captions to their images
+as DAMSM does (:mod:`ganreg.text_encoders.matching`), which needs no labels.
+Either stops once the objective is met. The result is cached under the data
+cache keyed by the dataset, vocabulary, encoder and pretraining settings.
 """
 
 from __future__ import annotations
@@ -56,38 +58,17 @@ def _targets(recipe: Recipe, data: DataBundle) -> tuple[list[str], torch.Tensor,
     return captions, torch.tensor(rows, dtype=torch.long), sizes, what
 
 
-def _key(recipe: Recipe, data: DataBundle) -> str:
-    payload = {
-        # the captions and labels: image-only settings would retrain the encoder for nothing
-        "data": recipe.data.model_dump(mode="json", exclude={"num_workers", "cache_dir", "flip", "random_crop", "crop"}),
-        "captions": hashlib.sha256("\n".join(data.train.all_captions()).encode()).hexdigest(),
-        "vocab": hashlib.sha256("\n".join(data.vocab.words).encode()).hexdigest(),
-        "encoder": [recipe.text_encoder.name, recipe.text_encoder.params],
-        "pretrain": recipe.text_encoder.pretrain.model_dump(mode="json"),
-        "seed": recipe.train.seed,
-    }
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def pretrain_text_encoder(encoder: TextEncoder, recipe: Recipe, data: DataBundle, device: torch.device) -> Path:
-    """Load the cached pretrained weights, or train and cache them."""
-    path = cache_root(recipe) / "text_encoders" / f"{recipe.text_encoder.name.replace(':', '_')}-{_key(recipe, data)}.pt"
-    console = Console(stderr=True)
-    if path.is_file():
-        try:
-            encoder.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-            console.print(f"[dim]text encoder: pretrained weights from cache {path}[/dim]")
-            return path
-        except Exception:  # a broken cache entry is rebuilt, never trusted
-            path.unlink(missing_ok=True)
+def _train_on_labels(
+    encoder: TextEncoder, recipe: Recipe, data: DataBundle, device: torch.device
+) -> tuple[int, float, int, str]:
+    """Captions only: predict each caption's attributes or class (see :func:`_targets`). Returns
+    ``(batches, accuracy over the last 20 batches, captions, what was predicted)``."""
     spec = recipe.text_encoder.pretrain
     captions, targets, sizes, objective = _targets(recipe, data)
     max_words, subsets = recipe.data.max_words, recipe.data.long_captions == "random"
     if not subsets:  # the same tokens every epoch; with subsets each epoch encodes its own below
         tokens, lengths = data.vocab.encode_batch(captions, max_words)
     gen = torch.Generator().manual_seed(recipe.train.seed + 3)
-    torch_state = torch.get_rng_state()
-    torch.manual_seed(recipe.train.seed + 3)
     heads = nn.ModuleList(nn.Linear(encoder.out_dim, s) for s in sizes).to(device)
     encoder.to(device).train()
     opt = torch.optim.Adam(list(encoder.parameters()) + list(heads.parameters()), lr=spec.lr)
@@ -115,13 +96,53 @@ def pretrain_text_encoder(encoder: TextEncoder, recipe: Recipe, data: DataBundle
             batches += 1
             if len(recent) == 20 and sum(recent) / 20 >= spec.target_accuracy:
                 break
+    return batches, sum(recent) / max(len(recent), 1), n, objective
+
+
+def _key(recipe: Recipe, data: DataBundle) -> str:
+    # the captions and labels: image-only settings would retrain the encoder for nothing, unless it learns from images
+    images = recipe.text_encoder.pretrain.objective == "images"
+    payload = {
+        "data": recipe.data.model_dump(
+            mode="json", exclude={"num_workers", "cache_dir"} if images else {"num_workers", "cache_dir", "flip", "random_crop", "crop"}
+        ),
+        "captions": hashlib.sha256("\n".join(data.train.all_captions()).encode()).hexdigest(),
+        "vocab": hashlib.sha256("\n".join(data.vocab.words).encode()).hexdigest(),
+        "encoder": [recipe.text_encoder.name, recipe.text_encoder.params],
+        "pretrain": recipe.text_encoder.pretrain.model_dump(mode="json"),
+        "seed": recipe.train.seed,
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def pretrain_text_encoder(encoder: TextEncoder, recipe: Recipe, data: DataBundle, device: torch.device) -> Path:
+    """Load the cached pretrained weights, or train and cache them."""
+    path = cache_root(recipe) / "text_encoders" / f"{recipe.text_encoder.name.replace(':', '_')}-{_key(recipe, data)}.pt"
+    console = Console(stderr=True)
+    if path.is_file():
+        try:
+            encoder.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+            console.print(f"[dim]text encoder: pretrained weights from cache {path}[/dim]")
+            return path
+        except Exception:  # a broken cache entry is rebuilt, never trusted
+            path.unlink(missing_ok=True)
+    spec = recipe.text_encoder.pretrain
+    torch_state = torch.get_rng_state()
+    torch.manual_seed(recipe.train.seed + 3)
+    if spec.objective == "images":
+        from ganreg.text_encoders.matching import train_on_images
+
+        batches, accuracy, n = train_on_images(encoder, recipe, data, device)
+        what = f"{n} images, matching each to one of its captions (top-1 in the batch)"
+    else:
+        batches, accuracy, n, objective = _train_on_labels(encoder, recipe, data, device)
+        what = f"{n} captions to predict their {objective}"
     torch.set_rng_state(torch_state)
     encoder.cpu()
     atomic_save(encoder.state_dict(), path)
     console.print(
-        f"[dim]text encoder: pretrained {batches} batches of {spec.batch_size} from {n} captions "
-        f"to predict their {objective}, accuracy over the last batches {sum(recent) / max(len(recent), 1):.1%}; "
-        f"cached at {path}[/dim]"
+        f"[dim]text encoder: pretrained {batches} batches of {spec.batch_size} on {what}, accuracy over the last "
+        f"batches {accuracy:.1%}; cached at {path}[/dim]"
     )
     encoder.to(device)
     return path
