@@ -99,6 +99,13 @@ def _train_on_labels(
     return batches, sum(recent) / max(len(recent), 1), n, objective
 
 
+def matching_version() -> list[float]:
+    """What the image-matching objective's code fixes (its image size, CNN width, scale): a change retrains."""
+    from ganreg.text_encoders.matching import GAMMA3, MATCH_SIZE, MATCH_WIDTH
+
+    return [MATCH_SIZE, MATCH_WIDTH, GAMMA3]
+
+
 def _key(recipe: Recipe, data: DataBundle) -> str:
     # the captions and labels: image-only settings would retrain the encoder for nothing, unless it learns from images
     images = recipe.text_encoder.pretrain.objective == "images"
@@ -110,6 +117,7 @@ def _key(recipe: Recipe, data: DataBundle) -> str:
         "vocab": hashlib.sha256("\n".join(data.vocab.words).encode()).hexdigest(),
         "encoder": [recipe.text_encoder.name, recipe.text_encoder.params],
         "pretrain": recipe.text_encoder.pretrain.model_dump(mode="json"),
+        "matching": matching_version() if images else None,
         "seed": recipe.train.seed,
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
