@@ -38,10 +38,11 @@ class PretrainSpec(_Strict):
 
     objective: Literal["class", "attributes", "images"] = Field(
         "attributes",
-        description="class: predict each caption's class; attributes: each of its attributes where the data has "
-        "them (the built-in shapes), else its class; images: match each image to one of its captions against "
-        "the rest of the batch (DAMSM's sentence loss, with a small CNN trained alongside; needs no labels, so "
-        "data without classes always uses it). target_accuracy then counts matches within a batch.",
+        description="class: predict each caption's class (on data without classes: its image); attributes: each "
+        "of its attributes where the data has them (the built-in shapes), else its class; images: match each "
+        "image to one of its captions against the rest of the batch (DAMSM's sentence loss, with a small CNN "
+        "trained alongside; needs no labels, and wants several epochs). target_accuracy then counts matches "
+        "within a batch.",
     )
     epochs: int = Field(2, ge=1, le=1000, description="At most this many passes over the captions.")
     batch_size: int = Field(128, ge=1, description="Captions per pretraining step.")

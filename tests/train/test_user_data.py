@@ -123,7 +123,7 @@ def test_a_broken_test_split_stops_the_run_and_a_missing_one_does_not(tmp_path: 
 
 def test_own_captioned_images_without_classes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """`ganreg run recipes/dfgan.json` on a folder of photo.jpg + photo.txt pairs, as a user first tries their own
-    images: it trains (the text encoder pretrained by matching captions to images: there are no labels), `ganreg eval`
+    images: it trains (the text encoder pretrained to tell which image each caption describes), `ganreg eval`
     refuses the class-based metrics with the fix and computes the others, and a recipe evaluating with the
     classifier during training is refused before anything runs."""
     import json
@@ -154,7 +154,7 @@ def test_own_captioned_images_without_classes(tmp_path: Path, monkeypatch: pytes
     res = runner.invoke(cli, ["run", recipe, "--out", str(tmp_path / "run"), "--device", "cpu", *sets])
     assert res.exit_code == 0, res.output
     assert "finished at step 2/2" in res.output
-    assert "objective attributes needs labels and the data has no classes" in " ".join(res.output.split())
+    assert "to predict their image (the data has no classes)" in " ".join(res.output.split())  # as it really is
 
     res = runner.invoke(cli, ["eval", str(tmp_path / "run"), "--samples", "8"])  # `ganreg` turns it into exit code 2
     assert isinstance(res.exception, UserError) and "no classes" in str(res.exception)

@@ -41,10 +41,11 @@ def cache_root(recipe: Recipe) -> Path:
 
 def _targets(recipe: Recipe, data: DataBundle) -> tuple[list[str], torch.Tensor, list[int], str]:
     """Every training caption with its targets (``[N, A]`` indices), the size of each head, and what the
-    targets are: the attributes (built-in shapes), else the class."""
+    targets are: the attributes (built-in shapes), else the class, which on data without classes is the
+    image itself (a head over every image, which pulls an image's captions together)."""
     ds = data.train
     use_attrs = recipe.text_encoder.pretrain.objective == "attributes" and ds.attributes
-    what = "attributes" if use_attrs else "class"
+    what = "attributes" if use_attrs else "class" if ds.has_classes else "image (the data has no classes)"
     labels = ds.labels()
     captions: list[str] = []
     rows: list[list[int]] = []
@@ -98,14 +99,6 @@ def _train_on_labels(
     return batches, sum(recent) / max(len(recent), 1), n, objective
 
 
-def matches_images(recipe: Recipe, data: DataBundle) -> bool:
-    """Whether the encoder learns by matching images: asked to, or the data has no labels to predict.
-    Without classes the only caption-side target would be the image itself, a head over every image:
-    that cannot learn from one caption per image, and grows with the images. (With ten captions per
-    image, on the built-in shapes, the two taught colour equally well: README, own captioned images.)"""
-    return recipe.text_encoder.pretrain.objective == "images" or not data.train.has_classes
-
-
 def matching_version() -> list[float]:
     """What the image-matching objective's code fixes (its image size, CNN width, scale): a change retrains."""
     from ganreg.text_encoders.matching import GAMMA3, MATCH_SIZE, MATCH_WIDTH
@@ -115,7 +108,7 @@ def matching_version() -> list[float]:
 
 def _key(recipe: Recipe, data: DataBundle) -> str:
     # the captions and labels: image-only settings would retrain the encoder for nothing, unless it learns from images
-    images = matches_images(recipe, data)
+    images = recipe.text_encoder.pretrain.objective == "images"
     payload = {
         "data": recipe.data.model_dump(
             mode="json", exclude={"num_workers", "cache_dir"} if images else {"num_workers", "cache_dir", "flip", "random_crop", "crop"}
@@ -144,21 +137,19 @@ def pretrain_text_encoder(encoder: TextEncoder, recipe: Recipe, data: DataBundle
     spec = recipe.text_encoder.pretrain
     torch_state = torch.get_rng_state()
     torch.manual_seed(recipe.train.seed + 3)
-    if matches_images(recipe, data):
+    if spec.objective == "images":
         from ganreg.text_encoders.matching import train_on_images
 
         batches, accuracy, n = train_on_images(encoder, recipe, data, device)
-        what = f"{n} images, matching each to one of its captions (top-1 in the batch)"
-        if spec.objective != "images":
-            what += f"; objective {spec.objective} needs labels and the data has no classes"
+        what, score = f"{n} images by matching each to one of its captions", "top-1 match in the batch"
     else:
         batches, accuracy, n, objective = _train_on_labels(encoder, recipe, data, device)
-        what = f"{n} captions to predict their {objective}"
+        what, score = f"{n} captions to predict their {objective}", "accuracy"
     torch.set_rng_state(torch_state)
     encoder.cpu()
     atomic_save(encoder.state_dict(), path)
     console.print(
-        f"[dim]text encoder: pretrained {batches} batches of {spec.batch_size} on {what}, accuracy over the last "
+        f"[dim]text encoder: pretrained {batches} batches of {spec.batch_size} on {what}; {score} over the last "
         f"batches {accuracy:.1%}; cached at {path}[/dim]"
     )
     encoder.to(device)
