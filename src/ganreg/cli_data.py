@@ -205,7 +205,6 @@ def _class_lists_line(files: dict[str, Any]) -> str:
 
 
 def _make_hdf5(src: Path, out: Path, images_dir: str | None, captions_dir: str | None, force: bool) -> None:
-    from ganreg.data.build import SPLITS
     from ganreg.data.folder import FolderDataset, FolderLayout
     from ganreg.data.hdf5 import write_hdf5
 
@@ -378,7 +377,6 @@ def describe_path(
         if not index.get("has_classes", True):
             out["notes"] = ["no classes: converted from captions in no class folders, every image is its own class"]
         return out
-    from ganreg.data.build import SPLITS
     from ganreg.data.folder import FolderDataset, FolderLayout
 
     layout = FolderLayout(p, images_dir=images_dir, captions_dir=captions_dir)

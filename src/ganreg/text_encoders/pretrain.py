@@ -107,19 +107,19 @@ def matching_version() -> list[float]:
 
 
 def _key(recipe: Recipe, data: DataBundle) -> str:
-    # the captions and labels: image-only settings would retrain the encoder for nothing, unless it learns from images
     images = recipe.text_encoder.pretrain.objective == "images"
+    # the captions and labels: image-only settings would retrain the encoder for nothing, unless it learns from images
+    ignored = {"num_workers", "cache_dir"} | (set() if images else {"flip", "random_crop", "crop"})
     payload = {
-        "data": recipe.data.model_dump(
-            mode="json", exclude={"num_workers", "cache_dir"} if images else {"num_workers", "cache_dir", "flip", "random_crop", "crop"}
-        ),
+        "data": recipe.data.model_dump(mode="json", exclude=ignored),
         "captions": hashlib.sha256("\n".join(data.train.all_captions()).encode()).hexdigest(),
         "vocab": hashlib.sha256("\n".join(data.vocab.words).encode()).hexdigest(),
         "encoder": [recipe.text_encoder.name, recipe.text_encoder.params],
         "pretrain": recipe.text_encoder.pretrain.model_dump(mode="json"),
-        "matching": matching_version() if images else None,
         "seed": recipe.train.seed,
     }
+    if images:  # only then: the other objectives keep the keys of the encoders users already cached
+        payload["matching"] = matching_version()
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
