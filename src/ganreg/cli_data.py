@@ -139,7 +139,10 @@ def make_shapes(out: Path, size: int, count: int, seed: int, fmt: str, n_caption
 FOLDER holds <images_dir>/[<class>/]<name>.jpg, text_c10/<class>/<name>.txt
 and class split files, chosen as for training (`ganreg run`) and `ganreg
 data info`: trainvalclasses.txt (else trainclasses.txt) for train,
-valclasses.txt (optional) for valid, testclasses.txt for test.
+valclasses.txt (optional) for valid, testclasses.txt for test. Without
+class lists: images with their captions beside them (photo.jpg +
+photo.txt) or in a metadata.jsonl / metadata.csv (file_name, text), no
+classes, a tenth of the images held out as test (the split of seed 0).
 --out FILE.h5 writes that file; --out DIR writes DIR/<FOLDER's name>.h5.
 Every caption line becomes one group <name>_<c> holding the image's
 original file bytes, so each image is stored once per caption (with 10
@@ -186,10 +189,13 @@ def _as_options(text: str, options: dict[str, str]) -> str:
     return text
 
 
-NO_CLASSES_LINE = (
-    "no classes: the captions are in no class folders, so every image is its own class, and about a tenth of the "
-    "images is the test split, drawn by a hash of data.seed and the image's name (seed 0 here)"
-)
+def _no_classes_line(layout: Any) -> str:
+    """What `data info` and `make hdf5` say of a folder without classes (``layout.unlabelled``)."""
+    where = f"in {layout.metadata.name}" if layout.metadata is not None else "in no class folders"
+    return (
+        f"no classes: the captions are {where}, so every image is its own class, and about a tenth of the "
+        "images is the test split, drawn by a hash of data.seed and the image's name (seed 0 here)"
+    )
 
 
 def _folder_splits(layout: Any) -> list[str]:
@@ -229,7 +235,7 @@ def _make_hdf5(src: Path, out: Path, images_dir: str | None, captions_dir: str |
     summary = ", ".join(f"{k} {len(datasets[k])} images / {v} captions" for k, v in counts.items())
     con.print(f"[green]wrote[/] {escape(str(target))}: {summary}")
     if layout.unlabelled:
-        con.print(NO_CLASSES_LINE, highlight=False, markup=False)
+        con.print(_no_classes_line(layout), highlight=False, markup=False)
     else:
         con.print(_class_lists_line({s: f.relative_to(layout.root) for s, f in layout.split_files.items()}),
                   highlight=False, markup=False)
@@ -388,6 +394,7 @@ def describe_path(
         "source": "folder",
         "images_dir": str(layout.images.relative_to(layout.root)),
         "captions_dir": str(layout.captions.relative_to(layout.root)),
+        **({"captions_file": str(layout.metadata.relative_to(layout.root))} if layout.metadata is not None else {}),
         "split_files": {s: str(f.relative_to(layout.root)) for s, f in layout.split_files.items()},
     }
     if check:
@@ -403,21 +410,28 @@ def _folder_notes(layout: Any) -> list[str]:
     held out (trainvalclasses.txt holds its classes)."""
     from ganreg.data._util import is_hidden
     from ganreg.data.folder import IMAGE_EXTS
+    from ganreg.data.metadata import read_metadata
 
     def visible(paths: Any, under: Path) -> list[Path]:
         return [f for f in paths if not any(is_hidden(part) for part in f.relative_to(under).parts)]
 
-    notes = [NO_CLASSES_LINE] if layout.unlabelled else [
+    notes = [_no_classes_line(layout)] if layout.unlabelled else [
         f"no class list for the '{split}' split (looked for {' or '.join(layout.split_file_candidates.get(split, []))}): "
         f"it is not shown, and `ganreg run` on this folder needs it"
         for split in ("train", "test") if split not in layout.split_files
     ]
-    captioned = {t.stem.lower() for t in visible(layout.captions.rglob("*.txt"), layout.captions)}
     images = visible(layout.images.rglob("*"), layout.images)
-    uncaptioned = [f for f in images if f.suffix.lower() in IMAGE_EXTS and f.stem.lower() not in captioned]
+    if layout.metadata is not None:
+        in_table = {(layout.images / f).resolve() for f in read_metadata(layout.metadata)}
+        uncaptioned = [f for f in images if f.suffix.lower() in IMAGE_EXTS and f.resolve() not in in_table]
+        lacking = f"no row in {layout.metadata.name}"
+    else:
+        captioned = {t.stem.lower() for t in visible(layout.captions.rglob("*.txt"), layout.captions)}
+        uncaptioned = [f for f in images if f.suffix.lower() in IMAGE_EXTS and f.stem.lower() not in captioned]
+        lacking = "no caption file"
     if uncaptioned:
         notes.append(
-            f"{len(uncaptioned)} image(s) have no caption file and are not used (first: {uncaptioned[0].relative_to(layout.root)})"
+            f"{len(uncaptioned)} image(s) have {lacking} and are not used (first: {uncaptioned[0].relative_to(layout.root)})"
         )
     pools = {} if layout.unlabelled else layout.class_pools(disjoint=False)
     if "valid" in pools and "train" in pools and set(pools["valid"]) <= set(pools["train"]):

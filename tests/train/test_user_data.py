@@ -121,9 +121,10 @@ def test_a_broken_test_split_stops_the_run_and_a_missing_one_does_not(tmp_path: 
     assert prepare_data(make_recipe(**over)).test is None
 
 
-def test_own_captioned_images_without_classes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """`ganreg run recipes/dfgan.json` on a folder of photo.jpg + photo.txt pairs, as a user first tries their own
-    images: it trains (the text encoder pretrained to tell which image each caption describes), `ganreg eval`
+@pytest.mark.parametrize("captions", ["files", "table"])
+def test_own_captioned_images_without_classes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, captions: str) -> None:
+    """`ganreg run recipes/dfgan.json` on a folder of photo.jpg + photo.txt pairs (or of photos and one
+    metadata.csv, Hugging Face's imagefolder layout), as a user first tries their own images: it trains (the text encoder pretrained to tell which image each caption describes), `ganreg eval`
     refuses the class-based metrics with the fix and computes the others, and a recipe evaluating with the
     classifier during training is refused before anything runs."""
     import json
@@ -140,9 +141,16 @@ def test_own_captioned_images_without_classes(tmp_path: Path, monkeypatch: pytes
     root = tmp_path / "mine"
     root.mkdir()
     rng = np.random.default_rng(0)
+    rows = ["file_name,text"]
     for i in range(12):
         Image.fromarray(rng.integers(0, 256, size=(30, 40, 3), dtype=np.uint8)).save(root / f"IMG_{i:04d}.jpg")
-        (root / f"IMG_{i:04d}.txt").write_text(f"a {('red', 'blue')[i % 2]} thing number {i}\na photo\n")
+        caption = f"a {('red', 'blue')[i % 2]} thing number {i}"
+        if captions == "files":
+            (root / f"IMG_{i:04d}.txt").write_text(f"{caption}\na photo\n")
+        else:
+            rows += [f"IMG_{i:04d}.jpg,{caption}", f"IMG_{i:04d}.jpg,a photo"]
+    if captions == "table":
+        (root / "metadata.csv").write_text("\n".join(rows) + "\n")
     recipe = str(Path(__file__).parents[2] / "recipes" / "dfgan.json")
     shrink = [
         f"data.path={root}", "data.source=folder", "data.image_size=32", "train.batch_size=4", "train.steps=2",

@@ -100,7 +100,8 @@ class DataConfig(BaseModel):
         None,
         description="folder only: caption folder relative to `path`: <class>/<image stem>.txt, one per line, or "
         "<image stem>.txt in no class folders (no classes). None: text_c10/ (Reed et al.), else text/ (AttnGAN / "
-        "DF-GAN's download), else beside the images.",
+        "DF-GAN's download), else a metadata.jsonl / metadata.csv (file_name, text: Hugging Face's imagefolder) in `path` "
+        "or the image folder, else beside the images.",
     )
     split_files: dict[Literal["train", "valid", "test"], list[str]] = Field(
         default_factory=lambda: {k: list(v) for k, v in DEFAULT_SPLIT_FILES.items()},

@@ -13,6 +13,10 @@
     <root>/CUB_200_2011/images.txt             CUB's own tables, for ``crop="bbox"``:
     <root>/CUB_200_2011/bounding_boxes.txt     ``<id> <path>`` and ``<id> <x> <y> <w> <h>``
 
+Without class lists, the captions may instead sit beside their images (``photo.jpg`` + ``photo.txt``) or
+in one table (``metadata.jsonl`` / ``metadata.csv``, see :mod:`ganreg.data.metadata`): a user's own
+images, every image its own class (:meth:`FolderDataset._split_images`).
+
 Every caption file is one image; its image is found by the file's stem
 (``.jpg``, ``.jpeg`` or ``.png``, any case). Names starting with ``.`` (macOS's
 ``._<name>`` AppleDouble files, ``.DS_Store``) and ``__MACOSX`` folders are
@@ -47,6 +51,7 @@ from ganreg.data._util import (
 )
 from ganreg.data.base import CaptionedImageDataset
 from ganreg.data.config import DEFAULT_SPLIT_FILES
+from ganreg.data.metadata import find_metadata, item_name, read_metadata
 from ganreg.errors import DataError
 
 IMAGE_DIR_CANDIDATES = ("images", "jpg", "CUB_200_2011/images", "oxford-102-flowers/images")
@@ -148,11 +153,32 @@ class FolderLayout:
         self.split_files: dict[str, Path] = choose_split_files(self.root, files)
         self.not_captions = {n.lower() for names in files.values() for n in names if "/" not in n} | {"allclasses.txt"}
         """Names of the root's ``.txt`` files that are class lists (Reed et al.'s), never captions."""
+        self.listed_in: dict[str, list[Path]] = {}
+        """class -> the class split files that list it (filled by :meth:`class_pools`)."""
         caption_fix = "unpack the captions (text_c10/<class>/<image>.txt) there or set data.captions_dir"
         captions = self._folder(captions_dir, CAPTION_DIR_CANDIDATES, "caption", caption_fix)
         flat = captions is not None and not self.split_files and bool(self.flat_captions(captions))
         image_fix = "unpack the images there or set data.images_dir"
         images = self._folder(images_dir, IMAGE_DIR_CANDIDATES, "image", image_fix)
+        self.metadata: Path | None = None
+        """The caption table (``metadata.jsonl`` / ``.csv``, Hugging Face's ``imagefolder``) of a folder without
+        class lists, in the root or the image folder; its images are named relative to its own folder."""
+        if not self.split_files and captions_dir is None:
+            self.metadata = find_metadata([self.root, images or self.root])
+        if self.metadata is not None:
+            self.images = self.captions = self.metadata.parent
+            self.unlabelled = True
+            listing = _listing(self.images)
+            beside = [t for t in self.flat_captions(self.images)
+                      if any(t[:-4].lower() + ext in listing for ext in IMAGE_EXTS)]
+            clash = captions or (self.images / beside[0] if beside else None)
+            if clash is not None:
+                raise DataError(
+                    f"{self.root} has captions both in {self.metadata.name} and as caption files ({clash})",
+                    f"keep them in one place: the table, or one <image>.txt per image (then move {self.metadata.name} "
+                    "out)",
+                )
+            return
         if images is None and captions is not None and not flat:  # Reed's layout, its images not unpacked
             raise DataError(f"no image folder in {self.root} (looked for {', '.join(IMAGE_DIR_CANDIDATES)})", image_fix)
         self.images = images or self.root  # captions beside the images (photo.jpg + photo.txt) in the root itself
@@ -181,8 +207,6 @@ class FolderLayout:
                 "text_c10/<class>/<image>.txt there, or set data.captions_dir (or data.images_dir=. for images and "
                 "captions in the folder itself beside an images/ folder)",
             )
-        self.listed_in: dict[str, list[Path]] = {}
-        """class -> the class split files that list it (filled by :meth:`class_pools`)."""
 
     def _folder(self, given: str | None, candidates: Sequence[str], what: str, fix: str) -> Path | None:
         """``root/given`` (an error if it is not a folder), else the first of ``candidates`` that exists
@@ -281,6 +305,9 @@ class FolderLayout:
 
         With ``not_utf8`` given, caption files that are not UTF-8 are collected there (and left out)
         instead of raised, so one error can name all of them."""
+        if cls == "" and self.metadata is not None:
+            table = read_metadata(self.metadata)
+            return [[item_name(f), str((self.images / f).relative_to(self.root)), caps] for f, caps in table.items()]
         cdir = self.captions / cls
         if not cdir.is_dir():
             raise self._missing_class_error(cls)

@@ -1,0 +1,200 @@
+"""A user's own captioned images with their captions in one table (``metadata.jsonl`` / ``metadata.csv``,
+Hugging Face's ``imagefolder`` layout)."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ganreg.data import DataConfig, build_dataset
+from ganreg.errors import DataError
+
+from .test_unlabelled_folder import COLOURS, colour_of, stems, write_captioned
+
+
+def write_images(folder: Path, names: list[str]) -> None:
+    """Solid-colour PNGs: ``names[i]`` has colour ``COLOURS[i % 6]``."""
+    from PIL import Image
+
+    for i, name in enumerate(names):
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.zeros((24, 36, 3), np.uint8) + np.array(COLOURS[i % len(COLOURS)], np.uint8)).save(folder / name)
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> None:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+
+
+def write_csv(path: Path, rows: list[dict], columns: list[str]) -> None:
+    with path.open("w", newline="", encoding="utf-8") as f:
+        w = csv.DictWriter(f, fieldnames=columns)
+        w.writeheader()
+        w.writerows(rows)
+
+
+def cfg(root: Path, **kw) -> DataConfig:
+    return DataConfig(source="folder", path=str(root), image_size=32, **kw)
+
+
+def everything(root: Path) -> dict[str, list[str]]:
+    """image name -> its captions, over both splits."""
+    out = {}
+    for split in ("train", "test"):
+        ds = build_dataset(cfg(root), split)
+        for i in range(len(ds)):
+            out[ds.class_names[ds.labels()[i]]] = ds.captions_of(i)
+    return out
+
+
+def test_jsonl_rows_give_each_image_its_captions_in_order(tmp_path: Path) -> None:
+    root = tmp_path / "hf"
+    names = [f"{'sub/' if i % 4 == 0 else ''}img_{i:02d}.png" for i in range(20)]
+    write_images(root, names)
+    rows = []
+    for i, name in enumerate(names):
+        rows.append({"file_name": name, "text": f"image {i} first", "other": 1})
+        if i % 2:
+            rows.append({"file_name": name, "text": [f"image {i} second", " ", f"image {i}  third "]})
+    write_jsonl(root / "metadata.jsonl", rows)
+    got = everything(root)
+    assert len(got) == 20 and got["sub__img_00"] == ["image 0 first"]  # subfolders: '/' written '__'
+    assert got["img_03"] == ["image 3 first", "image 3 second", "image 3 third"]  # blank dropped, spaces collapsed
+    train = build_dataset(cfg(root), "train")
+    assert not train.has_classes and 1 <= len(build_dataset(cfg(root), "test")) <= 5
+    for i in range(len(train)):  # each caption comes with its own image
+        item = train[i]
+        n = int(train.class_names[item["label"]].split("_")[-1])
+        assert item["caption"].startswith(f"image {n} ")
+        assert colour_of(item["image"]) == n % len(COLOURS)
+
+
+@pytest.mark.parametrize("column", ["text", "caption", "prompt"])
+def test_csv_with_any_caption_column_and_the_table_in_images(tmp_path: Path, column: str) -> None:
+    root = tmp_path / "mine"
+    names = [f"p{i}.jpg" for i in range(6)]
+    write_images(root / "images", names)
+    write_csv(root / "images" / "metadata.csv", [{"file_name": n, column: f"a, quoted\n{n}"} for n in names],
+              ["file_name", column])
+    got = everything(root)
+    assert got == {n[:-4]: [f"a, quoted {n}"] for n in names}
+
+
+def test_the_index_is_rebuilt_when_the_table_changes(tmp_path: Path) -> None:
+    root = tmp_path / "mine"
+    names = [f"p{i}.png" for i in range(6)]
+    write_images(root, names)
+    write_jsonl(root / "metadata.jsonl", [{"file_name": n, "text": "old"} for n in names])
+    cache = tmp_path / "cache"
+    assert build_dataset(cfg(root, cache_dir=str(cache)), "train").all_captions()[0] == "old"
+    write_jsonl(root / "metadata.jsonl", [{"file_name": n, "text": "new caption"} for n in names])
+    assert build_dataset(cfg(root, cache_dir=str(cache)), "train").all_captions()[0] == "new caption"
+
+
+def write_table(root: Path, rows: list[dict], n: int = 6) -> Path:
+    write_images(root, [f"p{i}.png" for i in range(n)])
+    write_jsonl(root / "metadata.jsonl", rows)
+    return root
+
+
+@pytest.mark.parametrize(
+    ("rows", "message", "fix"),
+    [
+        ([{"file_name": "p0.png", "text": "a"}, {"file_name": "gone.png", "text": "b"}],
+         r"1 row\(s\) name images that do not exist: gone.png \(line 2\)", "add the images"),
+        ([{"file_name": "../p0.png", "text": "a"}], "name no image under", "relative path"),
+        ([{"file_name": "/etc/passwd", "text": "a"}], "name no image under", "relative path"),
+        ([{"file_name": "p0.png", "text": " "}], r"give images no caption: p0.png \(line 1\)", "write a caption"),
+        ([{"file_name": "p0.png", "text": 3}], r"captions that are not text: line 1", "caption column"),
+        ([{"file_name": "p0.png", "label": "a"}], "no caption column .*file_name, label", "'text'"),
+        ([{"image": "p0.png", "text": "a"}], "no 'file_name' column", "relative to the table's folder"),
+        ([{"file_name": "p0.png", "text": "a", "caption": "b"}], "several caption columns: text, caption", "rename"),
+        ([], "has no rows", "one row per image"),
+    ],
+)
+def test_bad_tables_are_named_with_their_fix(tmp_path: Path, rows: list[dict], message: str, fix: str) -> None:
+    root = write_table(tmp_path / "mine", rows)
+    with pytest.raises(DataError, match=message) as err:
+        build_dataset(cfg(root), "train")
+    assert fix in (err.value.fix or "")
+
+
+def test_many_bad_rows_are_counted_and_the_first_few_named(tmp_path: Path) -> None:
+    rows = [{"file_name": f"missing_{i}.png", "text": "a"} for i in range(12)]
+    root = write_table(tmp_path / "mine", rows)
+    with pytest.raises(DataError, match=r"12 row\(s\).*missing_4.png \(line 5\); \.\.\. and 7 more"):
+        build_dataset(cfg(root), "train")
+
+
+def test_lines_that_are_not_json_and_text_that_is_not_utf8(tmp_path: Path) -> None:
+    root = write_table(tmp_path / "mine", [])
+    (root / "metadata.jsonl").write_text('{"file_name": "p0.png", "text": "a"}\n{"file_name": p1.png}\n')
+    with pytest.raises(DataError, match="line 2 is not JSON"):
+        build_dataset(cfg(root), "train")
+    (root / "metadata.jsonl").write_text('["p0.png", "a"]\n')
+    with pytest.raises(DataError, match="line 1 is not a JSON object"):
+        build_dataset(cfg(root), "train")
+    (root / "metadata.jsonl").write_bytes(b'{"file_name": "p0.png", "text": "caf\xe9"}\n')
+    with pytest.raises(DataError, match="not UTF-8|0xe9"):
+        build_dataset(cfg(root), "train")
+
+
+def test_names_that_clash_and_tables_that_clash_are_refused(tmp_path: Path) -> None:
+    root = write_table(tmp_path / "case", [{"file_name": "p0.png", "text": "a"}, {"file_name": "P0.png", "text": "b"}])
+    (root / "P0.png").write_bytes((root / "p0.png").read_bytes())
+    if len({p.name for p in root.iterdir()}) == len(list(root.iterdir())):  # a case-sensitive file system
+        with pytest.raises(DataError, match="give one image name"):
+            build_dataset(cfg(root), "train")
+    root = write_table(tmp_path / "two", [{"file_name": "p0.png", "text": "a"}])
+    write_csv(root / "metadata.csv", [{"file_name": "p0.png", "text": "a"}], ["file_name", "text"])
+    with pytest.raises(DataError, match="both metadata.jsonl and metadata.csv") as err:
+        build_dataset(cfg(root), "train")
+    assert "keep the one" in (err.value.fix or "")
+
+
+def test_a_table_and_caption_files_at_once_are_refused_but_other_text_files_are_not(tmp_path: Path) -> None:
+    root = write_captioned(tmp_path / "mine", 6, ext=".png")
+    write_jsonl(root / "metadata.jsonl", [{"file_name": f"photo_{i:03d}.png", "text": "t"} for i in range(6)])
+    with pytest.raises(DataError, match="both in metadata.jsonl and as caption files .*photo_000.txt") as err:
+        build_dataset(cfg(root), "train")
+    assert "in one place" in (err.value.fix or "")
+    for txt in root.glob("*.txt"):
+        txt.unlink()
+    (root / "LICENSE.txt").write_text("CC-BY\n")  # not a caption: no image of that name
+    assert sorted(stems(build_dataset(cfg(root), "train")) + stems(build_dataset(cfg(root), "test"))) == [
+        f"photo_{i:03d}" for i in range(6)
+    ]
+
+
+def test_class_lists_win_over_a_table(oxford_folder: Path) -> None:
+    """A classed dataset (class lists) with a stray metadata.jsonl reads as before."""
+    write_jsonl(oxford_folder / "metadata.jsonl", [{"file_name": "nothing.png", "text": "x"}])
+    ds = build_dataset(cfg(oxford_folder), "train")
+    assert ds.has_classes and len(ds) == 8
+
+
+def test_data_info_and_make_hdf5_read_the_table(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from ganreg.cli_data import data
+
+    root = tmp_path / "mine"
+    names = [f"p{i}.png" for i in range(12)]
+    write_images(root, names)
+    write_images(root / "unused", ["extra.png"])
+    write_jsonl(root / "metadata.jsonl", [{"file_name": n, "text": f"caption of {n}"} for n in names])
+    res = CliRunner().invoke(data, ["info", str(root), "--json"])
+    assert res.exit_code == 0, res.output
+    info = json.loads(res.output)
+    assert info["captions_file"] == "metadata.jsonl"
+    assert sum(d["images"] for d in info["splits"].values()) == 12
+    assert any("captions are in metadata.jsonl" in n for n in info["notes"])
+    assert any(n.startswith("1 image(s) have no row in metadata.jsonl") and "extra.png" in n for n in info["notes"])
+    res = CliRunner().invoke(data, ["make", "hdf5", "--from", str(root), "--out", str(tmp_path / "mine.h5")])
+    assert res.exit_code == 0, res.output
+    h5 = DataConfig(source="hdf5", path=str(tmp_path / "mine.h5"), image_size=32)
+    assert sorted(stems(build_dataset(h5, "train")) + stems(build_dataset(h5, "test"))) == sorted(n[:-4] for n in names)
+    assert stems(build_dataset(h5, "test")) == stems(build_dataset(cfg(root), "test"))
