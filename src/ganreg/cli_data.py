@@ -409,7 +409,7 @@ def _folder_notes(layout: Any) -> list[str]:
     list (`run` refuses it), images that no caption file names (never used), a valid split that is not
     held out (trainvalclasses.txt holds its classes)."""
     from ganreg.data._util import is_hidden
-    from ganreg.data.folder import IMAGE_EXTS
+    from ganreg.data.folder import IMAGE_EXTS, is_caption_name
     from ganreg.data.metadata import read_metadata
 
     def visible(paths: Any, under: Path) -> list[Path]:
@@ -426,7 +426,8 @@ def _folder_notes(layout: Any) -> list[str]:
         uncaptioned = [f for f in images if f.suffix.lower() in IMAGE_EXTS and f.resolve() not in in_table]
         lacking = f"no row in {layout.metadata.name}"
     else:
-        captioned = {t.stem.lower() for t in visible(layout.captions.rglob("*.txt"), layout.captions)}
+        texts = [t for t in visible(layout.captions.rglob("*"), layout.captions) if is_caption_name(t.name)]
+        captioned = {t.stem.lower() for t in texts}
         uncaptioned = [f for f in images if f.suffix.lower() in IMAGE_EXTS and f.stem.lower() not in captioned]
         lacking = "no caption file"
     if uncaptioned:

@@ -227,3 +227,34 @@ def test_data_info_says_there_are_no_classes(tmp_path: Path) -> None:
     assert {s: d["classes"] for s, d in info["splits"].items()} == {"train": None, "test": None}
     assert sum(d["images"] for d in info["splits"].values()) == 30
     assert any(n.startswith("no classes") for n in info["notes"])
+
+
+def test_upper_case_txt_is_a_caption_file_and_two_images_of_one_stem_are_refused(tmp_path: Path) -> None:
+    root = write_captioned(tmp_path / "mine", 6)
+    (root / "photo_002.txt").rename(root / "photo_002.TXT")
+    names = stems(build_dataset(cfg(root), "train")) + stems(build_dataset(cfg(root), "test"))
+    assert sorted(names) == [f"photo_{i:03d}" for i in range(6)]
+    (root / "photo_004.png").write_bytes((root / "photo_004.jpg").read_bytes())
+    with pytest.raises(DataError, match="photo_004.txt is for two images: .*photo_004.jpg and .*photo_004.png") as err:
+        build_dataset(cfg(root), "train")
+    assert "rename or delete one" in (err.value.fix or "")
+
+
+def test_a_run_directory_inside_the_data_folder_keeps_the_index(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from ganreg.data.folder import FolderLayout
+
+    root = write_captioned(tmp_path / "mine", 6)
+    c = cfg(root, cache_dir=str(tmp_path / "cache"))
+    built = []
+    real = FolderLayout.build_class
+    monkeypatch.setattr(FolderLayout, "build_class", lambda self, *a, **k: built.append(1) or real(self, *a, **k))
+    build_dataset(c, "train")
+    (root / "runs" / "dfgan-1").mkdir(parents=True)
+    (root / "runs" / "dfgan-1" / "log.txt").write_text("step 1\n")
+    build_dataset(c, "train")
+    (root / "runs" / "dfgan-2").mkdir()  # the folder's mtime changes
+    build_dataset(c, "train")
+    assert len(built) == 1
+    (root / "photo_001.txt").write_text("an edited caption\n")
+    assert "an edited caption" in build_dataset(c, "train").all_captions() + build_dataset(c, "test").all_captions()
+    assert len(built) == 2

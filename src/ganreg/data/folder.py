@@ -66,6 +66,11 @@ BOX_DIR_CANDIDATES = ("CUB_200_2011", ".")
 """Where ``crop="bbox"`` looks for CUB's ``images.txt`` and ``bounding_boxes.txt``, under the root."""
 
 
+def is_caption_name(name: str) -> bool:
+    """A caption file's name: ``<stem>.txt``, the extension in any case (``.TXT`` from Windows tools too)."""
+    return name.lower().endswith(".txt")
+
+
 def _listing(d: Path) -> dict[str, str]:
     """lower-case name -> actual name of the files in ``d`` (empty if missing)."""
     try:
@@ -226,7 +231,7 @@ class FolderLayout:
                 names = [e.name for e in it if e.is_file() and not is_hidden(e.name)]
         except (FileNotFoundError, NotADirectoryError):
             return []
-        return sorted(n for n in names if n.endswith(".txt") and n.lower() not in skip)
+        return sorted(n for n in names if is_caption_name(n) and n.lower() not in skip)
 
     @staticmethod
     def _class_captions(folder: Path) -> Path | None:
@@ -234,7 +239,7 @@ class FolderLayout:
         with os.scandir(folder) as it:
             classes = sorted(Path(e.path) for e in it if e.is_dir() and not is_hidden(e.name))
         for cls in classes:
-            names = [n for n in _listing(cls).values() if n.endswith(".txt")]
+            names = [n for n in _listing(cls).values() if is_caption_name(n)]
             if names:
                 return cls / names[0]
         return None
@@ -284,19 +289,21 @@ class FolderLayout:
 
     def _signature(self, classes: Sequence[str]) -> str:
         parts = [f"v{INDEX_VERSION}", str(self.root.resolve()), str(self.images), str(self.captions)]
-        for d in (self.images,):
-            st = d.stat()
-            parts.append(f"{d}:{st.st_mtime_ns}")
+        if self.images != self.captions:  # else the caption folders' file listings below cover the images too
+            parts.append(f"{self.images}:{self.images.stat().st_mtime_ns}")
         for cls in classes:
             cdir = self.captions / cls
             try:
                 with os.scandir(cdir) as it:
-                    ents = sorted((e.name, e.stat().st_size, e.stat().st_mtime_ns) for e in it if not is_hidden(e.name))
+                    # files only: a folder inside (a run directory under the data) is never read, and its
+                    # mtime changing must not rebuild the index
+                    ents = sorted((e.name, e.stat().st_size, e.stat().st_mtime_ns) for e in it
+                                  if not is_hidden(e.name) and e.is_file())
             except OSError:
                 ents = [("<missing>", 0, 0)]
             parts.append(f"{cls}:{ents}")
             idir = self.images / cls
-            if idir.is_dir():
+            if self.images != self.captions and idir.is_dir():
                 parts.append(f"img:{cls}:{idir.stat().st_mtime_ns}")
         return "\n".join(parts)
 
@@ -316,20 +323,21 @@ class FolderLayout:
         if cls == "":  # captions in no class folders (see FolderLayout.unlabelled)
             txts = [cdir / name for name in self.flat_captions(cdir)]
         else:
-            txts = sorted(p for p in cdir.iterdir() if p.suffix == ".txt" and not is_hidden(p.name) and p.is_file())
+            txts = sorted(p for p in cdir.iterdir() if is_caption_name(p.name) and not is_hidden(p.name) and p.is_file())
         if not txts:
             raise DataError(f"caption folder {cdir} has no .txt files", "add the captions or drop the class")
         for txt in txts:
             stem = txt.stem
             image: Path | None = None
-            for ext in IMAGE_EXTS:
-                name = per_class.get(stem.lower() + ext)
-                if name is not None:
-                    image = self.images / cls / name
-                    break
-                name = flat.get(stem.lower() + ext)
-                if name is not None:
-                    image = self.images / name
+            for folder, listing in ((self.images / cls, per_class), (self.images, flat)):
+                names = [n for n in (listing.get(stem.lower() + ext) for ext in IMAGE_EXTS) if n is not None]
+                if len(names) > 1:
+                    raise DataError(
+                        f"caption file {txt} is for two images: {' and '.join(str(folder / n) for n in names)}",
+                        "rename or delete one of them (its stem names the image its caption file describes)",
+                    )
+                if names:
+                    image = folder / names[0]
                     break
             if image is None:
                 places = dict.fromkeys(f"{d / stem}.jpg|jpeg|png" for d in (self.images / cls, self.images))
