@@ -191,6 +191,9 @@ def _as_options(text: str, options: dict[str, str]) -> str:
 
 def _no_classes_line(layout: Any) -> str:
     """What `data info` and `make hdf5` say of a folder without classes (``layout.unlabelled``)."""
+    if layout.split_tables:
+        tables = ", ".join(f"{s} {t.relative_to(layout.root)}" for s, t in layout.split_tables.items())
+        return f"no classes: every image is its own class, and each split has its caption table: {tables}"
     where = f"in {layout.metadata.name}" if layout.metadata is not None else "in no class folders"
     return (
         f"no classes: the captions are {where}, so every image is its own class, and about a tenth of the "
@@ -202,6 +205,8 @@ def _folder_splits(layout: Any) -> list[str]:
     """The splits a folder has: those with a class list, or train and test when it has no classes."""
     from ganreg.data.build import SPLITS
 
+    if layout.split_tables:
+        return [s for s in SPLITS if s in layout.split_tables]
     return ["train", "test"] if layout.unlabelled else [s for s in SPLITS if s in layout.split_files]
 
 
@@ -395,6 +400,8 @@ def describe_path(
         "images_dir": str(layout.images.relative_to(layout.root)),
         "captions_dir": str(layout.captions.relative_to(layout.root)),
         **({"captions_file": str(layout.metadata.relative_to(layout.root))} if layout.metadata is not None else {}),
+        **({"caption_tables": {s: str(t.relative_to(layout.root)) for s, t in layout.split_tables.items()}}
+           if layout.split_tables else {}),
         "split_files": {s: str(f.relative_to(layout.root)) for s, f in layout.split_files.items()},
     }
     if check:
@@ -421,10 +428,11 @@ def _folder_notes(layout: Any) -> list[str]:
         for split in ("train", "test") if split not in layout.split_files
     ]
     images = visible(layout.images.rglob("*"), layout.images)
-    if layout.metadata is not None:
-        in_table = {(layout.images / f).resolve() for f in read_metadata(layout.metadata)}
+    tables = [layout.metadata] if layout.metadata is not None else list(layout.split_tables.values())
+    if tables:
+        in_table = {(t.parent / f).resolve() for t in tables for f in read_metadata(t)}
         uncaptioned = [f for f in images if f.suffix.lower() in IMAGE_EXTS and f.resolve() not in in_table]
-        lacking = f"no row in {layout.metadata.name}"
+        lacking = f"no row in {' or '.join(str(t.relative_to(layout.root)) for t in tables)}"
     else:
         texts = [t for t in visible(layout.captions.rglob("*"), layout.captions) if is_caption_name(t.name)]
         captioned = {t.stem.lower() for t in texts}

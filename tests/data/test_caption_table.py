@@ -198,3 +198,73 @@ def test_data_info_and_make_hdf5_read_the_table(tmp_path: Path) -> None:
     h5 = DataConfig(source="hdf5", path=str(tmp_path / "mine.h5"), image_size=32)
     assert sorted(stems(build_dataset(h5, "train")) + stems(build_dataset(h5, "test"))) == sorted(n[:-4] for n in names)
     assert stems(build_dataset(h5, "test")) == stems(build_dataset(cfg(root), "test"))
+
+
+def write_split(root: Path, folder: str, n: int, start: int = 0) -> list[str]:
+    """``n`` images ``<folder>/img_<k>.png`` (numbering from 0 in every folder, as Hub datasets do) and the
+    folder's metadata.jsonl, captions ``<folder> image <k>``."""
+    names = [f"img_{k}.png" for k in range(n)]
+    write_images(root / folder, names)
+    write_jsonl(root / folder / "metadata.jsonl", [{"file_name": m, "text": f"{folder} image {k}"} for k, m in enumerate(names)])
+    return names
+
+
+def test_a_table_per_split_folder_gives_the_splits(tmp_path: Path) -> None:
+    root = tmp_path / "hub"
+    write_split(root, "train", 8)
+    write_split(root, "test", 3)
+    train, test = build_dataset(cfg(root), "train"), build_dataset(cfg(root), "test")
+    assert sorted(stems(train)) == [f"train__img_{k}" for k in range(8)]  # same file names, told apart
+    assert sorted(stems(test)) == [f"test__img_{k}" for k in range(3)]
+    assert not train.has_classes and train.class_names == test.class_names
+    assert test.captions_of(0)[0].startswith("test image ")
+    assert stems(build_dataset(cfg(root, seed=5), "test")) == stems(test)  # the folders decide, not the seed
+    from ganreg.data._util import SplitMissing
+
+    with pytest.raises(SplitMissing, match="no 'valid' split: its caption tables are train/, test/"):
+        build_dataset(cfg(root), "valid")
+    c = cfg(root, num_classes=5, test_classes=2)
+    assert (len(build_dataset(c, "train")), len(build_dataset(c, "test"))) == (5, 2)
+    with pytest.raises(DataError, match="asked for 4 test images but test/ has 3"):
+        build_dataset(cfg(root, test_classes=4), "train")
+
+
+def test_validation_is_the_held_out_split_without_test_and_train_alone_is_one_table(tmp_path: Path) -> None:
+    root = tmp_path / "hub"
+    write_split(root, "train", 6)
+    write_split(root, "validation", 2)
+    assert sorted(stems(build_dataset(cfg(root), "test"))) == ["validation__img_0", "validation__img_1"]
+    write_split(root, "test", 2)
+    assert len(build_dataset(cfg(root), "valid")) == 2 and stems(build_dataset(cfg(root), "test"))[0].startswith("test__")
+    alone = tmp_path / "alone"
+    write_split(alone, "train", 20)
+    train, test = build_dataset(cfg(alone), "train"), build_dataset(cfg(alone), "test")  # held out by the hash
+    assert len(train) + len(test) == 20 and 1 <= len(test) <= 5 and stems(test)[0].startswith("img_")
+    only_test = tmp_path / "only_test"
+    write_split(only_test, "test", 4)
+    with pytest.raises(DataError, match="no training table") as err:
+        build_dataset(cfg(only_test), "train")
+    assert "train/metadata.jsonl" in (err.value.fix or "")
+    write_split(root, "val", 2)
+    with pytest.raises(DataError, match="two valid splits: validation/metadata.jsonl and val/metadata.jsonl"):
+        build_dataset(cfg(root), "train")
+
+
+def test_data_info_and_make_hdf5_keep_the_split_tables(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from ganreg.cli_data import data
+
+    root = tmp_path / "hub"
+    write_split(root, "train", 6)
+    write_split(root, "test", 3)
+    res = CliRunner().invoke(data, ["info", str(root), "--json"])
+    assert res.exit_code == 0, res.output
+    info = json.loads(res.output)
+    assert info["caption_tables"] == {"train": "train/metadata.jsonl", "test": "test/metadata.jsonl"}
+    assert {s: d["images"] for s, d in info["splits"].items()} == {"train": 6, "test": 3}
+    assert any("each split has its caption table" in n for n in info["notes"])
+    res = CliRunner().invoke(data, ["make", "hdf5", "--from", str(root), "--out", str(tmp_path / "hub.h5")])
+    assert res.exit_code == 0, res.output
+    h5 = DataConfig(source="hdf5", path=str(tmp_path / "hub.h5"), image_size=32)
+    assert sorted(stems(build_dataset(h5, "test"))) == [f"test__img_{k}" for k in range(3)]

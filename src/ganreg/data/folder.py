@@ -14,8 +14,9 @@
     <root>/CUB_200_2011/bounding_boxes.txt     ``<id> <path>`` and ``<id> <x> <y> <w> <h>``
 
 Without class lists, the captions may instead sit beside their images (``photo.jpg`` + ``photo.txt``) or
-in one table (``metadata.jsonl`` / ``metadata.csv``, see :mod:`ganreg.data.metadata`): a user's own
-images, every image its own class (:meth:`FolderDataset._split_images`).
+in one table (``metadata.jsonl`` / ``metadata.csv``, see :mod:`ganreg.data.metadata`), or in one table
+per split folder (``train/``, ``test/``): a user's own images, every image its own class
+(:meth:`FolderDataset._split_images`).
 
 Every caption file is one image; its image is found by the file's stem
 (``.jpg``, ``.jpeg`` or ``.png``, any case). Names starting with ``.`` (macOS's
@@ -51,7 +52,7 @@ from ganreg.data._util import (
 )
 from ganreg.data.base import CaptionedImageDataset
 from ganreg.data.config import DEFAULT_SPLIT_FILES
-from ganreg.data.metadata import find_metadata, item_name, read_metadata
+from ganreg.data.metadata import METADATA_NAMES, find_metadata, find_split_tables, item_name, read_metadata
 from ganreg.errors import DataError
 
 IMAGE_DIR_CANDIDATES = ("images", "jpg", "CUB_200_2011/images", "oxford-102-flowers/images")
@@ -168,20 +169,28 @@ class FolderLayout:
         self.metadata: Path | None = None
         """The caption table (``metadata.jsonl`` / ``.csv``, Hugging Face's ``imagefolder``) of a folder without
         class lists, in the root or the image folder; its images are named relative to its own folder."""
+        self.split_tables: dict[str, Path] = {}
+        """``{split: table}`` when the tables are ``<root>/train/metadata.jsonl``, ``<root>/test/...`` (the
+        ``imagefolder`` splits): they give the splits, and images are named relative to the root."""
         if not self.split_files and captions_dir is None:
             self.metadata = find_metadata([self.root, images or self.root])
-        if self.metadata is not None:
-            self.images = self.captions = self.metadata.parent
+            tables = self._usable_split_tables(find_split_tables(self.root)) if self.metadata is None else {}
+            if list(tables) == ["train"]:  # one table for all images, in a folder named train/
+                self.metadata = tables["train"]
+            elif tables:
+                self.split_tables = tables
+        if self.metadata is not None or self.split_tables:
+            self.images = self.captions = self.metadata.parent if self.metadata is not None else self.root
             self.unlabelled = True
             listing = _listing(self.images)
             beside = [t for t in self.flat_captions(self.images)
                       if any(t[:-4].lower() + ext in listing for ext in IMAGE_EXTS)]
             clash = captions or (self.images / beside[0] if beside else None)
             if clash is not None:
+                table = self.metadata or next(iter(self.split_tables.values()))
                 raise DataError(
-                    f"{self.root} has captions both in {self.metadata.name} and as caption files ({clash})",
-                    f"keep them in one place: the table, or one <image>.txt per image (then move {self.metadata.name} "
-                    "out)",
+                    f"{self.root} has captions both in {table.relative_to(self.root)} and as caption files ({clash})",
+                    f"keep them in one place: the table, or one <image>.txt per image (then move {table.name} out)",
                 )
             return
         if images is None and captions is not None and not flat:  # Reed's layout, its images not unpacked
@@ -212,6 +221,33 @@ class FolderLayout:
                 "text_c10/<class>/<image>.txt there, or set data.captions_dir (or data.images_dir=. for images and "
                 "captions in the folder itself beside an images/ folder)",
             )
+
+    def _usable_split_tables(self, tables: dict[str, Path]) -> dict[str, Path]:
+        """The split tables to use: train's and a held-out one (test's, else validation's, which then is
+        the test split), or train's alone."""
+        if not tables:
+            return {}
+        if "train" not in tables:
+            raise DataError(
+                f"{self.root} has {' and '.join(str(t.relative_to(self.root)) for t in tables.values())} but no "
+                "training table",
+                f"add train/{METADATA_NAMES[0]} (or point data.path at a folder holding one table for all images)",
+            )
+        if len(tables) == 1:
+            return tables
+        if "test" not in tables:
+            return {"train": tables["train"], "test": tables["valid"]}
+        return {s: tables[s] for s in ("train", "valid", "test") if s in tables}
+
+    @property
+    def table_folders(self) -> dict[str, str]:
+        """``{split: its folder under the root}`` of the split tables (the index's keys)."""
+        return {s: str(t.parent.relative_to(self.root)) for s, t in self.split_tables.items()}
+
+    def _table_entries(self, table: Path, prefix: str) -> list[list[Any]]:
+        """The index entries of a caption table: names ``prefix + file_name`` (see :func:`item_name`)."""
+        rows = read_metadata(table)
+        return [[item_name(prefix + f), str((table.parent / f).relative_to(self.root)), caps] for f, caps in rows.items()]
 
     def _folder(self, given: str | None, candidates: Sequence[str], what: str, fix: str) -> Path | None:
         """``root/given`` (an error if it is not a folder), else the first of ``candidates`` that exists
@@ -313,8 +349,10 @@ class FolderLayout:
         With ``not_utf8`` given, caption files that are not UTF-8 are collected there (and left out)
         instead of raised, so one error can name all of them."""
         if cls == "" and self.metadata is not None:
-            table = read_metadata(self.metadata)
-            return [[item_name(f), str((self.images / f).relative_to(self.root)), caps] for f, caps in table.items()]
+            return self._table_entries(self.metadata, "")
+        tables = {folder: self.split_tables[s] for s, folder in self.table_folders.items()}
+        if cls in tables:
+            return self._table_entries(tables[cls], f"{cls}/")
         cdir = self.captions / cls
         if not cdir.is_dir():
             raise self._missing_class_error(cls)
@@ -531,6 +569,9 @@ class FolderDataset(CaptionedImageDataset):
         ``(seed, name)`` (about one in :data:`UNLABELLED_TEST_SHARE`, at least one), so adding images
         later moves none of the others between the splits. ``test_images`` / ``num_images`` instead take
         that many images in the hash's order, held-out ones first."""
+        if self.layout.split_tables:
+            self._split_by_tables(split, num_images, test_images, cache_dir)
+            return
         if split == "valid":
             raise SplitMissing(
                 f"{self.root} has no classes, so no 'valid' split (train and test are drawn from its images)",
@@ -575,6 +616,46 @@ class FolderDataset(CaptionedImageDataset):
         class_index = {c: i for i, c in enumerate(self._class_names)}
         mine = train if split == "train" else test
         for stem, rel, caps in entries:
+            if stem in mine:
+                self.items.append((stem, rel, caps))
+                self._labels.append(class_index[stem])
+
+    def _split_by_tables(
+        self, split: str, num_images: int | None, test_images: int | None, cache_dir: str | os.PathLike[str] | None
+    ) -> None:
+        """Items and labels of ``split`` when each split has its own caption table (``train/metadata.jsonl``,
+        ``test/...``): every image its own class, as in :meth:`_split_images`. ``num_images`` /
+        ``test_images`` keep that many images of the train / test table, the first in the order of a hash
+        of ``(seed, name)``."""
+        folders = self.layout.table_folders
+        if split not in folders:
+            raise SplitMissing(
+                f"{self.root} has no '{split}' split: its caption tables are "
+                f"{', '.join(f'{f}/' for f in folders.values())}",
+                "use split " + " or ".join(folders),
+            )
+        index = self.layout.index(list(folders.values()), cache_dir)
+        names = {s: [stem for stem, _rel, _caps in index[f]] for s, f in folders.items()}
+        for s, wanted in (("train", num_images), ("test", test_images)):
+            if wanted is None:
+                continue
+            if wanted > len(names[s]):
+                raise DataError(
+                    f"{self.root}: asked for {wanted} {s} images but {folders[s]}/ has {len(names[s])} (with no class "
+                    "folders, data.num_classes and data.test_classes count images)",
+                    f"lower data.{'num_classes' if s == 'train' else 'test_classes'}",
+                )
+            names[s] = sorted(names[s], key=lambda n: mix_seed("holdout", self.seed, n))[:wanted]
+        if len(names["train"]) < 2:
+            raise DataError(
+                f"{self.root}: {len(names['train'])} training image(s) in {folders['train']}/; a wrong image must be "
+                "another image",
+                "add captioned images to the training table",
+            )
+        self._class_names = sorted(n for ns in names.values() for n in ns)
+        class_index = {c: i for i, c in enumerate(self._class_names)}
+        mine = set(names[split])
+        for stem, rel, caps in index[folders[split]]:
             if stem in mine:
                 self.items.append((stem, rel, caps))
                 self._labels.append(class_index[stem])

@@ -6,6 +6,7 @@ This is Hugging Face's ``imagefolder`` layout, the one most captioned-image tool
     <folder>/metadata.csv      file_name,text                                              a header row
                                0001.png,a red bird on a branch
     <folder>/0001.png          (``file_name`` is relative to the table's folder; subfolders are fine)
+    <folder>/train/metadata.jsonl, <folder>/test/metadata.jsonl       or one table per split (SPLIT_FOLDERS)
 
 The caption column is the one of :data:`CAPTION_COLUMNS` the table has. A JSON value may be a list of
 captions; an image named on several rows gets every row's captions, in order. The table is read
@@ -34,6 +35,30 @@ LAYOUT_FIX = (
     f"write one row per image (or per caption) with a '{FILE_COLUMN}' column (the image's path relative to the "
     f"table's folder) and a caption column ({', '.join(repr(c) for c in CAPTION_COLUMNS)})"
 )
+
+
+SPLIT_FOLDERS = {
+    "train": ("train", "training"),
+    "valid": ("validation", "valid", "val", "dev"),
+    "test": ("test", "testing", "eval", "evaluation"),
+}
+"""Folder names of each split, as ``imagefolder`` recognises them (``<folder>/metadata.jsonl``)."""
+
+
+def find_split_tables(root: Path) -> dict[str, Path]:
+    """``{split: table}`` of ``root/<split folder>/metadata.*`` (:data:`SPLIT_FOLDERS`), for the splits that
+    have one; a split with tables in two of its folders (``val/`` and ``valid/``) is an error."""
+    found: dict[str, Path] = {}
+    for split, folders in SPLIT_FOLDERS.items():
+        tables = [t for t in (find_metadata([root / f]) for f in folders) if t is not None]
+        if len(tables) > 1:
+            raise DataError(
+                f"{root} has two {split} splits: {tables[0].relative_to(root)} and {tables[1].relative_to(root)}",
+                "merge them into one folder",
+            )
+        if tables:
+            found[split] = tables[0]
+    return found
 
 
 def find_metadata(folders: list[Path]) -> Path | None:
