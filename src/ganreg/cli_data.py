@@ -417,10 +417,14 @@ def _folder_notes(layout: Any) -> list[str]:
     held out (trainvalclasses.txt holds its classes)."""
     from ganreg.data._util import is_hidden
     from ganreg.data.folder import IMAGE_EXTS, is_caption_name
-    from ganreg.data.metadata import read_metadata
+    from ganreg.data.metadata import image_extensions, read_metadata
 
     def visible(paths: Any, under: Path) -> list[Path]:
-        return [f for f in paths if not any(is_hidden(part) for part in f.relative_to(under).parts)]
+        """``paths`` but hidden files and the files of run directories (a run's samples are no data)."""
+        files = list(paths)
+        runs = {f.parent for f in files if f.name == "run.json"}
+        return [f for f in files if not any(is_hidden(part) for part in f.relative_to(under).parts)
+                and not runs.intersection(f.parents)]
 
     notes = [_no_classes_line(layout)] if layout.unlabelled else [
         f"no class list for the '{split}' split (looked for {' or '.join(layout.split_file_candidates.get(split, []))}): "
@@ -431,7 +435,8 @@ def _folder_notes(layout: Any) -> list[str]:
     tables = [layout.metadata] if layout.metadata is not None else list(layout.split_tables.values())
     if tables:
         in_table = {(t.parent / f).resolve() for t in tables for f in read_metadata(t)}
-        uncaptioned = [f for f in images if f.suffix.lower() in IMAGE_EXTS and f.resolve() not in in_table]
+        readable = image_extensions()
+        uncaptioned = [f for f in images if f.suffix.lower() in readable and f.resolve() not in in_table]
         lacking = f"no row in {' or '.join(str(t.relative_to(layout.root)) for t in tables)}"
     else:
         texts = [t for t in visible(layout.captions.rglob("*"), layout.captions) if is_caption_name(t.name)]

@@ -107,8 +107,14 @@ def write_table(root: Path, rows: list[dict], n: int = 6) -> Path:
          r"1 row\(s\) name images that do not exist: gone.png \(line 2\)", "add the images"),
         ([{"file_name": "../p0.png", "text": "a"}], "name no image under", "relative path"),
         ([{"file_name": "/etc/passwd", "text": "a"}], "name no image under", "relative path"),
-        ([{"file_name": "p0.png", "text": " "}], r"give images no caption: p0.png \(line 1\)", "write a caption"),
-        ([{"file_name": "p0.png", "text": 3}], r"captions that are not text: line 1", "caption column"),
+        ([{"file_name": "p0.png", "text": " "}], r"give an image no caption .*: p0.png \(line 1\)", "write a caption"),
+        ([{"file_name": "p0.png", "text": "a"}, {"file_name": "p1.png", "text": None}, {"file_name": "p2.png"}],
+         r"2 row\(s\) give an image no caption \(no 'text', or it is blank\): p1.png \(line 2\); p2.png \(line 3\)",
+         "write a caption"),
+        ([{"file_name": "p0.png", "text": 3}], r"neither text nor a list of texts: line 1 \(text 3\)", "caption column"),
+        ([{"file_name": "p0.png", "text": "a"}, {"file_name": "p1.png", "caption": "b"}],  # every row's keys count
+         "several caption columns: text, caption", "rename"),
+        ([{"file_name": "clip.mp4", "text": "a"}], r"not images PIL reads: line 1 \(clip.mp4\)", "pillow-heif"),
         ([{"file_name": "p0.png", "label": "a"}], "no caption column .*file_name, label", "'text'"),
         ([{"image": "p0.png", "text": "a"}], "no 'file_name' column", "relative to the table's folder"),
         ([{"file_name": "p0.png", "text": "a", "caption": "b"}], "several caption columns: text, caption", "rename"),
@@ -143,14 +149,13 @@ def test_lines_that_are_not_json_and_text_that_is_not_utf8(tmp_path: Path) -> No
 
 
 def test_names_that_clash_and_tables_that_clash_are_refused(tmp_path: Path) -> None:
-    root = write_table(tmp_path / "case", [{"file_name": "p0.png", "text": "a"}, {"file_name": "P0.png", "text": "b"}])
-    (root / "P0.png").write_bytes((root / "p0.png").read_bytes())
-    if len({p.name for p in root.iterdir()}) == len(list(root.iterdir())):  # a case-sensitive file system
-        with pytest.raises(DataError, match="give one image name"):
-            build_dataset(cfg(root), "train")
+    root = write_table(tmp_path / "ext", [{"file_name": "p0.png", "text": "a"}, {"file_name": "p0.jpg", "text": "b"}])
+    (root / "p0.jpg").write_bytes((root / "p0.png").read_bytes())
+    with pytest.raises(DataError, match="p0.png and p0.jpg give one image name"):
+        build_dataset(cfg(root), "train")
     root = write_table(tmp_path / "two", [{"file_name": "p0.png", "text": "a"}])
     write_csv(root / "metadata.csv", [{"file_name": "p0.png", "text": "a"}], ["file_name", "text"])
-    with pytest.raises(DataError, match="both metadata.jsonl and metadata.csv") as err:
+    with pytest.raises(DataError, match="two caption tables: .*two/metadata.jsonl and .*two/metadata.csv") as err:
         build_dataset(cfg(root), "train")
     assert "keep the one" in (err.value.fix or "")
 
@@ -268,3 +273,75 @@ def test_data_info_and_make_hdf5_keep_the_split_tables(tmp_path: Path) -> None:
     assert res.exit_code == 0, res.output
     h5 = DataConfig(source="hdf5", path=str(tmp_path / "hub.h5"), image_size=32)
     assert sorted(stems(build_dataset(h5, "test"))) == [f"test__img_{k}" for k in range(3)]
+
+
+def test_csv_headers_with_spaces_and_json_with_unicode_line_separators(tmp_path: Path) -> None:
+    root = tmp_path / "csv"
+    write_images(root, ["p0.png", "p1.png", "p2.png"])
+    (root / "metadata.csv").write_text("file_name, text\np0.png, a red one\np1.png,b\np2.png,c\n", encoding="utf-8")
+    assert everything(root)["p0"] == ["a red one"]
+    root = tmp_path / "jsonl"
+    write_images(root, ["p0.png", "p1.png", "p2.png"])
+    rows = [json.dumps({"file_name": f"p{i}.png", "text": f"cap\u2028{i}\u0085end"}, ensure_ascii=False) for i in range(3)]
+    (root / "metadata.jsonl").write_text("\r\n".join(rows) + "\r\n", encoding="utf-8")
+    assert everything(root)["p1"] == ["cap 1 end"]  # one line each, the separators are whitespace
+
+
+def test_images_beside_the_table_folder_get_the_relative_path_fix(tmp_path: Path) -> None:
+    root = tmp_path / "mine"
+    write_images(root / "images", ["p0.png", "p1.png", "p2.png"])
+    write_jsonl(root / "metadata.jsonl", [{"file_name": f"p{i}.png", "text": "a"} for i in range(3)])
+    with pytest.raises(DataError, match="name images that do not exist: p0.png") as err:
+        build_dataset(cfg(root), "train")
+    assert "write images/p0.png" in (err.value.fix or "") and "move the table into images/" in (err.value.fix or "")
+
+
+def test_tables_in_two_folders_or_under_other_names(tmp_path: Path) -> None:
+    root = tmp_path / "mine"
+    write_images(root / "images", ["p0.png", "p1.png", "p2.png"])
+    write_jsonl(root / "metadata.jsonl", [{"file_name": f"images/p{i}.png", "text": "a"} for i in range(3)])
+    write_csv(root / "images" / "metadata.csv", [{"file_name": "p0.png", "text": "a"}], ["file_name", "text"])
+    with pytest.raises(DataError, match="two caption tables: .*metadata.jsonl and .*images/metadata.csv"):
+        build_dataset(cfg(root), "train")
+    (root / "images" / "metadata.csv").unlink()
+    assert len(everything(root)) == 3
+    (root / "metadata.jsonl").rename(root / "metadata.parquet")
+    with pytest.raises(DataError, match="metadata.parquet looks like a caption table") as err:
+        build_dataset(cfg(root), "train")
+    assert "to_json('metadata.jsonl'" in (err.value.fix or "")
+
+
+def test_an_empty_text_folder_is_no_caption_clash(tmp_path: Path) -> None:
+    root = write_table(tmp_path / "mine", [{"file_name": f"p{i}.png", "text": "a"} for i in range(6)])
+    (root / "text").mkdir()
+    (root / "text" / "notes.md").write_text("x")
+    assert len(everything(root)) == 6
+    (root / "text" / "p0.txt").write_text("a caption\n")
+    with pytest.raises(DataError, match="both in metadata.jsonl and as caption files"):
+        build_dataset(cfg(root), "train")
+
+
+def test_a_table_is_read_afresh_so_a_deleted_image_is_named_up_front(tmp_path: Path) -> None:
+    root = tmp_path / "mine"
+    write_images(root / "images", [f"p{i}.png" for i in range(6)])
+    write_jsonl(root / "metadata.jsonl", [{"file_name": f"images/p{i}.png", "text": "a"} for i in range(6)])
+    c = cfg(root, cache_dir=str(tmp_path / "cache"))
+    assert len(build_dataset(c, "train")) + len(build_dataset(c, "test")) == 6
+    (root / "images" / "p3.png").unlink()
+    with pytest.raises(DataError, match=r"do not exist: images/p3.png \(line 4\)"):
+        build_dataset(c, "train")
+
+
+def test_data_info_leaves_run_directories_out_of_the_unused_images(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from ganreg.cli_data import data
+
+    root = write_table(tmp_path / "mine", [{"file_name": f"p{i}.png", "text": "a"} for i in range(6)])
+    write_images(root / "runs" / "dfgan-1", ["loss_curves.png"])
+    (root / "runs" / "dfgan-1" / "run.json").write_text("{}")
+    write_images(root / "extra", ["x.webp"])
+    res = CliRunner().invoke(data, ["info", str(root), "--json"])
+    assert res.exit_code == 0, res.output
+    notes = json.loads(res.output)["notes"]
+    assert any(n.startswith("1 image(s) have no row") and "extra/x.webp" in n for n in notes), notes

@@ -238,6 +238,10 @@ def test_upper_case_txt_is_a_caption_file_and_two_images_of_one_stem_are_refused
     with pytest.raises(DataError, match="photo_004.txt is for two images: .*photo_004.jpg and .*photo_004.png") as err:
         build_dataset(cfg(root), "train")
     assert "rename or delete one" in (err.value.fix or "")
+    (root / "photo_004.png").rename(root / "photo_004.JPG")
+    if not (root / "photo_004.jpg").samefile(root / "photo_004.JPG"):  # a case-sensitive file system
+        with pytest.raises(DataError, match="photo_004.JPG and photo_004.jpg, which differ only in case"):
+            build_dataset(cfg(root), "train")
 
 
 def test_a_run_directory_inside_the_data_folder_keeps_the_index(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -26,7 +26,9 @@ mark dropped; anything else is an error naming the file and the byte. Which
 class list each split uses is decided by :func:`choose_split_files` alone.
 The index (classes, stems, image paths, captions) is built once and cached
 under ``<cache_dir>/folder-index/``, keyed by the size and mtime of every
-caption file and image folder, so editing the data rebuilds it.
+caption file and image folder, so editing the data rebuilds it. A caption
+table is read afresh each time instead: it may name images in any folder,
+which no cheap key covers (40k rows take about a second).
 """
 
 from __future__ import annotations
@@ -52,15 +54,23 @@ from ganreg.data._util import (
 )
 from ganreg.data.base import CaptionedImageDataset
 from ganreg.data.config import DEFAULT_SPLIT_FILES
-from ganreg.data.metadata import METADATA_NAMES, find_metadata, find_split_tables, item_name, read_metadata
+from ganreg.data.metadata import (
+    METADATA_NAMES,
+    find_metadata,
+    find_split_tables,
+    item_name,
+    read_metadata,
+    unread_tables,
+)
 from ganreg.errors import DataError
 
 IMAGE_DIR_CANDIDATES = ("images", "jpg", "CUB_200_2011/images", "oxford-102-flowers/images")
 """Reed et al.'s / the archives' image folders, then DF-GAN's flowers layout (``code/lib/datasets.py``)."""
 CAPTION_DIR_CANDIDATES = ("text_c10", "text")
 IMAGE_EXTS = (".jpg", ".jpeg", ".png")
-INDEX_VERSION = 2
-"""2: strict UTF-8 captions, byte-order marks dropped, hidden files skipped (older indexes may hold U+FFFD)."""
+INDEX_VERSION = 3
+"""2: strict UTF-8 captions, byte-order marks dropped, hidden files skipped (older indexes may hold U+FFFD).
+3: ``.TXT`` caption files read, a caption file of two images refused."""
 UNLABELLED_TEST_SHARE = 10
 """Captions in no class folders: one image in this many is held out as the test split (at least one)."""
 BOX_DIR_CANDIDATES = ("CUB_200_2011", ".")
@@ -73,12 +83,19 @@ def is_caption_name(name: str) -> bool:
 
 
 def _listing(d: Path) -> dict[str, str]:
-    """lower-case name -> actual name of the files in ``d`` (empty if missing)."""
+    """lower-case name -> actual name of the files in ``d`` (empty if missing). Two images whose names
+    differ only in case (``a.jpg``, ``a.JPG``) are an error: a caption file names both."""
     try:
         with os.scandir(d) as it:
-            return {e.name.lower(): e.name for e in it if e.is_file() and not is_hidden(e.name)}
+            names = sorted(e.name for e in it if e.is_file() and not is_hidden(e.name))
     except (FileNotFoundError, NotADirectoryError):
         return {}
+    out: dict[str, str] = {}
+    for name in names:
+        other = out.setdefault(name.lower(), name)
+        if other != name and Path(name).suffix.lower() in IMAGE_EXTS:
+            raise DataError(f"{d} holds {other} and {name}, which differ only in case", "rename or delete one of them")
+    return out
 
 
 def choose_split_files(root: Path, candidates: dict[str, Sequence[str]] | None = None) -> dict[str, Path]:
@@ -185,7 +202,8 @@ class FolderLayout:
             listing = _listing(self.images)
             beside = [t for t in self.flat_captions(self.images)
                       if any(t[:-4].lower() + ext in listing for ext in IMAGE_EXTS)]
-            clash = captions or (self.images / beside[0] if beside else None)
+            holds_captions = captions is not None and bool(self.flat_captions(captions) or self._class_captions(captions))
+            clash = captions if holds_captions else (self.images / beside[0] if beside else None)
             if clash is not None:
                 table = self.metadata or next(iter(self.split_tables.values()))
                 raise DataError(
@@ -214,12 +232,22 @@ class FolderLayout:
                 f"no caption folder in {self.root} (looked for {', '.join(CAPTION_DIR_CANDIDATES)})", caption_fix
             )
         if not beside:
+            unread = unread_tables([self.root, self.images])
+            if unread:
+                raise DataError(
+                    f"no captions in {self.root}: {unread[0]} looks like a caption table, but ganreg reads only "
+                    f"{' or '.join(METADATA_NAMES)}",
+                    "write it as metadata.jsonl (one JSON object a line, file_name and text) or metadata.csv (a header "
+                    "row file_name,text); pandas converts most tables: pandas.read_parquet(p).to_json('metadata.jsonl', "
+                    "orient='records', lines=True)",
+                )
             raise DataError(
-                f"no captions in {self.root} (looked for the folders {', '.join(CAPTION_DIR_CANDIDATES)} and for "
-                f"<image>.txt files beside the images in {self.images})",
-                "put one caption file per image, one caption a line, beside it (photo.jpg + photo.txt), or unpack "
-                "text_c10/<class>/<image>.txt there, or set data.captions_dir (or data.images_dir=. for images and "
-                "captions in the folder itself beside an images/ folder)",
+                f"no captions in {self.root} (looked for the folders {', '.join(CAPTION_DIR_CANDIDATES)}, for "
+                f"<image>.txt files beside the images in {self.images}, and for {' or '.join(METADATA_NAMES)})",
+                "put one caption file per image, one caption a line, beside it (photo.jpg + photo.txt), or the captions "
+                "in a metadata.jsonl / metadata.csv (file_name, text), or unpack text_c10/<class>/<image>.txt there, "
+                "or set data.captions_dir (or data.images_dir=. for images and captions in the folder itself beside "
+                "an images/ folder)",
             )
 
     def _usable_split_tables(self, tables: dict[str, Path]) -> dict[str, Path]:
@@ -325,7 +353,7 @@ class FolderLayout:
 
     def _signature(self, classes: Sequence[str]) -> str:
         parts = [f"v{INDEX_VERSION}", str(self.root.resolve()), str(self.images), str(self.captions)]
-        if self.images != self.captions:  # else the caption folders' file listings below cover the images too
+        if self.images != self.captions or not self.unlabelled:  # else the caption folder's listing covers them
             parts.append(f"{self.images}:{self.images.stat().st_mtime_ns}")
         for cls in classes:
             cdir = self.captions / cls
@@ -408,6 +436,8 @@ class FolderLayout:
                 raise not_utf8_error(not_utf8)
             return out
 
+        if self.metadata is not None or self.split_tables:  # names images in any subfolder: no cheap key covers them
+            return build()
         return cached_json(cache_dir, "folder-index", self._signature(classes), build)
 
 

@@ -16,9 +16,11 @@ error names the rows (the first few) and the fix.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
+from functools import cache
 from pathlib import Path, PurePosixPath
 
 from ganreg.data._util import read_text
@@ -62,17 +64,23 @@ def find_split_tables(root: Path) -> dict[str, Path]:
 
 
 def find_metadata(folders: list[Path]) -> Path | None:
-    """The first folder's caption table, or None. Both a ``.jsonl`` and a ``.csv`` in one folder is an
-    error: which one holds the captions is not for ganreg to guess."""
+    """The caption table in one of ``folders``, or None. Two tables (a ``.jsonl`` and a ``.csv``, or one
+    in two of the folders) are an error: which one holds the captions is not for ganreg to guess."""
+    found = [f / n for f in dict.fromkeys(folders) for n in METADATA_NAMES if (f / n).is_file()]
+    if len(found) > 1:
+        raise DataError(f"two caption tables: {found[0]} and {found[1]}", "keep the one that holds the captions")
+    return found[0] if found else None
+
+
+def unread_tables(folders: list[Path]) -> list[Path]:
+    """Files in ``folders`` that look like a caption table but are not named as ganreg reads them
+    (``metadata.json``, ``metadata.parquet``, ``Metadata.JSONL``): named when no captions are found."""
+    out = []
     for folder in dict.fromkeys(folders):
-        found = [folder / n for n in METADATA_NAMES if (folder / n).is_file()]
-        if len(found) > 1:
-            raise DataError(
-                f"{folder} holds both {found[0].name} and {found[1].name}", "keep the one that holds the captions"
-            )
-        if found:
-            return found[0]
-    return None
+        with contextlib.suppress(OSError):
+            out += sorted(p for p in folder.iterdir()
+                          if p.name.lower().startswith("metadata.") and p.name not in METADATA_NAMES and p.is_file())
+    return out
 
 
 def item_name(file_name: str) -> str:
@@ -82,18 +90,20 @@ def item_name(file_name: str) -> str:
 
 
 def _rows(path: Path) -> tuple[list[str], list[tuple[int, dict[str, object]]]]:
-    """``(columns, [(line number, row), ...])`` of a table (its columns: the CSV header, or the first
-    JSON object's keys)."""
+    """``(columns, [(line number, row), ...])`` of a table (its columns: the CSV header, stripped, or
+    every key of the JSON objects)."""
     text = read_text(path, "caption table")
     if path.suffix == ".csv":
         reader = csv.DictReader(io.StringIO(text, newline=""))
         try:
+            reader.fieldnames = [c.strip() for c in reader.fieldnames or []]  # `file_name, text` too
             rows = [(reader.line_num, dict(row)) for row in reader]
         except csv.Error as exc:
             raise DataError(f"{path} line {reader.line_num}: {exc}", LAYOUT_FIX) from None
-        return [c.strip() for c in reader.fieldnames or []], rows
+        return list(reader.fieldnames), rows
     rows = []
-    for n, line in enumerate(text.splitlines(), 1):
+    # lines end at \n only: str.splitlines() would also break at U+2028, U+0085 ..., which JSON strings may hold
+    for n, line in enumerate(text.split("\n"), 1):
         if not line.strip():
             continue
         try:
@@ -103,7 +113,7 @@ def _rows(path: Path) -> tuple[list[str], list[tuple[int, dict[str, object]]]]:
         if not isinstance(row, dict):
             raise DataError(f"{path} line {n} is not a JSON object: {line.strip()[:80]}", LAYOUT_FIX)
         rows.append((n, row))
-    return (list(rows[0][1]) if rows else []), rows
+    return list(dict.fromkeys(k for _n, row in rows for k in row)), rows
 
 
 def caption_column(path: Path, columns: list[str]) -> str:
@@ -131,6 +141,30 @@ def _captions(value: object) -> list[str] | None:
     return [" ".join(v.split()) for v in value if v.strip()]
 
 
+@cache
+def image_extensions() -> frozenset[str]:
+    """The file extensions PIL opens here (``.webp``, ``.bmp``, ... and a plugin's such as pillow-heif's)."""
+    from PIL import Image
+
+    return frozenset(Image.registered_extensions())
+
+
+LIKELY_IMAGE_FOLDERS = ("images", "jpg", "train")
+"""Where a missing image is looked for to say that ``file_name`` is relative to the table's folder."""
+
+
+def _missing_fix(base: Path, name: str) -> str:
+    """The fix for a ``file_name`` with no image: the usual one, or, when the image is in a folder below
+    the table's, that names are relative to the table's folder."""
+    under = next((d for d in LIKELY_IMAGE_FOLDERS if (base / d / name).is_file()), None)
+    if under is None:
+        return "add the images, or delete their rows"
+    return (
+        f"{FILE_COLUMN} is relative to the table's folder {base}, and {name} is in {under}/: write "
+        f"{under}/{name} (for each row), or move the table into {under}/"
+    )
+
+
 def _refuse(path: Path, what: str, bad: list[str], fix: str) -> None:
     if bad:
         shown = "; ".join(bad[:ROWS_SHOWN]) + (f"; ... and {len(bad) - ROWS_SHOWN} more" if len(bad) > ROWS_SHOWN else "")
@@ -149,23 +183,39 @@ def read_metadata(path: Path) -> dict[str, list[str]]:
     first_line: dict[str, int] = {}
     bad_name: list[str] = []
     bad_caption: list[str] = []
+    no_caption: list[str] = []
+    not_image: list[str] = []
+    readable = image_extensions()
     for line, row in rows:
-        name, caps = row.get(FILE_COLUMN), _captions(row.get(column))
+        name, value = row.get(FILE_COLUMN), row.get(column)
         rel = PurePosixPath(name.strip().replace("\\", "/")) if isinstance(name, str) and name.strip() else None
         if rel is None or rel.is_absolute() or ".." in rel.parts:
             bad_name.append(f"line {line} ({FILE_COLUMN} {name!r})")
             continue
+        if rel.suffix.lower() not in readable:
+            not_image.append(f"line {line} ({rel})")
+            continue
+        caps = _captions(value)
+        if value is None or caps == []:
+            no_caption.append(f"{rel} (line {line})")
+            continue
         if caps is None:
-            bad_caption.append(f"line {line} ({column} is not text)")
+            bad_caption.append(f"line {line} ({column} {value!r:.40})")
             continue
         out.setdefault(str(rel), []).extend(caps)
         first_line.setdefault(str(rel), line)
     _refuse(path, f"name no image under {base}", bad_name, f"give each {FILE_COLUMN} as a relative path, e.g. 0001.png")
-    _refuse(path, "have captions that are not text", bad_caption, LAYOUT_FIX)
-    missing = [f"{name} (line {first_line[name]})" for name in out if not (base / name).is_file()]
-    _refuse(path, "name images that do not exist", missing, "add the images, or delete their rows")
-    empty = [f"{name} (line {first_line[name]})" for name, caps in out.items() if not caps]
-    _refuse(path, "give images no caption", empty, "write a caption for each, or delete their rows")
+    _refuse(
+        path, "name files that are not images PIL reads", not_image,
+        "convert them to PNG or JPEG (or install the Pillow plugin of their format, e.g. pillow-heif for .heic), or "
+        "delete their rows",
+    )
+    _refuse(path, f"give an image no caption (no '{column}', or it is blank)", no_caption,
+            "write a caption on each row, or delete the row")
+    _refuse(path, "have captions that are neither text nor a list of texts", bad_caption, LAYOUT_FIX)
+    missing = [name for name in out if not (base / name).is_file()]
+    _refuse(path, "name images that do not exist", [f"{n} (line {first_line[n]})" for n in missing],
+            _missing_fix(base, missing[0]) if missing else "")
     names: dict[str, str] = {}
     for name in out:
         other = names.setdefault(item_name(name).lower(), name)
