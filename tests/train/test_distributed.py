@@ -97,3 +97,25 @@ def test_torchrun_trains_one_run_directory_and_resumes(write_recipe, tmp_path: P
                             "--device", "cpu"], capture_output=True, text=True, env=env, timeout=300)
     assert alone.returncode == 2 and "trained by 2 process(es)" in " ".join(alone.stderr.split())
     assert "Traceback" not in alone.stderr
+
+
+def test_torchrun_evaluates_during_training_on_process_0(write_recipe, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """eval.every_epochs under torchrun: process 0 evaluates, the other waits, and the best checkpoint holds both
+    processes' random states (gathered by both, so resuming from it is exact)."""
+    from ganreg.train.checkpoint import load_checkpoint
+
+    recipe = write_recipe(**{
+        "train.steps": 12, "train.batch_size": 4, "intervals.checkpoint": 12, "intervals.samples": 12,
+        "eval": {"every_epochs": 1, "metrics": ["diversity"], "samples": 16, "keep_best": "diversity_pixels"},
+    })
+    out = tmp_path / "run"
+    res = _torchrun(str(recipe), "--out", str(out), "--device", "cpu", cwd=tmp_path)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    lines = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    evals = [r for r in lines if "eval/diversity_pixels" in r]
+    assert len(evals) == 1 and evals[0]["epoch"] == 1.0  # one writer, once an epoch
+    assert [r["step"] for r in lines if "eval/diversity_pixels" not in r] == list(range(1, 13))
+    best = json.loads((out / "best.json").read_text())
+    assert best["metric"] == "diversity_pixels" and best["step"] == evals[0]["step"]
+    state = load_checkpoint(out / "checkpoints" / "best.pt")
+    assert state["step"] == best["step"] and state["world"] == 2 and len(state["rng"]["ranks"]) == 2

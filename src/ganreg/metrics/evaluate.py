@@ -452,8 +452,8 @@ def evaluate_run(
 
 
 # ---------------------------------------------------------- during training
-def evaluate_during_training(trainer: Any, log: Log | None = None) -> dict[str, float]:
+def evaluate_during_training(trainer: Any, log: Log | None = None, state: dict[str, Any] | None = None) -> dict[str, float]:
     """The trainer's entry point (call at epoch boundaries; see :mod:`ganreg.metrics.training`)."""
     from ganreg.metrics.training import evaluate_trainer
 
-    return evaluate_trainer(trainer, log)
+    return evaluate_trainer(trainer, log, state)

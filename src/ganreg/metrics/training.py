@@ -73,8 +73,12 @@ def _append_jsonl(path: Path, record: dict[str, Any]) -> None:
         os.close(fd)
 
 
-def keep_best(trainer: Any, metric: str, values: dict[str, float], protocol: str, log: Log | None = None) -> bool:
-    """Copy the trainer's state to ``checkpoints/best.pt`` (atomically) when ``metric`` improved;
+def keep_best(
+    trainer: Any, metric: str, values: dict[str, float], protocol: str, log: Log | None = None,
+    state: dict[str, Any] | None = None,
+) -> bool:
+    """Copy the trainer's state (``state``, else ``trainer.state_dict()``: under torchrun every process
+    must make that together, so the trainer passes it) to ``checkpoints/best.pt`` (atomically) when ``metric`` improved;
     ``best.json`` records the value, the step and the protocol id. A value under another protocol (a resumed
     run with other eval settings) is not comparable: tracking starts again from it, and ``log`` says so."""
     key = metric.removeprefix("eval/")
@@ -96,14 +100,14 @@ def keep_best(trainer: Any, metric: str, values: dict[str, float], protocol: str
     elif previous is not None and log is not None:
         log(f"eval: the best {previous.get('metric')} so far ({previous.get('value')} at step {previous.get('step')}) was "
             f"measured as {previous.get('protocol')}, this one as {protocol}: not comparable, best tracking starts again")
-    atomic_save(trainer.state_dict(), Path(trainer.run_dir) / "checkpoints" / BEST_CHECKPOINT)
+    atomic_save(state if state is not None else trainer.state_dict(), Path(trainer.run_dir) / "checkpoints" / BEST_CHECKPOINT)
     record = {"metric": key, "value": value, "step": int(trainer.step), "mode": "min" if lower else "max", "protocol": protocol,
               "checkpoint": f"checkpoints/{BEST_CHECKPOINT}"}
     atomic_write_text(best_path, json.dumps(record, indent=2) + "\n")
     return True
 
 
-def evaluate_trainer(trainer: Any, log: Log | None = None) -> dict[str, float]:
+def evaluate_trainer(trainer: Any, log: Log | None = None, state: dict[str, Any] | None = None) -> dict[str, float]:
     """Evaluate the trainer's sampling generator (EMA when there is one) now.
 
     Uses ``trainer.recipe.eval`` (metrics, samples, keep_best, tensorboard),
@@ -113,7 +117,8 @@ def evaluate_trainer(trainer: Any, log: Log | None = None) -> dict[str, float]:
     writes the protocol to ``RUN/eval_during_training.json``, keeps the best
     checkpoint when ``eval.keep_best`` is set, logs to TensorBoard when
     ``eval.tensorboard`` is on, and returns the ``eval/*`` values. The
-    trainer's random state is not touched."""
+    trainer's random state is not touched. ``state``: the trainer's state as a best checkpoint keeps it
+    (see :func:`keep_best`)."""
     if log is None:
         from rich.console import Console
 
@@ -139,7 +144,8 @@ def evaluate_trainer(trainer: Any, log: Log | None = None) -> dict[str, float]:
     atomic_write_text(run_dir / "eval_during_training.json", json.dumps(result.to_json(), indent=2) + "\n")
     if spec.keep_best:
         key = spec.keep_best.removeprefix("eval/")
-        if keep_best(trainer, key, result.metrics, result.metric_protocol.get(metric_family(key), {}).get("id", ""), log):
+        protocol = result.metric_protocol.get(metric_family(key), {}).get("id", "")
+        if keep_best(trainer, key, result.metrics, protocol, log, state):
             log(f"eval: new best {key} {result.metrics[key]:.4g} at step {trainer.step}: checkpoints/{BEST_CHECKPOINT}")
     if spec.tensorboard:
         from ganreg.metrics.tensorboard import logger_for_run

@@ -62,11 +62,6 @@ class Trainer:
         (:mod:`ganreg.train.distributed`); process 0 builds the data and text-encoder caches first."""
         self.recipe, self.registry, self.run_dir = recipe, registry, Path(run_dir)
         self.procs = procs
-        if recipe.eval.every_epochs and procs.distributed:
-            raise UserError(
-                "eval.every_epochs (evaluation during training) does not run under torchrun yet",
-                "set eval.every_epochs to null, and evaluate the checkpoints afterwards with ganreg eval RUN --checkpoint N",
-            )
         t = recipe.train
         self.device = resolve_device(device or t.device)
         if t.num_threads:
@@ -471,14 +466,20 @@ class Trainer:
 
     def _maybe_evaluate(self) -> None:
         """Evaluation during training (``eval.every_epochs``): it logs its own
-        ``eval/*`` line to metrics.jsonl and keeps the best checkpoint."""
-        if not self.recipe.eval.every_epochs or not self.procs.main:
-            return
-        from ganreg.metrics.evaluate import evaluate_during_training
+        ``eval/*`` line to metrics.jsonl and keeps the best checkpoint.
+
+        Under torchrun process 0 evaluates alone while the others wait at their next collective (within
+        :data:`~ganreg.train.distributed.TIMEOUT`); every process first gives its random state to the state
+        a best checkpoint would hold, since gathering it is a collective that process 0 cannot make alone."""
         from ganreg.metrics.training import should_evaluate
 
-        if should_evaluate(self.recipe, self.step, self.steps_per_epoch):
-            evaluate_during_training(self)
+        if not self.recipe.eval.every_epochs or not should_evaluate(self.recipe, self.step, self.steps_per_epoch):
+            return
+        state = self.state_dict() if self.procs.distributed and self.recipe.eval.keep_best else None
+        if self.procs.main:
+            from ganreg.metrics.evaluate import evaluate_during_training
+
+            evaluate_during_training(self, state=state)
 
     def fit(self, progress: Any = None, stop_after: int | None = None) -> str:
         """Train to the end (``"finished"``), or until Ctrl-C / ``max_minutes`` /
