@@ -151,22 +151,22 @@ def render_table(rows, copy) -> str:
         "times are medians per call (ms); GB/s = minimum bytes / median time; "
         "%copy = GB/s over the measured copy bandwidth",
         "",
-        "| mode | dtype | layout | shape (B,C,H,W) | eager ms | compile ms | triton ms "
+        "| op | mode | dtype | layout | shape (B,C,H,W) | eager ms | compile ms | triton ms "
         "| eager GB/s (%copy) | compile GB/s (%copy) | triton GB/s (%copy) | triton x eager | triton x compile |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     groups: dict = {}
     for r in rows:
-        key = (r["mode"], r["dtype"], r["layout"], tuple(r["shape"]))
+        key = (r.get("op", "dfblk"), r["mode"], r["dtype"], r["layout"], tuple(r["shape"]))
         groups.setdefault(key, {})[r["impl"]] = r
     lines = []
-    for key in sorted(groups, key=lambda k: (k[0], k[1], k[2], k[3][2], k[3][1])):
+    for key in sorted(groups, key=lambda k: (k[0] != "dfblk", k[0], k[1], k[2], k[3], k[4][2], k[4][1])):
         g = groups[key]
         t = {k: g[k]["median_s"] if k in g else None for k in ("eager", "compile", "triton")}
         sp_e = f"{t['eager'] / t['triton']:.2f}" if t["eager"] and t["triton"] else "-"
         sp_c = f"{t['compile'] / t['triton']:.2f}" if t["compile"] and t["triton"] else "-"
         gb = lambda k: f"{g[k]['gbps']:.0f} ({g[k]['pct_copy']:.0f}%)" if k in g else "-"  # noqa: E731
-        cells = [key[0], key[1], key[2], ",".join(map(str, key[3])), _fmt_ms(t["eager"]), _fmt_ms(t["compile"]),
+        cells = [key[0], key[1], key[2], key[3], ",".join(map(str, key[4])), _fmt_ms(t["eager"]), _fmt_ms(t["compile"]),
                  _fmt_ms(t["triton"]), gb("eager"), gb("compile"), gb("triton"), sp_e, sp_c]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(head + lines) + "\n"
@@ -177,7 +177,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     if not rows:
         return
     table = render_table(rows, _SESSION["copy"])
-    terminalreporter.write_sep("=", "DFBLK benchmark table")
+    terminalreporter.write_sep("=", "DFBLK / CBN apply benchmark table")
     terminalreporter.write(table)
     out = os.environ.get("GANREG_BENCH_TABLE")
     if out:

@@ -1,4 +1,4 @@
-"""DFBLK kernel benchmarks: eager reference vs torch.compile(reference) vs Triton.
+"""DFBLK (and conditional-BatchNorm apply) kernel benchmarks: eager reference vs torch.compile(reference) vs Triton.
 
 Run with ``pytest benchmarks/ --benchmark-enable`` (pyproject's addopts
 disable benchmarks by default: without the flag each case runs once, as a
@@ -21,7 +21,7 @@ import time
 import pytest
 import torch
 
-from ganreg.ops import dfblk, dfblk_reference, set_fused
+from ganreg.ops import cbn_apply, cbn_apply_reference, dfblk, dfblk_reference, set_fused
 from ganreg.testing import torch_threads
 
 CUDA = torch.cuda.is_available()
@@ -41,14 +41,24 @@ PARAMS = [
 ]
 
 
-def min_bytes(mode: str, shape, dtype: torch.dtype) -> int:
-    """Fewest bytes the op must move: fwd reads x, writes y, reads the 4 [B,C] vectors;
-    fwd+bwd adds reading x and dy, writing dx, and writing the 4 vector grads."""
+CBN_SHAPES = [(32, 256, 16, 16), (32, 128, 64, 64), (32, 64, 128, 128)] if CUDA else CPU_SHAPES
+"""Conditional-BatchNorm apply (cbn-resnet's generator): the same kernel with one affine and ReLU; a few
+DFBLK shapes, NCHW (what its BatchNorm hands it), forward+backward only (what training runs; the GPU
+check's one call stays within its time limit)."""
+CBN_PARAMS = [
+    pytest.param("fwdbwd", dt, impl, "nchw", shape, id=f"fwdbwd-{dt}-{impl}-nchw-{'x'.join(map(str, shape))}")
+    for dt in DTYPES for shape in CBN_SHAPES for impl in IMPLS
+]
+
+
+def min_bytes(mode: str, shape, dtype: torch.dtype, n_vectors: int = 4) -> int:
+    """Fewest bytes the op must move: fwd reads x, writes y, reads the ``n_vectors`` [B,C] vectors
+    (DFBLK's 4, CBN apply's 2); fwd+bwd adds reading x and dy, writing dx, and writing the vector grads."""
     B, C, H, W = shape
     e = torch.empty((), dtype=dtype).element_size()
     n = B * C * H * W
-    fwd = 2 * n * e + 4 * B * C * e
-    return fwd if mode == "fwd" else fwd + 3 * n * e + 4 * B * C * e
+    fwd = 2 * n * e + n_vectors * B * C * e
+    return fwd if mode == "fwd" else fwd + 3 * n * e + n_vectors * B * C * e
 
 
 
@@ -64,20 +74,35 @@ def _cpu_single_thread():
 
 
 
-def _impl_fn(impl: str):
+OPS = {"dfblk": (dfblk_reference, dfblk, 4), "cbn_apply": (cbn_apply_reference, cbn_apply, 2)}
+"""op -> (reference, public entry point, number of [B, C] vectors)."""
+
+
+def _impl_fn(op: str, impl: str):
+    reference, entry, _n = OPS[op]
     if impl == "eager":
-        return dfblk_reference
+        return reference
     if impl == "compile":
         # one compiled graph per (shape, dtype, grad mode): reset so that dynamo's
         # recompile limit and automatic-dynamic shapes never kick in across cases
         torch._dynamo.reset()
-        return torch.compile(dfblk_reference, dynamic=False)
+        return torch.compile(reference, dynamic=False)
 
-    return dfblk  # the public entry point; the test forces the fused path with set_fused("on")
+    return entry  # the public entry point; the test forces the fused path with set_fused("on")
 
 
 @pytest.mark.parametrize("mode,dt,impl,layout,shape", PARAMS)
 def test_dfblk(benchmark, bench_device, copy_bandwidth, device_timer, bench_table, mode, dt, impl, layout, shape):
+    _bench_op("dfblk", benchmark, bench_device, copy_bandwidth, device_timer, bench_table, mode, dt, impl, layout, shape)
+
+
+@pytest.mark.parametrize("mode,dt,impl,layout,shape", CBN_PARAMS)
+def test_cbn_apply(benchmark, bench_device, copy_bandwidth, device_timer, bench_table, mode, dt, impl, layout, shape):
+    _bench_op("cbn_apply", benchmark, bench_device, copy_bandwidth, device_timer, bench_table, mode, dt, impl, layout,
+              shape)
+
+
+def _bench_op(op, benchmark, bench_device, copy_bandwidth, device_timer, bench_table, mode, dt, impl, layout, shape):
     if impl == "triton" and bench_device != "cuda":
         pytest.skip("Triton kernel benchmarks need CUDA (the CPU interpreter is for correctness only)")
     if impl == "compile" and bench_device == "cpu" and os.environ.get("GANREG_BENCH_CPU_COMPILE") != "1":
@@ -87,20 +112,21 @@ def test_dfblk(benchmark, bench_device, copy_bandwidth, device_timer, bench_tabl
     dev = bench_device
     fmt = torch.channels_last if layout == "nhwc" else torch.contiguous_format
     need_grad = mode == "fwdbwd"
-    nbytes = min_bytes(mode, shape, dtype)
+    n_vectors = OPS[op][2]
+    nbytes = min_bytes(mode, shape, dtype, n_vectors)
     per_set = 2 * B * C * H * W * dtype.itemsize
     n_sets = 1 if dev == "cpu" else max(1, min(64, math.ceil(3 * L2_BYTES / per_set)))
 
     def make():
         x = torch.randn(shape, device=dev, dtype=dtype).contiguous(memory_format=fmt).requires_grad_(need_grad)
         ps = [(torch.randn(B, C, device=dev) + (1.0 if i % 2 == 0 else 0.0)).to(dtype).requires_grad_(need_grad)
-              for i in range(4)]
+              for i in range(n_vectors)]
         dy = torch.randn(shape, device=dev, dtype=dtype).contiguous(memory_format=fmt)
         return x, ps, dy
 
     sets = [make() for _ in range(n_sets)]
     cyc = itertools.cycle(sets)
-    fn = _impl_fn(impl)
+    fn = _impl_fn(op, impl)
 
     if mode == "fwd":
         def run():
@@ -125,9 +151,9 @@ def test_dfblk(benchmark, bench_device, copy_bandwidth, device_timer, bench_tabl
     rounds = 15 if dev == "cuda" else 7
 
     benchmark._timer = device_timer  # sync before each clock read on CUDA (see conftest)
-    benchmark.group = f"{mode}-{dt}-{layout}-{'x'.join(map(str, shape))}"
+    benchmark.group = f"{op}-{mode}-{dt}-{layout}-{'x'.join(map(str, shape))}"
     benchmark.extra_info.update({
-        "impl": impl, "mode": mode, "dtype": dt, "layout": layout, "shape": list(shape),
+        "op": op, "impl": impl, "mode": mode, "dtype": dt, "layout": layout, "shape": list(shape),
         "min_bytes": nbytes, "copy_gbps": copy_bandwidth["copy_gbps"], "device": copy_bandwidth["device"],
         "input_sets": n_sets, "first_call_s": t_compile, "threads": torch.get_num_threads(),
     })
@@ -139,5 +165,5 @@ def test_dfblk(benchmark, bench_device, copy_bandwidth, device_timer, bench_tabl
         gbps = nbytes / med / 1e9
         pct = 100.0 * gbps / copy_bandwidth["copy_gbps"]
         benchmark.extra_info.update({"median_s": med, "gbps": gbps, "pct_copy": pct})
-        bench_table.append({"impl": impl, "mode": mode, "dtype": dt, "layout": layout, "shape": list(shape),
+        bench_table.append({"op": op, "impl": impl, "mode": mode, "dtype": dt, "layout": layout, "shape": list(shape),
                             "median_s": med, "gbps": gbps, "pct_copy": pct, "min_bytes": nbytes})
