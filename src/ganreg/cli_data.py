@@ -194,6 +194,9 @@ def _no_classes_line(layout: Any) -> str:
     if layout.split_tables:
         tables = ", ".join(f"{s} {t.relative_to(layout.root)}" for s, t in layout.split_tables.items())
         return f"no classes: every image is its own class, and each split has its caption table: {tables}"
+    if layout.image_lists:
+        lists = ", ".join(f"{s} {f.relative_to(layout.root)}" for s, f in layout.list_files.items())
+        return f"no classes (COCO-like): every image is its own class, and each split is the image list of {lists}"
     where = f"in {layout.metadata.name}" if layout.metadata is not None else "in no class folders"
     return (
         f"no classes: the captions are {where}, so every image is its own class, and about a tenth of the "
@@ -205,8 +208,8 @@ def _folder_splits(layout: Any) -> list[str]:
     """The splits a folder has: those with a class list, or train and test when it has no classes."""
     from ganreg.data.build import SPLITS
 
-    if layout.split_tables:
-        return [s for s in SPLITS if s in layout.split_tables]
+    if layout.split_tables or layout.image_lists:
+        return [s for s in SPLITS if s in layout.split_tables or s in layout.image_lists]
     return ["train", "test"] if layout.unlabelled else [s for s in SPLITS if s in layout.split_files]
 
 
@@ -402,6 +405,8 @@ def describe_path(
         **({"captions_file": str(layout.metadata.relative_to(layout.root))} if layout.metadata is not None else {}),
         **({"caption_tables": {s: str(t.relative_to(layout.root)) for s, t in layout.split_tables.items()}}
            if layout.split_tables else {}),
+        **({"image_lists": {s: str(f.relative_to(layout.root)) for s, f in layout.list_files.items()}}
+           if layout.image_lists else {}),
         "split_files": {s: str(f.relative_to(layout.root)) for s, f in layout.split_files.items()},
     }
     if check:

@@ -226,7 +226,7 @@ def test_a_table_per_split_folder_gives_the_splits(tmp_path: Path) -> None:
     assert stems(build_dataset(cfg(root, seed=5), "test")) == stems(test)  # the folders decide, not the seed
     from ganreg.data._util import SplitMissing
 
-    with pytest.raises(SplitMissing, match="no 'valid' split: its caption tables are train/, test/"):
+    with pytest.raises(SplitMissing, match=r"no 'valid' split: its splits are train \(train/\), test \(test/\)"):
         build_dataset(cfg(root), "valid")
     c = cfg(root, num_classes=5, test_classes=2)
     assert (len(build_dataset(c, "train")), len(build_dataset(c, "test"))) == (5, 2)

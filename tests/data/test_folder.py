@@ -165,6 +165,9 @@ def test_dfgan_download_layout_text_and_filenames_pickles(tmp_path, helpers) -> 
     assert {train.class_names[i] for i in train.labels()} == {"class_00001", "class_00002"}
     assert train.layout.captions.name == "text" and train[0]["caption"].startswith("a class_00001")
     (root / "test" / "filenames.pickle").write_bytes(pickle.dumps(["no_class_folder"], protocol=2))
+    with pytest.raises(DataError, match=r"test/filenames.pickle lists bare image names \(no classes\) but .*train/"):
+        build_dataset(cfg(root), "test")
+    (root / "test" / "filenames.pickle").write_bytes(pickle.dumps([f"class_00003/{stems['class_00003'][0]}", "bare"]))
     with pytest.raises(DataError, match="without their class folder"):
         build_dataset(cfg(root), "test")
     (root / "test" / "filenames.pickle").write_bytes(pickle.dumps({"a": pytest.approx}, protocol=2))

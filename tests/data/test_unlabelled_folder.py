@@ -262,3 +262,73 @@ def test_a_run_directory_inside_the_data_folder_keeps_the_index(tmp_path: Path, 
     (root / "photo_001.txt").write_text("an edited caption\n")
     assert "an edited caption" in build_dataset(c, "train").all_captions() + build_dataset(c, "test").all_captions()
     assert len(built) == 2
+
+
+def write_coco(root: Path, train: int, test: int) -> tuple[list[str], list[str]]:
+    """COCO as AttnGAN / DF-GAN ship it: images/<name>.jpg, text/<name>.txt (5 captions), and train/ and
+    test/ filenames.pickle of bare names (Python 2 pickles, as theirs)."""
+    import pickle
+
+    names = {"train": [f"COCO_train2014_{i:012d}" for i in range(train)],
+             "test": [f"COCO_val2014_{i:012d}" for i in range(test)]}
+    write_captioned(root / "images", train + test, captions=5)
+    for i, name in enumerate(names["train"] + names["test"]):
+        (root / "images" / f"photo_{i:03d}.jpg").rename(root / "images" / f"{name}.jpg")
+        (root / "text").mkdir(exist_ok=True)
+        (root / "images" / f"photo_{i:03d}.txt").rename(root / "text" / f"{name}.txt")
+    for split, ns in names.items():
+        (root / split).mkdir()
+        (root / split / "filenames.pickle").write_bytes(pickle.dumps(ns, protocol=2))
+    return names["train"], names["test"]
+
+
+def test_coco_as_dfgan_ships_it_splits_by_its_image_lists(tmp_path: Path) -> None:
+    root = tmp_path / "coco"
+    train_names, test_names = write_coco(root, 8, 3)
+    train, test = build_dataset(cfg(root), "train"), build_dataset(cfg(root), "test")
+    assert sorted(stems(train)) == train_names and sorted(stems(test)) == test_names
+    assert not train.has_classes and train.class_names == test.class_names
+    assert len(train.captions_of(0)) == 5 and train.layout.captions.name == "text"
+    item = train[0]
+    n = train_names.index(train.class_names[item["label"]])
+    assert item["caption"].startswith(f"photo {n} caption") and colour_of(item["image"]) == n % len(COLOURS)
+    with pytest.raises(SplitMissing, match="no 'valid' split: its splits are train"):
+        build_dataset(cfg(root), "valid")
+    assert len(build_dataset(cfg(root, num_classes=4, test_classes=2), "test")) == 2
+
+
+def test_coco_lists_that_overlap_or_lack_captions_are_named(tmp_path: Path) -> None:
+    import pickle
+
+    root = tmp_path / "coco"
+    train_names, test_names = write_coco(root, 6, 2)
+    (root / "test" / "filenames.pickle").write_bytes(pickle.dumps(test_names + train_names[:1], protocol=2))
+    with pytest.raises(DataError, match=r"1 image\(s\) are both in the training list .* COCO_train2014_000000000000"):
+        build_dataset(cfg(root), "train")
+    (root / "test" / "filenames.pickle").write_bytes(pickle.dumps(test_names, protocol=2))
+    (root / "text" / f"{train_names[2]}.txt").unlink()
+    (root / "images" / f"{train_names[2]}.jpg").unlink()
+    with pytest.raises(DataError, match=r"1 of the 6 images in .*train/filenames.pickle have no caption file") as err:
+        build_dataset(cfg(root), "train")
+    assert "text/" in (err.value.fix or "")
+
+
+def test_coco_data_info_and_make_hdf5(tmp_path: Path) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from ganreg.cli_data import data
+
+    root = tmp_path / "coco"
+    train_names, test_names = write_coco(root, 6, 2)
+    res = CliRunner().invoke(data, ["info", str(root), "--json"])
+    assert res.exit_code == 0, res.output
+    info = json.loads(res.output)
+    assert info["image_lists"] == {"train": "train/filenames.pickle", "test": "test/filenames.pickle"}
+    assert {s: d["images"] for s, d in info["splits"].items()} == {"train": 6, "test": 2}
+    assert any("COCO-like" in n for n in info["notes"])
+    res = CliRunner().invoke(data, ["make", "hdf5", "--from", str(root), "--out", str(tmp_path / "coco.h5")])
+    assert res.exit_code == 0, res.output
+    h5 = DataConfig(source="hdf5", path=str(tmp_path / "coco.h5"), image_size=32)
+    assert sorted(stems(build_dataset(h5, "test"))) == test_names

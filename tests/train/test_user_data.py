@@ -105,6 +105,57 @@ def test_bundled_cub_recipes_run_on_a_cub_folder(
     assert "finished at step 2/2" in res.output
 
 
+def test_bundled_coco_recipe_runs_on_a_coco_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, damsm_pickle  # type: ignore[no-untyped-def]
+) -> None:
+    """`ganreg run recipes/dfgan_coco.json` on COCO as AttnGAN / DF-GAN ship it (images/, text/ with 5 captions,
+    train/ and test/ filenames.pickle of bare names), with DAMSM-format weights and vocabulary, shrunk by --set."""
+    import pickle
+
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    from ganreg import plugins
+    from ganreg.cli import cli
+    from ganreg.text_encoders.lstm import LSTMTextEncoder
+    from ganreg.text_encoders.params import LSTMParams
+
+    plugins.reset_registry()
+    monkeypatch.delenv("GANREG_NO_PLUGIN_AUTOLOAD", raising=False)
+    root, rng = tmp_path / "coco", np.random.default_rng(0)
+    captions: dict[str, list[str]] = {"train": [], "test": []}
+    for split, prefix, count in (("train", "COCO_train2014", 6), ("test", "COCO_val2014", 2)):
+        names = [f"{prefix}_{i:012d}" for i in range(count)]
+        for folder in ("images", "text", split):
+            (root / folder).mkdir(parents=True, exist_ok=True)
+        for name in names:
+            Image.fromarray(rng.integers(0, 256, size=(40, 48, 3), dtype=np.uint8)).save(root / "images" / f"{name}.jpg")
+            lines = [f"a {('red', 'blue')[len(name) % 2]} bus number {j} on a street" for j in range(5)]
+            (root / "text" / f"{name}.txt").write_text("\n".join(lines) + "\n")
+            captions[split] += lines
+        (root / split / "filenames.pickle").write_bytes(pickle.dumps(names, protocol=2))
+    wordtoix = damsm_pickle(root / "captions_DAMSM.pickle", captions["train"], captions["test"])
+    state = LSTMTextEncoder(len(wordtoix), LSTMParams(hidden=16, embedding_dim=8)).state_dict()
+    state["encoder.weight"] = state.pop("embed.weight")
+    torch.save(state, tmp_path / "text_encoder100.pth")
+    sets = [
+        f"data.path={root}", "data.image_size=64", "train.batch_size=4", "train.epochs=null", "train.steps=2",
+        "generator.params.nf=4", "discriminator.params.nf=4", "text_encoder.params.hidden=16",
+        "text_encoder.params.embedding_dim=8", f"text_encoder.weights={tmp_path / 'text_encoder100.pth'}",
+        f"text_encoder.vocabulary={root / 'captions_DAMSM.pickle'}", "samples.captions=2", "samples.per_caption=2",
+    ]
+    recipe = Path(__file__).parents[2] / "recipes" / "dfgan_coco.json"
+    args = ["run", str(recipe), "--out", str(tmp_path / "run"), "--device", "cpu"]
+    for s in sets:
+        args += ["--set", s]
+    res = CliRunner().invoke(cli, args)
+    assert res.exit_code == 0, res.output
+    assert "finished at step 2/2" in res.output
+    sample_rows = (tmp_path / "run" / "samples" / "step_0000002.txt").read_text()
+    assert "(held out)" in sample_rows and "bus number" in sample_rows
+
+
 def test_a_broken_test_split_stops_the_run_and_a_missing_one_does_not(tmp_path: Path, make_recipe) -> None:  # type: ignore[no-untyped-def]
     """Without a test split a run trains without held-out rows; with a broken one (a class listed that is not
     there) it must not silently do the same, scoring its "held-out" evaluation on training classes."""

@@ -307,16 +307,19 @@ SHARED_CLASSES_SHOWN = 5
 """Classes named in the error about a class in both the training and the test split."""
 
 
-def refuse_shared_classes(train: Iterable[str], test: Iterable[str], train_where: str, test_where: str, fix: str) -> None:
-    """Raise when a class is in both the training and the test split: the held-out metrics (and
-    ``eval.keep_best``) would score classes the model was trained on, and say nothing of unseen text."""
+def refuse_shared_classes(
+    train: Iterable[str], test: Iterable[str], train_where: str, test_where: str, fix: str, what: str = "class(es)"
+) -> None:
+    """Raise when a class (``what``: or an image, in data without classes) is in both the training and the
+    test split: the held-out metrics (and ``eval.keep_best``) would score classes the model was trained on,
+    and say nothing of unseen text."""
     both = sorted(set(train) & set(test))
     if not both:
         return
     shown = ", ".join(both[:SHARED_CLASSES_SHOWN])
     if len(both) > SHARED_CLASSES_SHOWN:
         shown += f" and {len(both) - SHARED_CLASSES_SHOWN} more"
-    raise DataError(f"{len(both)} class(es) are both in {train_where} and in {test_where}: {shown}", fix)
+    raise DataError(f"{len(both)} {what} are both in {train_where} and in {test_where}: {shown}", fix)
 
 
 def choose_classes(

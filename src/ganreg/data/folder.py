@@ -128,15 +128,42 @@ def read_class_list(path: Path) -> list[str]:
     return classes
 
 
+FILENAMES_FIX = "pass the train/ or test/ filenames.pickle of the dataset's download, or write a class list file"
+
+
+def read_filenames(path: Path) -> list[str]:
+    """The image names of a StackGAN / AttnGAN ``filenames.pickle``: ``<class>/<image>`` (CUB, Oxford-102)
+    or bare ``<image>`` (COCO as AttnGAN / DF-GAN ship it)."""
+    names = load_plain_pickle(path, "a filenames.pickle", FILENAMES_FIX)
+    if not isinstance(names, (list, tuple)) or not names or not all(isinstance(n, str) for n in names):
+        raise DataError(f"{path} is not a list of image names", FILENAMES_FIX)
+    return list(names)
+
+
 def classes_of_filenames(path: Path) -> list[str]:
     """The class folders of the ``<class>/<image>`` names in a StackGAN / AttnGAN ``filenames.pickle``."""
-    fix = "pass the train/ or test/ filenames.pickle of the dataset's download, or write a class list file"
-    names = load_plain_pickle(path, "a filenames.pickle", fix)
-    if not isinstance(names, (list, tuple)) or not names or not all(isinstance(n, str) for n in names):
-        raise DataError(f"{path} is not a list of image names", fix)
+    names = read_filenames(path)
     if not all("/" in n for n in names):
-        raise DataError(f"{path} names images without their class folder ({names[0]!r})", fix)
+        raise DataError(f"{path} names images without their class folder ({names[0]!r})", FILENAMES_FIX)
     return sorted({n.split("/", 1)[0] for n in names})
+
+
+def image_lists(split_files: dict[str, Path]) -> dict[str, list[str]]:
+    """``{split: image names}`` when every split file is a ``filenames.pickle`` of bare image names (COCO:
+    no classes, the lists are the splits), else ``{}`` (class lists; a mix is an error)."""
+    pickles = {s: p for s, p in split_files.items() if p.suffix.lower() == ".pickle"}
+    lists = {}
+    for split, path in pickles.items():
+        names = read_filenames(path)
+        if not any("/" in n for n in names):
+            lists[split] = names
+    if lists and len(lists) < len(split_files):
+        bare, other = next(iter(lists)), next(s for s in split_files if s not in lists)
+        raise DataError(
+            f"{split_files[bare]} lists bare image names (no classes) but {split_files[other]} lists classes",
+            "use the split files of one download: all filenames.pickle of bare names (COCO), or all class lists",
+        )
+    return lists
 
 
 def read_captions(path: Path) -> list[str]:
@@ -174,6 +201,12 @@ class FolderLayout:
         files = {k: list(v) for k, v in (split_files or DEFAULT_SPLIT_FILES).items()}
         self.split_file_candidates = files
         self.split_files: dict[str, Path] = choose_split_files(self.root, files)
+        self.image_lists: dict[str, list[str]] = image_lists(self.split_files)
+        """``{split: image names}`` of COCO's ``filenames.pickle`` (bare names, no classes; AttnGAN / DF-GAN's
+        download): the lists give the splits, and the folder is read as one without classes."""
+        self.list_files = self.split_files if self.image_lists else {}
+        if self.image_lists:
+            self.split_files = {}
         self.not_captions = {n.lower() for names in files.values() for n in names if "/" not in n} | {"allclasses.txt"}
         """Names of the root's ``.txt`` files that are class lists (Reed et al.'s), never captions."""
         self.listed_in: dict[str, list[Path]] = {}
@@ -189,7 +222,7 @@ class FolderLayout:
         self.split_tables: dict[str, Path] = {}
         """``{split: table}`` when the tables are ``<root>/train/metadata.jsonl``, ``<root>/test/...`` (the
         ``imagefolder`` splits): they give the splits, and images are named relative to the root."""
-        if not self.split_files and captions_dir is None:
+        if not self.split_files and not self.image_lists and captions_dir is None:
             self.metadata = find_metadata([self.root, images or self.root])
             tables = self._usable_split_tables(find_split_tables(self.root)) if self.metadata is None else {}
             if list(tables) == ["train"]:  # one table for all images, in a folder named train/
@@ -218,6 +251,13 @@ class FolderLayout:
         self.unlabelled = not self.split_files and bool(self.flat_captions(self.captions))
         """The captions are ``<captions>/<stem>.txt``, in no class folders, and there are no class lists: a
         user's own captioned images, every image its own class (see :class:`FolderDataset`)."""
+        if self.image_lists and not self.unlabelled:
+            first = next(iter(self.list_files.values()))
+            raise DataError(
+                f"{first} lists bare image names (COCO: no classes), but {self.captions} holds no <image>.txt caption "
+                "files itself",
+                "unpack the dataset's text/ folder (one <image>.txt per image) there, or set data.captions_dir",
+            )
         nested = self._class_captions(self.captions) if self.unlabelled else None
         if nested is not None:
             raise DataError(
@@ -602,6 +642,9 @@ class FolderDataset(CaptionedImageDataset):
         if self.layout.split_tables:
             self._split_by_tables(split, num_images, test_images, cache_dir)
             return
+        if self.layout.image_lists:
+            self._split_by_lists(split, num_images, test_images, cache_dir)
+            return
         if split == "valid":
             raise SplitMissing(
                 f"{self.root} has no classes, so no 'valid' split (train and test are drawn from its images)",
@@ -653,39 +696,69 @@ class FolderDataset(CaptionedImageDataset):
     def _split_by_tables(
         self, split: str, num_images: int | None, test_images: int | None, cache_dir: str | os.PathLike[str] | None
     ) -> None:
-        """Items and labels of ``split`` when each split has its own caption table (``train/metadata.jsonl``,
-        ``test/...``): every image its own class, as in :meth:`_split_images`. ``num_images`` /
-        ``test_images`` keep that many images of the train / test table, the first in the order of a hash
-        of ``(seed, name)``."""
+        """:meth:`_split_given` by the caption table of each split folder (``train/metadata.jsonl``, ...)."""
         folders = self.layout.table_folders
-        if split not in folders:
-            raise SplitMissing(
-                f"{self.root} has no '{split}' split: its caption tables are "
-                f"{', '.join(f'{f}/' for f in folders.values())}",
-                "use split " + " or ".join(folders),
-            )
         index = self.layout.index(list(folders.values()), cache_dir)
-        names = {s: [stem for stem, _rel, _caps in index[f]] for s, f in folders.items()}
+        given = {s: index[f] for s, f in folders.items()}
+        self._split_given(split, given, {s: f"{f}/" for s, f in folders.items()}, num_images, test_images)
+
+    def _split_by_lists(
+        self, split: str, num_images: int | None, test_images: int | None, cache_dir: str | os.PathLike[str] | None
+    ) -> None:
+        """:meth:`_split_given` by COCO's ``filenames.pickle`` of each split, its captions in one folder."""
+        lists, files = self.layout.image_lists, self.layout.list_files
+        entries = {stem: (stem, rel, caps) for stem, rel, caps in self.layout.index([""], cache_dir)[""]}
+        refuse_shared_classes(
+            lists.get("train", []), lists.get("test", []), f"the training list {files.get('train')}",
+            f"the test list {files.get('test')}", "use the train/ and test/ filenames.pickle of one download",
+            what="image(s)",
+        )
+        for s, names in lists.items():
+            missing = [n for n in names if n not in entries]
+            if missing:
+                raise DataError(
+                    f"{len(missing)} of the {len(names)} images in {files[s]} have no caption file in "
+                    f"{self.layout.captions} (first: {missing[0]}.txt)",
+                    "unpack the dataset's text/ folder there, or use the filenames.pickle of the same download",
+                )
+        given = {s: [entries[n] for n in names] for s, names in lists.items()}
+        self._split_given(split, given, {s: str(f.relative_to(self.root)) for s, f in files.items()}, num_images,
+                          test_images)
+
+    def _split_given(
+        self, split: str, given: dict[str, list[Any]], where: dict[str, str], num_images: int | None,
+        test_images: int | None,
+    ) -> None:
+        """Items and labels of ``split`` when the data gives each split's images (``given``: split ->
+        index entries; ``where``: what gave them, for messages): every image its own class, as in
+        :meth:`_split_images`. ``num_images`` / ``test_images`` keep that many images of the train / test
+        split, the first in the order of a hash of ``(seed, name)``."""
+        if split not in given:
+            raise SplitMissing(
+                f"{self.root} has no '{split}' split: its splits are {', '.join(f'{s} ({w})' for s, w in where.items())}",
+                "use split " + " or ".join(given),
+            )
+        names = {s: [stem for stem, _rel, _caps in entries] for s, entries in given.items()}
         for s, wanted in (("train", num_images), ("test", test_images)):
-            if wanted is None:
+            if wanted is None or s not in names:
                 continue
             if wanted > len(names[s]):
                 raise DataError(
-                    f"{self.root}: asked for {wanted} {s} images but {folders[s]}/ has {len(names[s])} (with no class "
-                    "folders, data.num_classes and data.test_classes count images)",
+                    f"{self.root}: asked for {wanted} {s} images but {where[s]} has {len(names[s])} (with no classes, "
+                    "data.num_classes and data.test_classes count images)",
                     f"lower data.{'num_classes' if s == 'train' else 'test_classes'}",
                 )
             names[s] = sorted(names[s], key=lambda n: mix_seed("holdout", self.seed, n))[:wanted]
-        if len(names["train"]) < 2:
+        if len(names.get("train", [])) < 2:
             raise DataError(
-                f"{self.root}: {len(names['train'])} training image(s) in {folders['train']}/; a wrong image must be "
-                "another image",
-                "add captioned images to the training table",
+                f"{self.root}: {len(names.get('train', []))} training image(s) in {where.get('train', 'no train split')}; "
+                "a wrong image must be another image",
+                "add captioned images to the training split",
             )
         self._class_names = sorted(n for ns in names.values() for n in ns)
         class_index = {c: i for i, c in enumerate(self._class_names)}
         mine = set(names[split])
-        for stem, rel, caps in index[folders[split]]:
+        for stem, rel, caps in given[split]:
             if stem in mine:
                 self.items.append((stem, rel, caps))
                 self._labels.append(class_index[stem])
