@@ -156,7 +156,7 @@ def image_lists(split_files: dict[str, Path]) -> dict[str, list[str]]:
     for split, path in pickles.items():
         names = read_filenames(path)
         if not any("/" in n for n in names):
-            lists[split] = names
+            lists[split] = list(dict.fromkeys(names))  # a name listed twice is one image
     if lists and len(lists) < len(split_files):
         bare, other = next(iter(lists)), next(s for s in split_files if s not in lists)
         raise DataError(
