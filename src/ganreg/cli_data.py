@@ -142,7 +142,9 @@ data info`: trainvalclasses.txt (else trainclasses.txt) for train,
 valclasses.txt (optional) for valid, testclasses.txt for test. Without
 class lists: images with their captions beside them (photo.jpg +
 photo.txt) or in a metadata.jsonl / metadata.csv (file_name, text), no
-classes, a tenth of the images held out as test (the split of seed 0).
+classes, a tenth of the images held out as test (the split of seed 0);
+with a table per split folder (train/, test/) or COCO's filenames.pickle
+of bare names, those give the splits.
 --out FILE.h5 writes that file; --out DIR writes DIR/<FOLDER's name>.h5.
 Every caption line becomes one group <name>_<c> holding the image's
 original file bytes, so each image is stored once per caption (with 10
