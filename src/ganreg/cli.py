@@ -204,7 +204,7 @@ def schema() -> None:
 @click.option("--out", type=click.Path(path_type=Path), help="Run directory (default: output.dir/<name>-<time>).")
 @click.option("--device", help="auto, cpu, cuda, cuda:N (default: the recipe's train.device).")
 @click.option("--resume", "resume_dir", type=click.Path(path_type=Path), help="Continue the run in this directory.")
-@click.option("--checkpoint", help="With --resume: latest (default), a step number, or a file of the run.")
+@click.option("--checkpoint", help="With --resume: latest (default), best (kept by eval.keep_best), a step number, or a file of the run.")
 @click.option("--dry-run", is_flag=True, help="Print the resolved recipe and parameter counts, then exit.")
 def run(
     recipe: Path | None,

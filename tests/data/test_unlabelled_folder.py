@@ -307,10 +307,44 @@ def test_coco_lists_that_overlap_or_lack_captions_are_named(tmp_path: Path) -> N
         build_dataset(cfg(root), "train")
     (root / "test" / "filenames.pickle").write_bytes(pickle.dumps(test_names, protocol=2))
     (root / "text" / f"{train_names[2]}.txt").unlink()
-    (root / "images" / f"{train_names[2]}.jpg").unlink()
-    with pytest.raises(DataError, match=r"1 of the 6 images in .*train/filenames.pickle have no caption file") as err:
+    with pytest.raises(DataError, match=r"1 listed image\(s\) have no caption file .*first: COCO_train2014_000000000002, "
+                                        r"listed in .*train/filenames.pickle") as err:
         build_dataset(cfg(root), "train")
     assert "text/" in (err.value.fix or "")
+    (root / "text" / f"{train_names[2]}.txt").write_text("a caption\n")
+    (root / "images" / f"{test_names[1]}.jpg").unlink()
+    with pytest.raises(DataError, match=r"1 listed image\(s\) have no image .*first: COCO_val2014_000000000001") as err:
+        build_dataset(cfg(root), "train")
+    assert "train2014" in (err.value.fix or "")
+    (root / "test" / "filenames.pickle").unlink()  # only the train list: no test split, training still works
+    assert len(build_dataset(cfg(root), "train")) == 6
+
+
+def test_coco_as_current_dfgan_reads_it_train2014_val2014_and_names_with_extensions(tmp_path: Path) -> None:
+    """Current DF-GAN reads images/train2014/ and images/val2014/; a caption file's first 5 lines are its
+    captions (DF-GAN's CAPTIONS_PER_IMAGE); captions of images no list names are not read; names listed
+    with their extension are the same names; a test list alone is told to add the train list."""
+    import pickle
+
+    root = tmp_path / "coco"
+    train_names, test_names = write_coco(root, 6, 2)
+    for folder, names in (("train2014", train_names), ("val2014", test_names)):
+        (root / "images" / folder).mkdir()
+        for n in names:
+            (root / "images" / f"{n}.jpg").rename(root / "images" / folder / f"{n}.jpg")
+    (root / "text" / f"{train_names[0]}.txt").write_text("".join(f"caption {j}\n" for j in range(7)))
+    (root / "text" / "COCO_val2014_999999999999.txt").write_text("an image that is not there\n")  # listed nowhere
+    (root / "train" / "filenames.pickle").write_bytes(pickle.dumps([f"{n}.jpg" for n in train_names], protocol=2))
+    train, test = build_dataset(cfg(root), "train"), build_dataset(cfg(root), "test")
+    assert sorted(stems(train)) == train_names and sorted(stems(test)) == test_names
+    first = stems(train).index(train_names[0])
+    assert train.captions_of(first) == [f"caption {j}" for j in range(5)]
+    assert {train.image_path(i).parent.name for i in range(len(train))} == {"train2014"}
+    assert {test.image_path(i).parent.name for i in range(len(test))} == {"val2014"}
+    (root / "train" / "filenames.pickle").unlink()
+    with pytest.raises(DataError, match="no training list") as err:
+        build_dataset(cfg(root), "test")
+    assert "add train/filenames.pickle" in (err.value.fix or "")
 
 
 def test_coco_data_info_and_make_hdf5(tmp_path: Path) -> None:

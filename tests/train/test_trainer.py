@@ -308,3 +308,18 @@ def test_resuming_from_an_earlier_checkpoint_drops_what_came_after_it(tmp_path: 
     assert not list((run / "samples").glob("step_000000[34].*"))
     assert load_checkpoint(run / "checkpoints" / "latest.pt")["step"] == 2  # latest is the history being continued
     assert [r["step"] for r in losses(run)] == [1, 2]
+
+
+def test_find_checkpoint_takes_a_relative_file_in_the_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`ganreg run --resume RUN --checkpoint checkpoints/best.pt` from anywhere: a relative path that is not there
+    from the current directory is the run's file; one that is there stays as given."""
+    from ganreg.train.checkpoint import find_checkpoint
+
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "checkpoints" / "best.pt").write_bytes(b"x")
+    monkeypatch.chdir(tmp_path)
+    assert find_checkpoint(run, "checkpoints/best.pt") == run / "checkpoints" / "best.pt"
+    assert find_checkpoint(run, "best") == run / "checkpoints" / "best.pt"
+    assert find_checkpoint(run, "run/checkpoints/best.pt") == Path("run/checkpoints/best.pt")
+    assert find_checkpoint(run, "nowhere.pt") == Path("nowhere.pt")  # the caller names the missing file

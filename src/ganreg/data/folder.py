@@ -56,6 +56,7 @@ from ganreg.data.base import CaptionedImageDataset
 from ganreg.data.config import DEFAULT_SPLIT_FILES
 from ganreg.data.metadata import (
     METADATA_NAMES,
+    SPLIT_FOLDERS,
     find_metadata,
     find_split_tables,
     item_name,
@@ -148,6 +149,19 @@ def classes_of_filenames(path: Path) -> list[str]:
     return sorted({n.split("/", 1)[0] for n in names})
 
 
+def _strip_image_ext(name: str) -> str:
+    return name[: -len(Path(name).suffix)] if Path(name).suffix.lower() in IMAGE_EXTS else name
+
+
+COCO_CAPTIONS = 5
+"""Captions read per caption file of a COCO-like folder: DF-GAN's ``CAPTIONS_PER_IMAGE`` for coco (its
+``load_captions`` keeps the first 5 non-blank lines, and its DAMSM vocabulary was built from them; a few
+COCO images have 6 or 7)."""
+COCO_IMAGE_FOLDERS = ("train2014", "val2014", "train2014/jpg", "val2014/jpg")
+"""Where a COCO-like folder's images may also be, under its image folder: current DF-GAN reads
+``images/train2014/`` and ``images/val2014/``, AttnGAN and the 2020 DF-GAN read ``images/`` itself."""
+
+
 def image_lists(split_files: dict[str, Path]) -> dict[str, list[str]]:
     """``{split: image names}`` when every split file is a ``filenames.pickle`` of bare image names (COCO:
     no classes, the lists are the splits), else ``{}`` (class lists; a mix is an error)."""
@@ -156,7 +170,8 @@ def image_lists(split_files: dict[str, Path]) -> dict[str, list[str]]:
     for split, path in pickles.items():
         names = read_filenames(path)
         if not any("/" in n for n in names):
-            lists[split] = list(dict.fromkeys(names))  # a name listed twice is one image
+            # a name listed twice is one image; a name given with its extension is the same name
+            lists[split] = list(dict.fromkeys(_strip_image_ext(n) for n in names))
     if lists and len(lists) < len(split_files):
         bare, other = next(iter(lists)), next(s for s in split_files if s not in lists)
         raise DataError(
@@ -272,7 +287,8 @@ class FolderLayout:
                 f"no caption folder in {self.root} (looked for {', '.join(CAPTION_DIR_CANDIDATES)})", caption_fix
             )
         if not beside:
-            unread = unread_tables([self.root, self.images])
+            splits = [self.root / f for folders in SPLIT_FOLDERS.values() for f in folders]
+            unread = unread_tables([self.root, self.images, *splits])
             if unread:
                 raise DataError(
                     f"no captions in {self.root}: {unread[0]} looks like a caption table, but ganreg reads only "
@@ -316,6 +332,53 @@ class FolderLayout:
         """The index entries of a caption table: names ``prefix + file_name`` (see :func:`item_name`)."""
         rows = read_metadata(table)
         return [[item_name(prefix + f), str((table.parent / f).relative_to(self.root)), caps] for f, caps in rows.items()]
+
+    def _coco_image_folders(self) -> list[Path]:
+        """The image folder and those of :data:`COCO_IMAGE_FOLDERS` under it that exist."""
+        return [self.images] + [self.images / d for d in COCO_IMAGE_FOLDERS if (self.images / d).is_dir()]
+
+    def _listed_entries(self, not_utf8: list[NotUtf8] | None) -> list[list[Any]]:
+        """The index entries of a COCO-like folder: only the images its lists name (a user with the train
+        images alone trains on them), each ``<captions>/<name>.txt`` (its first :data:`COCO_CAPTIONS`
+        captions) and ``<name>.jpg|jpeg|png`` in one of :meth:`_coco_image_folders`."""
+        texts = _listing(self.captions)
+        images: dict[str, Path] = {}
+        for folder in self._coco_image_folders():
+            for low, name in _listing(folder).items():
+                other = images.setdefault(low, folder / name)
+                if other != folder / name:
+                    raise DataError(f"{other} and {folder / name} are one image", "delete one of them")
+        listed = {name: split for split, names in self.image_lists.items() for name in names}
+        entries, no_text, no_image = [], [], []
+        for name, split in listed.items():
+            txt = texts.get(name.lower() + ".txt")
+            image = next((images[name.lower() + ext] for ext in IMAGE_EXTS if name.lower() + ext in images), None)
+            if txt is None:
+                no_text.append((name, split))
+                continue
+            if image is None:
+                no_image.append((name, split))
+                continue
+            try:
+                captions = read_captions(self.captions / txt)[:COCO_CAPTIONS]
+            except NotUtf8 as exc:
+                if not_utf8 is None:
+                    raise
+                not_utf8.append(exc)
+                continue
+            entries.append([name, str(image.relative_to(self.root)), captions])
+        for missing, what, fix in (
+            (no_text, f"no caption file <name>.txt in {self.captions}", "unpack the dataset's text/ folder there"),
+            (no_image, "no image <name>.jpg in " + " or ".join(str(d) for d in self._coco_image_folders()),
+             "unpack COCO's train2014 / val2014 images into images/ (or images/train2014/, images/val2014/)"),
+        ):
+            if missing:
+                name, split = missing[0]
+                raise DataError(
+                    f"{len(missing)} listed image(s) have {what} (first: {name}, listed in {self.list_files[split]})",
+                    f"{fix}, or use the filenames.pickle of the same download",
+                )
+        return entries
 
     def _folder(self, given: str | None, candidates: Sequence[str], what: str, fix: str) -> Path | None:
         """``root/given`` (an error if it is not a folder), else the first of ``candidates`` that exists
@@ -395,6 +458,9 @@ class FolderLayout:
         parts = [f"v{INDEX_VERSION}", str(self.root.resolve()), str(self.images), str(self.captions)]
         if self.images != self.captions or not self.unlabelled:  # else the caption folder's listing covers them
             parts.append(f"{self.images}:{self.images.stat().st_mtime_ns}")
+        if self.image_lists:  # COCO: the lists pick the images, which may be in train2014/ and val2014/
+            parts += [f"{p}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in self.list_files.values()]
+            parts += [f"{d}:{d.stat().st_mtime_ns}" for d in self._coco_image_folders()]
         for cls in classes:
             cdir = self.captions / cls
             try:
@@ -418,6 +484,8 @@ class FolderLayout:
         instead of raised, so one error can name all of them."""
         if cls == "" and self.metadata is not None:
             return self._table_entries(self.metadata, "")
+        if cls == "" and self.image_lists:
+            return self._listed_entries(not_utf8)
         tables = {folder: self.split_tables[s] for s, folder in self.table_folders.items()}
         if cls in tables:
             return self._table_entries(tables[cls], f"{cls}/")
@@ -713,14 +781,12 @@ class FolderDataset(CaptionedImageDataset):
             f"the test list {files.get('test')}", "use the train/ and test/ filenames.pickle of one download",
             what="image(s)",
         )
-        for s, names in lists.items():
-            missing = [n for n in names if n not in entries]
-            if missing:
-                raise DataError(
-                    f"{len(missing)} of the {len(names)} images in {files[s]} have no caption file in "
-                    f"{self.layout.captions} (first: {missing[0]}.txt)",
-                    "unpack the dataset's text/ folder there, or use the filenames.pickle of the same download",
-                )
+        if "train" not in lists:
+            raise DataError(
+                f"{self.root} has {', '.join(str(f.relative_to(self.root)) for f in files.values())} but no "
+                "training list",
+                "add train/filenames.pickle of the same download",
+            )
         given = {s: [entries[n] for n in names] for s, names in lists.items()}
         self._split_given(split, given, {s: str(f.relative_to(self.root)) for s, f in files.items()}, num_images,
                           test_images)

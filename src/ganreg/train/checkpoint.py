@@ -74,7 +74,8 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
 
 
 def find_checkpoint(run_dir: Path, which: str | int | None = None) -> Path:
-    """``latest`` (default), ``best`` (kept by ``eval.keep_best``), a step number, or a path."""
+    """``latest`` (default), ``best`` (kept by ``eval.keep_best``), a step number, or a path (a relative
+    one that is not there from the current directory is taken in the run: ``checkpoints/best.pt``)."""
     ckpt_dir = run_dir / "checkpoints"
     if which is None or which == "latest":
         return ckpt_dir / LATEST
@@ -82,7 +83,10 @@ def find_checkpoint(run_dir: Path, which: str | int | None = None) -> Path:
         return ckpt_dir / "best.pt"
     if isinstance(which, int) or str(which).isdigit():
         return ckpt_dir / step_file(int(which), ".pt")
-    return Path(which)
+    path = Path(which)
+    if not path.is_absolute() and not path.exists() and (run_dir / path).exists():
+        return run_dir / path
+    return path
 
 
 def load_weights(module: Any, state: dict[str, Any], network: str, source: Path) -> None:
