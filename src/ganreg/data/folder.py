@@ -193,6 +193,18 @@ def read_captions(path: Path) -> list[str]:
     return caps
 
 
+def _captions_or_collect(path: Path, not_utf8: list[NotUtf8] | None) -> list[str] | None:
+    """:func:`read_captions`; with ``not_utf8`` given, a file that is not UTF-8 is collected there (None
+    returned), so that one error can name all of them."""
+    try:
+        return read_captions(path)
+    except NotUtf8 as exc:
+        if not_utf8 is None:
+            raise
+        not_utf8.append(exc)
+        return None
+
+
 class FolderLayout:
     """Resolved paths of a folder dataset (root, images, captions, split files)."""
 
@@ -359,14 +371,9 @@ class FolderLayout:
             if image is None:
                 no_image.append((name, split))
                 continue
-            try:
-                captions = read_captions(self.captions / txt)[:COCO_CAPTIONS]
-            except NotUtf8 as exc:
-                if not_utf8 is None:
-                    raise
-                not_utf8.append(exc)
-                continue
-            entries.append([name, str(image.relative_to(self.root)), captions])
+            captions = _captions_or_collect(self.captions / txt, not_utf8)
+            if captions is not None:
+                entries.append([name, str(image.relative_to(self.root)), captions[:COCO_CAPTIONS]])
         for missing, what, fix in (
             (no_text, f"no caption file <name>.txt in {self.captions}", "unpack the dataset's text/ folder there"),
             (no_image, "no image <name>.jpg in " + " or ".join(str(d) for d in self._coco_image_folders()),
@@ -519,14 +526,9 @@ class FolderLayout:
                     f"no image for caption file {txt} (looked for {' and '.join(places)})",
                     "add the image, move the caption file out, or set data.images_dir",
                 )
-            try:
-                captions = read_captions(txt)
-            except NotUtf8 as exc:
-                if not_utf8 is None:
-                    raise
-                not_utf8.append(exc)
-                continue
-            entries.append([stem, str(image.relative_to(self.root)), captions])
+            captions = _captions_or_collect(txt, not_utf8)
+            if captions is not None:
+                entries.append([stem, str(image.relative_to(self.root)), captions])
         return entries
 
     def index(self, classes: Sequence[str], cache_dir: str | os.PathLike[str] | None = None) -> dict[str, list]:
