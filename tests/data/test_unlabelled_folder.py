@@ -310,7 +310,7 @@ def test_coco_lists_that_overlap_or_lack_captions_are_named(tmp_path: Path) -> N
     with pytest.raises(DataError, match=r"1 listed image\(s\) have no caption file .*first: COCO_train2014_000000000002, "
                                         r"listed in .*train/filenames.pickle") as err:
         build_dataset(cfg(root), "train")
-    assert "text/" in (err.value.fix or "")
+    assert "unpack the dataset's captions into" in (err.value.fix or "")
     (root / "text" / f"{train_names[2]}.txt").write_text("a caption\n")
     (root / "images" / f"{test_names[1]}.jpg").unlink()
     with pytest.raises(DataError, match=r"1 listed image\(s\) have no image .*first: COCO_val2014_000000000001") as err:
@@ -321,7 +321,8 @@ def test_coco_lists_that_overlap_or_lack_captions_are_named(tmp_path: Path) -> N
 
 
 def test_coco_as_current_dfgan_reads_it_train2014_val2014_and_names_with_extensions(tmp_path: Path) -> None:
-    """Current DF-GAN reads images/train2014/ and images/val2014/; a caption file's first 5 lines are its
+    """Current DF-GAN reads images/train2014/ and images/val2014/ (captions here in text/train2014/ and
+    text/val2014/, as AttnGAN's text archives unpack); a caption file's first 5 lines are its
     captions (DF-GAN's CAPTIONS_PER_IMAGE); captions of images no list names are not read; names listed
     with their extension are the same names; a test list alone is told to add the train list."""
     import pickle
@@ -330,9 +331,11 @@ def test_coco_as_current_dfgan_reads_it_train2014_val2014_and_names_with_extensi
     train_names, test_names = write_coco(root, 6, 2)
     for folder, names in (("train2014", train_names), ("val2014", test_names)):
         (root / "images" / folder).mkdir()
+        (root / "text" / folder).mkdir()  # AttnGAN's train2014-text.zip / val2014-text.zip, unpacked into text/
         for n in names:
             (root / "images" / f"{n}.jpg").rename(root / "images" / folder / f"{n}.jpg")
-    (root / "text" / f"{train_names[0]}.txt").write_text("".join(f"caption {j}\n" for j in range(7)))
+            (root / "text" / f"{n}.txt").rename(root / "text" / folder / f"{n}.txt")
+    (root / "text" / "train2014" / f"{train_names[0]}.txt").write_text("".join(f"caption {j}\n" for j in range(7)))
     (root / "text" / "COCO_val2014_999999999999.txt").write_text("an image that is not there\n")  # listed nowhere
     (root / "train" / "filenames.pickle").write_bytes(pickle.dumps([f"{n}.jpg" for n in train_names], protocol=2))
     train, test = build_dataset(cfg(root), "train"), build_dataset(cfg(root), "test")

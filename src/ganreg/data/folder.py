@@ -157,6 +157,9 @@ COCO_CAPTIONS = 5
 """Captions read per caption file of a COCO-like folder: DF-GAN's ``CAPTIONS_PER_IMAGE`` for coco (its
 ``load_captions`` keeps the first 5 non-blank lines, and its DAMSM vocabulary was built from them; a few
 COCO images have 6 or 7)."""
+COCO_CAPTION_FOLDERS = ("train2014", "val2014")
+"""Where a COCO-like folder's caption files may also be, under its caption folder (AttnGAN's
+``train2014-text.zip`` / ``val2014-text.zip`` unpacked into ``text/``)."""
 COCO_IMAGE_FOLDERS = ("train2014", "val2014", "train2014/jpg", "val2014/jpg")
 """Where a COCO-like folder's images may also be, under its image folder: current DF-GAN reads
 ``images/train2014/`` and ``images/val2014/``, AttnGAN and the 2020 DF-GAN read ``images/`` itself."""
@@ -275,17 +278,11 @@ class FolderLayout:
             raise DataError(f"no image folder in {self.root} (looked for {', '.join(IMAGE_DIR_CANDIDATES)})", image_fix)
         self.images = images or self.root  # captions beside the images (photo.jpg + photo.txt) in the root itself
         self.captions = captions or self.images
-        self.unlabelled = not self.split_files and bool(self.flat_captions(self.captions))
+        self.unlabelled = bool(self.image_lists) or (not self.split_files and bool(self.flat_captions(self.captions)))
         """The captions are ``<captions>/<stem>.txt``, in no class folders, and there are no class lists: a
-        user's own captioned images, every image its own class (see :class:`FolderDataset`)."""
-        if self.image_lists and not self.unlabelled:
-            first = next(iter(self.list_files.values()))
-            raise DataError(
-                f"{first} lists bare image names (COCO: no classes), but {self.captions} holds no <image>.txt caption "
-                "files itself",
-                "unpack the dataset's text/ folder (one <image>.txt per image) there, or set data.captions_dir",
-            )
-        nested = self._class_captions(self.captions) if self.unlabelled else None
+        user's own captioned images, every image its own class (see :class:`FolderDataset`); or COCO's
+        lists of bare names pick the images (:meth:`_listed_entries` finds their files)."""
+        nested = self._class_captions(self.captions) if self.unlabelled and not self.image_lists else None
         if nested is not None:
             raise DataError(
                 f"{self.captions} holds caption files both itself ({self.flat_captions(self.captions)[0]}, ...) and in "
@@ -349,17 +346,28 @@ class FolderLayout:
         """The image folder and those of :data:`COCO_IMAGE_FOLDERS` under it that exist."""
         return [self.images] + [self.images / d for d in COCO_IMAGE_FOLDERS if (self.images / d).is_dir()]
 
+    def _coco_caption_folders(self) -> list[Path]:
+        """The caption folder and those of :data:`COCO_CAPTION_FOLDERS` under it that exist."""
+        return [self.captions] + [self.captions / d for d in COCO_CAPTION_FOLDERS if (self.captions / d).is_dir()]
+
+    @staticmethod
+    def _merged_listing(folders: list[Path]) -> dict[str, Path]:
+        """lower-case file name -> file, over ``folders``; one name in two of them is an error."""
+        out: dict[str, Path] = {}
+        for folder in folders:
+            for low, name in _listing(folder).items():
+                other = out.setdefault(low, folder / name)
+                if other != folder / name:
+                    raise DataError(f"{other} and {folder / name} are one file of the data", "delete one of them")
+        return out
+
     def _listed_entries(self, not_utf8: list[NotUtf8] | None) -> list[list[Any]]:
         """The index entries of a COCO-like folder: only the images its lists name (a user with the train
         images alone trains on them), each ``<captions>/<name>.txt`` (its first :data:`COCO_CAPTIONS`
-        captions) and ``<name>.jpg|jpeg|png`` in one of :meth:`_coco_image_folders`."""
-        texts = _listing(self.captions)
-        images: dict[str, Path] = {}
-        for folder in self._coco_image_folders():
-            for low, name in _listing(folder).items():
-                other = images.setdefault(low, folder / name)
-                if other != folder / name:
-                    raise DataError(f"{other} and {folder / name} are one image", "delete one of them")
+        captions) in one of :meth:`_coco_caption_folders` and ``<name>.jpg|jpeg|png`` in one of
+        :meth:`_coco_image_folders`."""
+        texts = self._merged_listing(self._coco_caption_folders())
+        images = self._merged_listing(self._coco_image_folders())
         listed = {name: split for split, names in self.image_lists.items() for name in names}
         entries, no_text, no_image = [], [], []
         for name, split in listed.items():
@@ -371,11 +379,12 @@ class FolderLayout:
             if image is None:
                 no_image.append((name, split))
                 continue
-            captions = _captions_or_collect(self.captions / txt, not_utf8)
+            captions = _captions_or_collect(txt, not_utf8)
             if captions is not None:
                 entries.append([name, str(image.relative_to(self.root)), captions[:COCO_CAPTIONS]])
         for missing, what, fix in (
-            (no_text, f"no caption file <name>.txt in {self.captions}", "unpack the dataset's text/ folder there"),
+            (no_text, "no caption file <name>.txt in " + " or ".join(str(d) for d in self._coco_caption_folders()),
+             f"unpack the dataset's captions into {self.root / 'text'} (flat, or in its train2014/ and val2014/)"),
             (no_image, "no image <name>.jpg in " + " or ".join(str(d) for d in self._coco_image_folders()),
              "unpack COCO's train2014 / val2014 images into images/ (or images/train2014/, images/val2014/)"),
         ):
@@ -468,6 +477,7 @@ class FolderLayout:
         if self.image_lists:  # COCO: the lists pick the images, which may be in train2014/ and val2014/
             parts += [f"{p}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in self.list_files.values()]
             parts += [f"{d}:{d.stat().st_mtime_ns}" for d in self._coco_image_folders()]
+            classes = [*classes, *(str(d.relative_to(self.captions)) for d in self._coco_caption_folders()[1:])]
         for cls in classes:
             cdir = self.captions / cls
             try:
