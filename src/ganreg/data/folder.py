@@ -28,7 +28,7 @@ The index (classes, stems, image paths, captions) is built once and cached
 under ``<cache_dir>/folder-index/``, keyed by the size and mtime of every
 caption file and image folder, so editing the data rebuilds it. A caption
 table is read afresh each time instead: it may name images in any folder,
-which no cheap key covers (40k rows take about 1.5 s).
+which no cheap key covers (40k rows take about 0.8 s).
 """
 
 from __future__ import annotations
@@ -340,7 +340,9 @@ class FolderLayout:
     def _table_entries(self, table: Path, prefix: str) -> list[list[Any]]:
         """The index entries of a caption table: names ``prefix + file_name`` (see :func:`item_name`)."""
         rows = read_metadata(table)
-        return [[item_name(prefix + f), str((table.parent / f).relative_to(self.root)), caps] for f, caps in rows.items()]
+        folder = table.parent.relative_to(self.root).as_posix()
+        under = "" if folder == "." else f"{folder}/"  # the path relative to the root, joined as strings (per row)
+        return [[item_name(prefix + f), under + f, caps] for f, caps in rows.items()]
 
     def _coco_image_folders(self) -> list[Path]:
         """The image folder and those of :data:`COCO_IMAGE_FOLDERS` under it that exist."""
