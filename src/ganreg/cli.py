@@ -151,6 +151,9 @@ def _show_component(c: Any, params_rows: Any) -> None:
     if description:
         console.print(description, markup=False, emoji=False)  # a docstring's "[B, C, H, W]" is no markup
     rows = params_rows(c.params)
+    if c.kind == "loss":
+        for line in _loss_facts(c, has_params=bool(rows)):
+            console.print(line, markup=False, emoji=False)
     if not rows:
         console.print("parameters: none")
         return
@@ -160,6 +163,30 @@ def _show_component(c: Any, params_rows: Any) -> None:
     for row in rows:
         table.add_row(*map(Text, row))
     console.print(table)
+
+
+def _loss_facts(c: Any, has_params: bool) -> list[str]:
+    """What a recipe must give a loss term (which network it trains, the inputs and components it reads):
+    they are attributes of the built term, so it is built with its default params, the values a recipe
+    entry gets when it sets none. A term that needs params to build says so instead."""
+    from ganreg.errors import UserError
+    from ganreg.kinds import BuildContext
+
+    try:
+        loss = c.build({}, BuildContext(cond_dim=16))
+    except UserError:
+        return ["trains and needs: depends on its params (it does not build without them)"]
+    needs = [
+        *(["D's gradient with respect to the real images and sentences (a gradient penalty)"] if loss.needs_input_grad else []),
+        *(["real images of another class in every batch (classes in the data)"] if loss.needs_wrong_images else []),
+        *(["an image_encoder section in the recipe"] if loss.needs_image_encoder else []),
+        *([f"the discriminator {' or '.join(loss.needs_discriminator)}"] if loss.needs_discriminator else []),
+    ]
+    return [
+        f"trains: the {loss.network} (a recipe entry's \"network\" can change it)",
+        ("needs, with its default params: " if has_params else "needs: ")
+        + ("; ".join(needs) if needs else "nothing beyond a generator and a discriminator"),
+    ]
 
 
 # ------------------------------------------------------------------ recipes

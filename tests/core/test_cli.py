@@ -49,6 +49,15 @@ def test_show_prints_params_and_paper() -> None:
     assert gen.returncode == 0 and "nf" in gen.stdout
 
 
+def test_show_says_what_a_loss_trains_and_needs() -> None:
+    """The requirements a recipe is refused for (a U-Net D, input gradients, wrong images) are in `show`."""
+    lines = {name: " ".join(ganreg("show", name).stdout.split()) for name in ("unet:cutmix", "dfgan:magp", "dcgan_cls:matching_bce", "dfgan:hinge_generator")}
+    assert "trains: the discriminator" in lines["unet:cutmix"] and "needs, with its default params: the discriminator unet:unet" in lines["unet:cutmix"]
+    assert "gradient with respect to the real images and sentences" in lines["dfgan:magp"]
+    assert "real images of another class in every batch" in lines["dcgan_cls:matching_bce"]
+    assert "trains: the generator" in lines["dfgan:hinge_generator"] and "needs: nothing beyond" in lines["dfgan:hinge_generator"]
+
+
 def test_show_unknown_suggests() -> None:
     res = ganreg("show", "dfgn")
     assert res.returncode == 2
