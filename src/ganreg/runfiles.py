@@ -1,5 +1,5 @@
 """Names of a run's per-step files (``checkpoints/step_0001000.pt``, ``samples/step_0001000.png``), and
-the reading of its recorded recipe that every command shares.
+the reading of its recorded recipe and its training log that every command shares.
 
 Torch-free, so the report and compare commands read run directories without importing torch.
 """
@@ -56,3 +56,20 @@ def _damaged(path: Path, reason: str) -> UserError:
         "restore the file from a copy of the run; without one, re-create the run: `ganreg run` the recipe it was "
         "started from, with the same --set options",
     )
+
+
+def read_metrics(path: Path) -> list[dict[str, Any]]:
+    """The records of metrics.jsonl: objects with an integer ``step``, keeping their numeric values. A line
+    that is no such record (a torn last line of a run killed mid-write, or a damaged one) is skipped, and
+    so is a value that is not a number: a report of a damaged log shows what is left, never a traceback."""
+    if not path.is_file():
+        return []
+    rows = []
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            row = json.loads(line) if line.strip() else None
+        except ValueError:
+            continue
+        if isinstance(row, dict) and isinstance(row.get("step"), int) and not isinstance(row["step"], bool):
+            rows.append({k: v for k, v in row.items() if isinstance(v, (int, float)) and not isinstance(v, bool)})
+    return rows

@@ -289,11 +289,6 @@ def _check_discriminator(disc: Any, ctx: BuildContext) -> None:
 
 
 def _check_loss(loss: Any, ctx: BuildContext) -> None:
-    import torch
-    from torch import nn
-
-    from ganreg.train.context import StepContext
-
     network = getattr(loss, "network", None)
     assert network in NETWORKS, (
         f"{type(loss).__name__}.network is {network!r}: it must be 'generator' or 'discriminator' "

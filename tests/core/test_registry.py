@@ -8,7 +8,7 @@ import pytest
 from pydantic import BaseModel, ConfigDict, Field
 
 from ganreg.errors import ComponentError, RecipeError, UserError
-from ganreg.interfaces import Generator, GeneratorOutput
+from ganreg.interfaces import Generator
 from ganreg.plugins import PluginStatus, hookimpl, load_entry_points, load_plugin
 from ganreg.registry import Registry
 

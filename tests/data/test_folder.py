@@ -112,6 +112,34 @@ def test_undecodable_image_is_named(oxford_folder) -> None:
             ds._image_array(i)
 
 
+def test_undecodable_image_is_named_from_an_evaluation_loader_worker(oxford_folder) -> None:
+    """Real-image features for FID are read by worker processes: their error is the data's, not a traceback."""
+    import torch
+
+    from ganreg.metrics.reference import extract_dataset
+
+    class MeanColour(torch.nn.Module):
+        num_features = 3
+
+        def forward(self, images: torch.Tensor) -> torch.Tensor:
+            return images.float().mean(dim=(2, 3))
+
+    (oxford_folder / "jpg" / "image_00003.jpg").write_bytes(b"not an image at all")
+    ds = build_dataset(cfg(oxford_folder), "train")
+    with pytest.raises(DataError, match=r"^cannot decode image .*image_00003.jpg") as caught:
+        extract_dataset(MeanColour(), ds, torch.device("cpu"), batch_size=2, num_workers=1)
+    assert "Traceback" not in caught.value.message and caught.value.fix
+
+
+def test_evaluation_classifier_data_names_a_broken_split_rather_than_dropping_it(oxford_folder) -> None:
+    from ganreg.metrics.classifier import load_labelled_images
+
+    assert load_labelled_images(cfg(oxford_folder), 16).splits == ["train", "test"]
+    (oxford_folder / "testclasses.txt").write_text("class_00004\nclass_09999\n")
+    with pytest.raises(DataError, match="class_09999"):
+        load_labelled_images(cfg(oxford_folder), 16)
+
+
 def test_index_rebuilt_when_captions_change(oxford_folder) -> None:
     ds = build_dataset(cfg(oxford_folder), "train")
     assert ds.captions_of(0)[0].startswith("a class_00001")

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import torch
 
 from ganreg.data.config import DataConfig
 from ganreg.metrics.classifier import ClassifierSpec, TrainedClassifier, load_classifier

@@ -47,6 +47,15 @@ def test_generate_records_checkpoint_seed_truncation_and_the_command(tiny_run: P
     assert raw.read_bytes() == first
 
 
+def test_generate_writes_the_format_its_output_name_says(tiny_run: Path, autoload: Any, tmp_path: Path) -> None:
+    from PIL import Image
+
+    for name, fmt in (("grid.jpg", "JPEG"), ("grid.JPEG", "JPEG"), ("grid.png", "PNG")):
+        _generate([str(tiny_run), "a red circle", "-n", "2", "-o", str(tmp_path / name), "--device", "cpu"])
+        with Image.open(tmp_path / name) as im:
+            assert im.format == fmt, name
+
+
 def test_generate_never_overwrites_a_file_it_did_not_write(tiny_run: Path, autoload: Any, tmp_path: Path) -> None:
     """``-o recipes/dfgan.png`` must not replace ``recipes/dfgan.json``: a sidecar name taken by another file is
     refused before anything is generated; generate's own sidecars are rewritten."""

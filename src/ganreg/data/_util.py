@@ -67,6 +67,15 @@ def load_plain_pickle(path: Path, what: str, fix: str) -> Any:
         raise DataError(f"cannot read {path} as {what}: {type(exc).__name__}: {exc}", fix) from None
 
 
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity mask: taskset, Slurm and containers narrow it), which
+    ``os.cpu_count()`` ignores; every count of worker processes starts from this one."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
 class SplitMissing(DataError):
     """The source has no such split (no class list for it, no such HDF5 group): a caller that can do
     without the split (a run without a held-out set) catches this one, and only this one."""

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 import torch
 from torch.utils.data import DataLoader, Sampler
 
-from ganreg.data._util import SplitMissing, mix_seed
+from ganreg.data._util import SplitMissing, mix_seed, usable_cpus
 from ganreg.data.base import CaptionedImageDataset
 from ganreg.data.config import DataConfig
 from ganreg.data.tokenizer import Collator, Vocabulary
@@ -177,11 +176,7 @@ class DataLoaderWithErrors(DataLoader):
 def worker_count(requested: int) -> int:
     """``requested`` loader workers, at most the CPUs this process may run on: more workers than
     cores only contend (a recipe written for a GPU server still runs on a laptop)."""
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS, Windows
-        cpus = os.cpu_count() or 1
-    return min(int(requested), cpus)
+    return min(int(requested), usable_cpus())
 
 
 def make_loader(

@@ -9,12 +9,11 @@ and returns every failure at once.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from typing import Any
 
-from ganreg.data._util import ImageDecodeError
+from ganreg.data._util import ImageDecodeError, usable_cpus
 from ganreg.errors import DataError
 
 PARALLEL_FROM = 2000
@@ -71,11 +70,7 @@ def default_workers(n_images: int) -> int:
     CPUs this process may use."""
     if n_images < PARALLEL_FROM:
         return 0
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS, Windows
-        cpus = os.cpu_count() or 1
-    return max(0, min(MAX_WORKERS, cpus))
+    return max(0, min(MAX_WORKERS, usable_cpus()))
 
 
 def _chunks(items: list[tuple[int, int]]) -> Iterator[list[tuple[int, int]]]:
@@ -92,7 +87,7 @@ def find_undecodable(
     """Decode every image of ``datasets`` (each image once); returns ``(images checked, [(where, why),
     ...])`` with every image that does not decode, in dataset order.
 
-    ``workers``: processes to decode in (None: :func:`default_workers`; 0: this process).
+    ``workers``: processes to decode in (None: :func:`default_workers`; 0 or 1: this process).
     ``progress(k)`` is called after each ``k`` more images.
     """
     items = image_items(datasets)

@@ -231,6 +231,8 @@ class HDF5Dataset(CaptionedImageDataset):
                 "train and test classes from the file's classes, or re-create the file with disjoint class lists "
                 "(ganreg data make hdf5 --from FOLDER)",
             )
+        if class_split == "random" and split not in chosen:
+            raise SplitMissing("class_split 'random' draws only train and test classes", "use split train or test")
         keep = set(chosen.get(split, []))
         if not keep:
             raise DataError(f"{self.path}: split '{split}' has no classes", "check data.class_split / num_classes")

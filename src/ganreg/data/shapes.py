@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from ganreg.atomic import atomic_write_bytes
-from ganreg.data._util import mix_seed, resolve_cache_dir
+from ganreg.data._util import mix_seed, resolve_cache_dir, usable_cpus
 from ganreg.data.base import CaptionedImageDataset
 from ganreg.errors import DataError
 
@@ -361,7 +361,7 @@ def generate_images(seed: int, num_images: int, size: int, processes: int | None
     import multiprocessing as mp
 
     if processes is None:
-        processes = min(os.cpu_count() or 1, 8) if num_images >= 2000 else 1
+        processes = min(usable_cpus(), 8) if num_images >= 2000 else 1
     if processes <= 1 or mp.current_process().daemon:  # daemonic workers cannot fork a pool
         return _render_range((seed, size, 0, num_images))
 

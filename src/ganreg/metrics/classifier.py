@@ -30,7 +30,7 @@ from torch import nn
 
 from ganreg.atomic import atomic_save, atomic_write_text
 from ganreg.data.config import DataConfig
-from ganreg.errors import DataError, UserError
+from ganreg.errors import UserError
 from ganreg.metrics.cache import EVAL_CACHE_VERSION, data_key, eval_cache_dir, sha256_file, short_hash
 
 CLASS_HEAD = "class"
@@ -153,10 +153,9 @@ class NoClasses(UserError):
 
 def load_labelled_images(config: DataConfig, input_size: int) -> LabelledImages:
     """Every split's images (resized to ``input_size``), classes and attributes."""
-    from torch.utils.data import DataLoader
-
     from ganreg.data import build_dataset
-    from ganreg.data.build import SPLITS, worker_count
+    from ganreg.data._util import SplitMissing
+    from ganreg.data.build import SPLITS, DataLoaderWithErrors, worker_count
 
     chunks: list[torch.Tensor] = []
     labels: list[torch.Tensor] = []
@@ -167,8 +166,8 @@ def load_labelled_images(config: DataConfig, input_size: int) -> LabelledImages:
     for split in SPLITS:
         try:
             ds = build_dataset(config, split)
-        except DataError:
-            continue  # a split the source does not have (shapes: valid)
+        except SplitMissing:
+            continue  # a split the source does not have (shapes: valid); any other data error is the user's to fix
         if len(ds) == 0:
             continue
         if not ds.has_classes:
@@ -177,7 +176,7 @@ def load_labelled_images(config: DataConfig, input_size: int) -> LabelledImages:
         attributes, class_names = ds.attributes, list(ds.class_names)
         ds.set_epoch(0)
         ds = ds.view(wrong_images=False, augment=False)
-        loader = DataLoader(ds, batch_size=256, shuffle=False, num_workers=worker_count(config.num_workers), collate_fn=_stack_items)
+        loader = DataLoaderWithErrors(ds, batch_size=256, shuffle=False, num_workers=worker_count(config.num_workers), collate_fn=_stack_items)
         for batch in loader:
             chunks.append(to_uint8(resize_to(batch["images"], input_size)))
             labels.append(batch["labels"])

@@ -127,10 +127,10 @@ def extract_dataset(
     num_workers: int = 0,
 ) -> torch.Tensor:
     """Features of the dataset's real images, in index order."""
-    from torch.utils.data import DataLoader
+    from ganreg.data.build import DataLoaderWithErrors
 
     n = len(dataset) if max_images is None else min(len(dataset), max_images)
-    loader = DataLoader(_FirstPass(dataset, n), batch_size=batch_size, shuffle=False, num_workers=num_workers, collate_fn=_images_only)
+    loader = DataLoaderWithErrors(_FirstPass(dataset, n), batch_size=batch_size, shuffle=False, num_workers=num_workers, collate_fn=_images_only)
     out = [extractor(images.to(device)).float().cpu() for images in loader]
     return torch.cat(out) if out else torch.empty(0, extractor.num_features)
 

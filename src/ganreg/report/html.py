@@ -195,7 +195,7 @@ def build_report(
                 f"({info.best.get('checkpoint')})") + "</p>")
         loss_png = run_dir / "loss_curves.png"
         if not loss_png.is_file() and info.loss_rows:
-            loss_png = plot_losses(run_dir / "metrics.jsonl", tmp / "loss_curves.png") or loss_png
+            loss_png = plot_losses(info.metrics, tmp / "loss_curves.png") or loss_png
         sections.append(("Loss curves", img(loss_png, "loss curves") if loss_png.is_file() else "<p class='muted'>No losses logged.</p>"))
         curves = plot_metric_curves(info.metrics, tmp / "metric_curves.png")
         sections.append(("Metric curves", img(curves, "metric curves") if curves else

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ganreg.errors import UserError
-from ganreg.runfiles import read_recipe_json, step_of
+from ganreg.runfiles import read_metrics, read_recipe_json, step_of
 
 
 @dataclass
@@ -116,23 +116,6 @@ def _json(path: Path) -> Any:
         return None
 
 
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    """The records of metrics.jsonl: objects with an integer ``step``, keeping their numeric values. A line
-    that is no such record (a torn last line of a run killed mid-write, or a damaged one) is skipped, and
-    so is a value that is not a number: a report of a damaged log shows what is left, never a traceback."""
-    if not path.is_file():
-        return []
-    rows = []
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-        try:
-            row = json.loads(line) if line.strip() else None
-        except ValueError:
-            continue
-        if isinstance(row, dict) and isinstance(row.get("step"), int) and not isinstance(row["step"], bool):
-            rows.append({k: v for k, v in row.items() if isinstance(v, (int, float)) and not isinstance(v, bool)})
-    return rows
-
-
 def _is_record(value: Any) -> bool:
     """Whether ``value`` is an evaluation record (eval.json, evals/*.json) or best.json: an object whose
     metrics, and value, are numbers."""
@@ -191,7 +174,7 @@ def read_run_info(run_dir: Path) -> RunInfo:
         recipe=recipe,
         meta=_json(run_dir / "run.json") or {},
         params=_json(run_dir / "params.json") or [],
-        metrics=read_jsonl(run_dir / "metrics.jsonl"),
+        metrics=read_metrics(run_dir / "metrics.jsonl"),
         eval=_record(run_dir / "eval.json"),
         best=_record(run_dir / "best.json"),
         grids=sample_grids(run_dir),

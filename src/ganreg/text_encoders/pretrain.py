@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import random
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -24,19 +23,13 @@ from rich.console import Console
 from torch import nn
 
 from ganreg.atomic import atomic_save
-from ganreg.data._util import mix_seed
+from ganreg.data._util import mix_seed, resolve_cache_dir
 from ganreg.data.tokenizer import ordered_word_subset
 from ganreg.interfaces import TextBatch, TextEncoder
 from ganreg.recipe import Recipe
 
 if TYPE_CHECKING:
     from ganreg.train.setup import DataBundle
-
-
-def cache_root(recipe: Recipe) -> Path:
-    configured = getattr(recipe.data, "cache_dir", None)
-    root = configured or os.environ.get("GANREG_CACHE") or Path.home() / ".cache" / "ganreg"
-    return Path(root)
 
 
 def _targets(recipe: Recipe, data: DataBundle) -> tuple[list[str], torch.Tensor, list[int], str]:
@@ -125,7 +118,7 @@ def _key(recipe: Recipe, data: DataBundle) -> str:
 
 def pretrain_text_encoder(encoder: TextEncoder, recipe: Recipe, data: DataBundle, device: torch.device) -> Path:
     """Load the cached pretrained weights, or train and cache them."""
-    path = cache_root(recipe) / "text_encoders" / f"{recipe.text_encoder.name.replace(':', '_')}-{_key(recipe, data)}.pt"
+    path = resolve_cache_dir(recipe.data.cache_dir) / "text_encoders" / f"{recipe.text_encoder.name.replace(':', '_')}-{_key(recipe, data)}.pt"
     console = Console(stderr=True)
     if path.is_file():
         try:

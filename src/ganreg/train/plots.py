@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -13,15 +13,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 from ganreg.report.figures import save_figure  # noqa: E402
 
 
-def read_metrics(path: Path) -> list[dict[str, float]]:
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
-def plot_losses(metrics_path: Path, out: Path) -> Path | None:
-    """One panel per network with each loss term against the step."""
-    rows = read_metrics(metrics_path)
+def plot_losses(rows: list[dict[str, Any]], out: Path) -> Path | None:
+    """One panel per network with each loss term against the step, from the records of metrics.jsonl
+    (:func:`ganreg.runfiles.read_metrics`); None when there are none."""
     if not rows:
         return None
     fig, axes = plt.subplots(1, 2, figsize=(11, 4), constrained_layout=True)

@@ -24,10 +24,12 @@ def make_noise(n: int, dim: int, generator: torch.Generator, truncation: float |
 
 
 def save_grid(images: torch.Tensor, path: Path, nrow: int, captions: list[str] | None = None) -> None:
-    """Save images in [-1, 1] as a PNG grid (one row per caption), and the
+    """Save images in [-1, 1] as a grid (one row per caption), PNG unless ``path`` ends in ``.jpg`` /
+    ``.jpeg`` (the temporary file's name hides the suffix from PIL, so the format is given), and the
     captions, one per row, in a ``.txt`` beside it."""
     grid = make_grid(images.detach().float().cpu().clamp(-1, 1), nrow=nrow, normalize=True, value_range=(-1, 1), padding=2)
+    image_format = "jpeg" if path.suffix.lower() in (".jpg", ".jpeg") else "png"
     with atomic_path(path) as tmp:
-        save_image(grid, tmp, format="png")
+        save_image(grid, tmp, format=image_format)
     if captions is not None:
         atomic_write_text(path.with_suffix(".txt"), "".join(f"row {i + 1}: {c}\n" for i, c in enumerate(captions)))

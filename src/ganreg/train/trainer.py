@@ -535,9 +535,10 @@ class Trainer:
             self.write_samples()
         self.save()
         if self.procs.main:
+            from ganreg.runfiles import read_metrics
             from ganreg.train.plots import plot_losses
 
-            plot_losses(metrics_path, self.run_dir / "loss_curves.png")
+            plot_losses(read_metrics(metrics_path), self.run_dir / "loss_curves.png")
         return status
 
 

@@ -16,7 +16,7 @@ from pydantic import BaseModel
 from torch import nn
 
 from ganreg.interfaces import BuildContext, Discriminator, Loss, per_image_logits
-from ganreg_dcgan_cls.params import _Params, MatchingBCEParams, GanIntParams, WGANParams, WGANGPParams
+from ganreg_dcgan_cls.params import MatchingBCEParams, GanIntParams, WGANParams, WGANGPParams
 
 if TYPE_CHECKING:
     from ganreg.train.context import StepContext
