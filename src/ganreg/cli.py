@@ -322,18 +322,15 @@ def generate(
         )
 
 
-def _register_optional_groups() -> None:
+def _register_command_groups() -> None:
     from ganreg.cli_data import data
+    from ganreg.cli_eval import register_eval_commands
 
     cli.add_command(data)
-    try:
-        from ganreg.cli_eval import register_eval_commands
-    except ImportError:
-        return
     register_eval_commands(cli)
 
 
-_register_optional_groups()
+_register_command_groups()
 
 
 def main() -> None:

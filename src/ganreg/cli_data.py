@@ -208,7 +208,7 @@ def _no_classes_line(layout: Any) -> str:
 
 def _folder_splits(layout: Any) -> list[str]:
     """The splits a folder has: those with a class list, or train and test when it has no classes."""
-    from ganreg.data.build import SPLITS
+    from ganreg.data._util import SPLITS
 
     if layout.split_tables or layout.image_lists:
         return [s for s in SPLITS if s in layout.split_tables or s in layout.image_lists]
@@ -569,20 +569,3 @@ def _show(desc: dict[str, Any], as_json: bool) -> None:
     result = desc.get("check")
     if result is not None and not result["undecodable"]:
         con.print(escape(result["note"]) if result.get("note") else f"[green]all {result['images']} images decode[/]")
-
-
-def main() -> None:  # pragma: no cover - standalone use: python -m ganreg.cli_data
-    try:
-        data(standalone_mode=False)
-    except UserError as exc:
-        _console().print(f"[red]error:[/] {escape(str(exc))}", emoji=False)
-        raise SystemExit(exc.exit_code) from None
-    except click.ClickException as exc:
-        exc.show()
-        raise SystemExit(exc.exit_code) from None
-    except click.exceptions.Abort:
-        raise SystemExit(1) from None
-
-
-if __name__ == "__main__":  # pragma: no cover
-    main()

@@ -441,6 +441,3 @@ class Registry:
 
     def __len__(self) -> int:
         return len(self._by_qualified)
-
-    def qualified_ids(self, kind: str) -> Iterable[str]:
-        return (c.qualified for c in self.components(kind))

@@ -7,7 +7,7 @@ import pytest
 from click.testing import CliRunner
 
 from ganreg.cli_data import data
-from ganreg.data import DataConfig, NotUtf8, build_dataset, build_vocabulary
+from ganreg.data import DataConfig, NotUtf8, Vocabulary, build_dataset
 from ganreg.data.folder import read_bounding_boxes
 from ganreg.errors import DataError
 
@@ -69,7 +69,7 @@ def test_byte_order_marks_are_dropped(oxford_folder) -> None:
     assert len(ds) == 8 and "class_00001" in ds.class_names
     assert ds.captions_of(0) == ["a flower with a \u00e9clat of red petals", "second caption"]
     assert not any("\ufeff" in c for c in ds.all_captions())
-    assert "\ufeff" not in "".join(build_vocabulary([ds]).words)
+    assert "\ufeff" not in "".join(Vocabulary.build(ds.all_captions()).words)
 
 
 def test_cub_tables_are_read_as_utf8_sig(tmp_path, helpers) -> None:

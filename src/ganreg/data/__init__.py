@@ -9,8 +9,8 @@ Sources (``DataConfig.source``):
 
 Typical use (what the trainer does)::
 
-    train = build_dataset(cfg, "train"); test = build_dataset(cfg, "test")
-    vocab = build_vocabulary([train, test], cfg.min_word_count)
+    train = build_dataset(cfg, "train")
+    vocab = Vocabulary.build(train.all_captions(), cfg.min_word_count)   # the training captions' words only
     loader = make_loader(train, batch_size=64, vocab=vocab, max_words=cfg.max_words,
                          num_workers=cfg.num_workers, seed=cfg.seed)
     for epoch in range(start, end):
@@ -28,7 +28,6 @@ from ganreg.data.build import (
     DataLoaderWithErrors,
     SeededRandomSampler,
     build_dataset,
-    build_vocabulary,
     make_loader,
     unwrap_worker_error,
 )
@@ -47,7 +46,6 @@ __all__ = [
     "SplitMissing",
     "Vocabulary",
     "build_dataset",
-    "build_vocabulary",
     "collate",
     "make_loader",
     "tokenize",

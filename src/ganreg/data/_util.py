@@ -17,9 +17,6 @@ import numpy as np
 from ganreg.atomic import write_json_atomic
 from ganreg.errors import DataError
 
-_MASK64 = (1 << 64) - 1
-
-
 def mix_seed(*parts: int | str) -> int:
     """A stable 63-bit seed from ints/strings (same value in every process and Python run)."""
     h = hashlib.blake2b(digest_size=8)
@@ -65,6 +62,16 @@ def load_plain_pickle(path: Path, what: str, fix: str) -> Any:
         raise DataError(f"{what} not found: {path}", fix) from None
     except Exception as exc:  # a corrupt pickle can raise nearly anything (MemoryError, OverflowError, ...)
         raise DataError(f"cannot read {path} as {what}: {type(exc).__name__}: {exc}", fix) from None
+
+
+SPLITS = ("train", "valid", "test")
+"""The splits a recipe or a command may name; a source may lack any but train (:class:`SplitMissing`)."""
+
+
+def check_split(split: str) -> None:
+    """Refuse a split name that is none of :data:`SPLITS` (a typo), before any source looks for it."""
+    if split not in SPLITS:
+        raise DataError(f"unknown split '{split}'", "use train, valid or test")
 
 
 def usable_cpus() -> int:

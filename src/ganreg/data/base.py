@@ -168,10 +168,6 @@ class CaptionedImageDataset(Dataset):
         """``len(class_names)``: the size a class-embedding table needs."""
         return len(self.class_names)
 
-    def split_classes(self) -> list[int]:
-        """Sorted class indices that occur in this split."""
-        return sorted(set(self.labels()))
-
     def all_captions(self) -> list[str]:
         """Every caption of the split (to build the vocabulary)."""
         out: list[str] = []

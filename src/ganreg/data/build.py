@@ -1,20 +1,19 @@
-"""From a recipe's ``data`` section to datasets, a vocabulary and loaders."""
+"""From a recipe's ``data`` section to datasets and loaders."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from typing import Any
 
 import torch
 from torch.utils.data import DataLoader, Sampler
 
-from ganreg.data._util import SplitMissing, mix_seed, usable_cpus
+from ganreg.data._util import SplitMissing, check_split, mix_seed, usable_cpus
 from ganreg.data.base import CaptionedImageDataset
 from ganreg.data.config import DataConfig
 from ganreg.data.tokenizer import Collator, Vocabulary
 from ganreg.errors import DataError
 
-SPLITS = ("train", "valid", "test")
 
 
 def build_dataset(config: DataConfig, split: str = "train") -> CaptionedImageDataset:
@@ -31,8 +30,7 @@ def build_dataset(config: DataConfig, split: str = "train") -> CaptionedImageDat
 
 
 def _build_source(config: DataConfig, split: str) -> CaptionedImageDataset:
-    if split not in SPLITS:
-        raise DataError(f"unknown split '{split}'", "use train, valid or test")
+    check_split(split)
     common: dict[str, Any] = {"image_size": config.image_size, "seed": config.seed, "cache_dir": config.cache_dir}
     if config.source == "shapes":
         from ganreg.data.shapes import ShapesDataset, class_split
@@ -85,14 +83,6 @@ def _build_source(config: DataConfig, split: str) -> CaptionedImageDataset:
         **subset,
         **common,
     )
-
-
-def build_vocabulary(datasets: Sequence[CaptionedImageDataset], min_count: int = 1) -> Vocabulary:
-    """A vocabulary of every caption of ``datasets`` (DF-GAN builds it from train + test)."""
-    captions: list[str] = []
-    for ds in datasets:
-        captions.extend(ds.all_captions())
-    return Vocabulary.build(captions, min_count=min_count)
 
 
 def unwrap_worker_error(exc: DataError) -> DataError:

@@ -43,6 +43,7 @@ from ganreg.data._util import (
     SplitMissing,
     box_crop,
     cached_json,
+    check_split,
     choose_classes,
     decode_pil,
     is_hidden,
@@ -653,8 +654,7 @@ class FolderDataset(CaptionedImageDataset):
         super().__init__(split=split, image_size=image_size, seed=seed, flip=flip, random_crop=random_crop)
         if crop not in ("none", "bbox"):
             raise DataError(f"unknown crop '{crop}'", "use 'none' or 'bbox' (CUB's bounding boxes)")
-        if split not in ("train", "valid", "test"):
-            raise DataError(f"unknown split '{split}'", "use train, valid or test")
+        check_split(split)
         self.layout = FolderLayout(root, images_dir=images_dir, captions_dir=captions_dir, split_files=split_files)
         self.root = self.layout.root
         # `ganreg data info ROOT --check` must find the same files: the folders the recipe named

@@ -32,7 +32,9 @@ import numpy as np
 
 from ganreg.atomic import atomic_path
 from ganreg.data._util import (
+    SPLITS,
     SplitMissing,
+    check_split,
     cached_json,
     choose_classes,
     decode_pil,
@@ -43,7 +45,6 @@ from ganreg.data._util import (
 from ganreg.data.base import CaptionedImageDataset
 from ganreg.errors import DataError
 
-SPLITS = ("train", "valid", "test")
 INDEX_VERSION = 3
 """3: whether the file has classes (``has_classes``)."""
 _FIX_CORRUPT = "the file is truncated or corrupt: re-download it or re-create it (ganreg data make hdf5 --from FOLDER)"
@@ -214,8 +215,7 @@ class HDF5Dataset(CaptionedImageDataset):
             class_split=class_split,
             what=self.path,
         )
-        if split not in SPLITS:
-            raise DataError(f"unknown split '{split}'", "use train, valid or test")
+        check_split(split)
         if class_split == "files" and split not in index["splits"]:
             raise SplitMissing(
                 f"HDF5 file {self.path} has no '{split}' split (it has: {', '.join(index['splits'])})",

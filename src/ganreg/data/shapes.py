@@ -31,7 +31,6 @@ import math
 import os
 import random
 import re
-import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -397,10 +396,6 @@ def load_or_generate(
         # A read-only cache must not stop training: keep the images in memory.
         return images
     return np.load(path, mmap_mode="r")
-
-
-def clear_cache(cache_dir: str | os.PathLike[str] | None = None) -> None:
-    shutil.rmtree(resolve_cache_dir(cache_dir) / "shapes", ignore_errors=True)
 
 
 class ShapesDataset(CaptionedImageDataset):

@@ -154,8 +154,8 @@ class NoClasses(UserError):
 def load_labelled_images(config: DataConfig, input_size: int) -> LabelledImages:
     """Every split's images (resized to ``input_size``), classes and attributes."""
     from ganreg.data import build_dataset
-    from ganreg.data._util import SplitMissing
-    from ganreg.data.build import SPLITS, DataLoaderWithErrors, worker_count
+    from ganreg.data._util import SPLITS, SplitMissing
+    from ganreg.data.build import DataLoaderWithErrors, worker_count
 
     chunks: list[torch.Tensor] = []
     labels: list[torch.Tensor] = []

@@ -531,12 +531,3 @@ def fused_dfblk(x, g1, b1, g2, b2, slope: float = 0.2) -> torch.Tensor:
 def fused_cbn_apply(xhat, g, b) -> torch.Tensor:
     """Triton conditional-BN apply step: ``relu(g * xhat + b)``."""
     return _AffineActFn.apply(xhat, g, b, None, None, 0.0)
-
-
-def describe_config(x_shape, channels_last: bool = False, n_sm: int = 132) -> dict:
-    """Launch parameters the wrappers would pick (for notes and benchmarks)."""
-    B, C, H, W = x_shape
-    fbc, fbs = _fwd_config(C, H * W, channels_last)
-    bc, bs, nsplit, tps, warps = _bwd_config(B, C, H * W, channels_last, n_sm)
-    return {"fwd_block": (fbc, fbs), "fwd_warps": FWD_WARPS, "bwd_block": (bc, bs), "bwd_nsplit": nsplit,
-            "bwd_tiles_per_program": tps, "bwd_warps": warps, "bwd_programs": nsplit * B * _cdiv(C, bc)}

@@ -4,7 +4,7 @@ Layout::
 
     RUN/recipe.resolved.json   the validated recipe with every default filled in (re-runnable)
     RUN/run.json               ganreg / torch / plugin versions, component ids, build context
-    RUN/vocab.json             the captions' vocabulary (when the text encoder uses one)
+    RUN/vocab.json             the captions' vocabulary (every run: generate and eval tokenise with it)
     RUN/checkpoints/           latest.pt + step_N.pt (atomic, weights_only-loadable)
     RUN/metrics.jsonl          one JSON line per logging step
     RUN/samples/step_N.png     fixed-noise, fixed-caption grids (+ step_N.txt with the captions)

@@ -443,10 +443,6 @@ class Trainer:
         atomic_write_text(self.run_dir / "params.md", "\n".join(md) + "\n")
 
     # ------------------------------------------------------------------- loop
-    def request_stop(self) -> None:
-        """Finish the current step, save, and return (what Ctrl-C does)."""
-        self._stop_requested = True
-
     @contextlib.contextmanager
     def _sigint_saves(self) -> Iterator[None]:
         def handler(signum: int, frame: Any) -> None:
@@ -482,7 +478,7 @@ class Trainer:
             evaluate_during_training(self, state=state)
 
     def fit(self, progress: Any = None, stop_after: int | None = None) -> str:
-        """Train to the end (``"finished"``), or until Ctrl-C / ``max_minutes`` /
+        """Train to the end (``"finished"``), until ``max_minutes`` (``"time limit"``), or until Ctrl-C or
         ``stop_after`` steps (``"interrupted"``); a checkpoint is saved either way."""
         iv, t = self.recipe.intervals, self.recipe.train
         metrics_path = self.run_dir / "metrics.jsonl"
