@@ -18,6 +18,8 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from ganreg.kinds import KINDS
+
 console = Console()
 err_console = Console(stderr=True)
 
@@ -46,8 +48,6 @@ def cli() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def list_cmd(pattern: str, as_json: bool) -> None:
     """Every registered component, optionally filtered: ganreg list 'generator:*' (or just: generator)."""
-    from ganreg.kinds import KINDS
-
     reg = _registry()
     if pattern in KINDS:
         pattern = f"{pattern}:*"
@@ -106,11 +106,10 @@ def plugins(as_json: bool) -> None:
 
 @cli.command()
 @click.argument("name")
-@click.option("--kind", type=click.Choice(["text_encoder", "image_encoder", "generator", "discriminator", "loss"]))
+@click.option("--kind", type=click.Choice(KINDS))
 def show(name: str, kind: str | None) -> None:
     """A component's description, paper, and parameters (types, defaults, constraints)."""
     from ganreg.errors import ComponentError
-    from ganreg.kinds import KINDS
     from ganreg.schema_docs import params_rows
 
     reg = _registry()

@@ -264,27 +264,26 @@ def _size_range(sizes: list[tuple[int, int]]) -> dict[str, Any] | None:
 def _stored_sizes(ds: Any, limit: int, skip_bad: bool = False) -> tuple[list[tuple[int, int]], int]:
     """The stored sizes of at most about ``limit`` images, spread over the split (headers only).
     ``skip_bad``: leave out images whose header does not read (``--check`` reports them all)."""
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
-    from ganreg.data._util import check_hint
+    from ganreg.data._util import decode_error
 
     n = len(ds)
     step = max(1, -(-n // limit))  # ceil: at most `limit` images, as --sample promises
     sizes = []
     for i in range(0, n, step):
+        data = b""
         try:
-            with Image.open(io.BytesIO(ds.image_bytes(i))) as im:
+            data = ds.image_bytes(i)
+            with Image.open(io.BytesIO(data)) as im:
                 sizes.append(im.size)
         except (OSError, DataError) as exc:
             if skip_bad:
                 continue
             if isinstance(exc, DataError):
                 raise
-            reason = "not an image format PIL reads" if isinstance(exc, UnidentifiedImageError) else str(exc)
-            raise DataError(
-                f"cannot decode image {ds.item_name(i)}: {reason}",
-                "replace or remove the corrupt image; " + check_hint(getattr(ds, "root", None) or ds.path, *getattr(ds, "check_options", ())),
-            ) from None
+            raise decode_error(exc, data, what=ds.item_name(i), dataset=getattr(ds, "root", None) or ds.path,
+                               options=getattr(ds, "check_options", ())) from None
     return sizes, len(sizes)
 
 

@@ -19,12 +19,12 @@ from ganreg.errors import UserError
 from ganreg.interfaces import TextBatch
 from ganreg.plugins import get_registry
 from ganreg.recipe import Recipe
-from ganreg.runfiles import step_file, step_of
+from ganreg.runfiles import checkpoint_dir, read_json_or_none, step_file, step_of
 from ganreg.train.checkpoint import find_checkpoint, load_checkpoint, load_weights
 from ganreg.train.networks import SamplingNetworks, build_sampling_networks
 from ganreg.train.rundir import VOCAB_FILE, build_context_from, read_run
-from ganreg.train.weights import EMA_KEYS
-from ganreg.train.sampling import make_noise, save_grid
+from ganreg.train.sampling import grid_images, make_noise, save_grid
+from ganreg.train.weights import EMA_KEYS, ema_state
 from ganreg.train.setup import resolve_device
 
 
@@ -60,8 +60,7 @@ def load_trained(
         for name, module in nets.modules().items():
             key = EMA_KEYS.get(name)
             if key in state:
-                ema = {k.removeprefix("module."): v for k, v in state[key].items() if k.startswith("module.")}
-                load_weights(module, ema, f"{name} (EMA)", path)
+                load_weights(module, ema_state(state[key]), f"{name} (EMA)", path)
     dev = resolve_device(device)
     for module in nets.modules().values():
         module.to(dev).eval()
@@ -90,12 +89,10 @@ def generate_images(
     tokens, lengths = vocab.encode_batch(captions, max_words)
     cond = nets.text_encoder(TextBatch(tokens=tokens.to(device), lengths=lengths, captions=captions)).sentence.float()
     if latents is not None:
-        z = latents.to(device)
+        z = latents
     else:
-        z = make_noise(per_caption, nets.generator.z_dim, torch.Generator().manual_seed(seed), truncation).to(device)
-    cond = cond.repeat_interleave(per_caption, 0)
-    z = z.repeat(len(captions), 1)
-    return torch.cat([nets.generator(z[i : i + 256], cond[i : i + 256]).images.float() for i in range(0, len(z), 256)])
+        z = make_noise(per_caption, nets.generator.z_dim, torch.Generator().manual_seed(seed), truncation)
+    return grid_images(nets.generator, cond, z)
 
 
 @dataclass
@@ -169,10 +166,8 @@ def refuse_foreign_sidecars(out: Path) -> None:
 
 
 def _is_generate_record(path: Path) -> bool:
-    try:
-        return json.loads(path.read_text(encoding="utf-8")).get("format") == "ganreg-generate"
-    except (OSError, ValueError, AttributeError):
-        return False
+    record = read_json_or_none(path)
+    return isinstance(record, dict) and record.get("format") == "ganreg-generate"
 
 
 def _is_captions_file(path: Path) -> bool:
@@ -245,7 +240,7 @@ def _lasting_checkpoint(run_dir: Path, run: TrainedRun) -> str:
     """The checkpoint as ``--checkpoint`` should name it later: latest.pt and best.pt are overwritten as the
     run goes on, so they are named by their step when the run keeps that step's file (the same state)."""
     path = Path(run.checkpoint) if run.checkpoint is not None else find_checkpoint(run_dir)
-    numbered = Path(run_dir) / "checkpoints" / step_file(run.step, ".pt")
+    numbered = checkpoint_dir(run_dir) / step_file(run.step, ".pt")
     if step_of(path) is None and path.parent.resolve() == numbered.parent.resolve() and numbered.is_file():
         return str(run.step)
     return str(path.resolve())

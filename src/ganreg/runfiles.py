@@ -15,6 +15,21 @@ from ganreg.errors import UserError
 
 _STEP = re.compile(r"step_(\d+)")
 RECIPE_FILE = "recipe.resolved.json"
+CHECKPOINT_DIR = "checkpoints"
+LATEST_CHECKPOINT = "latest.pt"
+BEST_CHECKPOINT = "best.pt"
+"""Kept by ``eval.keep_best``, beside ``latest.pt`` and the numbered ones."""
+BEST_FILE = "best.json"
+"""Which evaluation made ``best.pt`` (metric, value, step)."""
+
+
+def checkpoint_dir(run_dir: Path) -> Path:
+    return Path(run_dir) / CHECKPOINT_DIR
+
+
+def latest_checkpoint(run_dir: Path) -> Path:
+    """The checkpoint a resumed run, ``eval`` and ``generate`` start from unless told otherwise."""
+    return checkpoint_dir(run_dir) / LATEST_CHECKPOINT
 
 
 def step_file(step: int, suffix: str) -> str:
@@ -26,6 +41,15 @@ def step_of(path: Path) -> int | None:
     """The step in a run file's name (``step_0001000.pt``, ``samples/step_0001000.png``), or None."""
     match = _STEP.fullmatch(Path(path).stem)
     return int(match.group(1)) if match else None
+
+
+def read_json_or_none(path: Path) -> Any:
+    """A JSON file's value, or None when it is missing or damaged: for files that are only a record or a
+    cache (a report shows what is left; a cache entry is rebuilt), never for ones a command cannot do without."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # UnicodeDecodeError is a ValueError
+        return None
 
 
 def read_recipe_json(run_dir: Path) -> dict[str, Any]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
-import json
 import os
 import shlex
 from pathlib import Path
@@ -16,6 +15,7 @@ import numpy as np
 
 from ganreg.atomic import write_json_atomic
 from ganreg.errors import DataError
+from ganreg.runfiles import read_json_or_none
 
 def mix_seed(*parts: int | str) -> int:
     """A stable 63-bit seed from ints/strings (same value in every process and Python run)."""
@@ -36,13 +36,6 @@ def default_cache_dir() -> Path:
 
 def resolve_cache_dir(cache_dir: str | os.PathLike[str] | None) -> Path:
     return Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
-
-
-def read_json_or_none(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
 
 
 def load_plain_pickle(path: Path, what: str, fix: str) -> Any:
@@ -143,16 +136,26 @@ def decode_pil(
             im.load()
             return to_rgb(im)
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
-        if isinstance(exc, UnidentifiedImageError):
-            reason = "not an image format PIL reads" + (" (the file is empty)" if not data else "")
-        else:
-            reason = str(exc)
-        raise ImageDecodeError.of(
-            what,
-            reason,
-            "replace or remove the corrupt image (re-run the conversion or re-download the data); "
-            + check_hint(dataset, *options),
-        ) from None
+        raise decode_error(exc, data, what=what, dataset=dataset, options=options) from None
+
+
+def decode_error(
+    exc: Exception, data: bytes, *, what: str, dataset: str | os.PathLike[str] | None, options: Sequence[str] = ()
+) -> ImageDecodeError:
+    """The error for PIL's ``exc`` on the bytes of ``what``: one wording for a failed decode and a failed
+    header read (``ganreg data info`` only opens images), with the command that lists every bad image."""
+    from PIL import UnidentifiedImageError
+
+    if isinstance(exc, UnidentifiedImageError):
+        reason = "not an image format PIL reads" + (" (the file is empty)" if not data else "")
+    else:
+        reason = str(exc)
+    return ImageDecodeError.of(
+        what,
+        reason,
+        "replace or remove the corrupt image (re-run the conversion or re-download the data); "
+        + check_hint(dataset, *options),
+    )
 
 
 # ------------------------------------------------------------------ text files

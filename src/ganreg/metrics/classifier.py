@@ -279,7 +279,7 @@ def _load(folder: Path) -> TrainedClassifier | None:
     if not (path.is_file() and meta_path.is_file()):
         return None
     try:
-        meta = json.loads(meta_path.read_text())
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
         state = torch.load(path, map_location="cpu", weights_only=True)
         model = ImageClassifier(state["heads"], state["input_size"], state["width"], state["feature_dim"])
         model.load_state_dict(state["state_dict"])

@@ -34,7 +34,7 @@ from ganreg.metrics.diversity import DiversitySpec, diversity_metrics
 from ganreg.metrics.features import ClassifierFeatures, FeatureExtractor, build_extractor
 from ganreg.metrics.reference import Reference, dataset_reference, user_reference
 from ganreg.metrics.samples import EvalBatch, generated_batches
-from ganreg.runfiles import RECIPE_FILE, step_of
+from ganreg.runfiles import BEST_CHECKPOINT, CHECKPOINT_DIR, LATEST_CHECKPOINT, RECIPE_FILE, checkpoint_dir, step_of
 
 METRICS = ("fid", "kid", "is", "align", "diversity")
 LOWER_IS_BETTER = {"fid", "kid"}
@@ -43,8 +43,6 @@ EVAL_FILE = "eval.json"
 EVALS_DIR = "evals"
 """Every evaluation, one file per split, checkpoint step and protocol: a second `ganreg eval` (on the
 training captions after the held-out ones, or with another extractor) does not lose the first."""
-BEST_FILE = "best.json"
-BEST_CHECKPOINT = "best.pt"
 
 Log = Callable[[str], None]
 
@@ -382,7 +380,7 @@ def resolve_checkpoint(run_dir: Path, checkpoint: str | None) -> Path:
     from ganreg.train.checkpoint import find_checkpoint
 
     if checkpoint == "best":
-        path = Path(run_dir) / "checkpoints" / BEST_CHECKPOINT
+        path = checkpoint_dir(run_dir) / BEST_CHECKPOINT
         if not path.is_file():
             raise UserError(f"{run_dir} has no best checkpoint", "set eval.keep_best in the recipe, or use --checkpoint latest")
         return path
@@ -396,17 +394,15 @@ def check_checkpoint_of_run(run_dir: Path, path: Path) -> None:
     """Refuse a checkpoint file that is not ``run_dir``'s own: ``ganreg eval`` files its numbers in that run's
     eval.json and evals/ as the run's step N, where report and compare show them as the run's. Another run's
     weights are evaluated as that run (the README's way to evaluate outside weights: make them a run)."""
-    from ganreg.train.checkpoint import LATEST
-
     # containment as written (absolute, not resolved): a run whose checkpoints/ is a symlink to scratch storage
     # is still the run's own
     run, file = Path(run_dir).absolute(), Path(path).absolute()
     if file.is_relative_to(run) or file.resolve().is_relative_to(run.resolve()):
         return
-    if file.parent.name == "checkpoints" and (file.parent.parent / RECIPE_FILE).is_file():
-        owner = Path(path).parent.parent if Path(path).parent.name == "checkpoints" else file.parent.parent  # as the user wrote it
+    if file.parent.name == CHECKPOINT_DIR and (file.parent.parent / RECIPE_FILE).is_file():
+        owner = Path(path).parent.parent if Path(path).parent.name == CHECKPOINT_DIR else file.parent.parent  # as the user wrote it
         step = step_of(file)
-        which = str(step) if step is not None else {LATEST: "latest", BEST_CHECKPOINT: "best"}.get(file.name, str(path))
+        which = str(step) if step is not None else {LATEST_CHECKPOINT: "latest", BEST_CHECKPOINT: "best"}.get(file.name, str(path))
         raise UserError(
             f"{path} is a checkpoint of the run {owner}, not of {run_dir}: its evaluation would be recorded in "
             f"{run_dir}/evals/ as {run_dir}'s own",

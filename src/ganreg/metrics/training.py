@@ -16,8 +16,6 @@ from typing import Any
 from ganreg.atomic import atomic_save, atomic_write_text
 from ganreg.errors import UserError
 from ganreg.metrics.evaluate import (
-    BEST_CHECKPOINT,
-    BEST_FILE,
     LOWER_IS_BETTER,
     EvalOptions,
     Log,
@@ -27,6 +25,7 @@ from ganreg.metrics.evaluate import (
     parse_metrics,
     weak_classifier_warning,
 )
+from ganreg.runfiles import BEST_CHECKPOINT, BEST_FILE, CHECKPOINT_DIR, checkpoint_dir, read_json_or_none
 
 
 TRAINING_EXTRACTOR = "classifier"
@@ -87,12 +86,9 @@ def keep_best(
     value = float(values[key])
     lower = metric_family(key) in LOWER_IS_BETTER
     best_path = Path(trainer.run_dir) / BEST_FILE
-    previous = None
-    if best_path.is_file():
-        try:
-            previous = json.loads(best_path.read_text())
-        except ValueError:
-            previous = None
+    previous = read_json_or_none(best_path)
+    if not isinstance(previous, dict):  # none yet, or damaged: this evaluation starts the record again
+        previous = None
     if previous is not None and previous.get("metric") == key and previous.get("protocol") == protocol:
         old = float(previous["value"])
         if (value >= old) if lower else (value <= old):
@@ -100,9 +96,9 @@ def keep_best(
     elif previous is not None and log is not None:
         log(f"eval: the best {previous.get('metric')} so far ({previous.get('value')} at step {previous.get('step')}) was "
             f"measured as {previous.get('protocol')}, this one as {protocol}: not comparable, best tracking starts again")
-    atomic_save(state if state is not None else trainer.state_dict(), Path(trainer.run_dir) / "checkpoints" / BEST_CHECKPOINT)
+    atomic_save(state if state is not None else trainer.state_dict(), checkpoint_dir(trainer.run_dir) / BEST_CHECKPOINT)
     record = {"metric": key, "value": value, "step": int(trainer.step), "mode": "min" if lower else "max", "protocol": protocol,
-              "checkpoint": f"checkpoints/{BEST_CHECKPOINT}"}
+              "checkpoint": f"{CHECKPOINT_DIR}/{BEST_CHECKPOINT}"}
     atomic_write_text(best_path, json.dumps(record, indent=2) + "\n")
     return True
 
@@ -146,7 +142,7 @@ def evaluate_trainer(trainer: Any, log: Log | None = None, state: dict[str, Any]
         key = spec.keep_best.removeprefix("eval/")
         protocol = result.metric_protocol.get(metric_family(key), {}).get("id", "")
         if keep_best(trainer, key, result.metrics, protocol, log, state):
-            log(f"eval: new best {key} {result.metrics[key]:.4g} at step {trainer.step}: checkpoints/{BEST_CHECKPOINT}")
+            log(f"eval: new best {key} {result.metrics[key]:.4g} at step {trainer.step}: {CHECKPOINT_DIR}/{BEST_CHECKPOINT}")
     if spec.tensorboard:
         from ganreg.metrics.tensorboard import logger_for_run
 

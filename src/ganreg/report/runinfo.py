@@ -6,13 +6,12 @@ plugins are no longer installed.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ganreg.errors import UserError
-from ganreg.runfiles import read_metrics, read_recipe_json, step_of
+from ganreg.runfiles import BEST_FILE, read_json_or_none, read_metrics, read_recipe_json, step_of
 
 
 @dataclass
@@ -109,13 +108,6 @@ class RunInfo:
         return {k[5:]: float(v) for k, v in rows[-1].items() if k.startswith("eval/") and k != "eval/time_s"}
 
 
-def _json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-
-
 def _is_record(value: Any) -> bool:
     """Whether ``value`` is an evaluation record (eval.json, evals/*.json) or best.json: an object whose
     metrics, and value, are numbers."""
@@ -128,7 +120,7 @@ def _record(path: Path) -> dict[str, Any] | None:
     """eval.json / best.json, or None when absent; a file that is there but is no such record is named."""
     if not path.exists():
         return None
-    value = _json(path)
+    value = read_json_or_none(path)
     if not _is_record(value):
         raise UserError(
             f"{path} is damaged (not a ganreg evaluation record)",
@@ -143,7 +135,7 @@ def eval_records(run_dir: Path) -> tuple[list[EvalRecord], list[Path]]:
     there that are no such record. One damaged old record must not hide the others from the report."""
     good, damaged = [], []
     for path in sorted((run_dir / "evals").glob("*.json")):
-        value = _json(path)
+        value = read_json_or_none(path)
         if _is_record(value) and isinstance(value.get("metrics"), dict):
             good.append(EvalRecord(path, value, path.stat().st_mtime))
         else:
@@ -168,15 +160,15 @@ def read_run_info(run_dir: Path) -> RunInfo:
     run_dir = Path(run_dir)
     recipe = read_recipe_json(run_dir)
     evals, damaged = eval_records(run_dir)
-    training_eval = _json(run_dir / "eval_during_training.json")
+    training_eval = read_json_or_none(run_dir / "eval_during_training.json")
     return RunInfo(
         path=run_dir,
         recipe=recipe,
-        meta=_json(run_dir / "run.json") or {},
-        params=_json(run_dir / "params.json") or [],
+        meta=read_json_or_none(run_dir / "run.json") or {},
+        params=read_json_or_none(run_dir / "params.json") or [],
         metrics=read_metrics(run_dir / "metrics.jsonl"),
         eval=_record(run_dir / "eval.json"),
-        best=_record(run_dir / "best.json"),
+        best=_record(run_dir / BEST_FILE),
         grids=sample_grids(run_dir),
         evals=evals,
         damaged_evals=damaged,

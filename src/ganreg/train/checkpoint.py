@@ -15,16 +15,14 @@ import torch
 
 from ganreg.atomic import atomic_save
 from ganreg.errors import UserError
-from ganreg.runfiles import step_file, step_of
-
-LATEST = "latest.pt"
+from ganreg.runfiles import BEST_CHECKPOINT, CHECKPOINT_DIR, LATEST_CHECKPOINT, RECIPE_FILE, checkpoint_dir, step_file, step_of
 
 
 def save_checkpoint(state: dict[str, Any], ckpt_dir: Path, step: int, keep: int) -> Path:
     """Write ``step_N.pt`` and ``latest.pt``; keep the newest ``keep`` numbered ones."""
     numbered = ckpt_dir / step_file(step, ".pt")
     atomic_save(state, numbered)
-    atomic_save(state, ckpt_dir / LATEST)
+    atomic_save(state, ckpt_dir / LATEST_CHECKPOINT)
     for old in numbered_checkpoints(ckpt_dir)[:-keep]:
         old.unlink(missing_ok=True)
     return numbered
@@ -38,19 +36,19 @@ def numbered_checkpoints(ckpt_dir: Path) -> list[Path]:
 def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Load a checkpoint safely; a broken file is a UserError naming it and the fallback."""
     if not path.is_file():
-        in_run = path.parent.name == "checkpoints" and (path.parent.parent / "recipe.resolved.json").is_file()
+        in_run = path.parent.name == CHECKPOINT_DIR and (path.parent.parent / RECIPE_FILE).is_file()
         if not in_run:
             raise UserError(f"checkpoint not found: {path}", "check the path (or give a step number of the run)")
         run_dir, kept = path.parent.parent, numbered_checkpoints(path.parent)
-        if not kept and not (path.parent / LATEST).is_file():
+        if not kept and not (path.parent / LATEST_CHECKPOINT).is_file():
             raise UserError(
                 f"{run_dir} holds no checkpoint: the run stopped before it saved one",
-                f"start it again: ganreg run {run_dir / 'recipe.resolved.json'} --out {run_dir}-2 (or delete {run_dir} "
+                f"start it again: ganreg run {run_dir / RECIPE_FILE} --out {run_dir}-2 (or delete {run_dir} "
                 "and use its name); intervals.checkpoint sets how often a run saves",
             )
         steps = ", ".join(str(step_of(p)) for p in kept)
-        best = " or best" if (path.parent / "best.pt").is_file() else ""
-        what = ("eval.keep_best was not set, so no best checkpoint was kept" if path.name == "best.pt"
+        best = " or best" if (path.parent / BEST_CHECKPOINT).is_file() else ""
+        what = ("eval.keep_best was not set, so no best checkpoint was kept" if path.name == BEST_CHECKPOINT
                 else f"no {path.name} (older numbered checkpoints are removed past intervals.keep_checkpoints)")
         raise UserError(
             f"{run_dir}: {what}",
@@ -59,7 +57,7 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # truncated zip, bad magic, foreign pickle
-        in_run = path.parent.name == "checkpoints"
+        in_run = path.parent.name == CHECKPOINT_DIR
         others = [p for p in numbered_checkpoints(path.parent) if p.resolve() != path.resolve()] if in_run else []
         if others:
             fix = f"use an earlier one of the run: --checkpoint {step_of(others[-1])} (or --checkpoint {others[-1]})"
@@ -76,11 +74,11 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
 def find_checkpoint(run_dir: Path, which: str | int | None = None) -> Path:
     """``latest`` (default), ``best`` (kept by ``eval.keep_best``), a step number, or a path (a relative
     one that is not there from the current directory is taken in the run: ``checkpoints/best.pt``)."""
-    ckpt_dir = run_dir / "checkpoints"
+    ckpt_dir = checkpoint_dir(run_dir)
     if which is None or which == "latest":
-        return ckpt_dir / LATEST
+        return ckpt_dir / LATEST_CHECKPOINT
     if which == "best":
-        return ckpt_dir / "best.pt"
+        return ckpt_dir / BEST_CHECKPOINT
     if isinstance(which, int) or str(which).isdigit():
         return ckpt_dir / step_file(int(which), ".pt")
     path = Path(which)

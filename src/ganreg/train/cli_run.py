@@ -16,6 +16,7 @@ from rich.table import Table
 from ganreg.errors import UserError
 from ganreg.plugins import get_registry
 from ganreg.recipe import apply_overrides, load_recipe, validate_recipe
+from ganreg.runfiles import latest_checkpoint
 
 
 def eta_seconds(
@@ -222,7 +223,7 @@ def _out_of_memory_named(recipe: Any, run_dir: Path, step: Any) -> Iterator[None
         yield
     except torch.OutOfMemoryError:
         t = recipe.train
-        kept = "the last checkpoint is kept" if (run_dir / "checkpoints" / "latest.pt").is_file() else "no checkpoint was saved yet"
+        kept = "the last checkpoint is kept" if latest_checkpoint(run_dir).is_file() else "no checkpoint was saved yet"
         raise UserError(
             f"out of GPU memory at step {step() + 1} (batch {t.batch_size} at {recipe.data.image_size} px, "
             f"amp {t.amp}); {kept}",

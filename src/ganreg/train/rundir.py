@@ -31,7 +31,7 @@ from ganreg.errors import UserError
 from ganreg.interfaces import BuildContext
 from ganreg.recipe import Recipe, validate_recipe
 from ganreg.registry import Registry
-from ganreg.runfiles import RECIPE_FILE, read_recipe_json, step_of
+from ganreg.runfiles import BEST_CHECKPOINT, BEST_FILE, RECIPE_FILE, checkpoint_dir, latest_checkpoint, read_recipe_json, step_of
 
 RUN_FILE = "run.json"
 VOCAB_FILE = "vocab.json"
@@ -47,7 +47,7 @@ def run_dir_path(recipe: Recipe, out: str | None) -> Path:
 
 def new_run_dir(path: Path) -> Path:
     """Create the run directory ``path`` (refusing one that already holds a run)."""
-    if (path / "checkpoints" / "latest.pt").exists():
+    if latest_checkpoint(path).exists():
         raise UserError(f"{path} already holds a run", f"resume it with `ganreg run --resume {path}` or pick another --out")
     path.mkdir(parents=True, exist_ok=True)
     return path
@@ -133,12 +133,12 @@ def with_absolute_paths(recipe: Recipe) -> Recipe:
 def discard_after(run_dir: Path, step: int) -> bool:
     """Remove the numbered checkpoints and sample grids after ``step``, and the best checkpoint when it
     was found after it; True when there was any (the run is being continued from an earlier point)."""
-    later = [p for p in (*(run_dir / "checkpoints").glob("step_*.pt"), *(run_dir / "samples").glob("step_*.*"))
+    later = [p for p in (*checkpoint_dir(run_dir).glob("step_*.pt"), *(run_dir / "samples").glob("step_*.*"))
              if (step_of(p) or 0) > step]
-    best = run_dir / "best.json"
+    best = run_dir / BEST_FILE
     record = _read_json(best) if best.is_file() else None
     if isinstance(record, dict) and isinstance(record.get("step"), int) and record["step"] > step:
-        later += [best, run_dir / "checkpoints" / "best.pt"]
+        later += [best, checkpoint_dir(run_dir) / BEST_CHECKPOINT]
     for p in later:
         p.unlink(missing_ok=True)
     return bool(later)

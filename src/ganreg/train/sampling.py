@@ -23,6 +23,16 @@ def make_noise(n: int, dim: int, generator: torch.Generator, truncation: float |
     return z
 
 
+def grid_images(generator: torch.nn.Module, cond: torch.Tensor, z: torch.Tensor, chunk: int = 64) -> torch.Tensor:
+    """Every caption's sentence ``cond`` (``[C, D]``) with every noise vector ``z`` (``[N, Z]``): float
+    ``[C * N, 3, S, S]``, row-major by caption (a grid row per caption), G run on ``chunk`` images at a time
+    so that a large grid fits in memory."""
+    n_cap, n_z = cond.shape[0], z.shape[0]
+    cond = cond.repeat_interleave(n_z, dim=0)
+    z = z.to(cond.device).repeat(n_cap, 1)
+    return torch.cat([generator(z[i : i + chunk], cond[i : i + chunk]).images.float() for i in range(0, z.shape[0], chunk)])
+
+
 def save_grid(images: torch.Tensor, path: Path, nrow: int, captions: list[str] | None = None) -> None:
     """Save images in [-1, 1] as a grid (one row per caption), PNG unless ``path`` ends in ``.jpg`` /
     ``.jpeg`` (the temporary file's name hides the suffix from PIL, so the format is given), and the

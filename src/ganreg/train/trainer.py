@@ -27,7 +27,7 @@ from ganreg.errors import TrainingDiverged, UserError
 from ganreg.interfaces import TextBatch
 from ganreg.recipe import Recipe
 from ganreg.registry import Registry
-from ganreg.runfiles import step_file
+from ganreg.runfiles import checkpoint_dir, latest_checkpoint, step_file
 from ganreg.train.checkpoint import load_checkpoint, load_weights, save_checkpoint
 from ganreg.train.context import StepContext
 from ganreg.train.contracts import PROBE_ITEMS, blame, check_contracts, check_loss_value
@@ -45,7 +45,7 @@ from ganreg.train.distributed import (
 from ganreg.train.networks import LossTerm, Networks, build_networks, check_batch_size, parameter_table
 from ganreg.train.optim import build_optimizer, build_scheduler
 from ganreg.train.rundir import discard_after, trim_metrics, write_run_files
-from ganreg.train.sampling import make_noise, save_grid
+from ganreg.train.sampling import grid_images, make_noise, save_grid
 from ganreg.train.setup import DataBundle, prepare_data, prepare_text_encoder, resolve_amp, resolve_device, text_batch
 from ganreg.train.weights import KINDS_WITH_WEIGHTS, load_recipe_weights
 
@@ -275,7 +275,7 @@ class Trainer:
             if totals:
                 network = "discriminator" if totals[0].startswith("d/") else "generator"
                 terms = [k.split("/", 1)[1] for k in bad if k[0] == totals[0][0] and not k.endswith("/total")]
-                kept = "the last good checkpoint is kept" if (self.run_dir / "checkpoints" / "latest.pt").is_file() else (
+                kept = "the last good checkpoint is kept" if latest_checkpoint(self.run_dir).is_file() else (
                     "no checkpoint was written before it"
                 )
                 raise TrainingDiverged(
@@ -350,13 +350,10 @@ class Trainer:
         g.eval()
         self.nets.text_encoder.eval()
         cond = self.nets.text_encoder(self._text(fx["batch"])).sentence.float()
-        n_cap, n_z = cond.shape[0], fx["z"].shape[0]
-        cond = cond.repeat_interleave(n_z, dim=0)
-        z = fx["z"].to(self.device).repeat(n_cap, 1)
-        images = torch.cat([g(z[i : i + 64], cond[i : i + 64]).images.float() for i in range(0, z.shape[0], 64)])
+        images = grid_images(g, cond, fx["z"])
         g.train(was_training)
         path = self.run_dir / "samples" / step_file(self.step, ".png")
-        save_grid(images, path, nrow=n_z, captions=[f"({split}) {c}" for split, c in zip(fx["splits"], fx["captions"])])
+        save_grid(images, path, nrow=fx["z"].shape[0], captions=[f"({split}) {c}" for split, c in zip(fx["splits"], fx["captions"])])
         return path
 
     def state_dict(self) -> dict[str, Any]:
@@ -416,9 +413,9 @@ class Trainer:
     def save(self) -> Path:
         """Write a checkpoint (process 0; every process must call it: it gathers their random states)."""
         state = self.state_dict()
-        path = self.run_dir / "checkpoints" / "latest.pt"
+        path = latest_checkpoint(self.run_dir)
         if self.procs.main:
-            path = save_checkpoint(state, self.run_dir / "checkpoints", self.step, self.recipe.intervals.keep_checkpoints)
+            path = save_checkpoint(state, checkpoint_dir(self.run_dir), self.step, self.recipe.intervals.keep_checkpoints)
         return path
 
     def resume(self, checkpoint: Path) -> None:
@@ -544,7 +541,7 @@ def start_or_resume(
 ) -> Trainer:
     trainer = Trainer(recipe, registry, run_dir, device, start_weights=not resume, procs=procs)
     if resume:
-        trainer.resume(checkpoint or run_dir / "checkpoints" / "latest.pt")
+        trainer.resume(checkpoint or latest_checkpoint(run_dir))
     elif procs.main:
         trainer.write_static_files()
     return trainer

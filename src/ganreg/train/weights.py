@@ -28,6 +28,12 @@ from ganreg.errors import UserError
 
 KINDS_WITH_WEIGHTS = ("text_encoder", "image_encoder", "generator", "discriminator")
 EMA_KEYS = {"generator": "ema", "image_encoder": "ema_image_encoder"}
+
+
+def ema_state(averaged: dict[str, Any]) -> dict[str, Any]:
+    """The network's state dict inside the state of its ``torch.optim.swa_utils.AveragedModel`` (whose
+    keys are ``module.<name>``; ``n_averaged`` is the average's own)."""
+    return {k.removeprefix("module."): v for k, v in averaged.items() if k.startswith("module.")}
 """Where a ganreg checkpoint keeps the exponential moving average of a network (``AveragedModel`` state)."""
 
 
@@ -47,7 +53,7 @@ def read_weights(path: Path, module: nn.Module, kind: str) -> dict[str, torch.Te
         state = obj["models"].get(kind)
         ema = obj.get(EMA_KEYS.get(kind, ""))  # G and its image encoder: the averages, as generate uses them
         if isinstance(ema, dict):
-            state = {k.removeprefix("module."): v for k, v in ema.items() if k.startswith("module.")}
+            state = ema_state(ema)
     adapt = getattr(module, "adapt_checkpoint", None)
     if state is None and callable(adapt):
         state = adapt(obj)
