@@ -221,7 +221,8 @@ def _class_lists_line(files: dict[str, Any]) -> str:
 
 
 def _make_hdf5(src: Path, out: Path, images_dir: str | None, captions_dir: str | None, force: bool) -> None:
-    from ganreg.data.folder import FolderDataset, FolderLayout
+    from ganreg.data.folder import FolderDataset
+    from ganreg.data.folder_layout import FolderLayout
     from ganreg.data.hdf5 import write_hdf5
 
     if src.is_file():
@@ -392,7 +393,8 @@ def describe_path(
         if not index.get("has_classes", True):
             out["notes"] = ["no classes: converted from captions in no class folders, every image is its own class"]
         return out
-    from ganreg.data.folder import FolderDataset, FolderLayout
+    from ganreg.data.folder import FolderDataset
+    from ganreg.data.folder_layout import FolderLayout
 
     layout = FolderLayout(p, images_dir=images_dir, captions_dir=captions_dir)
     if not layout.split_files and not layout.unlabelled:
@@ -422,7 +424,7 @@ def _folder_notes(layout: Any) -> list[str]:
     list (`run` refuses it), images that no caption file names (never used), a valid split that is not
     held out (trainvalclasses.txt holds its classes)."""
     from ganreg.data._util import is_hidden
-    from ganreg.data.folder import IMAGE_EXTS, is_caption_name
+    from ganreg.data.folder_files import IMAGE_EXTS, is_caption_name
     from ganreg.data.metadata import image_extensions, read_metadata
 
     def visible(paths: Any, under: Path) -> list[Path]:

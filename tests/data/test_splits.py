@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from ganreg.cli_data import data
 from ganreg.data import DataConfig, SplitMissing, build_dataset
-from ganreg.data.folder import choose_split_files
+from ganreg.data.folder_layout import choose_split_files
 from ganreg.errors import DataError
 
 

@@ -8,7 +8,7 @@ from click.testing import CliRunner
 
 from ganreg.cli_data import data
 from ganreg.data import DataConfig, NotUtf8, Vocabulary, build_dataset
-from ganreg.data.folder import read_bounding_boxes
+from ganreg.data.cub_boxes import read_bounding_boxes
 from ganreg.errors import DataError
 
 BOM = b"\xef\xbb\xbf"

@@ -245,7 +245,7 @@ def test_upper_case_txt_is_a_caption_file_and_two_images_of_one_stem_are_refused
 
 
 def test_a_run_directory_inside_the_data_folder_keeps_the_index(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from ganreg.data.folder import FolderLayout
+    from ganreg.data.folder_layout import FolderLayout
 
     root = write_captioned(tmp_path / "mine", 6)
     c = cfg(root, cache_dir=str(tmp_path / "cache"))
