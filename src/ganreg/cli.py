@@ -323,10 +323,10 @@ def generate(
 
 def _register_command_groups() -> None:
     from ganreg.cli_data import data
-    from ganreg.cli_eval import register_eval_commands
+    from ganreg.cli_eval import EVAL_COMMANDS
 
-    cli.add_command(data)
-    register_eval_commands(cli)
+    for command in (data, *EVAL_COMMANDS):
+        cli.add_command(command)
 
 
 _register_command_groups()

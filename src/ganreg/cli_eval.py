@@ -1,4 +1,4 @@
-"""CLI commands ``eval``, ``report`` and ``compare`` (registered by ``ganreg.cli``).
+"""CLI commands ``eval``, ``report`` and ``compare`` (added to the ``ganreg`` group by ``ganreg.cli``).
 
 Thin: each parses options, calls :mod:`ganreg.metrics` / :mod:`ganreg.report`
 and prints. Heavy imports stay inside the commands so ``ganreg --help`` is instant.
@@ -88,106 +88,106 @@ def _protocol_lines(result: Any) -> list[str]:
     return lines
 
 
-def register_eval_commands(cli: click.Group) -> None:
-    """Add ``eval``, ``report`` and ``compare`` to the ``ganreg`` group."""
+@click.command("eval")
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option("--checkpoint", help="latest (default), best, a step number, or a file.")
+@click.option("--samples", default=10000, show_default=True, type=click.IntRange(2), help="Generated images (DF-GAN: ~30k).")
+@click.option(
+    "--metrics", default="fid,kid,is,align,diversity", show_default=True,
+    help="Comma-separated: fid, kid, is, align, diversity.",
+)
+@click.option("--extractor", type=click.Choice(EXTRACTOR_CHOICES), default="classifier", show_default=True,
+              help="classifier: a CNN trained on the dataset's real images (offline, cached); "
+                   "inception: TF-FID InceptionV3 (torch-fidelity; weights downloaded once); "
+                   "inception-torchvision: torchvision's ImageNet InceptionV3 with DF-GAN's preprocessing "
+                   "(DF-GAN's FID protocol; weights downloaded once).")
+@click.option("--split", type=click.Choice(["train", "valid", "test"]), default="test", show_default=True,
+              help="Captions to generate from and real images to compare with.")
+@click.option("--ref-stats", type=click.Path(path_type=Path),
+              help="Reference statistics .npz (mu [D], sigma [D, D]) computed with the SAME extractor: "
+                   "DF-GAN's published *_val256_FIDK0.npz go with --extractor inception-torchvision.")
+@click.option("--truncation", type=click.FloatRange(0, min_open=True),
+              help="Truncate noise to [-2, 2] times this (DF-GAN evaluates with 0.88). Default: the run's "
+                   "samples.truncation, as its sample grids and in-training evaluation use.")
+@click.option("--no-truncation", is_flag=True, help="Plain N(0, 1) noise, whatever the run's recipe says.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--batch-size", type=click.IntRange(1), default=64, show_default=True)
+@click.option("--no-ema", is_flag=True, help="Use the raw generator weights even when EMA weights exist.")
+@click.option("--device", default="auto", show_default=True)
+@click.option("--threads", type=click.IntRange(1), help="CPU threads for torch (on a busy machine 1 can be fastest).")
+@click.option("--json", "as_json", is_flag=True, help="Print eval.json instead of the table.")
+def eval_cmd(
+    run_dir: Path, checkpoint: str | None, samples: int, metrics: str, extractor: str, split: str, ref_stats: Path | None,
+    truncation: float | None, no_truncation: bool, seed: int, batch_size: int, no_ema: bool, device: str,
+    threads: int | None, as_json: bool,
+) -> None:
+    """FID / KID / IS, text-image alignment and noise diversity of a trained run; writes RUN_DIR/eval.json
+    (the latest, shown by report and compare) and RUN_DIR/evals/<split>-step<N>-<protocol>.json (kept per split, step and protocol).
 
-    @cli.command("eval")
-    @click.argument("run_dir", type=click.Path(path_type=Path))
-    @click.option("--checkpoint", help="latest (default), best, a step number, or a file.")
-    @click.option("--samples", default=10000, show_default=True, type=click.IntRange(2), help="Generated images (DF-GAN: ~30k).")
-    @click.option(
-        "--metrics", default="fid,kid,is,align,diversity", show_default=True,
-        help="Comma-separated: fid, kid, is, align, diversity.",
+    Every number is printed with its protocol (feature extractor and the sha256 of its weights,
+    sample counts, split, resize, truncation, checkpoint step): FIDs computed under different
+    protocols are not comparable.
+    """
+    from ganreg.generate import resolve_truncation
+    from ganreg.metrics.evaluate import EvalOptions, eval_record_path, evaluate_run, parse_metrics
+
+    _threads(threads)
+    options = EvalOptions(
+        metrics=parse_metrics(metrics), samples=samples, extractor=extractor, split=split, seed=seed,
+        truncation=resolve_truncation(run_dir, truncation, no_truncation), ref_stats=ref_stats, batch_size=batch_size,
     )
-    @click.option("--extractor", type=click.Choice(EXTRACTOR_CHOICES), default="classifier", show_default=True,
-                  help="classifier: a CNN trained on the dataset's real images (offline, cached); "
-                       "inception: TF-FID InceptionV3 (torch-fidelity; weights downloaded once); "
-                       "inception-torchvision: torchvision's ImageNet InceptionV3 with DF-GAN's preprocessing "
-                       "(DF-GAN's FID protocol; weights downloaded once).")
-    @click.option("--split", type=click.Choice(["train", "valid", "test"]), default="test", show_default=True,
-                  help="Captions to generate from and real images to compare with.")
-    @click.option("--ref-stats", type=click.Path(path_type=Path),
-                  help="Reference statistics .npz (mu [D], sigma [D, D]) computed with the SAME extractor: "
-                       "DF-GAN's published *_val256_FIDK0.npz go with --extractor inception-torchvision.")
-    @click.option("--truncation", type=click.FloatRange(0, min_open=True),
-                  help="Truncate noise to [-2, 2] times this (DF-GAN evaluates with 0.88). Default: the run's "
-                       "samples.truncation, as its sample grids and in-training evaluation use.")
-    @click.option("--no-truncation", is_flag=True, help="Plain N(0, 1) noise, whatever the run's recipe says.")
-    @click.option("--seed", type=int, default=0, show_default=True)
-    @click.option("--batch-size", type=click.IntRange(1), default=64, show_default=True)
-    @click.option("--no-ema", is_flag=True, help="Use the raw generator weights even when EMA weights exist.")
-    @click.option("--device", default="auto", show_default=True)
-    @click.option("--threads", type=click.IntRange(1), help="CPU threads for torch (on a busy machine 1 can be fastest).")
-    @click.option("--json", "as_json", is_flag=True, help="Print eval.json instead of the table.")
-    def eval_cmd(
-        run_dir: Path, checkpoint: str | None, samples: int, metrics: str, extractor: str, split: str, ref_stats: Path | None,
-        truncation: float | None, no_truncation: bool, seed: int, batch_size: int, no_ema: bool, device: str,
-        threads: int | None, as_json: bool,
-    ) -> None:
-        """FID / KID / IS, text-image alignment and noise diversity of a trained run; writes RUN_DIR/eval.json
-        (the latest, shown by report and compare) and RUN_DIR/evals/<split>-step<N>-<protocol>.json (kept per split, step and protocol).
+    result = evaluate_run(run_dir, options, checkpoint, not no_ema, device, log=_log)
+    if as_json:
+        click.echo(json.dumps(result.to_json(), indent=2))
+        return
+    console.print(_eval_table(result))
+    for line in _protocol_lines(result):
+        console.print(line, highlight=False)
+    console.print(f"wrote {Path(run_dir) / 'eval.json'} and {eval_record_path(Path(run_dir), result)}")
 
-        Every number is printed with its protocol (feature extractor and the sha256 of its weights,
-        sample counts, split, resize, truncation, checkpoint step): FIDs computed under different
-        protocols are not comparable.
-        """
-        from ganreg.metrics.evaluate import EvalOptions, eval_record_path, evaluate_run, parse_metrics
+@click.command()
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(path_type=Path), help="HTML file (default RUN_DIR/report/index.html).")
+@click.option("--no-tsne", is_flag=True, help="Skip the t-SNE maps (they load the run and the evaluation classifier).")
+@click.option("--tsne-samples", default=300, show_default=True, type=click.IntRange(10), help="Points per t-SNE map.")
+@click.option("--max-grids", default=8, show_default=True, type=click.IntRange(1),
+              help="Sample grids shown, evenly spaced over training.")
+@click.option("--device", default="auto", show_default=True)
+@click.option("--threads", type=click.IntRange(1), help="CPU threads for torch.")
+def report(run_dir: Path, out: Path | None, no_tsne: bool, tsne_samples: int, max_grids: int, device: str,
+           threads: int | None) -> None:
+    """A self-contained HTML report of a run: recipe, parameters, loss and metric curves,
+    sample grids over time, t-SNE maps, evaluation."""
+    from ganreg.report.html import build_report
 
-        from ganreg.generate import resolve_truncation
+    _threads(threads)
+    path = build_report(run_dir, out, not no_tsne, tsne_samples, device, max_grids, log=_log)
+    console.print(f"wrote {path}")
 
-        _threads(threads)
-        options = EvalOptions(
-            metrics=parse_metrics(metrics), samples=samples, extractor=extractor, split=split, seed=seed,
-            truncation=resolve_truncation(run_dir, truncation, no_truncation), ref_stats=ref_stats, batch_size=batch_size,
-        )
-        result = evaluate_run(run_dir, options, checkpoint, not no_ema, device, log=_log)
-        if as_json:
-            click.echo(json.dumps(result.to_json(), indent=2))
-            return
-        console.print(_eval_table(result))
-        for line in _protocol_lines(result):
-            console.print(line, highlight=False)
-        console.print(f"wrote {Path(run_dir) / 'eval.json'} and {eval_record_path(Path(run_dir), result)}")
+@click.command()
+@click.argument("runs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(path_type=Path), default=Path("compare.png"), show_default=True,
+              help="PNG with the runs' loss curves overlaid.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable table.")
+def compare(runs: tuple[Path, ...], out: Path, as_json: bool) -> None:
+    """Runs side by side: final losses, evaluation metrics, parameters, wall time."""
+    from ganreg.report.compare import compare_runs, comparison_json, fmt
 
-    @cli.command()
-    @click.argument("run_dir", type=click.Path(path_type=Path))
-    @click.option("--out", type=click.Path(path_type=Path), help="HTML file (default RUN_DIR/report/index.html).")
-    @click.option("--no-tsne", is_flag=True, help="Skip the t-SNE maps (they load the run and the evaluation classifier).")
-    @click.option("--tsne-samples", default=300, show_default=True, type=click.IntRange(10), help="Points per t-SNE map.")
-    @click.option("--max-grids", default=8, show_default=True, type=click.IntRange(1),
-                  help="Sample grids shown, evenly spaced over training.")
-    @click.option("--device", default="auto", show_default=True)
-    @click.option("--threads", type=click.IntRange(1), help="CPU threads for torch.")
-    def report(run_dir: Path, out: Path | None, no_tsne: bool, tsne_samples: int, max_grids: int, device: str,
-               threads: int | None) -> None:
-        """A self-contained HTML report of a run: recipe, parameters, loss and metric curves,
-        sample grids over time, t-SNE maps, evaluation."""
-        from ganreg.report.html import build_report
+    cmp = compare_runs(list(runs), out)
+    if as_json:
+        click.echo(json.dumps(comparison_json(cmp), indent=2))
+        return
+    table = Table(title=f"comparison of {len(cmp.runs)} run(s)")
+    for i, col in enumerate(cmp.header):
+        table.add_column(col, justify="left" if i == 0 else "right", overflow="fold")
+    for row in cmp.rows:
+        table.add_row(*(fmt(v) for v in row))
+    console.print(table)
+    for w in cmp.warnings:
+        console.print(f"[yellow]warning: {w}[/yellow]", highlight=False)
+    if cmp.plot:
+        console.print(f"wrote {cmp.plot}")
 
-        _threads(threads)
-        path = build_report(run_dir, out, not no_tsne, tsne_samples, device, max_grids, log=_log)
-        console.print(f"wrote {path}")
 
-    @cli.command()
-    @click.argument("runs", nargs=-1, required=True, type=click.Path(path_type=Path))
-    @click.option("--out", type=click.Path(path_type=Path), default=Path("compare.png"), show_default=True,
-                  help="PNG with the runs' loss curves overlaid.")
-    @click.option("--json", "as_json", is_flag=True, help="Machine-readable table.")
-    def compare(runs: tuple[Path, ...], out: Path, as_json: bool) -> None:
-        """Runs side by side: final losses, evaluation metrics, parameters, wall time."""
-        from ganreg.report.compare import compare_runs, comparison_json, fmt
-
-        cmp = compare_runs(list(runs), out)
-        if as_json:
-            click.echo(json.dumps(comparison_json(cmp), indent=2))
-            return
-        table = Table(title=f"comparison of {len(cmp.runs)} run(s)")
-        for i, col in enumerate(cmp.header):
-            table.add_column(col, justify="left" if i == 0 else "right", overflow="fold")
-        for row in cmp.rows:
-            table.add_row(*(fmt(v) for v in row))
-        console.print(table)
-        for w in cmp.warnings:
-            console.print(f"[yellow]warning: {w}[/yellow]", highlight=False)
-        if cmp.plot:
-            console.print(f"wrote {cmp.plot}")
+EVAL_COMMANDS = (eval_cmd, report, compare)
+"""Added to the ``ganreg`` group by :mod:`ganreg.cli`."""

@@ -16,7 +16,7 @@ from rich.table import Table
 from ganreg.errors import UserError
 from ganreg.plugins import get_registry
 from ganreg.recipe import apply_overrides, load_recipe, validate_recipe
-from ganreg.runfiles import latest_checkpoint
+from ganreg.runfiles import checkpoint_dir, latest_checkpoint
 
 
 def eta_seconds(
@@ -62,21 +62,9 @@ def run_command(
     console: Console,
     checkpoint: str | None = None,
 ) -> int:
-    from ganreg.train.checkpoint import find_checkpoint
-    from ganreg.train.contracts import PROBE_ITEMS, check_contracts
-    from ganreg.train.networks import build_networks, parameter_table
-    from ganreg.train.rundir import (
-        RECIPE_FILE,
-        check_resume_overrides,
-        new_run_dir,
-        read_run,
-        run_dir_path,
-        as_recorded,
-        write_recipe,
-    )
-    from ganreg.train.distributed import broadcast_object, from_environment, process_device
-    from ganreg.train.setup import prepare_data
-    from ganreg.train.trainer import start_or_resume
+    """``ganreg run``: start a run from a recipe or resume one, train it with a progress bar, and return the
+    exit code (130 after Ctrl-C, as a shell expects)."""
+    from ganreg.train.distributed import from_environment, process_device
 
     procs = from_environment(device)  # one process, or one of torchrun's
     device = process_device(device, procs)
@@ -85,58 +73,12 @@ def run_command(
     registry = get_registry()
     if checkpoint is not None and resume_dir is None:
         raise UserError("--checkpoint picks where a resumed run continues from", "add --resume RUN_DIR")
-    if resume_dir is not None:
-        if recipe_path is not None:
-            raise UserError("give either a recipe or --resume RUN_DIR, not both", "ganreg run --resume RUN_DIR")
-        recipe, _ = read_run(resume_dir, registry)
-        check_resume_overrides(overrides)
-        if overrides:
-            raw = apply_overrides(recipe.model_dump(mode="json"), overrides)
-            recipe = validate_recipe(raw, registry, str(resume_dir / RECIPE_FILE))
-        run_dir = resume_dir
-    else:
-        if recipe_path is None:
-            raise UserError("no recipe given", "ganreg run recipes/dfgan.json")
-        recipe = as_recorded(load_recipe(recipe_path, registry, overrides), registry)
-
-    if dry_run and not procs.main:
-        return 0
+    recipe = _resolve_recipe(recipe_path, resume_dir, overrides, registry)
     if dry_run:
-        console.print_json(json.dumps(recipe.model_dump(mode="json")))
-        data = prepare_data(recipe)
-        nets = build_networks(recipe, registry, data.context)
-        check_contracts(nets, data.probe_batch(PROBE_ITEMS), recipe.data.image_size)
-        console.print(_param_table(parameter_table(nets.modules())))
-        classes = (
-            f"{len(set(data.train.labels()))} training classes (of {data.context.num_classes} in all splits)"
-            if data.train.has_classes else "no classes (each image its own)"
-        )
-        console.print(
-            f"data: {len(data.train)} training images, {len(data.test) if data.test is not None else 0} held out, "
-            f"{len(data.vocab)} words, {classes}"
-        )
+        if procs.main:
+            _dry_run(recipe, registry, console)
         return 0
-
-    made: list[Path] = []
-    if resume_dir is None and procs.main:
-        run_dir = run_dir_path(recipe, str(out) if out else None)
-        made = [d for d in (run_dir, *run_dir.absolute().parents) if not d.exists()]  # deepest first
-        new_run_dir(run_dir)
-    if resume_dir is None:
-        run_dir = Path(broadcast_object(str(run_dir) if procs.main else None, procs))  # the name has process 0's time
-    try:
-        ckpt = find_checkpoint(run_dir, checkpoint) if resume_dir is not None else None
-        with _out_of_memory_named(recipe, run_dir, lambda: 0):  # moving the networks to the GPU, the contract check
-            trainer = start_or_resume(
-                recipe, registry, run_dir, device, resume=resume_dir is not None, checkpoint=ckpt, procs=procs
-            )
-    except BaseException:
-        if resume_dir is None:  # a start that failed (missing data or weights) leaves no empty folders behind
-            for d in made:
-                with contextlib.suppress(OSError):  # never let the clean-up hide the real error
-                    if d.is_dir() and not any(d.iterdir()):
-                        d.rmdir()
-        raise
+    run_dir, trainer = _start_trainer(recipe, registry, out, device, resume_dir, checkpoint, procs)
     if resume_dir is not None and trainer.step >= trainer.total_steps:
         if overrides and trainer.step > trainer.total_steps:
             raise UserError(
@@ -149,7 +91,103 @@ def run_command(
         )
         return 0
     if resume_dir is not None and overrides and procs.main:
+        from ganreg.train.rundir import write_recipe
+
         write_recipe(run_dir, recipe)  # so the resolved recipe still re-creates the run (e.g. its new train.steps)
+    _print_start(trainer, recipe, run_dir, console)
+    status = _train_with_progress(trainer, recipe, run_dir, console)
+    curves = run_dir / "loss_curves.png"
+    console.print(
+        f"[bold]{status}[/bold] at step {trainer.step}/{trainer.total_steps} after {trainer.elapsed:.0f}s. "
+        f"Run directory: {run_dir}\n  samples: {run_dir / 'samples'}  checkpoints: {checkpoint_dir(run_dir)}"
+        + (f"  loss curves: {curves}" if curves.is_file() else "")
+    )
+    if status != "finished":
+        console.print(f"continue with: ganreg run --resume {run_dir}")
+        return 130 if status == "interrupted" else 0
+    return 0
+
+
+def _resolve_recipe(recipe_path: Path | None, resume_dir: Path | None, overrides: list[str], registry: Any) -> Any:
+    """The recipe to train: a recipe file's, with its --set overrides, or the resumed run's own (the
+    overrides a resume allows applied to it)."""
+    from ganreg.train.rundir import RECIPE_FILE, as_recorded, check_resume_overrides, read_run
+
+    if resume_dir is None:
+        if recipe_path is None:
+            raise UserError("no recipe given", "ganreg run recipes/dfgan.json")
+        return as_recorded(load_recipe(recipe_path, registry, overrides), registry)
+    if recipe_path is not None:
+        raise UserError("give either a recipe or --resume RUN_DIR, not both", "ganreg run --resume RUN_DIR")
+    recipe, _ = read_run(resume_dir, registry)
+    check_resume_overrides(overrides)
+    if overrides:
+        raw = apply_overrides(recipe.model_dump(mode="json"), overrides)
+        recipe = validate_recipe(raw, registry, str(resume_dir / RECIPE_FILE))
+    return recipe
+
+
+def _dry_run(recipe: Any, registry: Any, console: Console) -> None:
+    """``--dry-run``: the resolved recipe, then the data opened and the networks built and checked on two
+    items, with their parameter table; nothing is written."""
+    from ganreg.train.contracts import PROBE_ITEMS, check_contracts
+    from ganreg.train.networks import build_networks, parameter_table
+    from ganreg.train.setup import prepare_data
+
+    console.print_json(json.dumps(recipe.model_dump(mode="json")))
+    data = prepare_data(recipe)
+    nets = build_networks(recipe, registry, data.context)
+    check_contracts(nets, data.probe_batch(PROBE_ITEMS), recipe.data.image_size)
+    console.print(_param_table(parameter_table(nets.modules())))
+    classes = (
+        f"{len(set(data.train.labels()))} training classes (of {data.context.num_classes} in all splits)"
+        if data.train.has_classes else "no classes (each image its own)"
+    )
+    console.print(
+        f"data: {len(data.train)} training images, {len(data.test) if data.test is not None else 0} held out, "
+        f"{len(data.vocab)} words, {classes}"
+    )
+
+
+def _start_trainer(
+    recipe: Any, registry: Any, out: Path | None, device: str | None, resume_dir: Path | None,
+    checkpoint: str | None, procs: Any,
+) -> tuple[Path, Any]:
+    """The run directory (a new one, named by process 0, or the resumed one) and its trainer. A new run
+    whose start fails (missing data or weights) leaves no empty folders behind."""
+    from ganreg.train.checkpoint import find_checkpoint
+    from ganreg.train.distributed import broadcast_object
+    from ganreg.train.rundir import new_run_dir, run_dir_path
+    from ganreg.train.trainer import start_or_resume
+
+    made: list[Path] = []
+    if resume_dir is not None:
+        run_dir = resume_dir
+    else:
+        if procs.main:
+            run_dir = run_dir_path(recipe, str(out) if out else None)
+            made = [d for d in (run_dir, *run_dir.absolute().parents) if not d.exists()]  # deepest first
+            new_run_dir(run_dir)
+        run_dir = Path(broadcast_object(str(run_dir) if procs.main else None, procs))  # the name has process 0's time
+    try:
+        ckpt = find_checkpoint(run_dir, checkpoint) if resume_dir is not None else None
+        with _out_of_memory_named(recipe, run_dir, lambda: 0):  # moving the networks to the GPU, the contract check
+            trainer = start_or_resume(
+                recipe, registry, run_dir, device, resume=resume_dir is not None, checkpoint=ckpt, procs=procs
+            )
+    except BaseException:
+        for d in made:
+            with contextlib.suppress(OSError):  # never let the clean-up hide the real error
+                if d.is_dir() and not any(d.iterdir()):
+                    d.rmdir()
+        raise
+    return run_dir, trainer
+
+
+def _print_start(trainer: Any, recipe: Any, run_dir: Path, console: Console) -> None:
+    """Notes on settings that may not do what the user meant, then the run's line and parameter table."""
+    from ganreg.train.networks import parameter_table
+
     limit = recipe.train.max_minutes
     if recipe.train.steps is not None and recipe.train.epochs is not None:
         console.print(
@@ -170,6 +208,11 @@ def run_command(
     )
     console.print(_param_table(parameter_table(trainer.nets.modules())))
 
+
+def _train_with_progress(trainer: Any, recipe: Any, run_dir: Path, console: Console) -> str:
+    """``trainer.fit()`` under a progress bar (epoch, images/s, ETA, the last logged D and G losses);
+    returns fit's status."""
+    limit = recipe.train.max_minutes
     columns = (
         TextColumn("[bold]epoch {task.fields[epoch]}[/bold]"),
         BarColumn(),
@@ -202,16 +245,7 @@ def run_command(
         with _out_of_memory_named(recipe, run_dir, lambda: trainer.step):
             status = trainer.fit(progress=report)
         progress.update(task, completed=trainer.step)
-    curves = run_dir / "loss_curves.png"
-    console.print(
-        f"[bold]{status}[/bold] at step {trainer.step}/{trainer.total_steps} after {trainer.elapsed:.0f}s. "
-        f"Run directory: {run_dir}\n  samples: {run_dir / 'samples'}  checkpoints: {run_dir / 'checkpoints'}"
-        + (f"  loss curves: {curves}" if curves.is_file() else "")
-    )
-    if status != "finished":
-        console.print(f"continue with: ganreg run --resume {run_dir}")
-        return 130 if status == "interrupted" else 0
-    return 0
+    return status
 
 
 @contextlib.contextmanager
