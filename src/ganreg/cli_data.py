@@ -346,53 +346,69 @@ def describe_path(
     """What ``ganreg data info`` prints, as a dict. ``check``: decode every image of every split;
     the result is under ``"check"`` (``{"images": N, "undecodable": [{"image", "reason"}, ...]}``)."""
     if path == "shapes":
-        from ganreg.data.shapes import ATTRIBUTES, CAPTIONS_PER_IMAGE, all_specs, class_names, class_split
-
-        specs = all_specs(seed, count)
-        names = class_names()
-        train, test = class_split(seed)
-        splits = {}
-        for split, classes in (("train", train), ("test", test)):
-            mine = [s for s in specs if s.label in set(classes)]
-            splits[split] = {
-                "split": split,
-                "images": len(mine),
-                "captions": len(mine) * CAPTIONS_PER_IMAGE,
-                "classes": len(classes),
-                "class_examples": [names[k] for k in classes[:5]],
-                "example_captions": [s.captions[0] for s in mine[:3]],
-                "embedding_dim": None,
-                "captions_per_image": [CAPTIONS_PER_IMAGE, CAPTIONS_PER_IMAGE],
-                "image_size": {"min": [size, size], "max": [size, size]},
-            }
-        out: dict[str, Any] = {
-            "path": "shapes",
-            "source": "shapes",
-            "seed": seed,
-            "classes": len(names),
-            "attributes": {k: list(v) for k, v in ATTRIBUTES.items()},
-            "splits": splits,
-        }
-        if check:
-            out["check"] = {"images": 0, "undecodable": [], "note": "shapes are drawn, not decoded from files"}
-        return out
+        return _describe_shapes(size, count, seed, check)
     p = Path(path)
     if not p.exists():
         raise DataError(f"{p} does not exist", "give an HDF5 file, a dataset folder, or 'shapes'")
     if p.is_file():
-        from ganreg.data.hdf5 import HDF5Dataset, load_index
-
         if images_dir is not None or captions_dir is not None:
             raise UserError(f"{p} is an HDF5 file", "--images-dir and --captions-dir are for dataset folders")
-        index = load_index(p)
-        datasets = {s: HDF5Dataset(p, s) for s in index["splits"]}
-        out = {"path": str(p), "source": "hdf5", "embedding_dim": index["embedding_dim"]}
-        if check:
-            out["check"] = _check_images(list(datasets.values()))
-        out["splits"] = {s: _split_info(ds, limit, skip_bad=check) for s, ds in datasets.items()}
-        if not index.get("has_classes", True):
-            out["notes"] = ["no classes: converted from captions in no class folders, every image is its own class"]
-        return out
+        return _describe_hdf5(p, limit, check)
+    return _describe_folder(p, limit, images_dir, captions_dir, check)
+
+
+def _describe_shapes(size: int, count: int, seed: int, check: bool) -> dict[str, Any]:
+    """The built-in shapes' splits, from their specs alone (nothing is drawn)."""
+    from ganreg.data.shapes import ATTRIBUTES, CAPTIONS_PER_IMAGE, all_specs, class_names, class_split
+
+    specs = all_specs(seed, count)
+    names = class_names()
+    train, test = class_split(seed)
+    splits = {}
+    for split, classes in (("train", train), ("test", test)):
+        mine = [s for s in specs if s.label in set(classes)]
+        splits[split] = {
+            "split": split,
+            "images": len(mine),
+            "captions": len(mine) * CAPTIONS_PER_IMAGE,
+            "classes": len(classes),
+            "class_examples": [names[k] for k in classes[:5]],
+            "example_captions": [s.captions[0] for s in mine[:3]],
+            "embedding_dim": None,
+            "captions_per_image": [CAPTIONS_PER_IMAGE, CAPTIONS_PER_IMAGE],
+            "image_size": {"min": [size, size], "max": [size, size]},
+        }
+    out: dict[str, Any] = {
+        "path": "shapes",
+        "source": "shapes",
+        "seed": seed,
+        "classes": len(names),
+        "attributes": {k: list(v) for k, v in ATTRIBUTES.items()},
+        "splits": splits,
+    }
+    if check:
+        out["check"] = {"images": 0, "undecodable": [], "note": "shapes are drawn, not decoded from files"}
+    return out
+
+
+def _describe_hdf5(p: Path, limit: int, check: bool) -> dict[str, Any]:
+    """An HDF5 file's splits, from its index (no image is decoded unless ``check``)."""
+    from ganreg.data.hdf5 import HDF5Dataset, load_index
+
+    index = load_index(p)
+    datasets = {s: HDF5Dataset(p, s) for s in index["splits"]}
+    out: dict[str, Any] = {"path": str(p), "source": "hdf5", "embedding_dim": index["embedding_dim"]}
+    if check:
+        out["check"] = _check_images(list(datasets.values()))
+    out["splits"] = {s: _split_info(ds, limit, skip_bad=check) for s, ds in datasets.items()}
+    if not index.get("has_classes", True):
+        out["notes"] = ["no classes: converted from captions in no class folders, every image is its own class"]
+    return out
+
+
+def _describe_folder(p: Path, limit: int, images_dir: str | None, captions_dir: str | None, check: bool) -> dict[str, Any]:
+    """A dataset folder's layout (which files give the captions and splits), its splits and the notes on
+    what it lacks."""
     from ganreg.data.folder import FolderDataset
     from ganreg.data.folder_layout import FolderLayout
 
@@ -400,7 +416,7 @@ def describe_path(
     if not layout.split_files and not layout.unlabelled:
         raise layout.missing_split_error("train")
     datasets = {s: FolderDataset(p, s, images_dir=images_dir, captions_dir=captions_dir) for s in _folder_splits(layout)}
-    out = {
+    out: dict[str, Any] = {
         "path": str(p),
         "source": "folder",
         "images_dir": str(layout.images.relative_to(layout.root)),
