@@ -112,34 +112,10 @@ class Trainer:
         self.steps_per_epoch = max(1, self.stream.batches_per_epoch // per_step)
         self.total_steps = t.steps if t.steps is not None else (t.epochs or 1) * self.steps_per_epoch
 
-        d_params = list(self.nets.discriminator.parameters())
-        if self.joint_text:
-            d_params += list(self.nets.text_encoder.parameters())
-        for term in self.nets.losses:  # losses with parameters (e.g. projection heads) train with their network
-            (d_params if term.network == "discriminator" else []).extend(term.module.parameters())
-        g_params = list(self.nets.generator.parameters()) + [
-            p for term in self.nets.losses if term.network == "generator" for p in term.module.parameters()
-        ]
-        if self.nets.image_encoder is not None:  # trained with G through the latents it hands G
-            g_params += list(self.nets.image_encoder.parameters())
-        o = recipe.optim
-        self.opt = {"generator": build_optimizer(g_params, o.generator), "discriminator": build_optimizer(d_params, o.discriminator)}
-        self.sched = {
-            "generator": build_scheduler(self.opt["generator"], o.generator, self.total_steps, self.steps_per_epoch),
-            "discriminator": build_scheduler(self.opt["discriminator"], o.discriminator, self.total_steps, self.steps_per_epoch),
-        }
-        self.ema: AveragedModel | None = None
-        self.ema_encoder: AveragedModel | None = None
+        self.opt, self.sched = self._build_optimizers()
+        self.ema: AveragedModel | None = self._averaged(self.nets.generator)
+        self.ema_encoder: AveragedModel | None = self._averaged(self.nets.image_encoder)
         """The image encoder's EMA, over the same steps as G's: ``generate --source`` pairs the two averages."""
-        if t.ema_decay is not None:
-            self.ema = AveragedModel(self.nets.generator, multi_avg_fn=get_ema_multi_avg_fn(t.ema_decay), use_buffers=True)
-            self.ema.requires_grad_(False)
-            if self.nets.image_encoder is not None:
-                self.ema_encoder = AveragedModel(
-                    self.nets.image_encoder, multi_avg_fn=get_ema_multi_avg_fn(t.ema_decay), use_buffers=True
-                )
-                self.ema_encoder.requires_grad_(False)
-
         self.noise_gen = torch.Generator().manual_seed(t.seed + 1 + 7919 * procs.rank)
         self.input_grad = any(term.module.needs_input_grad for term in self.nets.terms("discriminator"))
         self.step = 0
@@ -152,6 +128,37 @@ class Trainer:
         self._fixed = self._fixed_samples()
 
     # ---------------------------------------------------------------- helpers
+    def _build_optimizers(self) -> tuple[dict[str, torch.optim.Optimizer], dict[str, Any]]:
+        """Each network's optimiser and LR schedule. D's takes the text encoder when it trains jointly
+        (D's loss trains it) and the parameters of D's loss terms; G's takes the image encoder (trained with
+        G through the latents it hands G) and G's loss terms' parameters."""
+        d_params = list(self.nets.discriminator.parameters())
+        if self.joint_text:
+            d_params += list(self.nets.text_encoder.parameters())
+        for term in self.nets.losses:  # losses with parameters (e.g. projection heads) train with their network
+            (d_params if term.network == "discriminator" else []).extend(term.module.parameters())
+        g_params = list(self.nets.generator.parameters()) + [
+            p for term in self.nets.losses if term.network == "generator" for p in term.module.parameters()
+        ]
+        if self.nets.image_encoder is not None:  # trained with G through the latents it hands G
+            g_params += list(self.nets.image_encoder.parameters())
+        o = self.recipe.optim
+        opt = {"generator": build_optimizer(g_params, o.generator), "discriminator": build_optimizer(d_params, o.discriminator)}
+        sched = {
+            "generator": build_scheduler(opt["generator"], o.generator, self.total_steps, self.steps_per_epoch),
+            "discriminator": build_scheduler(opt["discriminator"], o.discriminator, self.total_steps, self.steps_per_epoch),
+        }
+        return opt, sched
+
+    def _averaged(self, module: torch.nn.Module | None) -> AveragedModel | None:
+        """The EMA of ``module``'s weights and buffers (``train.ema_decay``), or None without one."""
+        decay = self.recipe.train.ema_decay
+        if module is None or decay is None:
+            return None
+        ema = AveragedModel(module, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+        ema.requires_grad_(False)
+        return ema
+
     def _fixed_samples(self) -> dict[str, Any]:
         s = self.recipe.samples
         g = torch.Generator().manual_seed(self.recipe.train.seed + 2)
