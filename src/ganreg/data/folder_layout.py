@@ -130,17 +130,7 @@ class FolderLayout:
         if self.metadata is not None or self.split_tables:
             self.images = self.captions = self.metadata.parent if self.metadata is not None else self.root
             self.unlabelled = True
-            listing = file_listing(self.images)
-            beside = [t for t in self.flat_captions(self.images)
-                      if any(t[:-4].lower() + ext in listing for ext in IMAGE_EXTS)]
-            holds_captions = captions is not None and bool(self.flat_captions(captions) or self._class_captions(captions))
-            clash = captions if holds_captions else (self.images / beside[0] if beside else None)
-            if clash is not None:
-                table = self.metadata or next(iter(self.split_tables.values()))
-                raise DataError(
-                    f"{self.root} has captions both in {table.relative_to(self.root)} and as caption files ({clash})",
-                    f"keep them in one place: the table, or one <image>.txt per image (then move {table.name} out)",
-                )
+            self._refuse_table_and_caption_files(captions)
             return
         if images is None and captions is not None and not flat:  # Reed's layout, its images not unpacked
             raise DataError(f"no image folder in {self.root} (looked for {', '.join(IMAGE_DIR_CANDIDATES)})", image_fix)
@@ -164,24 +154,43 @@ class FolderLayout:
                 f"no caption folder in {self.root} (looked for {', '.join(CAPTION_DIR_CANDIDATES)})", caption_fix
             )
         if not beside:
-            splits = [self.root / f for folders in SPLIT_FOLDERS.values() for f in folders]
-            unread = unread_tables([self.root, self.images, *splits])
-            if unread:
-                raise DataError(
-                    f"no captions in {self.root}: {unread[0]} looks like a caption table, but ganreg reads only "
-                    f"{' or '.join(METADATA_NAMES)}",
-                    "write it as metadata.jsonl (one JSON object a line, file_name and text) or metadata.csv (a header "
-                    "row file_name,text); pandas converts most tables: pandas.read_parquet(p).to_json('metadata.jsonl', "
-                    "orient='records', lines=True)",
-                )
+            raise self._no_captions_error()
+
+    def _refuse_table_and_caption_files(self, captions: Path | None) -> None:
+        """A caption table and caption files too (a caption folder, or ``<image>.txt`` beside its image) would
+        give an image two sets of captions: refused, naming both."""
+        listing = file_listing(self.images)
+        beside = [t for t in self.flat_captions(self.images) if any(t[:-4].lower() + ext in listing for ext in IMAGE_EXTS)]
+        holds_captions = captions is not None and bool(self.flat_captions(captions) or self._class_captions(captions))
+        clash = captions if holds_captions else (self.images / beside[0] if beside else None)
+        if clash is not None:
+            table = self.metadata or next(iter(self.split_tables.values()))
             raise DataError(
-                f"no captions in {self.root} (looked for the folders {', '.join(CAPTION_DIR_CANDIDATES)}, for "
-                f"<image>.txt files beside the images in {self.images}, and for {' or '.join(METADATA_NAMES)})",
-                "put one caption file per image, one caption a line, beside it (photo.jpg + photo.txt), or the captions "
-                "in a metadata.jsonl / metadata.csv (file_name, text), or unpack text_c10/<class>/<image>.txt there, "
-                "or set data.captions_dir (or data.images_dir=. for images and captions in the folder itself beside "
-                "an images/ folder)",
+                f"{self.root} has captions both in {table.relative_to(self.root)} and as caption files ({clash})",
+                f"keep them in one place: the table, or one <image>.txt per image (then move {table.name} out)",
             )
+
+    def _no_captions_error(self) -> DataError:
+        """The error for a folder without class lists where no captions were found: a table ganreg does not
+        read is named with its conversion, else every place that was looked in and each layout's fix."""
+        splits = [self.root / f for folders in SPLIT_FOLDERS.values() for f in folders]
+        unread = unread_tables([self.root, self.images, *splits])
+        if unread:
+            return DataError(
+                f"no captions in {self.root}: {unread[0]} looks like a caption table, but ganreg reads only "
+                f"{' or '.join(METADATA_NAMES)}",
+                "write it as metadata.jsonl (one JSON object a line, file_name and text) or metadata.csv (a header "
+                "row file_name,text); pandas converts most tables: pandas.read_parquet(p).to_json('metadata.jsonl', "
+                "orient='records', lines=True)",
+            )
+        return DataError(
+            f"no captions in {self.root} (looked for the folders {', '.join(CAPTION_DIR_CANDIDATES)}, for "
+            f"<image>.txt files beside the images in {self.images}, and for {' or '.join(METADATA_NAMES)})",
+            "put one caption file per image, one caption a line, beside it (photo.jpg + photo.txt), or the captions "
+            "in a metadata.jsonl / metadata.csv (file_name, text), or unpack text_c10/<class>/<image>.txt there, "
+            "or set data.captions_dir (or data.images_dir=. for images and captions in the folder itself beside "
+            "an images/ folder)",
+        )
 
     def _usable_split_tables(self, tables: dict[str, Path]) -> dict[str, Path]:
         """The split tables to use: train's and a held-out one (test's, else validation's, which then is
