@@ -29,9 +29,10 @@ COLOURS = {"red": (220, 30, 30), "green": (30, 200, 40), "blue": (40, 60, 220), 
            "purple": (150, 40, 200), "white": (245, 245, 245)}
 
 
-def test_pretraining_on_images_teaches_what_the_captions_say(make_recipe, registry, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_pretraining_on_images_teaches_what_the_captions_say(make_recipe, registry, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """Photos in no classes, each captioned with its colour: afterwards captions naming one colour lie
-    closer together than captions of different colours (they did not before), with no label anywhere."""
+    closer together than captions of different colours (they did not before), with no label anywhere.
+    The encoder is cached where the data's caches are, ``~`` expanded (not a folder named ``~``)."""
     import numpy as np
     from PIL import Image
 
@@ -40,6 +41,8 @@ def test_pretraining_on_images_teaches_what_the_captions_say(make_recipe, regist
     from ganreg.train.networks import build_networks
     from ganreg.train.setup import prepare_data
 
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("GANREG_CACHE", "~/gc")
     root = tmp_path / "photos"
     root.mkdir()
     rng = np.random.default_rng(0)
@@ -70,7 +73,7 @@ def test_pretraining_on_images_teaches_what_the_captions_say(make_recipe, regist
     encoder.eval()
     after = separation()
     assert after > before + 0.15, (before, after)  # 0.26 here
-    assert path.is_file()
+    assert path.is_file() and path.is_relative_to(tmp_path / "home" / "gc" / "text_encoders")
     other = make_recipe(**{"data": {"source": "folder", "path": str(root), "image_size": 32},
                            "text_encoder.pretrain": {"objective": "class", "epochs": 60}})
     assert _key(recipe, data) != _key(other, data)
