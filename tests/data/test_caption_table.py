@@ -311,6 +311,19 @@ def test_tables_in_two_folders_or_under_other_names(tmp_path: Path) -> None:
     assert "to_json('metadata.jsonl'" in (err.value.fix or "")
 
 
+@pytest.mark.parametrize("shard", ["data/train-00000-of-00002.parquet", "train/0000.parquet", "part-0.parquet"])
+def test_a_hub_parquet_download_points_to_its_export(tmp_path: Path, shard: str) -> None:
+    """The Hub's layouts (``data/<split>-*.parquet``, ``<split>/*.parquet``, loose shards) are named, with the
+    README's export script as the fix, instead of 'no captions'."""
+    root = tmp_path / "hub"
+    (root / shard).parent.mkdir(parents=True)
+    (root / shard).write_bytes(b"PAR1")
+    (root / "README.md").write_text("---\ndataset_info: ...\n")
+    with pytest.raises(DataError, match=f"holds Parquet files \\({shard}\\), the Hugging Face Hub's") as err:
+        build_dataset(cfg(root), "train")
+    assert "hub_to_folder.py" in (err.value.fix or "")
+
+
 def test_an_empty_text_folder_is_no_caption_clash(tmp_path: Path) -> None:
     root = write_table(tmp_path / "mine", [{"file_name": f"p{i}.png", "text": "a"} for i in range(6)])
     (root / "text").mkdir()

@@ -32,6 +32,7 @@ from ganreg.data.metadata import (
     find_metadata,
     find_split_tables,
     item_name,
+    parquet_shards,
     read_metadata,
     unread_tables,
 )
@@ -172,7 +173,8 @@ class FolderLayout:
 
     def _no_captions_error(self) -> DataError:
         """The error for a folder without class lists where no captions were found: a table ganreg does not
-        read is named with its conversion, else every place that was looked in and each layout's fix."""
+        read is named with its conversion, then a Hub download of Parquet files with its export, else every place
+        that was looked in and each layout's fix."""
         splits = [self.root / f for folders in SPLIT_FOLDERS.values() for f in folders]
         unread = unread_tables([self.root, self.images, *splits])
         if unread:
@@ -182,6 +184,16 @@ class FolderLayout:
                 "write it as metadata.jsonl (one JSON object a line, file_name and text) or metadata.csv (a header "
                 "row file_name,text); pandas converts most tables: pandas.read_parquet(p).to_json('metadata.jsonl', "
                 "orient='records', lines=True)",
+            )
+        shards = parquet_shards(self.root)
+        if shards:
+            return DataError(
+                f"no captions in {self.root}: it holds Parquet files ({shards[0].relative_to(self.root)}"
+                + (f" and {len(shards) - 1} more" if len(shards) > 1 else "") + "), the Hugging Face Hub's dataset "
+                "format, which ganreg does not read directly",
+                "export it once as split folders of images with a metadata.jsonl each: the README's "
+                "hub_to_folder.py (section 'Your own captioned images') does it with the datasets library; then "
+                "set data.path to the folder it writes",
             )
         return DataError(
             f"no captions in {self.root} (looked for the folders {', '.join(CAPTION_DIR_CANDIDATES)}, for "

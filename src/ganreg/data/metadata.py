@@ -84,6 +84,20 @@ def unread_tables(folders: list[Path]) -> list[Path]:
     return out
 
 
+def parquet_shards(root: Path) -> list[Path]:
+    """The Parquet files of a dataset downloaded from the Hugging Face Hub (``data/train-00000-of-00002.parquet``,
+    ``train/0000.parquet``, or in the folder itself): named when no captions are found, since ganreg reads
+    such a dataset once it is exported as split folders with caption tables (README)."""
+    folders = [root, root / "data", *(root / f for names in SPLIT_FOLDERS.values() for f in names),
+               *(root / "data" / f for names in SPLIT_FOLDERS.values() for f in names)]
+    found: list[Path] = []
+    for folder in dict.fromkeys(folders):
+        with contextlib.suppress(OSError):
+            found += sorted(p for p in folder.iterdir() if p.suffix.lower() == ".parquet" and p.is_file()
+                            and not p.name.lower().startswith("metadata."))  # a caption table, named as one
+    return found
+
+
 def item_name(file_name: str) -> str:
     """An image's name in the dataset: its path under the table's folder without the extension, ``/``
     written ``__`` (the name keys HDF5 groups, where ``/`` would nest them). String operations, not
