@@ -70,6 +70,20 @@ def test_inception_score_matches_numpy() -> None:
     assert mean == pytest.approx(expected, rel=1e-6)
 
 
+def test_inception_score_std_over_splits_is_the_population_std() -> None:
+    """Salimans et al.'s code and torch-fidelity report np.std of the split scores (ddof 0)."""
+    logits = torch.randn(200, 7, generator=torch.Generator().manual_seed(1), dtype=torch.float64) * 3
+    torch.manual_seed(0)
+    order = torch.randperm(200)  # torchmetrics shuffles before splitting; inception_score seeds it with 0
+    scores = []
+    for part in torch.softmax(logits[order], 1).chunk(4):
+        p = part.numpy()
+        scores.append(float(np.exp((p * (np.log(p) - np.log(p.mean(0, keepdims=True)))).sum(1).mean())))
+    mean, std = inception_score(logits, splits=4, seed=0)
+    assert mean == pytest.approx(np.mean(scores), rel=1e-6)
+    assert std == pytest.approx(np.std(scores), rel=1e-6)
+
+
 def test_torchmetrics_with_the_extractor_module_matches_scipy() -> None:
     """The extractor wrapper is a plain nn.Module torchmetrics accepts as ``feature``."""
     from torchmetrics.image.fid import FrechetInceptionDistance

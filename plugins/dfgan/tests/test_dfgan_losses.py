@@ -128,6 +128,22 @@ def test_magp_shares_the_real_forward_with_the_hinge() -> None:
     assert ctx.d_real is first  # one D pass on real pairs per step
 
 
+def test_a_jointly_trained_text_encoder_learns_from_real_pairs_beside_magp() -> None:
+    """MA-GP needs the condition's gradient; a condition from a text encoder that trains with D must keep
+    its graph, or the real-pair hinge term never reaches the encoder (only the fake and mismatched pairs,
+    which push D's logits one way). The penalty is the same value either way."""
+    plain = _context()
+    encoder = torch.nn.Linear(plain.cond.shape[1], plain.cond.shape[1])
+    torch.nn.init.eye_(encoder.weight)
+    torch.nn.init.zeros_(encoder.bias)
+    joint = _context()
+    joint.cond = encoder(joint.cond)  # as the trainer hands D a jointly trained encoder's sentences
+    torch.testing.assert_close(MAGP()(joint), MAGP()(_context()), rtol=1e-5, atol=1e-8)
+    real_term = torch.nn.functional.relu(1 - joint.d_real.logits).mean()
+    (grad,) = torch.autograd.grad(real_term, encoder.weight, allow_unused=True)
+    assert grad is not None and grad.abs().sum() > 0
+
+
 def test_magp_asks_for_input_grad() -> None:
     assert MAGP.needs_input_grad and not DFGANHinge.needs_input_grad
     ctx = _context(input_grad=False)

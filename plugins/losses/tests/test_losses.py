@@ -194,6 +194,30 @@ def test_noise_regularisers_run_the_second_pass_on_the_first_samples_only() -> N
         assert g.calls == [second] and torch.equal(g.conds[0], ctx.cond[:second])  # the same captions, fresh noise
 
 
+class _BatchNormNoiseBlind(_NoiseBlind):
+    """Ignores its noise, but normalises with batch statistics: its image of one item depends on the batch."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.bn = nn.BatchNorm1d(3 * 16 * 16)
+
+    def forward(self, z: torch.Tensor, cond: torch.Tensor) -> GeneratorOutput:
+        return GeneratorOutput(images=torch.tanh(self.bn(self.fc(cond))).view(-1, 3, 16, 16) + 0 * z.sum())
+
+
+def test_noise_regularisers_see_no_diversity_from_batch_statistics() -> None:
+    """A BatchNorm G that ignores its noise: both images of a pair come from one forward pass, so it scores
+    0 (two passes over batches of different sizes would differ by the batch statistics alone)."""
+    g = _BatchNormNoiseBlind().train()
+    ctx = _context("generator", g)
+    DiversitySensitive(tau=10.0, samples=2)(ctx)
+    assert float(ctx.logs["ratio"]) == pytest.approx(0.0, abs=1e-6)
+    two_passes = (ctx.fake[:2] - g(torch.randn(2, 8), ctx.cond[:2]).images).abs().mean()
+    assert two_passes > 0.1  # what the term would have measured: batch statistics, not noise
+    blind = ModeSeeking(eps=1e-5, samples=2)(_context("generator", g))
+    assert blind.item() == pytest.approx(1e5, rel=1e-3)
+
+
 def test_diversity_sensitive_step_makes_the_noise_matter_more() -> None:
     ctx = _context("generator")
     loss = DiversitySensitive(tau=10.0)(ctx)

@@ -307,7 +307,8 @@ def _metric_protocols(
         if m == "kid":
             entry.update({"subsets": fidlib.KID_SUBSETS, "subset_size": kid_size, "kernel": "polynomial (x.y/d + 1)^3"})
         if m == "is":
-            entry.update({"splits": fidlib.IS_SPLITS, "logits": (protocol.get("extractor") or {}).get("is_logits")})
+            entry.update({"splits": fidlib.IS_SPLITS, "std": "population (ddof 0) over the splits, as torch-fidelity",
+                          "logits": (protocol.get("extractor") or {}).get("is_logits")})
         if m == "align" and classifier is not None:
             entry["ceiling"] = classifier.meta.get("heldout_accuracy")
             entry["chance"] = "sum_v p(v)^2 over the evaluated captions' targets (an image unrelated to its caption)"

@@ -5,9 +5,11 @@ Two are built in:
 * ``classifier``: the penultimate layer of the real-data classifier
   (:mod:`ganreg.metrics.classifier`); offline, trained once per dataset;
   its class head's logits serve IS.
-* ``inception``: the TF-FID InceptionV3 of torch-fidelity (what pytorch-fid
+* ``inception``: the TF-FID InceptionV3 network of torch-fidelity (what pytorch-fid
   and most papers since StackGAN++ use; pool3, 2048-d; ``logits_unbiased`` for
-  IS), through torchmetrics' ``NoTrainInceptionV3``.
+  IS), through torchmetrics' ``NoTrainInceptionV3`` and with its default resize
+  to 299 px (antialiased bilinear, as torchmetrics' FID does; torch-fidelity's
+  own TF1-style bilinear gives slightly different FIDs).
 * ``inception-torchvision``: torchvision's ImageNet InceptionV3, the network of
   DF-GAN's FID (reference §2.5: an early pytorch-fid ``InceptionV3`` built on
   ``inception_v3(pretrained=True)``), with DF-GAN's preprocessing; its
@@ -107,7 +109,8 @@ def inception_weights(
 
 
 class InceptionFeatures(FeatureExtractor):
-    """torch-fidelity's TF-FID InceptionV3: pool3 (2048) features and unbiased logits (1008)."""
+    """torch-fidelity's TF-FID InceptionV3 network, resized as torchmetrics' FID resizes (antialiased
+    bilinear): pool3 (2048) features and unbiased logits (1008)."""
 
     name = "inception"
     num_features = 2048

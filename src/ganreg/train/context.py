@@ -174,10 +174,13 @@ class StepContext:
 
     @cached_property
     def cond_input(self) -> torch.Tensor:
-        """The condition D saw on real pairs; requires grad when a loss needs it."""
-        if self.input_grad:
-            return self.d_cond.detach().requires_grad_(True)
-        return self.d_cond
+        """The condition D saw on real pairs; requires grad when a loss needs it. A condition that already
+        requires grad (a text encoder trained jointly with D) is kept in its graph: the penalty takes its
+        gradient all the same, and the real-pair terms still reach the encoder."""
+        c = self.d_cond
+        if self.input_grad and not c.requires_grad:
+            return c.detach().requires_grad_(True)
+        return c
 
     @cached_property
     def d_real(self) -> DiscriminatorOutput:

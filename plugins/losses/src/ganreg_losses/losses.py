@@ -85,19 +85,33 @@ def second_draw(ctx: StepContext, samples: int | None, who: str) -> tuple[torch.
 
     ``z1`` is the step's noise and ``G(z1, s)`` its images. With an image encoder the step's ``z`` is a
     real image's latent, not a draw from the noise G is asked to vary with: both ``z1`` and ``z2`` are
-    then fresh draws (one more G pass), and no gradient reaches the encoder."""
+    then fresh draws (one more G pass), and no gradient reaches the encoder. A generator that normalises
+    with batch statistics (BatchNorm in training mode: RDB, StackGAN, DCGAN-CLS, CBN-ResNet) draws both
+    images of each pair in one forward pass: from two passes over different batches the difference would
+    measure the change of batch statistics too (for an RDB G about as large as a change of noise), and a
+    G that ignores its noise would already score above tau."""
     if ctx.phase != "generator":
         raise RuntimeError(f'{who} trains the generator (drop "trains": "discriminator")')
     n = ctx.z.shape[0] if samples is None else min(samples, ctx.z.shape[0])
     cond = ctx.cond[:n].detach()
+    batch_statistics = uses_batch_statistics(ctx.generator)
     if ctx.image_encoder is None:
-        z1, first = ctx.z[:n], ctx.fake[:n]
+        z1 = ctx.z[:n]
     else:
         z1 = ctx.noise(n).to(device=ctx.z.device, dtype=ctx.z.dtype)
-        first = ctx.generator(z1, cond).images
     z2 = ctx.noise(n).to(device=z1.device, dtype=z1.dtype)
-    other = ctx.generator(z2, cond).images
+    if batch_statistics:
+        first, other = ctx.generator(torch.cat([z1, z2]), torch.cat([cond, cond])).images.split(n)
+    else:
+        first = ctx.fake[:n] if ctx.image_encoder is None else ctx.generator(z1, cond).images
+        other = ctx.generator(z2, cond).images
     return first.float() - other.float(), (z1 - z2).float()
+
+
+def uses_batch_statistics(module: torch.nn.Module) -> bool:
+    """Whether ``module``'s output for one item depends on the other items of its batch (a BatchNorm
+    in training mode, which normalises with the batch's own statistics)."""
+    return any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.training for m in module.modules())
 
 
 class ModeSeeking(Loss):
