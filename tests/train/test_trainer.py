@@ -284,7 +284,8 @@ def test_backward_fills_only_what_the_optimisers_step(tmp_path: Path, registry, 
     trainer.train_step()
     d_ctx = contexts[0]
     assert d_ctx.real_input.requires_grad and d_ctx.real_input.grad is None
-    assert d_ctx.cond_input.requires_grad and d_ctx.cond_input.grad is None
+    # the jointly trained encoder's sentences stay in its graph (the real-pair terms train it): no leaf, no .grad
+    assert d_ctx.cond_input.requires_grad and d_ctx.cond_input.grad_fn is not None
     for name, module in trainer.nets.modules().items():
         moved = [not torch.equal(p, q) for p, q in zip(module.parameters(), before[name])]
         assert any(moved), f"{name} did not train"
