@@ -24,8 +24,8 @@ from ganreg.train.checkpoint import find_checkpoint, load_checkpoint, load_weigh
 from ganreg.train.networks import SamplingNetworks, build_sampling_networks
 from ganreg.train.rundir import VOCAB_FILE, build_context_from, read_run
 from ganreg.train.sampling import grid_images, make_noise, save_grid
-from ganreg.train.weights import EMA_KEYS, ema_state
 from ganreg.train.setup import resolve_device
+from ganreg.train.weights import EMA_KEYS, ema_state
 
 
 @dataclass
