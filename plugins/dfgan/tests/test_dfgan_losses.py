@@ -54,6 +54,18 @@ def test_hinge_by_hand() -> None:
     assert ctx.logs["hinge_mismatch"] == pytest.approx(mis)
 
 
+def test_hinge_reduces_bf16_logits_in_float32() -> None:
+    """Under bf16 autocast D's logits are bf16; the means are taken in float32 (bf16 keeps 3 digits)."""
+    values = [1.0 + 2.0**-7 * k for k in range(16)]  # exact in bf16, their mean is not
+    ctx = _Stub(real=values, fake=values, mis=values)
+    for name in ("d_real", "d_fake"):
+        getattr(ctx, name).logits = getattr(ctx, name).logits.bfloat16()
+    ctx.d_mismatch_logits = ctx.d_mismatch_logits.bfloat16()
+    g = DFGANHingeGenerator()(ctx)
+    assert g.dtype == torch.float32 and g.item() == pytest.approx(-sum(values) / 16, abs=1e-7)
+    assert DFGANHinge()(ctx).dtype == torch.float32
+
+
 def _context(phase: str = "discriminator", input_grad: bool = True, seed: int = 0) -> StepContext:
     torch.manual_seed(seed)
     bctx = tiny_context(image_size=32)

@@ -32,14 +32,14 @@ class DFGANHinge(Loss):
         self.mismatch_weight = float(mismatch_weight)
 
     def forward(self, ctx: StepContext) -> torch.Tensor:
-        real = F.relu(1.0 - ctx.d_real.logits).mean()
-        fake = F.relu(1.0 + ctx.d_fake.logits).mean()
+        real = F.relu(1.0 - ctx.d_real.logits.float()).mean()
+        fake = F.relu(1.0 + ctx.d_fake.logits.float()).mean()
         ctx.log("hinge_real", real)
         ctx.log("hinge_fake", fake)
         w = self.mismatch_weight
         if w == 0:
             return real + fake
-        mis = F.relu(1.0 + ctx.d_mismatch_logits).mean()
+        mis = F.relu(1.0 + ctx.d_mismatch_logits.float()).mean()
         ctx.log("hinge_mismatch", mis)
         return real + (fake + w * mis) / (1.0 + w)
 
@@ -50,7 +50,7 @@ class DFGANHingeGenerator(Loss):
     network = "generator"
 
     def forward(self, ctx: StepContext) -> torch.Tensor:
-        return -ctx.d_fake.logits.mean()
+        return -ctx.d_fake.logits.float().mean()  # reduced in float32, as the trainer adds the terms
 
 
 def magp_sq_norms(logits: torch.Tensor, images: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
