@@ -145,6 +145,7 @@ def eval_cmd(
         console.print(line, highlight=False)
     console.print(f"wrote {Path(run_dir) / 'eval.json'} and {eval_record_path(Path(run_dir), result)}")
 
+
 @click.command()
 @click.argument("run_dir", type=click.Path(path_type=Path))
 @click.option("--out", type=click.Path(path_type=Path), help="HTML file (default RUN_DIR/report/index.html).")
@@ -163,6 +164,7 @@ def report(run_dir: Path, out: Path | None, no_tsne: bool, tsne_samples: int, ma
     _threads(threads)
     path = build_report(run_dir, out, not no_tsne, tsne_samples, device, max_grids, log=_log)
     console.print(f"wrote {path}")
+
 
 @click.command()
 @click.argument("runs", nargs=-1, required=True, type=click.Path(path_type=Path))

@@ -17,6 +17,7 @@ from ganreg.atomic import write_json_atomic
 from ganreg.errors import DataError
 from ganreg.runfiles import read_json_or_none
 
+
 def mix_seed(*parts: int | str) -> int:
     """A stable 63-bit seed from ints/strings (same value in every process and Python run)."""
     h = hashlib.blake2b(digest_size=8)

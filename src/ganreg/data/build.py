@@ -15,7 +15,6 @@ from ganreg.data.tokenizer import Collator, Vocabulary
 from ganreg.errors import DataError
 
 
-
 def build_dataset(config: DataConfig, split: str = "train") -> CaptionedImageDataset:
     """The dataset of ``split`` ("train", "valid" or "test") described by ``config``.
 

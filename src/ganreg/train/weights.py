@@ -28,13 +28,13 @@ from ganreg.errors import UserError
 
 KINDS_WITH_WEIGHTS = ("text_encoder", "image_encoder", "generator", "discriminator")
 EMA_KEYS = {"generator": "ema", "image_encoder": "ema_image_encoder"}
+"""Where a ganreg checkpoint keeps the exponential moving average of a network (``AveragedModel`` state)."""
 
 
 def ema_state(averaged: dict[str, Any]) -> dict[str, Any]:
     """The network's state dict inside the state of its ``torch.optim.swa_utils.AveragedModel`` (whose
     keys are ``module.<name>``; ``n_averaged`` is the average's own)."""
     return {k.removeprefix("module."): v for k, v in averaged.items() if k.startswith("module.")}
-"""Where a ganreg checkpoint keeps the exponential moving average of a network (``AveragedModel`` state)."""
 
 
 def read_weights(path: Path, module: nn.Module, kind: str) -> dict[str, torch.Tensor]:
