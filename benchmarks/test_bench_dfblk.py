@@ -52,13 +52,13 @@ CBN_PARAMS = [
 
 
 def min_bytes(mode: str, shape, dtype: torch.dtype, n_vectors: int = 4) -> int:
-    """Fewest bytes the op must move: fwd reads x, writes y, reads the ``n_vectors`` [B,C] vectors
+    """Fewest bytes the op must move: fwd reads x, writes y, reads the ``n_vectors`` float32 [B,C] vectors
     (DFBLK's 4, CBN apply's 2); fwd+bwd adds reading x and dy, writing dx, and writing the vector grads."""
     B, C, H, W = shape
     e = torch.empty((), dtype=dtype).element_size()
     n = B * C * H * W
-    fwd = 2 * n * e + n_vectors * B * C * e
-    return fwd if mode == "fwd" else fwd + 3 * n * e + n_vectors * B * C * e
+    fwd = 2 * n * e + n_vectors * B * C * 4
+    return fwd if mode == "fwd" else fwd + 3 * n * e + n_vectors * B * C * 4
 
 
 
@@ -119,7 +119,8 @@ def _bench_op(op, benchmark, bench_device, copy_bandwidth, device_timer, bench_t
 
     def make():
         x = torch.randn(shape, device=dev, dtype=dtype).contiguous(memory_format=fmt).requires_grad_(need_grad)
-        ps = [(torch.randn(B, C, device=dev) + (1.0 if i % 2 == 0 else 0.0)).to(dtype).requires_grad_(need_grad)
+        # float32 modulations at every x dtype, as the generators give them (their MLPs run outside autocast)
+        ps = [(torch.randn(B, C, device=dev) + (1.0 if i % 2 == 0 else 0.0)).requires_grad_(need_grad)
               for i in range(n_vectors)]
         dy = torch.randn(shape, device=dev, dtype=dtype).contiguous(memory_format=fmt)
         return x, ps, dy

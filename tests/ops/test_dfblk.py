@@ -409,6 +409,21 @@ def test_reference_matches_formula():
     assert torch.allclose(cbn_apply_reference(x, g1, b1), (e(g1) * x + e(b1)).clamp_min(0))
 
 
+def test_reference_keeps_x_dtype_and_applies_wider_modulations_unrounded():
+    """A bf16 x with float32 modulations (DF-GAN's MLPs under autocast): the arithmetic at float32, one rounding
+    of the output to x's dtype -- not the float32 output type promotion would give, nor a rounded gamma."""
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 4, 4).bfloat16()
+    g1, b1, g2, b2 = (torch.randn(2, 3) * 0.01 + (1 - i % 2) for i in range(4))
+    xf = x.float()
+    y = dfblk_reference(x, g1, b1, g2, b2)
+    assert y.dtype == torch.bfloat16
+    assert torch.equal(y, dfblk_reference(xf, g1, b1, g2, b2).bfloat16())
+    assert not torch.equal(y, dfblk_reference(x, *(p.bfloat16() for p in (g1, b1, g2, b2))))
+    yc = cbn_apply_reference(x, g1, b1)
+    assert yc.dtype == torch.bfloat16 and torch.equal(yc, cbn_apply_reference(xf, g1, b1).bfloat16())
+
+
 def test_dispatch_cpu_auto_uses_reference(monkeypatch):
     monkeypatch.delenv("GANREG_FUSED_OPS", raising=False)
     x = torch.randn(2, 3, 4, 4)
@@ -522,10 +537,11 @@ def test_dispatch_auto_uses_reference_when_params_broadcast_x(monkeypatch):
     y = dfblk(x, *ps)
     assert y.shape == (4, 3, 2, 2) and torch.equal(y, dfblk_reference(x, *ps))
     assert cbn_apply(x, ps[0], ps[1]).shape == (4, 3, 2, 2)
-    # float64 modulation: the reference computes in float64, the kernels only in float32
+    # float64 modulation: the reference computes in float64 (then rounds to x's float32), the kernels only in float32
     x4 = torch.randn(4, 3, 2, 2)
     y = dfblk(x4, ps[0].double(), *ps[1:])
-    assert y.dtype == torch.float64 and torch.equal(y, dfblk_reference(x4, ps[0].double(), *ps[1:]))
+    assert y.dtype == torch.float32 and torch.equal(y, dfblk_reference(x4, ps[0].double(), *ps[1:]))
+    assert torch.equal(y, dfblk_reference(x4.double(), ps[0].double(), *ps[1:]).float())
 
     class ReachedFused(Exception):
         pass

@@ -108,6 +108,23 @@ def test_text_cbn_is_bn_modulated_by_the_sentence() -> None:
     assert not torch.allclose(cbn(x, s.flip(0)), expected)  # per-sample: the sentence decides
 
 
+def test_text_cbn_under_bf16_autocast_applies_a_float32_gamma() -> None:
+    """Under bf16 autocast gamma = 1 + W_g s and beta come from float32 linear layers and are applied unrounded
+    (bf16 would round gamma to steps of 2**-8..2**-7 near 1); only the bf16 output is rounded."""
+    torch.manual_seed(0)
+    cbn = TextCBN(8, 3)
+    torch.nn.init.normal_(cbn.gain.weight, std=1e-3)
+    torch.nn.init.normal_(cbn.bias.weight, std=1e-3)
+    x, s = torch.randn(4, 8, 5, 5), torch.randn(4, 3)
+    gamma, beta = cbn.gamma_beta(s)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        x_hat = cbn.bn(x.bfloat16())
+        got = cbn(x.bfloat16(), s)
+    assert got.dtype == torch.bfloat16
+    assert torch.equal(got, F.relu(gamma[:, :, None, None] * x_hat + beta[:, :, None, None]).bfloat16())
+    assert not torch.equal(gamma.bfloat16().float(), gamma)  # the rounding this avoids is not a no-op here
+
+
 def test_generator_follows_the_sentence_once_trained_and_ignores_it_at_init() -> None:
     torch.manual_seed(1)
     g = CBNResNetGenerator(ch=1, z_dim=8, cond_dim=6, image_size=32).eval()

@@ -11,6 +11,13 @@ per-channel modulation of shape ``[B, C]`` (the MLP outputs).
 
     y = relu(g * xhat + b)
 
+The output has ``x``'s dtype. The modulations may be wider (float32 ones with
+a bfloat16 ``x`` under autocast); the arithmetic then runs in the wider type
+and only the result is rounded. That keeps the text's modulation exact: a
+gamma near 1 rounded to bfloat16 moves in steps of 2**-8 to 2**-7, the same
+step for every pixel of a channel -- a bias that erases small text-dependent
+differences, where rounding the output is noise that the next conv averages.
+
 Both work on any device / dtype / memory format and are differentiable to any
 order (gradcheck runs on them in float64).
 """
@@ -42,11 +49,11 @@ def dfblk_reference(
     b2: torch.Tensor,
     slope: float = 0.2,
 ) -> torch.Tensor:
-    """``lrelu(g2 * lrelu(g1 * x + b1) + b2)``; per-(sample, channel) g/b."""
+    """``lrelu(g2 * lrelu(g1 * x + b1) + b2)``; per-(sample, channel) g/b; x's dtype out."""
     h = F.leaky_relu(as_bc11(g1, x) * x + as_bc11(b1, x), slope)
-    return F.leaky_relu(as_bc11(g2, x) * h + as_bc11(b2, x), slope)
+    return F.leaky_relu(as_bc11(g2, x) * h + as_bc11(b2, x), slope).to(x.dtype)
 
 
 def cbn_apply_reference(xhat: torch.Tensor, g: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """``relu(g * xhat + b)``; per-(sample, channel) g/b (conditional BN apply)."""
-    return torch.relu(as_bc11(g, xhat) * xhat + as_bc11(b, xhat))
+    """``relu(g * xhat + b)``; per-(sample, channel) g/b (conditional BN apply); xhat's dtype out."""
+    return torch.relu(as_bc11(g, xhat) * xhat + as_bc11(b, xhat)).to(xhat.dtype)

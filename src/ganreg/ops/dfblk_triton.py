@@ -28,8 +28,8 @@ a tiny ``sum(-1)`` finishes; without a split the kernel writes the final
 gradients, already in their dtype. No atomics, so results are deterministic.
 
 All arithmetic is fp32 whatever the storage dtype (fp32 / fp16 / bf16).
-The output dtype is the reference's (type promotion of x and the
-modulations). Offsets are int32 within a sample (int64 for the batch term);
+The output dtype is x's, as the reference's; the modulations may come in
+another dtype (fp32 ones under bf16 autocast) and are read as they are. Offsets are int32 within a sample (int64 for the batch term);
 tensors whose in-sample span needs more get an int64 variant of the kernels
 (``IDX64``). Batches over the 65535 grid limit are launched in chunks.
 The kernels' backward is first-order only; under ``create_graph=True``
@@ -336,11 +336,11 @@ def _device_guard(x: torch.Tensor):
     return contextlib.nullcontext()
 
 
-def _launch_fwd(x, g1, b1, g2, b2, slope, two_stage, out_dtype=None):
+def _launch_fwd(x, g1, b1, g2, b2, slope, two_stage):
     B, C, H, W = x.shape
     S = H * W
     x, sxb, sxc, sxs = _bsc(x)
-    y = torch.empty_like(x, dtype=out_dtype)
+    y = torch.empty_like(x)
     y, syb, syc, sys_ = _bsc(y)
     c_fast = sxc == 1 and sxs != 1
     key = ("f", C, S, c_fast, MAX_GRID_YZ, bool(OVERRIDES) and tuple(OVERRIDES.items()))
@@ -445,8 +445,7 @@ MAX_GRID_YZ = 65535  # CUDA limit of grid axes 1 and 2 (channel blocks, samples)
 class _AffineActFn(torch.autograd.Function):
     """Fused ``act(g2 * act(g1 * x + b1) + b2)`` (or one stage when g2 is None).
 
-    Output dtype: what the reference gives (type promotion over x and the
-    modulations; x's dtype when they agree). Backward: the one-pass kernel;
+    Output dtype: x's, as the reference's. Backward: the one-pass kernel;
     under ``create_graph=True`` (a double backward will follow) it is the
     reference's autograd instead, so that second derivatives are exact.
     """
@@ -460,14 +459,8 @@ class _AffineActFn(torch.autograd.Function):
         flat = [_param(p, B, C, x) for p in params]
         g1p, b1p = flat[0], flat[1]
         g2p, b2p = (flat[2], flat[3]) if two_stage else (g1p, b1p)  # unused pointers for one stage
-        out_dtype = x.dtype
-        for p in params:
-            out_dtype = torch.promote_types(out_dtype, p.dtype)
         slope = float(slope)
-        if x.numel():
-            y = _launch_fwd(x, g1p, b1p, g2p, b2p, slope, two_stage, out_dtype)
-        else:
-            y = torch.empty_like(x, dtype=out_dtype)
+        y = _launch_fwd(x, g1p, b1p, g2p, b2p, slope, two_stage) if x.numel() else torch.empty_like(x)
         # the modulations as given (not the [B, C] copies): a double backward must reach them
         ctx.save_for_backward(x, *params)
         ctx.slope = slope

@@ -179,7 +179,8 @@ def dfblk(x, g1, b1, g2, b2, slope: float = 0.2) -> torch.Tensor:
     """DF-GAN DFBLK (without its MLPs): ``lrelu(g2 * lrelu(g1 * x + b1) + b2)``.
 
     ``x``: ``[B, C, H, W]``; ``g1, b1, g2, b2``: ``[B, C]`` (or ``[B, C, 1, 1]``, or broadcast
-    to it, e.g. ``[1, C]``). The output dtype is the type promotion of x and the modulations.
+    to it, e.g. ``[1, C]``). The output dtype is x's; wider modulations (float32 under bf16 autocast)
+    are applied at their precision, not rounded to x's dtype first (see ``dfblk_reference``).
     """
     if _use_fused(x, (g1, b1, g2, b2)):
         return _fused_module().fused_dfblk(x, g1, b1, g2, b2, slope)
@@ -187,7 +188,7 @@ def dfblk(x, g1, b1, g2, b2, slope: float = 0.2) -> torch.Tensor:
 
 
 def cbn_apply(xhat, g, b) -> torch.Tensor:
-    """Conditional-BatchNorm apply step: ``relu(g * xhat + b)``, per-sample per-channel g, b."""
+    """Conditional-BatchNorm apply step: ``relu(g * xhat + b)``, per-sample per-channel g, b; xhat's dtype out."""
     if _use_fused(xhat, (g, b)):
         return _fused_module().fused_cbn_apply(xhat, g, b)
     return cbn_apply_reference(xhat, g, b)

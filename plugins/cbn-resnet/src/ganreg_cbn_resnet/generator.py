@@ -54,9 +54,11 @@ class TextCBN(nn.Module):
 
     def forward(self, x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
         x_hat = self.bn(x)
-        gamma, beta = self.gamma_beta(s)
-        dt = x_hat.dtype  # under autocast the linear layers may give another dtype than BN
-        return cbn_apply(x_hat, gamma.to(dt), beta.to(dt))
+        # gamma and beta at the weights' precision, outside autocast: bf16 would round gamma = 1 + W_g s to
+        # steps of 2**-8..2**-7, as large as its text-dependent part (see ganreg.ops.dfblk_reference)
+        with torch.autocast(x.device.type, enabled=False):
+            gamma, beta = self.gamma_beta(s.to(self.gain.weight.dtype))
+        return cbn_apply(x_hat, gamma, beta)
 
 
 class GBlock(nn.Module):

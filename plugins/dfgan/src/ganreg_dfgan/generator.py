@@ -114,9 +114,12 @@ class DFBLK(nn.Module):
         return g1, b1, g2, b2
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        g1, b1, g2, b2 = self.modulation(y)
-        dt = x.dtype  # under autocast the MLP outputs may differ in dtype from x
-        return dfblk(x, g1.to(dt), b1.to(dt), g2.to(dt), b2.to(dt), 0.2)
+        # The MLPs run at the weights' precision, outside autocast: gamma sits near 1, where bf16's step
+        # (2**-8..2**-7) is as large as the text-dependent spread of gamma, and one rounded gamma biases a
+        # whole channel. The fused op takes float32 modulations with a bf16 x and gives x's dtype.
+        with torch.autocast(x.device.type, enabled=False):
+            g1, b1, g2, b2 = self.modulation(y.to(self.affine0.fc_gamma.linear1.weight.dtype))
+        return dfblk(x, g1, b1, g2, b2, 0.2)
 
 
 class GBlock(nn.Module):
