@@ -409,19 +409,29 @@ def test_reference_matches_formula():
     assert torch.allclose(cbn_apply_reference(x, g1, b1), (e(g1) * x + e(b1)).clamp_min(0))
 
 
-def test_reference_keeps_x_dtype_and_applies_wider_modulations_unrounded():
-    """A bf16 x with float32 modulations (DF-GAN's MLPs under autocast): the arithmetic at float32, one rounding
-    of the output to x's dtype -- not the float32 output type promotion would give, nor a rounded gamma."""
+def test_reference_keeps_x_dtype_and_does_not_round_wider_gammas():
+    """A bf16 x with float32 modulations (DF-GAN's MLPs under autocast): the output is bf16, and gamma is not
+    rounded to bf16 first. A gamma near 1 in bf16 moves in steps of 2**-8, one error for every pixel of a
+    channel; the reference's ``1 + (gamma - 1)`` leaves only the rounding of each output, which averages out
+    over the pixels. Measured on the per-(sample, channel) mean of the output against float64."""
     torch.manual_seed(0)
-    x = torch.randn(2, 3, 4, 4).bfloat16()
-    g1, b1, g2, b2 = (torch.randn(2, 3) * 0.01 + (1 - i % 2) for i in range(4))
-    xf = x.float()
+    x = torch.randn(4, 16, 16, 16).bfloat16()
+    g1, b1, g2, b2 = (torch.randn(4, 16) * 0.003 + (1 - i % 2) for i in range(4))
+    want = dfblk_reference(x.double(), *(p.double() for p in (g1, b1, g2, b2)))
+
+    def channel_bias(y: torch.Tensor) -> float:
+        return ((y.double() - want).mean((2, 3)).norm() / want.mean((2, 3)).norm()).item()
+
     y = dfblk_reference(x, g1, b1, g2, b2)
     assert y.dtype == torch.bfloat16
-    assert torch.equal(y, dfblk_reference(xf, g1, b1, g2, b2).bfloat16())
-    assert not torch.equal(y, dfblk_reference(x, *(p.bfloat16() for p in (g1, b1, g2, b2))))
+    torch.testing.assert_close(y.double(), want, rtol=2e-2, atol=2e-2)
+    rounded = dfblk_reference(x, *(p.bfloat16() for p in (g1, b1, g2, b2)))
+    assert channel_bias(y) < 0.5 * channel_bias(rounded), (channel_bias(y), channel_bias(rounded))
     yc = cbn_apply_reference(x, g1, b1)
-    assert yc.dtype == torch.bfloat16 and torch.equal(yc, cbn_apply_reference(xf, g1, b1).bfloat16())
+    want_c = cbn_apply_reference(x.double(), g1.double(), b1.double())
+    bias_c = lambda y: ((y.double() - want_c).mean((2, 3)).norm() / want_c.mean((2, 3)).norm()).item()  # noqa: E731
+    assert yc.dtype == torch.bfloat16
+    assert bias_c(yc) < 0.5 * bias_c(cbn_apply_reference(x, g1.bfloat16(), b1.bfloat16()))
 
 
 def test_dispatch_cpu_auto_uses_reference(monkeypatch):
@@ -537,11 +547,11 @@ def test_dispatch_auto_uses_reference_when_params_broadcast_x(monkeypatch):
     y = dfblk(x, *ps)
     assert y.shape == (4, 3, 2, 2) and torch.equal(y, dfblk_reference(x, *ps))
     assert cbn_apply(x, ps[0], ps[1]).shape == (4, 3, 2, 2)
-    # float64 modulation: the reference computes in float64 (then rounds to x's float32), the kernels only in float32
+    # float64 modulation: the reference applies it at float64 precision (gamma - 1), the kernels only at float32
     x4 = torch.randn(4, 3, 2, 2)
     y = dfblk(x4, ps[0].double(), *ps[1:])
     assert y.dtype == torch.float32 and torch.equal(y, dfblk_reference(x4, ps[0].double(), *ps[1:]))
-    assert torch.equal(y, dfblk_reference(x4.double(), ps[0].double(), *ps[1:]).float())
+    torch.testing.assert_close(y, dfblk_reference(x4.double(), ps[0].double(), *ps[1:]).float())
 
     class ReachedFused(Exception):
         pass
