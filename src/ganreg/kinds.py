@@ -10,6 +10,9 @@ from typing import Literal
 Kind = Literal["text_encoder", "image_encoder", "generator", "discriminator", "loss"]
 KINDS: tuple[str, ...] = ("text_encoder", "image_encoder", "generator", "discriminator", "loss")
 Network = Literal["generator", "discriminator"]
+SECTION_KINDS: tuple[str, ...] = ("text_encoder", "image_encoder", "generator", "discriminator")
+"""The kinds a recipe names at most once, each in the section of its own name (losses are a list), in build
+order: the networks a run holds, each of which may load a weights file."""
 
 
 @dataclass

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from ganreg.data.config import DataConfig
 from ganreg.errors import ComponentError, RecipeError, UserError
+from ganreg.kinds import SECTION_KINDS
 from ganreg.registry import Registry, validation_problems
 
 RECIPE_VERSION = 1
@@ -206,10 +207,7 @@ class Recipe(_Strict):
 
 
 # --------------------------------------------------------------------- loading
-COMPONENT_SECTIONS = frozenset({"text_encoder", "image_encoder", "generator", "discriminator"})
-
-
-def deep_merge(base: dict[str, Any], over: dict[str, Any], components: frozenset[str] = COMPONENT_SECTIONS) -> dict[str, Any]:
+def deep_merge(base: dict[str, Any], over: dict[str, Any], components: tuple[str, ...] = SECTION_KINDS) -> dict[str, Any]:
     """``over`` wins; dicts merge recursively, lists and scalars are replaced.
 
     A section that names another component than the base's (``"generator": {"name": "mygan:mygen"}``
@@ -219,7 +217,7 @@ def deep_merge(base: dict[str, Any], over: dict[str, Any], components: frozenset
     out = copy.deepcopy(base)
     for key, value in over.items():
         if isinstance(value, dict) and isinstance(out.get(key), dict) and (key not in components or _same_component(out[key], value)):
-            out[key] = deep_merge(out[key], value, frozenset())
+            out[key] = deep_merge(out[key], value, ())
         else:
             out[key] = copy.deepcopy(value)
     return out
@@ -323,7 +321,7 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
     for key, value in pairs:
         section, _, field = key.partition(".")
         current = out.get(section)
-        if section in COMPONENT_SECTIONS and field == "name" and isinstance(current, dict) and not _same_component(current, {"name": value}):
+        if section in SECTION_KINDS and field == "name" and isinstance(current, dict) and not _same_component(current, {"name": value}):
             out[section] = {"name": value}
     for key, value in pairs:
         set_dotted(out, key, value)
@@ -348,8 +346,8 @@ def _component_problems(
         if isinstance(params, dict):
             problems.extend(info.params_problems(params, f"{path}.params"))
 
-    wanted = set(sections) if sections is not None else {"text_encoder", "image_encoder", "generator", "discriminator", "losses"}
-    for kind in ("text_encoder", "image_encoder", "generator", "discriminator"):
+    wanted = set(sections) if sections is not None else {*SECTION_KINDS, "losses"}
+    for kind in SECTION_KINDS:
         if raw.get(kind) is not None and kind in wanted:
             check(kind, raw.get(kind), kind)
     losses = raw.get("losses")

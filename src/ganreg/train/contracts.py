@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from ganreg.errors import UserError
+from ganreg.kinds import SECTION_KINDS
 from ganreg.registry import ComponentInfo
 from ganreg.train.setup import text_batch
 
@@ -50,7 +51,7 @@ def culprit(exc: BaseException, nets: Any, default: ComponentInfo) -> ComponentI
     exception inside a loss's call may come from either network. The innermost traceback frame that
     belongs to one of the networks' modules decides; ``default`` (the loss) when none does."""
     owners: dict[int, ComponentInfo] = {}
-    for key in ("text_encoder", "image_encoder", "generator", "discriminator"):
+    for key in SECTION_KINDS:
         module = getattr(nets, key, None)
         if isinstance(module, nn.Module) and key in nets.infos:
             owners.update({id(m): nets.infos[key] for m in module.modules()})

@@ -29,6 +29,7 @@ import ganreg
 from ganreg.atomic import atomic_write_text
 from ganreg.errors import UserError
 from ganreg.interfaces import BuildContext
+from ganreg.kinds import SECTION_KINDS
 from ganreg.recipe import Recipe, validate_recipe
 from ganreg.registry import Registry
 from ganreg.runfiles import BEST_CHECKPOINT, BEST_FILE, RECIPE_FILE, checkpoint_dir, latest_checkpoint, read_recipe_json, step_of
@@ -101,7 +102,7 @@ def as_recorded(recipe: Recipe, registry: Registry) -> Recipe:
     refuse it); a relative path resolves from the current directory, which changes. Recorded this way,
     recipe.resolved.json re-creates the run from anywhere, whatever else is installed by then."""
     out = with_absolute_paths(recipe)
-    for kind in ("text_encoder", "image_encoder", "generator", "discriminator"):
+    for kind in SECTION_KINDS:
         spec = getattr(out, kind)
         if spec is not None:
             spec.name = registry.resolve(kind, spec.name).qualified
@@ -196,7 +197,7 @@ def _pin_recorded_ids(raw: dict[str, Any], meta: dict[str, Any]) -> dict[str, An
     """Runs written before recipes recorded qualified ids: a bare component name becomes the id that
     run.json says was built, so plugins installed since cannot make it ambiguous."""
     ids = {key: c.get("id") for key, c in (meta.get("components") or {}).items() if isinstance(c, dict)}
-    specs = [(key, raw.get(key)) for key in ("text_encoder", "image_encoder", "generator", "discriminator")]
+    specs = [(key, raw.get(key)) for key in SECTION_KINDS]
     losses = raw.get("losses")
     if isinstance(losses, list):
         specs += [(f"losses.{i}", spec) for i, spec in enumerate(losses)]

@@ -25,6 +25,7 @@ from ganreg.atomic import atomic_write_text
 from ganreg.data._util import to_unit_range
 from ganreg.errors import TrainingDiverged, UserError
 from ganreg.interfaces import TextBatch
+from ganreg.kinds import SECTION_KINDS
 from ganreg.recipe import Recipe
 from ganreg.registry import Registry
 from ganreg.runfiles import checkpoint_dir, latest_checkpoint, step_file
@@ -47,7 +48,7 @@ from ganreg.train.optim import build_optimizer, build_scheduler
 from ganreg.train.rundir import discard_after, trim_metrics, write_run_files
 from ganreg.train.sampling import grid_images, make_noise, save_grid
 from ganreg.train.setup import DataBundle, prepare_data, prepare_text_encoder, resolve_amp, resolve_device, text_batch
-from ganreg.train.weights import KINDS_WITH_WEIGHTS, load_recipe_weights
+from ganreg.train.weights import load_recipe_weights
 
 
 class Trainer:
@@ -81,7 +82,7 @@ class Trainer:
         self.nets: Networks = build_networks(recipe, registry, self.data.context)
         check_batch_size(self.nets, recipe.train.batch_size)
         if start_weights:
-            load_recipe_weights(self.nets.modules(), {k: getattr(recipe, k) for k in KINDS_WITH_WEIGHTS})
+            load_recipe_weights(self.nets.modules(), {k: getattr(recipe, k) for k in SECTION_KINDS})
         prepare_text_encoder(self.nets.text_encoder, recipe, self.data, self.device)
         if procs.main:
             barrier(procs)

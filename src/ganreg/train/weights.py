@@ -25,8 +25,8 @@ import torch
 from torch import nn
 
 from ganreg.errors import UserError
+from ganreg.kinds import SECTION_KINDS
 
-KINDS_WITH_WEIGHTS = ("text_encoder", "image_encoder", "generator", "discriminator")
 EMA_KEYS = {"generator": "ema", "image_encoder": "ema_image_encoder"}
 """Where a ganreg checkpoint keeps the exponential moving average of a network (``AveragedModel`` state)."""
 
@@ -85,7 +85,7 @@ def load_weights(module: nn.Module, path: Path, kind: str) -> None:
 def load_recipe_weights(modules: dict[str, nn.Module], specs: dict[str, Any]) -> list[str]:
     """Load every ``<kind>.weights`` the recipe gives; returns the kinds loaded."""
     loaded = []
-    for kind in KINDS_WITH_WEIGHTS:
+    for kind in SECTION_KINDS:
         spec = specs.get(kind)
         if spec is not None and spec.weights is not None:
             load_weights(modules[kind], Path(spec.weights), kind)
