@@ -409,13 +409,14 @@ def test_reference_matches_formula():
     assert torch.allclose(cbn_apply_reference(x, g1, b1), (e(g1) * x + e(b1)).clamp_min(0))
 
 
-def test_reference_keeps_x_dtype_and_does_not_round_wider_gammas():
+@pytest.mark.parametrize("layout", ["nchw", "nhwc"])  # mul + add, and addcmul
+def test_reference_keeps_x_dtype_and_does_not_round_wider_gammas(layout):
     """A bf16 x with float32 modulations (DF-GAN's MLPs under autocast): the output is bf16, and gamma is not
     rounded to bf16 first. A gamma near 1 in bf16 moves in steps of 2**-8, one error for every pixel of a
     channel; the reference's ``1 + (gamma - 1)`` leaves only the rounding of each output, which averages out
     over the pixels. Measured on the per-(sample, channel) mean of the output against float64."""
     torch.manual_seed(0)
-    x = torch.randn(4, 16, 16, 16).bfloat16()
+    x = _layout(torch.randn(4, 16, 16, 16), layout).bfloat16()
     g1, b1, g2, b2 = (torch.randn(4, 16) * 0.003 + (1 - i % 2) for i in range(4))
     want = dfblk_reference(x.double(), *(p.double() for p in (g1, b1, g2, b2)))
 
@@ -423,7 +424,7 @@ def test_reference_keeps_x_dtype_and_does_not_round_wider_gammas():
         return ((y.double() - want).mean((2, 3)).norm() / want.mean((2, 3)).norm()).item()
 
     y = dfblk_reference(x, g1, b1, g2, b2)
-    assert y.dtype == torch.bfloat16
+    assert y.dtype == torch.bfloat16 and y.stride() == x.stride()
     torch.testing.assert_close(y.double(), want, rtol=2e-2, atol=2e-2)
     rounded = dfblk_reference(x, *(p.bfloat16() for p in (g1, b1, g2, b2)))
     assert channel_bias(y) < 0.5 * channel_bias(rounded), (channel_bias(y), channel_bias(rounded))
