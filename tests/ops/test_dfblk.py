@@ -413,8 +413,9 @@ def test_reference_matches_formula():
 def test_reference_keeps_x_dtype_and_does_not_round_wider_gammas(layout):
     """A bf16 x with float32 modulations (DF-GAN's MLPs under autocast): the output is bf16, and gamma is not
     rounded to bf16 first. A gamma near 1 in bf16 moves in steps of 2**-8, one error for every pixel of a
-    channel; the reference's ``1 + (gamma - 1)`` leaves only the rounding of each output, which averages out
-    over the pixels. Measured on the per-(sample, channel) mean of the output against float64."""
+    channel; the reference's split of gamma (its bf16 rounding + the remainder) leaves only the rounding of
+    each output, which averages out over the pixels. Measured on the per-(sample, channel) mean of the output
+    against float64."""
     torch.manual_seed(0)
     x = _layout(torch.randn(4, 16, 16, 16), layout).bfloat16()
     g1, b1, g2, b2 = (torch.randn(4, 16) * 0.003 + (1 - i % 2) for i in range(4))
@@ -428,11 +429,46 @@ def test_reference_keeps_x_dtype_and_does_not_round_wider_gammas(layout):
     torch.testing.assert_close(y.double(), want, rtol=2e-2, atol=2e-2)
     rounded = dfblk_reference(x, *(p.bfloat16() for p in (g1, b1, g2, b2)))
     assert channel_bias(y) < 0.5 * channel_bias(rounded), (channel_bias(y), channel_bias(rounded))
+    # gradients too: g's flows through the remainder of its split alone, and must still be the whole of it
+    xg, pg = x.detach().requires_grad_(), [p.detach().requires_grad_() for p in (g1, b1, g2, b2)]
+    x64, p64 = x.detach().double().requires_grad_(), [p.detach().double().requires_grad_() for p in (g1, b1, g2, b2)]
+    dy = torch.randn(x.shape)
+    got = torch.autograd.grad(dfblk_reference(xg, *pg), [xg, *pg], dy.bfloat16())
+    exp = torch.autograd.grad(dfblk_reference(x64, *p64), [x64, *p64], dy.double())
+    for a, e in zip(got, exp):
+        assert ((a.double() - e).norm() / e.norm()).item() < 2e-2
     yc = cbn_apply_reference(x, g1, b1)
     want_c = cbn_apply_reference(x.double(), g1.double(), b1.double())
     bias_c = lambda y: ((y.double() - want_c).mean((2, 3)).norm() / want_c.mean((2, 3)).norm()).item()  # noqa: E731
     assert yc.dtype == torch.bfloat16
     assert bias_c(yc) < 0.5 * bias_c(cbn_apply_reference(x, g1.bfloat16(), b1.bfloat16()))
+
+
+@pytest.mark.parametrize("centre", [0.3, 0.01, -0.9])
+@pytest.mark.parametrize("layout", ["nchw", "nhwc"])
+def test_reference_wider_gammas_far_from_one_are_no_worse_than_rounded(layout, centre):
+    """Trained gammas need not stay near 1. Splitting gamma into its bf16 rounding and the remainder keeps the
+    reference at least as accurate as a bf16 gamma for any gamma (a ``1 + (gamma - 1)`` split was 76x worse in
+    per-channel bias at gamma 0.01, where ``gamma - 1`` rounds to steps of 2**-9 and x cancels most of it)."""
+    torch.manual_seed(0)
+    x = _layout(torch.randn(8, 16, 16, 16), layout).bfloat16()
+    g, b = torch.randn(8, 16) * 0.003 + centre, torch.zeros(8, 16)
+    want = cbn_apply_reference(x.double(), g.double(), b.double())
+
+    def errors(y: torch.Tensor) -> tuple[float, float]:
+        diff = y.double() - want
+        return (diff.mean((2, 3)).norm() / want.mean((2, 3)).norm()).item(), (diff.norm() / want.norm()).item()
+
+    bias, rms = errors(cbn_apply_reference(x, g, b))
+    bias_rounded, rms_rounded = errors(cbn_apply_reference(x, g.bfloat16(), b.bfloat16()))
+    assert bias <= 1.1 * bias_rounded and rms <= 1.1 * rms_rounded, (bias, bias_rounded, rms, rms_rounded)
+
+
+def test_reference_takes_a_negative_slope_under_autograd():
+    """The in-place activations are for slope >= 0 only: PyTorch has no in-place leaky_relu backward below 0."""
+    x = torch.randn(2, 3, 4, 4, dtype=torch.float64, requires_grad=True)
+    ps = [torch.randn(2, 3, dtype=torch.float64, requires_grad=True) for _ in range(4)]
+    assert torch.autograd.gradcheck(lambda x, *ps: dfblk_reference(x, *ps, -0.2), (x, *ps))
 
 
 def test_dispatch_cpu_auto_uses_reference(monkeypatch):
@@ -548,7 +584,7 @@ def test_dispatch_auto_uses_reference_when_params_broadcast_x(monkeypatch):
     y = dfblk(x, *ps)
     assert y.shape == (4, 3, 2, 2) and torch.equal(y, dfblk_reference(x, *ps))
     assert cbn_apply(x, ps[0], ps[1]).shape == (4, 3, 2, 2)
-    # float64 modulation: the reference applies it at float64 precision (gamma - 1), the kernels only at float32
+    # float64 modulation: the reference applies it at float64 precision (split gamma), the kernels only at float32
     x4 = torch.randn(4, 3, 2, 2)
     y = dfblk(x4, ps[0].double(), *ps[1:])
     assert y.dtype == torch.float32 and torch.equal(y, dfblk_reference(x4, ps[0].double(), *ps[1:]))

@@ -17,7 +17,7 @@ x's dtype: a gamma near 1 in bfloat16 moves in steps of 2**-8 to 2**-7, the
 same step for every pixel of a channel -- a bias as large as gamma's
 text-dependent spread, where the rounding of each output is unbiased over
 the pixels. The Triton kernels compute in float32 and round the output once;
-the reference applies ``1 + (gamma - 1)`` in x's dtype (see ``affine``).
+the reference splits gamma into its rounding and the remainder (see ``affine``).
 
 Both work on any device / dtype / memory format and are differentiable to any
 order (gradcheck runs on them in float64).
@@ -45,23 +45,29 @@ def as_bc11(p: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 def affine(x: torch.Tensor, g: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """``g * x + b`` with per-(sample, channel) g/b.
 
-    A ``g`` wider than ``x`` (float32 with a bf16 ``x`` under autocast) is applied as ``x + (g - 1) * x + b``
-    in x's dtype: ``g - 1`` (exact in float32) keeps its relative precision when rounded, where ``g``
-    itself, near 1, would move in steps of 2**-8; what is left is the rounding of each result, as with
-    any bf16 arithmetic. Mixing the dtypes in one op instead (float32 arithmetic) costs 7-13 % of
-    ``dfgan.json``'s step on the CPU, where this is the path taken.
+    A ``g`` wider than ``x`` (float32 with a bf16 ``x`` under autocast) is split into ``g_hi = g`` rounded
+    to x's dtype and the remainder ``g_lo = g - g_hi`` (exact in float32, then rounded with its own
+    relative precision), applied as ``g_hi * x + (g_lo * x + b)`` in x's dtype. ``g`` rounded alone would
+    be off by up to 2**-9 of itself -- near 1, where DF-GAN's gammas start, steps of 2**-8, one error for
+    every pixel of a channel and as large as gamma's text-dependent spread. What is left is the rounding
+    of each result, as with any bf16 arithmetic, for any ``g`` (``1 + (g - 1)`` was as good near 1 but
+    worse than a rounded ``g`` below 0.5). On the CPU, where this is the path taken, ``dfgan.json``'s
+    step was about 4 % slower than with a bf16 ``g`` (medians of interleaved runs, within their noise);
+    mixing the dtypes in one op instead (float32 arithmetic) cost 7-13 %.
 
-    For a channels_last ``x`` one ``addcmul`` does it in one pass: on this project's 2-core CPU its forward
-    was 1.3-13x faster there than ``g * x + b``, but up to 3x slower on NCHW, so NCHW keeps the two ops."""
+    For a channels_last ``x`` one ``addcmul`` does ``g * x + b`` in one pass: on this project's 2-core
+    CPU its forward was 1.3-13x faster there than ``g * x + b``, but up to 3x slower on NCHW, so NCHW
+    keeps the two ops."""
     g, b = as_bc11(g, x), as_bc11(b, x)
     wide = torch.promote_types(g.dtype, x.dtype) != x.dtype
-    if wide:
-        g, b = (g - 1).to(x.dtype), b.to(x.dtype)
+    if wide:  # x * g_lo + b first: the small terms together, so that only the sum with g_hi * x rounds
+        g_hi = g.detach().to(x.dtype)  # a constant to autograd: g's gradient flows through g_lo, one reduction
+        g, b = (g - g_hi).to(x.dtype), b.to(x.dtype)
     if x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
         y = torch.addcmul(b, g, x)
     else:
         y = g * x + b
-    return y.add_(x) if wide else y
+    return y.addcmul_(g_hi, x) if wide else y
 
 
 def dfblk_reference(
@@ -75,9 +81,11 @@ def dfblk_reference(
     """``lrelu(g2 * lrelu(g1 * x + b1) + b2)``; per-(sample, channel) g/b; x's dtype out.
 
     The activations run in place on ``affine``'s fresh result: autograd allows it, as ``mul``, ``add``
-    and ``addcmul`` save their inputs, not their output."""
-    h = F.leaky_relu(affine(x, g1, b1), slope, inplace=True)
-    return F.leaky_relu(affine(h, g2, b2), slope, inplace=True).to(x.dtype)
+    and ``addcmul`` save their inputs, not their output -- but not for a negative ``slope``, whose
+    in-place backward PyTorch does not implement."""
+    inplace = slope >= 0
+    h = F.leaky_relu(affine(x, g1, b1), slope, inplace=inplace)
+    return F.leaky_relu(affine(h, g2, b2), slope, inplace=inplace).to(x.dtype)
 
 
 def cbn_apply_reference(xhat: torch.Tensor, g: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
