@@ -31,7 +31,8 @@ All arithmetic is fp32 whatever the storage dtype (fp32 / fp16 / bf16).
 The output dtype is x's, as the reference's; the modulations may come in
 another dtype (fp32 ones under bf16 autocast) and are read as they are.
 Offsets are int32 within a sample (int64 for the batch term); tensors whose
-in-sample span needs more get an int64 variant of the kernels (``IDX64``). Batches over the 65535 grid limit are launched in chunks.
+in-sample span needs more get an int64 variant of the kernels (``IDX64``).
+Batches over the 65535 grid limit are launched in chunks.
 The kernels' backward is first-order only; under ``create_graph=True``
 (a double backward will follow -- e.g. a path-length or R1 penalty taken
 through G) the backward is the reference's autograd instead (correct to any
