@@ -149,7 +149,12 @@ class TrainSpec(_Strict):
     deterministic: bool = Field(False, description="torch.use_deterministic_algorithms; slower on GPU.")
     device: str = Field("auto", description="auto, cpu, cuda, cuda:N")
     channels_last: bool = Field(False, description="NHWC activations: faster convolutions with bf16 on GPUs and recent CPUs.")
-    compile_generator: bool = Field(False, description="torch.compile G (D stays eager: MA-GP needs double backward).")
+    compile_generator: bool = Field(False, description="torch.compile G.")
+    compile_discriminator: bool = Field(
+        False, description="torch.compile D for its first-order passes (generated and mismatched images, real ones when "
+        "no loss takes their gradient); a gradient penalty's passes (MA-GP, R1, WGAN-GP) stay eager, since "
+        "torch.compile does not support the double backward they need."
+    )
     num_threads: int | None = Field(None, ge=1, description="CPU threads for torch (default: all cores).")
 
 

@@ -324,3 +324,58 @@ def test_find_checkpoint_takes_a_relative_file_in_the_run(tmp_path: Path, monkey
     assert find_checkpoint(run, "best") == run / "checkpoints" / "best.pt"
     assert find_checkpoint(run, "run/checkpoints/best.pt") == Path("run/checkpoints/best.pt")
     assert find_checkpoint(run, "nowhere.pt") == Path("nowhere.pt")  # the caller names the missing file
+
+
+def test_compiled_discriminator_runs_first_order_passes_and_leaves_the_penalty_eager(
+    tmp_path: Path, registry, make_recipe  # type: ignore[no-untyped-def]
+) -> None:
+    """``train.compile_discriminator``: D's passes on fakes (D's step and G's) go through ``torch.compile`` and give
+    the eager gradients; the real pass that MA-GP differentiates twice stays eager (compiled, its double backward
+    would raise), so a whole step trains."""
+    from torch._dynamo.utils import counters
+
+    recipe = make_recipe(
+        **{
+            "generator": {"name": "dfgan", "params": {"nf": 4, "z_dim": 8}},
+            "discriminator": {"name": "dfgan", "params": {"nf": 4}},
+            "losses": [{"name": "hinge"}, {"name": "hinge_generator"}, {"name": "magp"}],
+            "train.compile_discriminator": True,
+            "train.reuse_fake": True,
+        }
+    )
+    torch._dynamo.reset()
+    counters.clear()
+    trainer = Trainer(recipe, registry, tmp_path, device="cpu")
+    eager = trainer.nets.discriminator
+    assert trainer.first_order_discriminator is not eager
+    batch = trainer.stream.next()
+    d_params = [p for p in eager.parameters()]
+    g_params = [p for p in trainer.nets.generator.parameters()]
+
+    def grads(first_order) -> list[torch.Tensor]:  # type: ignore[no-untyped-def]
+        """D's gradient of D's loss, then G's of G's loss, on the same batch and noise."""
+        trainer.first_order_discriminator = first_order
+        trainer.noise_gen.manual_seed(11)
+        torch.manual_seed(12)  # the text encoder's dropout
+        d_ctx = trainer._context("discriminator", batch, keep_g_graph=True)
+        d_loss = sum(t.weight * trainer._loss_value(t, d_ctx) for t in trainer.nets.terms("discriminator"))
+        out = list(torch.autograd.grad(d_loss, d_params))
+        g_ctx = d_ctx.for_generator()
+        eager.requires_grad_(False)
+        try:
+            g_loss = sum(t.weight * trainer._loss_value(t, g_ctx) for t in trainer.nets.terms("generator"))
+            out += torch.autograd.grad(g_loss, g_params)
+        finally:
+            eager.requires_grad_(True)
+        return out
+
+    compiled_d = trainer.first_order_discriminator
+    compiled = grads(compiled_d)
+    assert counters["stats"]["unique_graphs"] >= 1  # the fake passes went through torch.compile
+    reference = grads(eager)
+    for got, want in zip(compiled, reference):
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-6)
+    trainer.first_order_discriminator = compiled_d
+    before = [p.detach().clone() for p in d_params]
+    trainer.train_step()  # MA-GP's double backward through the eager real pass
+    assert all(torch.isfinite(p).all() for p in d_params) and any(not torch.equal(p, q) for p, q in zip(d_params, before))

@@ -55,10 +55,17 @@ class StepContext:
         sample_noise: Callable[[int], torch.Tensor] | None = None,
         keep_g_graph: bool = False,
         image_encoder: ImageEncoder | None = None,
+        first_order_discriminator: Callable[[torch.Tensor, torch.Tensor], DiscriminatorOutput] | None = None,
     ) -> None:
         self.phase: Phase = phase
         self.generator = generator
         self.discriminator = discriminator
+        """D itself: what a loss calls for a pass of its own. Eager, so a gradient penalty can differentiate
+        its input gradient again."""
+        self.first_order_discriminator = discriminator if first_order_discriminator is None else first_order_discriminator
+        """D for the context's passes whose gradient is not differentiated again (fakes, mismatched images,
+        real images without a penalty): a ``torch.compile`` of D with ``train.compile_discriminator``, which
+        does not support double backward."""
         self.real = real
         """Real images ``[B, 3, H, W]`` in [-1, 1]."""
         self.cond = cond
@@ -93,6 +100,7 @@ class StepContext:
             words=self.words.detach() if self.words is not None else None,
             sample_noise=self._sample_noise,
             image_encoder=self.image_encoder,
+            first_order_discriminator=self.first_order_discriminator,
         )
         if "g_out" in self.__dict__:
             if not self.keep_g_graph:
@@ -184,13 +192,14 @@ class StepContext:
 
     @cached_property
     def d_real(self) -> DiscriminatorOutput:
-        """D on (real image, matching text)."""
-        return self.discriminator(self.real_input, self.cond_input)
+        """D on (real image, matching text); eager when a loss takes the gradient of its inputs."""
+        d = self.discriminator if self.input_grad else self.first_order_discriminator
+        return d(self.real_input, self.cond_input)
 
     @cached_property
     def d_fake(self) -> DiscriminatorOutput:
         """D on (generated image, its text)."""
-        return self.discriminator(self.fake, self.d_cond)
+        return self.first_order_discriminator(self.fake, self.d_cond)
 
     @cached_property
     def d_wrong(self) -> DiscriminatorOutput:
@@ -200,7 +209,7 @@ class StepContext:
                 "this loss reads ctx.d_wrong but does not declare needs_wrong_images = True, so the batch has no "
                 "mismatched ('wrong') images"
             )
-        return self.discriminator(self.wrong, self.d_cond)
+        return self.first_order_discriminator(self.wrong, self.d_cond)
 
     @cached_property
     def d_mismatch_logits(self) -> torch.Tensor:

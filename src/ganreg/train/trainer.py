@@ -100,6 +100,9 @@ class Trainer:
             torch.manual_seed(t.seed + procs.rank)
         check_contracts(self.nets, self.data.probe_batch(PROBE_ITEMS), recipe.data.image_size, self.device)
         self.generator_fn = torch.compile(self.nets.generator) if t.compile_generator else self.nets.generator
+        self.first_order_discriminator = (
+            torch.compile(self.nets.discriminator) if t.compile_discriminator else self.nets.discriminator
+        )
 
         self.stream = self.data.stream(
             t.batch_size,
@@ -206,6 +209,7 @@ class Trainer:
             sample_noise=self._noise,
             keep_g_graph=keep_g_graph,
             image_encoder=self.nets.image_encoder,
+            first_order_discriminator=self.first_order_discriminator,  # type: ignore[arg-type]
         )
 
     def _phase(self, network: str, contexts: list[StepContext]) -> dict[str, torch.Tensor]:
