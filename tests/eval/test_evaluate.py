@@ -352,3 +352,25 @@ def test_a_damaged_recipe_is_worded_alike_by_eval_generate_report_and_compare(ti
             errors.append(str(res.exception))
         assert len(set(errors)) == 1, errors  # one message, whichever command met the file
         assert errors[0].startswith(f"{run / 'recipe.resolved.json'} is damaged ({reason}") and "restore the file" in errors[0]
+
+
+def test_generated_images_do_not_depend_on_the_batch_size(tiny_run: Path, autoload: Any) -> None:
+    """Truncation resamples out-of-range noise: drawn batch by batch, the samples (and every number) shifted
+    with ``--batch-size``. All samples' noise is drawn at once."""
+    from ganreg.data import Collator, build_dataset
+    from ganreg.generate import load_trained
+    from ganreg.metrics.samples import generated_batches
+
+    run = load_trained(tiny_run, device="cpu")
+    dataset = build_dataset(run.recipe.data, "test")
+    collator = Collator(run.vocab, run.recipe.data.max_words)
+
+    def images(batch_size: int) -> torch.Tensor:
+        return torch.cat([b.images for b in generated_batches(
+            run.nets.generator, run.nets.text_encoder, dataset, collator, 20, torch.device("cpu"), seed=3,
+            truncation=0.5, batch_size=batch_size,
+        )])
+
+    whole = images(20)
+    assert whole.shape[0] == 20
+    torch.testing.assert_close(images(7), whole, rtol=0, atol=1e-6)

@@ -100,3 +100,18 @@ def test_torchmetrics_with_the_extractor_module_matches_scipy() -> None:
     with torch.no_grad():
         fr, ff = extractor(real).double().numpy(), extractor(fake).double().numpy()
     assert float(metric.compute()) == pytest.approx(scipy_fid(fr, ff), rel=1e-4)
+
+
+def test_inception_score_cuts_exactly_the_asked_splits_of_near_equal_size() -> None:
+    """25 samples in 10 splits: parts of 2 or 3 (``i * n // splits``), as Salimans et al. and torch-fidelity cut
+    them; ``torch.chunk`` made 9 parts, the last of one image (whose score is exactly 1)."""
+    logits = torch.randn(25, 7, generator=torch.Generator().manual_seed(4), dtype=torch.float64) * 3
+    torch.manual_seed(0)
+    p_all = torch.softmax(logits[torch.randperm(25)], 1).numpy()
+    scores = []
+    for i in range(10):
+        p = p_all[i * 25 // 10 : (i + 1) * 25 // 10]
+        scores.append(float(np.exp((p * (np.log(p) - np.log(p.mean(0, keepdims=True)))).sum(1).mean())))
+    mean, std = inception_score(logits, splits=10, seed=0)
+    assert mean == pytest.approx(np.mean(scores), rel=1e-9) and std == pytest.approx(np.std(scores), rel=1e-9)
+    assert min(scores) > 1.0  # no part of a single image

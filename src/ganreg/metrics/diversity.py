@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from ganreg.metrics.samples import caption_keys, captions_only, eval_mode, generate_images
+from ganreg.train.sampling import make_noise
 
 DIVERSITY = "diversity"
 DIVERSITY_PIXELS = "diversity_pixels"
@@ -68,7 +69,8 @@ def generated_diversity(
     with eval_mode(generator, text_encoder):
         for key in caption_keys(len(dataset), spec.captions, seed + 3):
             batch = collator([captions[key]] * spec.per_caption)  # one caption, per_caption noise vectors
-            scores.append(mean_pairwise_l1(generate_images(generator, text_encoder, batch, noise, truncation, device)))
+            z = make_noise(spec.per_caption, generator.z_dim, noise, truncation)  # type: ignore[arg-type]
+            scores.append(mean_pairwise_l1(generate_images(generator, text_encoder, batch, z, device)))
     return sum(scores) / len(scores)
 
 

@@ -76,13 +76,11 @@ def eval_mode(*modules: nn.Module) -> Iterator[None]:
 
 
 def generate_images(
-    generator: nn.Module, text_encoder: nn.Module, batch: dict[str, Any], noise: torch.Generator,
-    truncation: float | None, device: torch.device,
+    generator: nn.Module, text_encoder: nn.Module, batch: dict[str, Any], z: torch.Tensor, device: torch.device,
 ) -> torch.Tensor:
-    """One image per caption of a collated batch, in [-1, 1], with noise drawn from ``noise``."""
+    """One image per caption of a collated batch, in [-1, 1], the i-th from noise ``z[i]``."""
     cond = text_encoder(text_batch(batch, device)).sentence.float()
-    z = make_noise(cond.shape[0], generator.z_dim, noise, truncation).to(device)  # type: ignore[arg-type]
-    return generator(z, cond).images.float().clamp(-1, 1)
+    return generator(z.to(device), cond).images.float().clamp(-1, 1)
 
 
 @torch.no_grad()
@@ -92,12 +90,16 @@ def generated_batches(
 ) -> Iterator[EvalBatch]:
     """``samples`` generated images from the dataset's captions, ``batch_size`` at a time.
 
-    Both networks are put in eval mode and restored afterwards (the trainer
-    calls this mid-training)."""
-    noise = torch.Generator().manual_seed(seed + 1)
+    The noise of all samples is drawn at once, so the images (and the numbers) do not depend on
+    ``batch_size``: truncation resamples out-of-range values, which would shift a per-batch stream.
+    Both networks are put in eval mode and restored afterwards (the trainer calls this mid-training)."""
+    keys = caption_keys(len(dataset), samples, seed)
+    z = make_noise(len(keys), generator.z_dim, torch.Generator().manual_seed(seed + 1), truncation)  # type: ignore[arg-type]
+    start = 0
     with eval_mode(generator, text_encoder):
-        for batch in _keyed_batches(dataset, collator, caption_keys(len(dataset), samples, seed), batch_size):
-            images = generate_images(generator, text_encoder, batch, noise, truncation, device)
+        for batch in _keyed_batches(dataset, collator, keys, batch_size):
+            images = generate_images(generator, text_encoder, batch, z[start : start + batch_size], device)
+            start += batch_size
             labels, attrs = _targets(batch)
             yield EvalBatch(images, labels, attrs, list(batch["captions"]))
 
