@@ -24,8 +24,11 @@ def test_eval_writes_eval_json_with_the_protocol(tiny_run: Path, autoload: Any) 
     result = evaluate_run(tiny_run, EvalOptions(**OPTIONS), device="cpu")
     saved = json.loads((tiny_run / "eval.json").read_text())
     assert saved["metrics"] == pytest.approx(result.metrics)
-    # 24 samples (small on purpose): computed all the same, each weak metric warned about in the record
-    assert [w.split(" ", 1)[0] for w in saved["warnings"]] == ["FID", "KID", "alignment"]
+    # 24 samples and a few dozen real images (small on purpose): computed all the same, each weak metric warned
+    # about in the record, the real side first
+    assert [w.split(" ", 2)[:2] for w in saved["warnings"]] == [
+        ["FID", "against"], ["KID's", "subsets"], ["FID", "from"], ["KID", "from"], ["alignment", "from"]
+    ]
     (record,) = (tiny_run / "evals").glob("test-step0000002-*.json")  # kept per split, step and protocol
     assert json.loads(record.read_text()) == saved
     m = saved["metrics"]
@@ -38,7 +41,8 @@ def test_eval_writes_eval_json_with_the_protocol(tiny_run: Path, autoload: Any) 
     assert ext["name"] == "classifier" and len(ext["sha256"]) == 64 and "bilinear" in ext["resize"]
     assert p["reference"]["real_samples"] > 10
     ids = {k: v["id"] for k, v in saved["metric_protocol"].items()}
-    assert ids["fid"] == f"fid24-classifier:{ext['sha256'][:8]}-test-32px"
+    real = p["reference"]["real_samples"]
+    assert ids["fid"] == f"fid24-classifier:{ext['sha256'][:8]}-test-32px-real{real}:{p['data']['data_key'][:8]}"
     assert saved["chance"]["align_size"] == pytest.approx(0.5, abs=0.25)
     # the reference statistics are cached: a second evaluation reads them back and agrees
     again = evaluate_run(tiny_run, EvalOptions(**OPTIONS), device="cpu", write=False)
@@ -63,6 +67,18 @@ def test_user_reference_statistics(tiny_run: Path, autoload: Any, tmp_path: Path
     np.savez(npz, mu=np.zeros(2048), sigma=np.eye(2048))
     with pytest.raises(UserError, match="2048-d statistics"):
         evaluate_run(tiny_run, EvalOptions(metrics=["fid"], ref_stats=npz, **OPTIONS), device="cpu", write=False)
+    # a file ganreg wrote names its extractor: its own cache file is taken, another network's statistics refused
+    cached_path = Path(base.protocol["reference"]["path"])
+    own = evaluate_run(tiny_run, EvalOptions(metrics=["fid"], ref_stats=cached_path, **OPTIONS), device="cpu", write=False)
+    assert own.metrics["fid"] == pytest.approx(base.metrics["fid"], rel=1e-6)
+    with np.load(cached_path) as cached:
+        arrays = {k: cached[k] for k in cached.files}
+    meta = json.loads(str(arrays["meta"]))
+    meta["extractor"] = {**meta["extractor"], "name": "inception", "sha256": "f" * 64}
+    np.savez(tmp_path / "other.npz", **{**arrays, "meta": np.asarray(json.dumps(meta))})
+    with pytest.raises(UserError, match="another extractor") as exc:
+        evaluate_run(tiny_run, EvalOptions(metrics=["fid"], ref_stats=tmp_path / "other.npz", **OPTIONS), device="cpu", write=False)
+    assert "--extractor inception" in (exc.value.fix or "")
     (tmp_path / "bad.npz").write_bytes(b"not an npz")
     with pytest.raises(UserError, match="cannot read"):
         evaluate_run(tiny_run, EvalOptions(metrics=["fid"], ref_stats=tmp_path / "bad.npz", **OPTIONS), device="cpu", write=False)
@@ -111,6 +127,18 @@ def test_inception_extractor_wiring_with_stand_in_weights(monkeypatch: pytest.Mo
         f, logits = ext.features_and_logits(torch.rand(2, 3, 32, 32) * 2 - 1)
     assert f.shape == (2, 2048) and logits is not None and logits.shape == (2, 1008)
     assert ext.protocol()["sha256"] == features.sha256_file(weights) and ext.protocol()["input_size"] == 299
+    # resized as torch-fidelity resizes (TF1-style bilinear), not with torchmetrics' default antialiasing: the
+    # same features as torch-fidelity's own network, on the same weights, from 64-px images
+    from ganreg.metrics.classifier import to_uint8
+
+    fidelity = FeatureExtractorInceptionV3("inception-v3-compat", ["2048", "logits_unbiased"],
+                                           feature_extractor_weights_path=str(weights)).eval()
+    images = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    with torch.no_grad():
+        ours, _ = ext.features_and_logits(images)
+        theirs, _ = fidelity(to_uint8(images))
+    theirs = theirs.reshape(2, -1)
+    assert (ours - theirs).abs().max() <= 1e-4 * theirs.abs().max()  # random weights: features near 1e-8
 
 
 def test_should_evaluate_at_epoch_boundaries() -> None:
@@ -295,6 +323,13 @@ def test_small_samples_are_warned_about_with_the_count_that_is_enough() -> None:
     assert "subsets of 999" in said(["kid"], 999) and said(["kid"], 1000) == ""
     assert "±20 points" in said(["align"], 24) and said(["align"], 1000) == ""
     assert said(["is", "diversity"], 2) == ""  # only the metrics asked for
+    # the real side: Oxford-102's 1155 test images against Inception's 2048 dimensions
+    real = " | ".join(sample_size_warnings(["fid", "kid"], 5000, 2048, real_samples=1155))
+    assert "1155 real images of 2048-d features rests on a singular real covariance" in real
+    assert "subsets hold 1155 images" not in real  # 1155 >= KID's subset size
+    assert "is inflated" in " | ".join(sample_size_warnings(["fid"], 5000, 2048, real_samples=3000))
+    assert "subsets hold 999 images" in " | ".join(sample_size_warnings(["kid"], 5000, 2048, real_samples=999))
+    assert sample_size_warnings(["fid", "kid"], 5000, 2048, real_samples=4096) == []
 
 
 def test_eval_refuses_a_checkpoint_of_another_run(tiny_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -133,6 +133,9 @@ def protocol_id(metric: str, protocol: dict[str, Any]) -> str:
     ref = protocol.get("reference") or {}
     if metric in ("fid", "kid") and ref.get("source") == "user file":
         parts.append(f"ref:{str(ref.get('sha256', '?'))[:8]}")
+    elif metric in ("fid", "kid") and ref:  # the real images: which data, and how many of them
+        data = str((protocol.get("data") or {}).get("data_key", "?"))[:8]
+        parts.append(f"real{_count(ref['real_samples']) if isinstance(ref.get('real_samples'), int) else '?'}:{data}")
     return "-".join(parts)
 
 
@@ -150,8 +153,7 @@ def _reference(
     options: EvalOptions, config: DataConfig, dataset: Any, extractor: FeatureExtractor, device: torch.device, log: Log
 ) -> Reference:
     if options.ref_stats is not None:
-        ref = user_reference(options.ref_stats, extractor.num_features)
-        return ref
+        return user_reference(options.ref_stats, extractor.protocol(), extractor.num_features)
     return dataset_reference(config, options.split, dataset, extractor, device, options.real_max, log)
 
 
@@ -334,12 +336,23 @@ ALIGN_MIN_SAMPLES = 1000
 """Generated images for an alignment accuracy within about ±3 points (95% interval, at worst ±0.98/sqrt(n))."""
 
 
-def sample_size_warnings(metrics: list[str], samples: int, feature_dim: int | None) -> list[str]:
-    """A warning for each metric that ``samples`` generated images are too few for, naming the count that
-    is enough: the numbers are still computed (small runs are fine for smoke tests), but not to be trusted."""
+def sample_size_warnings(
+    metrics: list[str], samples: int, feature_dim: int | None, real_samples: int | None = None
+) -> list[str]:
+    """A warning for each metric that ``samples`` generated images (or ``real_samples`` real ones, the
+    reference's) are too few for, naming the count that is enough: the numbers are still computed (small
+    runs are fine for smoke tests), but not to be trusted."""
     from math import sqrt
 
     out = []
+    if real_samples is not None and "fid" in metrics and feature_dim and real_samples < 2 * feature_dim:
+        worse = ("rests on a singular real covariance (fewer images than dimensions)" if real_samples <= feature_dim
+                 else "is inflated")
+        out.append(f"FID against {real_samples} real images of {feature_dim}-d features {worse}: evaluate on a split "
+                   f"with {2 * feature_dim} or more images (--split), or with fewer feature dimensions (--extractor)")
+    if real_samples is not None and "kid" in metrics and real_samples < fidlib.KID_SUBSET_SIZE:
+        out.append(f"KID's subsets hold {real_samples} images, all the real ones there are, not {fidlib.KID_SUBSET_SIZE}: "
+                   "it compares only with KIDs against the same real images")
     if "fid" in metrics and feature_dim:
         need = max(FID_MIN_SAMPLES, 2 * feature_dim)
         if samples <= feature_dim:
@@ -439,8 +452,10 @@ def evaluate_run(
         "generator_weights": run.generator_weights,
         "recipe": run.recipe.name,
     }
+    real = (result.protocol.get("reference") or {}).get("real_samples")
     result.warnings = sample_size_warnings(list(result.metric_protocol), result.protocol["generated_samples"],
-                                           (result.protocol.get("extractor") or {}).get("feature_dim"))
+                                           (result.protocol.get("extractor") or {}).get("feature_dim"),
+                                           real if isinstance(real, int) else None)
     if write:
         text = json.dumps(result.to_json(), indent=2) + "\n"
         atomic_write_text(eval_record_path(run_dir, result), text)

@@ -7,9 +7,10 @@ Two are built in:
   its class head's logits serve IS.
 * ``inception``: the TF-FID InceptionV3 network of torch-fidelity (what pytorch-fid
   and most papers since StackGAN++ use; pool3, 2048-d; ``logits_unbiased`` for
-  IS), through torchmetrics' ``NoTrainInceptionV3`` and with its default resize
-  to 299 px (antialiased bilinear, as torchmetrics' FID does; torch-fidelity's
-  own TF1-style bilinear gives slightly different FIDs).
+  IS), through torchmetrics' ``NoTrainInceptionV3``, resized to 299 px as
+  torch-fidelity and the original TF FID resize (TF1-style bilinear, no
+  antialiasing: torchmetrics' default antialiased resize gives FIDs that do not
+  compare with published ones).
 * ``inception-torchvision``: torchvision's ImageNet InceptionV3, the network of
   DF-GAN's FID (reference §2.5: an early pytorch-fid ``InceptionV3`` built on
   ``inception_v3(pretrained=True)``), with DF-GAN's preprocessing; its
@@ -23,6 +24,8 @@ An extractor is an ``nn.Module`` (``forward(images) -> features``, attribute
 """
 
 from __future__ import annotations
+
+import inspect
 
 import os
 from pathlib import Path
@@ -109,8 +112,11 @@ def inception_weights(
 
 
 class InceptionFeatures(FeatureExtractor):
-    """torch-fidelity's TF-FID InceptionV3 network, resized as torchmetrics' FID resizes (antialiased
-    bilinear): pool3 (2048) features and unbiased logits (1008)."""
+    """torch-fidelity's TF-FID InceptionV3 network, run as torch-fidelity runs it: pool3 (2048) features and
+    unbiased logits (1008), the uint8 images resized to 299 px with the TF1-style bilinear resize of the
+    original TF FID code. Recent torchmetrics resize with PyTorch's antialiased bilinear by default,
+    which at 64 px moves pixels by about 12/255 on average: FIDs that are then not comparable with
+    published ones, so it is turned off where torchmetrics offers the switch."""
 
     name = "inception"
     num_features = 2048
@@ -119,10 +125,11 @@ class InceptionFeatures(FeatureExtractor):
         super().__init__()
         from torchmetrics.image.fid import NoTrainInceptionV3
 
+        tf1_resize = {"antialias": False} if "antialias" in inspect.signature(NoTrainInceptionV3).parameters else {}
         try:
             self.net = NoTrainInceptionV3(
                 name="inception-v3-compat", features_list=["2048", "logits_unbiased"],
-                feature_extractor_weights_path=str(weights),
+                feature_extractor_weights_path=str(weights), **tf1_resize,
             )
         except ModuleNotFoundError:
             raise UserError(
@@ -153,7 +160,7 @@ class InceptionFeatures(FeatureExtractor):
             "sha256": self.sha256,
             "variant": "torch-fidelity TF-FID InceptionV3 (pytorch-fid weights), pool3 2048-d",
             "input_size": 299,
-            "resize": "[-1, 1] -> uint8, then bilinear (antialiased) to 299 px inside torchmetrics' NoTrainInceptionV3",
+            "resize": "[-1, 1] -> uint8, then TF1-style bilinear to 299 px (torch-fidelity's, as the original TF FID)",
             "feature_dim": 2048,
             "is_logits": "logits_unbiased (1008 ImageNet classes)",
         }

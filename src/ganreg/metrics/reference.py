@@ -90,9 +90,22 @@ def load_npz(path: Path, dim: int | None = None) -> Reference:
     return Reference(GaussianStats(mu, sigma, n), feats, meta)
 
 
-def user_reference(path: Path, dim: int) -> Reference:
-    """``--ref-stats FILE.npz``: the user's statistics; the protocol names the file and its hash."""
+def user_reference(path: Path, extractor_protocol: dict[str, Any], dim: int) -> Reference:
+    """``--ref-stats FILE.npz``: the user's statistics; the protocol names the file and its hash. A file
+    ganreg wrote names its extractor: another network's (or another resize's) statistics are refused, as
+    their FID would be no distance (a DF-GAN npz names none and is taken as it is)."""
     ref = load_npz(path, dim)
+    made_with = ref.protocol.get("extractor")
+    if isinstance(made_with, dict) and made_with.get("sha256"):
+        differs = [k for k in ("name", "sha256", "resize") if k in made_with and made_with[k] != extractor_protocol.get(k)]
+        if differs:
+            raise UserError(
+                f"{path} holds features of another extractor ({made_with.get('name')}, weights "
+                f"{str(made_with['sha256'])[:8]}) than this evaluation's ({extractor_protocol.get('name')}, weights "
+                f"{str(extractor_protocol.get('sha256'))[:8]}; differing: {', '.join(differs)})",
+                f"evaluate with --extractor {made_with.get('name')}, or leave --ref-stats out: ganreg computes "
+                "and caches the statistics of the split with this extractor",
+            )
     ref.protocol = {
         "source": "user file",
         "path": str(Path(path).resolve()),
@@ -139,6 +152,7 @@ def reference_path(config: DataConfig, split: str, extractor_protocol: dict[str,
     key = short_hash({
         "v": EVAL_CACHE_VERSION, "data": data_key(config), "split": split, "size": config.image_size,
         "extractor": extractor_protocol["name"], "weights": extractor_protocol["sha256"], "max": max_images,
+        "resize": extractor_protocol.get("resize"),
     })
     name = f"{config.source}-{split}-px{config.image_size}-{extractor_protocol['name']}-{key}.npz"
     return eval_cache_dir(config) / "refstats" / name
