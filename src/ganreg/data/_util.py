@@ -111,6 +111,10 @@ DRAFT_MARGIN = 2
 on each side, so the resize that follows still averages over several source pixels per output pixel."""
 
 
+EXIF_ORIENTATION = 0x0112
+"""The EXIF tag that says how a camera's stored pixels are to be turned for display."""
+
+
 def decode_pil(
     data: bytes,
     *,
@@ -124,17 +128,20 @@ def decode_pil(
     At its own size, or, given ``min_side``, a JPEG at least :data:`DRAFT_MARGIN` times that on both
     sides, decoded at 1/2, 1/4 or 1/8 scale by libjpeg (PIL's ``draft``): a 12-megapixel photo that
     becomes a 64-px training image then decodes about 5x faster, and nothing smaller changes.
-    Grey, palette, RGBA/LA (alpha composited on white) and CMYK images become RGB.
+    Grey (16-bit too), palette, RGBA/LA (alpha composited on white) and CMYK images become RGB, turned
+    upright as their EXIF orientation says.
     ``what`` names the file and item in the error; ``dataset`` (the folder or HDF5 file) goes into its
     fix, as the path to check with ``ganreg data info --check``.
     """
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image, ImageOps, UnidentifiedImageError
 
     try:
         with Image.open(io.BytesIO(data)) as im:
             if min_side is not None:
                 im.draft(None, (DRAFT_MARGIN * min_side, DRAFT_MARGIN * min_side))  # JPEG only; others ignore it
             im.load()
+            if im.getexif().get(EXIF_ORIENTATION, 1) != 1:  # a phone photo stored sideways: upright, as viewers show it
+                return to_rgb(ImageOps.exif_transpose(im))
             return to_rgb(im)
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
         raise decode_error(exc, data, what=what, dataset=dataset, options=options) from None
@@ -216,16 +223,31 @@ def is_hidden(name: str) -> bool:
 
 
 def to_rgb(im: Any) -> Any:
-    """Any PIL image -> RGB (transparent pixels composited on white)."""
+    """Any PIL image -> RGB (transparent pixels composited on white). Grey images of more than 8 bits
+    (16-bit PNG, 32-bit integer or float TIFF) are scaled to 8 bits first: PIL's own conversion clips
+    them, so a 16-bit image came out all white."""
     from PIL import Image
 
     if im.mode == "RGB":
         return im
+    if im.mode.startswith("I") or im.mode == "F":
+        im = Image.fromarray(_grey_to_uint8(np.asarray(im), float_image=im.mode == "F"), mode="L")
     if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
         im = im.convert("RGBA")
         bg = Image.new("RGBA", im.size, (255, 255, 255, 255))
         im = Image.alpha_composite(bg, im)
     return im.convert("RGB")
+
+
+def _grey_to_uint8(values: np.ndarray, float_image: bool) -> np.ndarray:
+    """Wide grey values -> uint8: integers as 16-bit (65535 is white; PNG's 16-bit grey, and the
+    ``I`` mode PIL reads it as), floats as [0, 1] when they stay within it, else as [0, 255]."""
+    values = values.astype(np.float64)
+    if float_image:
+        top = 1.0 if np.nanmax(values, initial=0.0) <= 1.0 else 255.0
+    else:
+        top = 65535.0
+    return np.clip(np.nan_to_num(values) / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
 
 
 def pil_to_array(im: Any, image_size: int | None) -> np.ndarray:
