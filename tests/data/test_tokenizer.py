@@ -31,8 +31,21 @@ def test_tokenize_like_dfgan() -> None:
         "ish",
         "center",
     ]
-    assert tokenize("café naïve 2 birds_x") == ["caf", "nave", "2", "birds_x"]  # ASCII only
+    assert tokenize("café naïve 2 birds_x", ascii_only=True) == ["caf", "nave", "2", "birds_x"]  # DF-GAN's way
     assert tokenize("") == [] and tokenize(" ,. ") == []
+
+
+def test_words_beyond_ascii_are_kept_whole() -> None:
+    """DF-GAN's ASCII filter made "très" "trs" and a Russian caption nothing (one <unk>): ganreg's own
+    vocabularies keep the words; a DAMSM vocabulary and a version-1 vocab.json keep the old tokenisation."""
+    caps = ["un cercle rouge très grand", "красный квадрат", "a naïve café"]
+    assert tokenize(caps[1]) == ["красный", "квадрат"]
+    v = Vocabulary.build(caps)
+    assert {"très", "красный", "квадрат", "naïve", "café"} <= set(v.words) and not v.ascii_only
+    assert UNK_ID not in v.encode(caps[1]) and v.decode(v.encode(caps[0])) == caps[0]
+    assert v.unknown_words("un carré rouge") == ["carré"]
+    old = Vocabulary(["<pad>", "<unk>", "trs", "caf"], ascii_only=True)  # a run trained before keeps its ids
+    assert old.encode("très café") == [2, 3] and old.unknown_words("très café crème") == ["crème"]
 
 
 def test_build_and_round_trip() -> None:
@@ -74,6 +87,10 @@ def test_save_load(tmp_path) -> None:
         Vocabulary.load(tmp_path / "other.json")
     with pytest.raises(DataError, match="not found"):
         Vocabulary.load(tmp_path / "missing.json")
+    # a vocab.json of format version 1 (no "ascii_only") was built from ASCII-filtered words: read as such
+    (tmp_path / "v1.json").write_text('{"format": "ganreg-vocabulary", "version": 1, "words": ["<pad>", "<unk>", "trs"], "unknown": "unk"}')
+    assert Vocabulary.load(tmp_path / "v1.json").encode("très") == [2]
+    assert Vocabulary.load(tmp_path / "vocab.json").ascii_only is False
 
 
 def _sample(i: int, caption: str, emb: bool = False) -> dict:
@@ -113,7 +130,7 @@ def test_tokenize_splits_like_dfgan_before_dropping_non_ascii() -> None:
     characters; dropping non-ASCII first would glue words ("blackwhite") that DAMSM's vocabulary lacks."""
     from ganreg.data.tokenizer import tokenize
 
-    assert tokenize("This bird\ufffd\ufffds wings are BLACK\u2014white, caf\u00e9 \u00e9") == [
+    assert tokenize("This bird\ufffd\ufffds wings are BLACK\u2014white, caf\u00e9 \u00e9", ascii_only=True) == [
         "this", "bird", "s", "wings", "are", "black", "white", "caf",
     ]
 

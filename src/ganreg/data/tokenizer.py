@@ -1,9 +1,12 @@
 """Word-level tokenizer, vocabulary and the batch collator.
 
-Tokenisation follows DF-GAN (``code/lib/datasets.py``) step by step: the
-``"\\ufffd\\ufffd"`` pairs of broken CUB captions become a space, the
-lower-cased text is split by ``\\w+`` (Unicode word characters), then each word
-keeps its ASCII characters and empty words are dropped. Differences, on purpose:
+Tokenisation follows DF-GAN (``code/lib/datasets.py``): the
+``"\\ufffd\\ufffd"`` pairs of broken CUB captions become a space and the
+lower-cased text is split by ``\\w+`` (Unicode word characters). DF-GAN then
+keeps each word's ASCII characters only, which turned "très" into "trs" and a
+Russian caption into nothing; ganreg's own vocabularies keep the words whole,
+and only a DAMSM vocabulary (and a vocab.json written before, format version 1)
+tokenises the ASCII way, so that its word ids match. Differences, on purpose:
 
 * index 0 is ``<pad>`` and 1 is ``<unk>`` (DF-GAN: 0 = ``<end>``, no unknown);
   a vocabulary read from DF-GAN / AttnGAN's ``captions_DAMSM.pickle`` keeps
@@ -38,10 +41,13 @@ UNK_ID = 1
 _WORD = re.compile(r"\w+")
 
 
-def tokenize(text: str) -> list[str]:
-    """Lower-case ASCII words of ``text``, as DF-GAN splits its captions (so DAMSM's word ids match)."""
-    words = (w.encode("ascii", "ignore").decode("ascii") for w in _WORD.findall(text.replace("\ufffd\ufffd", " ").lower()))
-    return [w for w in words if w]
+def tokenize(text: str, ascii_only: bool = False) -> list[str]:
+    """Lower-case words of ``text``; ``ascii_only``: each word's ASCII characters, empty words dropped, as
+    DF-GAN splits its captions (what a DAMSM vocabulary's word ids need)."""
+    words = _WORD.findall(text.replace("\ufffd\ufffd", " ").lower())
+    if not ascii_only:
+        return words
+    return [a for a in (w.encode("ascii", "ignore").decode("ascii") for w in words) if a]
 
 
 def ordered_word_subset(caption: str, n: int, rng: random.Random) -> str:
@@ -58,10 +64,11 @@ class Vocabulary:
 
     ``unknown="unk"`` (ganreg's own): ids 0 and 1 are ``<pad>`` and ``<unk>``,
     and unknown words map to 1. ``unknown="drop"`` (DAMSM's): ``words[0]`` is
-    the padding word (``<end>``) and unknown words are left out.
+    the padding word (``<end>``) and unknown words are left out. ``ascii_only``:
+    captions are tokenised DF-GAN's way (:func:`tokenize`).
     """
 
-    def __init__(self, words: Sequence[str], unknown: str = "unk") -> None:
+    def __init__(self, words: Sequence[str], unknown: str = "unk", ascii_only: bool = False) -> None:
         words = list(words)
         if unknown == "unk":
             if words[:2] != [PAD, UNK]:
@@ -70,6 +77,7 @@ class Vocabulary:
             raise DataError(f"bad vocabulary (unknown={unknown!r}, {len(words)} words)", "rebuild the vocabulary")
         self.words: list[str] = words
         self.unknown = unknown
+        self.ascii_only = ascii_only
         self.index: dict[str, int] = {w: i for i, w in enumerate(words)}
         if len(self.index) != len(words):
             raise DataError("vocabulary has duplicate words", "rebuild the vocabulary")
@@ -79,7 +87,7 @@ class Vocabulary:
         """Words seen at least ``min_count`` times, most frequent first (ties alphabetical)."""
         counts: Counter[str] = Counter()
         for c in captions:
-            counts.update(tokenize(c))
+            counts.update(tokenize(c))  # whole Unicode words
         kept = sorted((w for w, n in counts.items() if n >= min_count), key=lambda w: (-counts[w], w))
         return cls([PAD, UNK, *kept])
 
@@ -90,7 +98,8 @@ class Vocabulary:
         return word in self.index
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Vocabulary) and self.words == other.words and self.unknown == other.unknown
+        return (isinstance(other, Vocabulary) and self.words == other.words and self.unknown == other.unknown
+                and self.ascii_only == other.ascii_only)
 
     def __repr__(self) -> str:
         return f"Vocabulary({len(self)} words)"
@@ -99,8 +108,8 @@ class Vocabulary:
         """The words of ``text`` this vocabulary does not know (they become ``<unk>``, or are dropped), as the
         user wrote them: "ünïcödé" is reported as such, not as the "ncd" that tokenizing leaves of it."""
         out = []
-        for written in _WORD.findall(text.replace("\ufffd\ufffd", " ").lower()):
-            words = tokenize(written)
+        for written in tokenize(text):
+            words = tokenize(written, self.ascii_only)
             if not words or any(w not in self.index for w in words):
                 out.append(written)
         return out
@@ -108,8 +117,8 @@ class Vocabulary:
     def encode(self, text: str) -> list[int]:
         """Ids of the words of ``text`` (unknown words -> 1, or left out); empty text -> ``[]``."""
         if self.unknown == "drop":
-            return [i for i in (self.index.get(w) for w in tokenize(text)) if i is not None]
-        return [self.index.get(w, UNK_ID) for w in tokenize(text)]
+            return [i for i in (self.index.get(w) for w in tokenize(text, self.ascii_only)) if i is not None]
+        return [self.index.get(w, UNK_ID) for w in tokenize(text, self.ascii_only)]
 
     def decode(self, ids: Iterable[int]) -> str:
         return " ".join(self.words[i] for i in ids if i != PAD_ID)
@@ -132,7 +141,8 @@ class Vocabulary:
         return tokens, lengths
 
     def to_dict(self) -> dict[str, Any]:
-        return {"format": "ganreg-vocabulary", "version": 1, "words": self.words, "unknown": self.unknown}
+        return {"format": "ganreg-vocabulary", "version": 2, "words": self.words, "unknown": self.unknown,
+                "ascii_only": self.ascii_only}
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write as JSON (atomically)."""
@@ -154,7 +164,11 @@ class Vocabulary:
         ok = isinstance(words, list) and len(words) > 0 and all(isinstance(w, str) for w in words)
         if not ok or unknown not in ("unk", "drop") or (unknown == "unk" and words[:2] != [PAD, UNK]):
             raise DataError(f"{p} is not a ganreg vocabulary", "rebuild it (Vocabulary.build(...).save(path))")
-        return cls(words, unknown=unknown)
+        # version 1 files (no "ascii_only") were built from ASCII-filtered words: their runs keep tokenising so
+        ascii_only = data.get("ascii_only", True)
+        if not isinstance(ascii_only, bool):
+            raise DataError(f"{p} is not a ganreg vocabulary", "rebuild it (Vocabulary.build(...).save(path))")
+        return cls(words, unknown=unknown, ascii_only=ascii_only)
 
     @classmethod
     def from_damsm_pickle(cls, path: str | os.PathLike[str]) -> Vocabulary:
@@ -172,7 +186,7 @@ class Vocabulary:
             raise DataError(f"{p} is not a captions_DAMSM.pickle ([train, test, ixtoword, wordtoix])", fix)
         if sorted(ixtoword) != list(range(len(ixtoword))):
             raise DataError(f"{p}: the word ids of ixtoword are not 0..{len(ixtoword) - 1}", fix)
-        return cls([ixtoword[i] for i in range(len(ixtoword))], unknown="drop")
+        return cls([ixtoword[i] for i in range(len(ixtoword))], unknown="drop", ascii_only=True)
 
 
 def collate(samples: Sequence[dict[str, Any]], vocab: Vocabulary | None, max_words: int = 18) -> dict[str, Any]:

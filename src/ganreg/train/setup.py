@@ -106,7 +106,7 @@ def read_vocabulary(path: Path, captions: list[str]) -> Vocabulary:
     from ganreg.data.tokenizer import tokenize
 
     vocab = Vocabulary.from_damsm_pickle(path) if path.suffix.lower() in (".pickle", ".pkl") else Vocabulary.load(path)
-    words = [w for c in captions for w in tokenize(c)]
+    words = [w for c in captions for w in tokenize(c, vocab.ascii_only)]
     known = sum(w in vocab for w in words) / max(1, len(words))
     if known < MIN_VOCABULARY_COVERAGE:
         raise UserError(
