@@ -19,6 +19,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from ganreg.errors import UserError
+
 
 def _umask() -> int:
     mask = os.umask(0)
@@ -34,6 +36,18 @@ def _remove(path: Path) -> None:
             path.unlink()
 
 
+def make_folder(path: str | os.PathLike[str]) -> Path:
+    """``mkdir -p path``, with a file in the way (``--out results.txt/run``) named as the user's mistake it is."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        blocker = next((p for p in (path, *path.parents) if p.exists() and not p.is_dir()), path)
+        raise UserError(f"{blocker} is a file, so the folder {path} cannot be made there",
+                        "pick an output path whose folders are folders (or move that file)") from None
+    return path
+
+
 @contextlib.contextmanager
 def atomic_path(final: str | os.PathLike[str], suffix: str = "") -> Iterator[Path]:
     """Yield a temporary path in ``final``'s folder; rename it to ``final`` on success.
@@ -42,7 +56,7 @@ def atomic_path(final: str | os.PathLike[str], suffix: str = "") -> Iterator[Pat
     untouched. ``suffix`` goes before ``.tmp`` (for writers that look at it).
     """
     final = Path(final)
-    final.parent.mkdir(parents=True, exist_ok=True)
+    make_folder(final.parent)
     fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=suffix + ".tmp", dir=final.parent)
     os.close(fd)
     tmp_path = Path(tmp)
@@ -61,7 +75,7 @@ def atomic_dir(final: str | os.PathLike[str]) -> Iterator[Path]:
     from ganreg.errors import DataError
 
     final = Path(final)
-    final.parent.mkdir(parents=True, exist_ok=True)
+    make_folder(final.parent)
     tmp_path = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
     try:
         yield tmp_path

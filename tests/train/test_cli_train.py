@@ -54,6 +54,12 @@ def test_run_then_generate(write_recipe, monkeypatch, tmp_path: Path) -> None:  
     again = tmp_path / "again.png"
     runner.invoke(cli, ["generate", str(out), "a green square", "--captions", str(caps), "-n", "3", "-o", str(again), "--seed", "1", "--truncation", "0.8"])
     assert again.read_bytes() == png.read_bytes(), "a fixed seed gives the same images"
+    # a file where a folder should be: a user's mistake (exit 2, named), not a FileExistsError traceback
+    res = runner.invoke(cli, ["generate", str(out), "a green square", "-n", "1", "-o", str(png / "x.png")])
+    assert isinstance(res.exception, UserError) and f"{png} is a file" in res.exception.message
+    res = runner.invoke(cli, ["run", str(write_recipe(**{"train.steps": 2})), "--out", str(png), "--device", "cpu"])
+    assert isinstance(res.exception, UserError) and f"{png} is a file" in res.exception.message
+    assert again.read_bytes() == png.read_bytes()
 
 
 def test_ctrl_c_saves_and_exits_cleanly(write_recipe, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -26,7 +26,7 @@ from typing import Any
 import torch
 
 import ganreg
-from ganreg.atomic import atomic_write_text
+from ganreg.atomic import atomic_write_text, make_folder
 from ganreg.errors import UserError
 from ganreg.interfaces import BuildContext
 from ganreg.kinds import SECTION_KINDS
@@ -50,8 +50,7 @@ def new_run_dir(path: Path) -> Path:
     """Create the run directory ``path`` (refusing one that already holds a run)."""
     if latest_checkpoint(path).exists():
         raise UserError(f"{path} already holds a run", f"resume it with `ganreg run --resume {path}` or pick another --out")
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    return make_folder(path)
 
 
 RESUME_SETTABLE = ("train.steps", "train.epochs", "train.max_minutes", "train.num_threads", "train.device",
