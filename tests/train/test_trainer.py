@@ -302,13 +302,28 @@ def test_resuming_from_an_earlier_checkpoint_drops_what_came_after_it(tmp_path: 
     start_or_resume(recipe, registry, run, "cpu", resume=False).fit()
     (run / "best.json").write_text(json.dumps({"metric": "fid", "value": 1.0, "step": 3}))
     (run / "checkpoints" / "best.pt").write_bytes((run / "checkpoints" / "step_0000003.pt").read_bytes())
+    (run / "evals").mkdir()
+    (run / "evals" / "test-step0000003-abcd.json").write_text("{}")
+    (run / "evals" / "test-step0000002-abcd.json").write_text("{}")
+    step3 = (run / "checkpoints" / "step_0000003.pt").read_bytes()
     back = start_or_resume(recipe, registry, run, "cpu", resume=True, checkpoint=run / "checkpoints" / "step_0000002.pt")
     assert back.step == 2
     assert sorted(p.name for p in (run / "checkpoints").glob("step_*.pt")) == ["step_0000001.pt", "step_0000002.pt"]
     assert not (run / "best.json").exists() and not (run / "checkpoints" / "best.pt").exists()
     assert not list((run / "samples").glob("step_000000[34].*"))
+    assert [p.name for p in (run / "evals").iterdir()] == ["test-step0000002-abcd.json"]
     assert load_checkpoint(run / "checkpoints" / "latest.pt")["step"] == 2  # latest is the history being continued
     assert [r["step"] for r in losses(run)] == [1, 2]
+    # set aside, not deleted: going back is one command and must not destroy the later training
+    aside = run / "discarded" / "after_step_0000002"
+    assert back.discarded_to == aside
+    assert (aside / "checkpoints" / "step_0000003.pt").read_bytes() == step3
+    assert {p.name for p in (aside / "checkpoints").iterdir()} == {"step_0000003.pt", "step_0000004.pt", "best.pt"}
+    assert (aside / "best.json").is_file() and (aside / "evals" / "test-step0000003-abcd.json").is_file()
+    assert {p.name for p in (aside / "samples").glob("*.png")} == {"step_0000003.png", "step_0000004.png"}
+    assert [json.loads(line)["step"] for line in (aside / "metrics.jsonl").read_text().splitlines()] == [3, 4]
+    again = start_or_resume(recipe, registry, run, "cpu", resume=True)  # from latest: nothing to set aside
+    assert again.discarded_to is None and again.step == 2
 
 
 def test_find_checkpoint_takes_a_relative_file_in_the_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -79,6 +79,9 @@ def run_command(
             _dry_run(recipe, registry, console)
         return 0
     run_dir, trainer = _start_trainer(recipe, registry, out, device, resume_dir, checkpoint, procs)
+    if trainer.discarded_to is not None and procs.main:
+        console.print(f"back at step {trainer.step}: what came after it (checkpoints, sample grids, evaluations, log "
+                      f"lines) was moved to {trainer.discarded_to}; delete that folder once you no longer need it")
     if resume_dir is not None and trainer.step >= trainer.total_steps:
         if overrides and trainer.step > trainer.total_steps:
             raise UserError(

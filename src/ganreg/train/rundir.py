@@ -14,10 +14,12 @@ Layout::
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
 import platform
+import re
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -32,7 +34,9 @@ from ganreg.interfaces import BuildContext
 from ganreg.kinds import SECTION_KINDS
 from ganreg.recipe import Recipe, validate_recipe
 from ganreg.registry import Registry
-from ganreg.runfiles import BEST_CHECKPOINT, BEST_FILE, RECIPE_FILE, checkpoint_dir, latest_checkpoint, read_recipe_json, step_of
+from ganreg.runfiles import (
+    BEST_CHECKPOINT, BEST_FILE, RECIPE_FILE, checkpoint_dir, latest_checkpoint, read_json_or_none, read_recipe_json, step_of,
+)
 
 RUN_FILE = "run.json"
 VOCAB_FILE = "vocab.json"
@@ -130,18 +134,55 @@ def with_absolute_paths(recipe: Recipe) -> Recipe:
     return out
 
 
-def discard_after(run_dir: Path, step: int) -> bool:
-    """Remove the numbered checkpoints and sample grids after ``step``, and the best checkpoint when it
-    was found after it; True when there was any (the run is being continued from an earlier point)."""
+DISCARDED_DIR = "discarded"
+"""Where ``--resume --checkpoint N`` moves what came after step N: set aside, not deleted."""
+_EVAL_STEP = re.compile(r"-step(\d+)-")
+
+
+def discard_after(run_dir: Path, step: int) -> Path | None:
+    """Move what came after ``step`` out of the run: numbered checkpoints and sample grids, the best
+    checkpoint when it was found later, evaluation records of later steps, and the log lines after it.
+    They go to ``RUN/discarded/after_step_<step>/`` (same relative paths), which is returned (None when
+    nothing came after ``step``): going back is one command, and must not destroy hours of training."""
     later = [p for p in (*checkpoint_dir(run_dir).glob("step_*.pt"), *(run_dir / "samples").glob("step_*.*"))
              if (step_of(p) or 0) > step]
     best = run_dir / BEST_FILE
     record = _read_json(best) if best.is_file() else None
     if isinstance(record, dict) and isinstance(record.get("step"), int) and record["step"] > step:
-        later += [best, checkpoint_dir(run_dir) / BEST_CHECKPOINT]
+        later += [p for p in (best, checkpoint_dir(run_dir) / BEST_CHECKPOINT) if p.is_file()]
+    later += [p for p in (run_dir / "evals").glob("*.json") if (m := _EVAL_STEP.search(p.name)) and int(m.group(1)) > step]
+    for name in ("eval.json", "eval_during_training.json"):
+        evaluated = read_json_or_none(run_dir / name)
+        if isinstance(evaluated, dict) and ((evaluated.get("protocol") or {}).get("run") or {}).get("step", 0) > step:
+            later.append(run_dir / name)
+    log_lines = _lines_after(run_dir / "metrics.jsonl", step)
+    if not later and not log_lines:
+        return None
+    base = run_dir / DISCARDED_DIR / f"after_step_{step:07d}"
+    target, n = base, 1
+    while target.exists():  # gone back to this step before: keep both sets
+        n += 1
+        target = base.with_name(f"{base.name}-{n}")
     for p in later:
-        p.unlink(missing_ok=True)
-    return bool(later)
+        dest = target / p.relative_to(run_dir)
+        make_folder(dest.parent)
+        os.replace(p, dest)
+    if log_lines:
+        atomic_write_text(target / "metrics.jsonl", "".join(log_lines))
+    return target
+
+
+def _lines_after(path: Path, step: int) -> list[str]:
+    """The lines of ``metrics.jsonl`` logged after ``step``."""
+    if not path.is_file():
+        return []
+    out = []
+    for line in path.read_text(encoding="utf-8").splitlines(keepends=True):
+        with contextlib.suppress(ValueError):
+            record = json.loads(line)
+            if isinstance(record, dict) and isinstance(record.get("step"), int) and record["step"] > step:
+                out.append(line if line.endswith("\n") else line + "\n")
+    return out
 
 
 def write_recipe(run_dir: Path, recipe: Recipe) -> None:

@@ -130,6 +130,8 @@ class Trainer:
         self._interval_sums: dict[str, float] = {}
         self._interval_counts: dict[str, int] = {}
         self._fixed = self._fixed_samples()
+        self.discarded_to: Path | None = None
+        """Where :meth:`resume` from an earlier checkpoint moved what came after it (None: nothing)."""
 
     # ---------------------------------------------------------------- helpers
     def _build_optimizers(self) -> tuple[dict[str, torch.optim.Optimizer], dict[str, Any]]:
@@ -432,14 +434,17 @@ class Trainer:
 
     def resume(self, checkpoint: Path) -> None:
         """Continue from ``checkpoint``. From an earlier one than the run's last, what came after it
-        (later checkpoints and sample grids, a best checkpoint found later, log lines) is removed and
-        ``latest.pt`` rewritten at once: the run then has one history, the one being continued."""
+        (later checkpoints and sample grids, a best checkpoint found later, evaluations, log lines) is moved
+        to ``RUN/discarded/after_step_N/`` (:attr:`discarded_to`) and ``latest.pt`` rewritten at once: the
+        run then has one history, the one being continued, and the other is set aside, not lost."""
         self.load_state_dict(load_checkpoint(checkpoint, map_location=self.device), checkpoint)
-        discarded = False
+        moved: Path | None = None
         if self.procs.main:
+            moved = discard_after(self.run_dir, self.step)
             trim_metrics(self.run_dir / "metrics.jsonl", self.step)
-            discarded = discard_after(self.run_dir, self.step)
-        if broadcast_object(discarded, self.procs):
+        moved_name = broadcast_object(str(moved) if moved is not None else None, self.procs)
+        self.discarded_to = Path(moved_name) if moved_name is not None else None
+        if self.discarded_to is not None:
             self.save()
 
     def write_static_files(self) -> None:
