@@ -394,3 +394,45 @@ def test_compiled_discriminator_runs_first_order_passes_and_leaves_the_penalty_e
     before = [p.detach().clone() for p in d_params]
     trainer.train_step()  # MA-GP's double backward through the eager real pass
     assert all(torch.isfinite(p).all() for p in d_params) and any(not torch.equal(p, q) for p, q in zip(d_params, before))
+
+
+def test_a_bad_image_mid_run_saves_the_steps_so_far_and_resumes_exactly(
+    tmp_path: Path, registry, make_recipe, monkeypatch: pytest.MonkeyPatch  # type: ignore[no-untyped-def]
+) -> None:
+    """An image that fails to load at step 3 (a file changed, ``--check`` not run): steps 1-2 are saved with the
+    stream back at step 3's first batch, the error says how to go on, and the resumed run matches one that never
+    failed; a new run into the folder is refused."""
+    from ganreg.errors import DataError
+    from ganreg.train.rundir import new_run_dir
+    from ganreg.train.stream import BatchStream
+
+    recipe = make_recipe(**{"train.steps": 4, "train.d_steps": 2, "intervals.checkpoint": 100})
+    straight = tmp_path / "straight"
+    start_or_resume(recipe, registry, straight, "cpu", resume=False).fit()
+
+    broken = tmp_path / "broken"
+    calls = {"n": 0}
+    real_next = BatchStream.next
+
+    def failing_next(self):  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        if calls["n"] == 6:  # step 3's second batch (2 D steps a step): after step 3's first was read
+            raise DataError("cannot decode images/x.png (truncated)", "replace the file")
+        return real_next(self)
+
+    with monkeypatch.context() as m:
+        m.setattr(BatchStream, "next", failing_next)
+        with pytest.raises(DataError) as exc:
+            start_or_resume(recipe, registry, broken, "cpu", resume=False).fit()
+    assert "replace the file" in (exc.value.fix or "") and f"ganreg run --resume {broken}" in (exc.value.fix or "")
+    assert load_checkpoint(broken / "checkpoints" / "latest.pt")["step"] == 2
+    resumed = start_or_resume(recipe, registry, broken, "cpu", resume=True)
+    assert resumed.step == 2 and resumed.fit() == "finished"
+    assert losses(straight) == losses(broken)
+    with pytest.raises(UserError, match="already holds a run"):
+        new_run_dir(broken)
+    stale = tmp_path / "stale"  # a run that stopped before any checkpoint left its log
+    stale.mkdir()
+    (stale / "metrics.jsonl").write_text('{"step": 1}\n')
+    with pytest.raises(UserError, match="saved no checkpoint"):
+        new_run_dir(stale)

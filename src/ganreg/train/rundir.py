@@ -54,6 +54,10 @@ def new_run_dir(path: Path) -> Path:
     """Create the run directory ``path`` (refusing one that already holds a run)."""
     if latest_checkpoint(path).exists():
         raise UserError(f"{path} already holds a run", f"resume it with `ganreg run --resume {path}` or pick another --out")
+    log = path / "metrics.jsonl"
+    if log.is_file() and log.stat().st_size > 0:  # a run that stopped before its first checkpoint
+        raise UserError(f"{path} holds the log of a run that saved no checkpoint (metrics.jsonl)",
+                        "pick another --out, or delete that folder to start afresh there")
     return make_folder(path)
 
 

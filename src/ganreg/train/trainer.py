@@ -23,7 +23,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from ganreg.atomic import atomic_write_text
 from ganreg.data._util import to_unit_range
-from ganreg.errors import TrainingDiverged, UserError
+from ganreg.errors import DataError, TrainingDiverged, UserError
 from ganreg.interfaces import TextBatch
 from ganreg.kinds import SECTION_KINDS
 from ganreg.recipe import Recipe
@@ -310,10 +310,23 @@ class Trainer:
         self._interval_sums, self._interval_counts = {}, {}
         return means
 
+    def _step_batches(self) -> list[list[dict[str, Any]]]:
+        """The batches of one step (``grad_accum`` per D step), read before any network changes: an image
+        that fails to load then stops the run at a whole step, with the stream back at its first batch, so
+        the checkpoint :meth:`fit` saves continues exactly there once the file is fixed."""
+        t = self.recipe.train
+        position = self.stream.state()
+        try:
+            return [[self.stream.next() for _ in range(t.grad_accum)] for _ in range(t.d_steps)]
+        except DataError:
+            self.stream.load_state(position)
+            raise
+
     def train_step(self) -> None:
         """One generator step and the ``d_steps`` discriminator steps before it."""
         t = self.recipe.train
         nets = self.nets
+        step_batches = self._step_batches()
         for module in nets.modules().values():
             module.train()
         if not (self.joint_text or self.recipe.text_encoder.mode == "joint"):
@@ -322,7 +335,7 @@ class Trainer:
         batches: list[dict[str, Any]] = []
         d_contexts: list[StepContext] = []
         for d_step in range(t.d_steps):
-            batches = [self.stream.next() for _ in range(t.grad_accum)]
+            batches = step_batches[d_step]
             keep = t.reuse_fake and d_step == t.d_steps - 1
             d_contexts = [self._context("discriminator", batch, keep_g_graph=keep) for batch in batches]
             logs.update(self._phase("discriminator", d_contexts))
@@ -505,7 +518,10 @@ class Trainer:
             if self.step == 0:
                 self.write_samples()
             while self.step < self.total_steps:
-                self.train_step()
+                try:
+                    self.train_step()
+                except DataError as exc:
+                    raise self._saved_after(exc) from None
                 last_images += images_per_step
                 self.elapsed = time.perf_counter() - start
                 out_of_time = t.max_minutes is not None and self.elapsed > t.max_minutes * 60
@@ -550,6 +566,18 @@ class Trainer:
 
             plot_losses(read_metrics(metrics_path), self.run_dir / "loss_curves.png")
         return status
+
+
+    def _saved_after(self, exc: DataError) -> DataError:
+        """A bad image met mid-run (``--check`` was not run, or the file changed): the steps trained so far are
+        saved (one process only: a data-parallel save needs every process, and the others are not here), and
+        the error says how to go on once the file is fixed."""
+        if self.step == 0 or self.procs.distributed:
+            return exc
+        self._flush()
+        self.save()
+        resume = f"the {self.step} steps trained so far are saved: once it is fixed, ganreg run --resume {self.run_dir}"
+        return DataError(exc.message, f"{exc.fix}; {resume}" if exc.fix else resume)
 
 
 def start_or_resume(
