@@ -127,6 +127,17 @@ def test_a_caption_file_without_an_image_is_named(tmp_path: Path) -> None:
     assert str(err.value).count("README.jpg") == 1  # one place, named once
 
 
+@pytest.mark.parametrize("ext", [".webp", ".bmp", ".tiff", ".PNG"])
+def test_images_of_other_formats_beside_their_caption_files(tmp_path: Path, ext: str) -> None:
+    """A phone's or a web scrape's .webp (and .bmp, .tif) beside its caption file is found like a .jpg (it used to
+    be 'no image for caption file', the image right there)."""
+    root = write_captioned(tmp_path / "mine", 12, ext=ext)
+    train, test = build_dataset(cfg(root), "train"), build_dataset(cfg(root), "test")
+    assert len(train) + len(test) == 12
+    item = train[0]
+    assert colour_of(item["image"]) == int(train.class_names[item["label"]].split("_")[1]) % len(COLOURS)
+
+
 def test_captions_both_flat_and_in_class_folders_are_refused(tmp_path: Path) -> None:
     root = write_captioned(tmp_path / "mine", 10)
     write_captioned(root / "more", 3)

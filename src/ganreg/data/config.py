@@ -94,7 +94,7 @@ class DataConfig(BaseModel):
         None,
         description="folder only: image folder relative to `path`. None: the first of images/, jpg/, "
         "CUB_200_2011/images/, oxford-102-flowers/images/ that exists (else, for captions beside the images, `path`). Images are found as "
-        "<images_dir>/<class>/<stem>.jpg or <images_dir>/<stem>.jpg (also .jpeg/.png).",
+        "<images_dir>/<class>/<stem>.jpg or <images_dir>/<stem>.jpg (also .jpeg/.png/.webp/.bmp/.tif/.tiff).",
     )
     captions_dir: str | None = Field(
         None,

@@ -19,7 +19,7 @@ per split folder (``train/``, ``test/``): a user's own images, every image its o
 (:meth:`FolderDataset._split_images`).
 
 Every caption file is one image; its image is found by the file's stem
-(``.jpg``, ``.jpeg`` or ``.png``, any case). Names starting with ``.`` (macOS's
+(``.jpg``, ``.jpeg``, ``.png``, ``.webp``, ``.bmp``, ``.tif`` or ``.tiff``, any case). Names starting with ``.`` (macOS's
 ``._<name>`` AppleDouble files, ``.DS_Store``) and ``__MACOSX`` folders are
 skipped. Text files (captions, class lists) are UTF-8, a leading byte-order
 mark dropped; anything else is an error naming the file and the byte.

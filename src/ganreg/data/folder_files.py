@@ -13,7 +13,10 @@ from pathlib import Path
 from ganreg.data._util import NotUtf8, is_hidden, load_plain_pickle, read_text, reencode_fix
 from ganreg.errors import DataError
 
-IMAGE_EXTS = (".jpg", ".jpeg", ".png")
+IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
+"""Image files found by a caption file's stem: what PIL decodes and cameras, phones and datasets write."""
+IMAGE_EXTS_SHOWN = "|".join(e[1:] for e in IMAGE_EXTS)
+"""``jpg|jpeg|png|...``, as messages name them."""
 
 
 def is_caption_name(name: str) -> bool:

@@ -19,6 +19,7 @@ from ganreg.data._util import NotUtf8, SplitMissing, cached_json, is_hidden, ref
 from ganreg.data.config import DEFAULT_SPLIT_FILES
 from ganreg.data.folder_files import (
     IMAGE_EXTS,
+    IMAGE_EXTS_SHOWN,
     captions_or_collect,
     image_lists,
     file_listing,
@@ -255,7 +256,7 @@ class FolderLayout:
     def _listed_entries(self, not_utf8: list[NotUtf8] | None) -> list[list[Any]]:
         """The index entries of a COCO-like folder: only the images its lists name (a user with the train
         images alone trains on them), each ``<captions>/<name>.txt`` (its first :data:`COCO_CAPTIONS`
-        captions) in one of :meth:`_coco_caption_folders` and ``<name>.jpg|jpeg|png`` in one of
+        captions) in one of :meth:`_coco_caption_folders` and ``<name>.<one of IMAGE_EXTS>`` in one of
         :meth:`_coco_image_folders`."""
         texts = self._merged_listing(self._coco_caption_folders())
         images = self._merged_listing(self._coco_image_folders())
@@ -422,7 +423,7 @@ class FolderLayout:
                     image = folder / names[0]
                     break
             if image is None:
-                places = dict.fromkeys(f"{d / stem}.jpg|jpeg|png" for d in (self.images / cls, self.images))
+                places = dict.fromkeys(f"{d / stem}.{IMAGE_EXTS_SHOWN}" for d in (self.images / cls, self.images))
                 raise DataError(
                     f"no image for caption file {txt} (looked for {' and '.join(places)})",
                     "add the image, move the caption file out, or set data.images_dir",
