@@ -198,13 +198,14 @@ def validate(recipe: Path, overrides: tuple[str, ...]) -> None:
     of its items (shapes, value range), as `ganreg run` checks before training."""
     from ganreg.recipe import load_recipe
     from ganreg.train.contracts import PROBE_ITEMS, check_contracts
-    from ganreg.train.networks import build_networks
+    from ganreg.train.networks import build_networks, check_trainable
     from ganreg.train.setup import prepare_data
 
     registry = _registry()
     checked = load_recipe(recipe, registry, list(overrides))
     data = prepare_data(checked)
     nets = build_networks(checked, registry, data.context)
+    check_trainable(nets, data.train, checked.train.batch_size)
     check_contracts(nets, data.probe_batch(PROBE_ITEMS), checked.data.image_size)
     probed = "text encoder, image encoder, generator and discriminator" if nets.image_encoder is not None else (
         "text encoder, generator and discriminator"

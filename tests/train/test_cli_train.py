@@ -30,6 +30,17 @@ def test_dry_run_prints_recipe_and_parameter_counts(write_recipe, monkeypatch, t
     assert not (tmp_path / "runs").exists()
 
 
+def test_validate_and_dry_run_refuse_what_the_first_step_would(write_recipe, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A batch larger than the training split passed `validate` and `--dry-run`, and `run` refused it only after
+    pretraining the text encoder: all three refuse it now, before anything slow."""
+    recipe = str(write_recipe(**{"train.batch_size": 500}))  # the tiny recipe's split holds fewer images
+    for args in (["validate", recipe], ["run", recipe, "--dry-run"]):
+        res = _runner(monkeypatch).invoke(cli, args)
+        assert isinstance(res.exception, UserError) and "fewer than one batch of 500" in res.exception.message, args
+    res = _runner(monkeypatch).invoke(cli, ["validate", recipe, "--set", "train.batch_size=1"])
+    assert isinstance(res.exception, UserError) and "BatchNorm1d needs 2 or more" in res.exception.message
+
+
 def test_run_then_generate(write_recipe, monkeypatch, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     runner = _runner(monkeypatch)
     out = tmp_path / "run"

@@ -134,12 +134,13 @@ def _dry_run(recipe: Any, registry: Any, console: Console) -> None:
     """``--dry-run``: the resolved recipe, then the data opened and the networks built and checked on two
     items, with their parameter table; nothing is written."""
     from ganreg.train.contracts import PROBE_ITEMS, check_contracts
-    from ganreg.train.networks import build_networks, parameter_table
+    from ganreg.train.networks import build_networks, check_trainable, parameter_table
     from ganreg.train.setup import prepare_data
 
     console.print_json(json.dumps(recipe.model_dump(mode="json")))
     data = prepare_data(recipe)
     nets = build_networks(recipe, registry, data.context)
+    check_trainable(nets, data.train, recipe.train.batch_size)
     check_contracts(nets, data.probe_batch(PROBE_ITEMS), recipe.data.image_size)
     console.print(_param_table(parameter_table(nets.modules())))
     classes = (

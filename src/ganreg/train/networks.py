@@ -7,10 +7,12 @@ from dataclasses import dataclass, field
 
 from torch import nn
 
+from ganreg.data import CaptionedImageDataset
 from ganreg.errors import UserError
 from ganreg.interfaces import BASES, BuildContext, Discriminator, Generator, ImageEncoder, Loss, TextEncoder
 from ganreg.recipe import Recipe
 from ganreg.registry import ComponentInfo, Registry
+from ganreg.train.stream import check_stream
 
 
 @dataclass
@@ -144,6 +146,14 @@ def build_networks(recipe: Recipe, registry: Registry, ctx: BuildContext) -> Net
         if names.count(t.name) > 1:
             t.name = f"{t.name}.{t.network[0]}{names[: losses.index(t)].count(t.name)}"
     return Networks(sampling.text_encoder, sampling.generator, disc, losses, ctx, infos, sampling.image_encoder)
+
+
+def check_trainable(nets: Networks, train: CaptionedImageDataset, batch_size: int, world: int = 1) -> None:
+    """What would stop the first step, checked before anything slow (text encoder pretraining) by ``run``,
+    ``validate`` and ``--dry-run`` alike: the batch size against BatchNorm and the training split, and
+    wrong images for a loss that reads them."""
+    check_batch_size(nets, batch_size)
+    check_stream(train, batch_size, world, wrong_images=any(term.module.needs_wrong_images for term in nets.losses))
 
 
 def check_batch_size(nets: Networks, batch_size: int) -> None:

@@ -23,6 +23,23 @@ from ganreg.data import CaptionedImageDataset, EpochSampler, SeededRandomSampler
 from ganreg.errors import UserError
 
 
+def check_stream(dataset: CaptionedImageDataset, batch_size: int, world: int = 1, wrong_images: bool = False) -> None:
+    """The training split can fill a batch (of every process), and has wrong images to give when a loss reads
+    them: checked by ``validate`` and ``--dry-run`` too, not first found after the text encoder pretrains."""
+    if len(dataset) < batch_size * world:
+        per = f" ({world} processes x {batch_size})" if world > 1 else ""
+        raise UserError(
+            f"the training split has {len(dataset)} images, fewer than one batch of {batch_size * world}{per}",
+            "lower train.batch_size or use more data",
+        )
+    if wrong_images and len(set(dataset.labels())) < 2:
+        raise UserError(
+            "a loss of the recipe reads wrong images (real images of another class), but the training split "
+            "has only one class",
+            "use data with at least two classes, or a loss without wrong images (e.g. wrong_weight: 0)",
+        )
+
+
 class BatchStream:
     """Endless batches with a position ``(epoch, batch)`` that can be saved."""
 
@@ -41,18 +58,7 @@ class BatchStream:
     ) -> None:
         """``rank`` / ``world``: this process's share of every batch in data-parallel training (each process
         reads ``batch_size`` items of each global batch of ``world * batch_size``)."""
-        if len(dataset) < batch_size * world:
-            per = f" ({world} processes x {batch_size})" if world > 1 else ""
-            raise UserError(
-                f"the training split has {len(dataset)} images, fewer than one batch of {batch_size * world}{per}",
-                "lower train.batch_size or use more data",
-            )
-        if wrong_images and len(set(dataset.labels())) < 2:
-            raise UserError(
-                "a loss of the recipe reads wrong images (real images of another class), but the training split "
-                "has only one class",
-                "use data with at least two classes, or a loss without wrong images (e.g. wrong_weight: 0)",
-            )
+        check_stream(dataset, batch_size, world, wrong_images)
         self.dataset, self.batch_size, self.seed = dataset, batch_size, seed
         self.vocab, self.max_words, self.num_workers = vocab, max_words, num_workers
         self.pin_memory = pin_memory

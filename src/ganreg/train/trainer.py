@@ -43,7 +43,7 @@ from ganreg.train.distributed import (
     gather_objects,
     mean_over_processes,
 )
-from ganreg.train.networks import LossTerm, Networks, build_networks, check_batch_size, parameter_table
+from ganreg.train.networks import LossTerm, Networks, build_networks, check_trainable, parameter_table
 from ganreg.train.optim import build_optimizer, build_scheduler
 from ganreg.train.rundir import discard_after, trim_metrics, write_run_files
 from ganreg.train.sampling import grid_images, make_noise, save_grid
@@ -80,7 +80,7 @@ class Trainer:
             barrier(procs)  # process 0 fills the data and text-encoder caches; the others then read them
         self.data: DataBundle = prepare_data(recipe, self.run_dir)
         self.nets: Networks = build_networks(recipe, registry, self.data.context)
-        check_batch_size(self.nets, recipe.train.batch_size)
+        check_trainable(self.nets, self.data.train, t.batch_size, procs.world)
         if start_weights:
             load_recipe_weights(self.nets.modules(), {k: getattr(recipe, k) for k in SECTION_KINDS})
         prepare_text_encoder(self.nets.text_encoder, recipe, self.data, self.device)
