@@ -71,6 +71,8 @@ its original project's checkpoint files (``<kind>.weights`` in a recipe; see
 
 from __future__ import annotations
 
+import contextlib
+
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -147,6 +149,13 @@ class Generator(nn.Module):
 
     def forward(self, z: torch.Tensor, cond: torch.Tensor) -> GeneratorOutput:  # pragma: no cover
         raise NotImplementedError
+
+    def noise_only_from_z(self) -> contextlib.AbstractContextManager[None]:
+        """A context in which the images depend on no randomness but ``z`` (StackGAN's conditioning
+        augmentation then gives its mean): losses that compare ``G(z1, s)`` with ``G(z2, s)`` (DSGAN, MSGAN)
+        draw the pair under it, or a second random draw inside G would pass for a response to ``z``. A
+        generator whose only randomness is ``z`` keeps this default, which changes nothing."""
+        return contextlib.nullcontext()
 
 
 def per_image_logits(logits: torch.Tensor) -> torch.Tensor:

@@ -4,6 +4,9 @@ that the diversity-sensitive term rewards noise diversity by hand, only up to it
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import math
 
 import pytest
@@ -231,3 +234,40 @@ def test_diversity_sensitive_step_makes_the_noise_matter_more() -> None:
     assert float(again.logs["ratio"]) > ratio
     with pytest.raises(RuntimeError, match="trains the generator"):
         DiversitySensitive()(_context("discriminator"))
+
+
+class _OwnNoiseBlind(_NoiseBlind):
+    """Ignores its noise, but draws noise of its own into the condition in training mode (as StackGAN's
+    conditioning augmentation does), switched off under ``noise_only_from_z``; ``bn``: normalises with batch
+    statistics too."""
+
+    def __init__(self, bn: bool) -> None:
+        super().__init__()
+        self.bn = nn.BatchNorm1d(3 * 16 * 16) if bn else nn.Identity()
+        self.own_noise = True
+
+    @contextlib.contextmanager
+    def noise_only_from_z(self) -> Iterator[None]:
+        self.own_noise = False
+        try:
+            yield
+        finally:
+            self.own_noise = True
+
+    def forward(self, z: torch.Tensor, cond: torch.Tensor) -> GeneratorOutput:
+        if self.training and self.own_noise:
+            cond = cond + torch.randn_like(cond)
+        return GeneratorOutput(images=torch.tanh(self.bn(self.fc(cond))).view(-1, 3, 16, 16) + 0 * z.sum())
+
+
+@pytest.mark.parametrize("bn", [False, True], ids=["no-batchnorm", "batchnorm"])
+def test_noise_regularisers_see_no_diversity_from_the_generators_own_noise(bn: bool) -> None:
+    """A G that ignores z but draws noise into its condition (StackGAN's conditioning augmentation): the pair is
+    drawn under ``noise_only_from_z``, so it scores 0; that noise used to pass for a response to z."""
+    g = _OwnNoiseBlind(bn).train()
+    ctx = _context("generator", g)
+    _ = ctx.fake  # the step's images, drawn with the condition noise: not reused for the pair
+    DiversitySensitive(tau=10.0)(ctx)
+    assert float(ctx.logs["ratio"]) == pytest.approx(0.0, abs=1e-6)
+    assert g.own_noise  # restored after the pair
+    assert ModeSeeking(eps=1e-5)(_context("generator", g)).item() == pytest.approx(1e5, rel=1e-2)

@@ -181,3 +181,18 @@ def test_trains_through_ganreg_with_d_fed_mu(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="the encoder would never train") as err:
         Trainer(joint, reg, tmp_path / "joint", device="cpu")
     assert "pretrain" in (err.value.fix or "")
+
+
+def test_noise_only_from_z_gives_the_mean_condition_and_keeps_batchnorm_training() -> None:
+    """What DSGAN / MSGAN draw their pairs under: c = mu, so equal z give equal images (the reviewer measured a
+    pair ratio of 0.116 from the condition noise alone), while BatchNorm still normalises with the batch."""
+    torch.manual_seed(0)
+    g = StageIGenerator(gf_dim=2, z_dim=4, text_dim=6, c_dim=3, image_size=32).train()
+    z, cond = torch.randn(4, 4), torch.randn(4, 6)
+    with g.noise_only_from_z():
+        a, b = g(torch.cat([z, z]), torch.cat([cond, cond])).images.split(4)
+        assert g.fc[1].training and not g.ca_net.training
+    torch.testing.assert_close(a, b)
+    assert g.ca_net.training  # restored
+    a, b = g(torch.cat([z, z]), torch.cat([cond, cond])).images.split(4)
+    assert (a - b).abs().mean() > 1e-3  # outside it, each image draws its own condition

@@ -39,7 +39,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ganreg.interfaces import BuildContext, Discriminator, Loss, per_image_logits
+from ganreg.interfaces import BuildContext, Discriminator, Generator, Loss, per_image_logits
 from ganreg.train.context import StepContext
 from ganreg_losses.params import ContrastiveParams, DiversitySensitiveParams, ModeSeekingParams
 
@@ -89,22 +89,28 @@ def second_draw(ctx: StepContext, samples: int | None, who: str) -> tuple[torch.
     with batch statistics (BatchNorm in training mode: RDB, StackGAN, DCGAN-CLS, CBN-ResNet) draws both
     images of each pair in one forward pass: from two passes over different batches the difference would
     measure the change of batch statistics too (for an RDB G about as large as a change of noise), and a
-    G that ignores its noise would already score above tau."""
+    G that ignores its noise would already score above tau. Both images are drawn under the generator's
+    :meth:`~ganreg.interfaces.Generator.noise_only_from_z`: StackGAN's conditioning augmentation draws its
+    own noise per image, about as large as z's effect at the start, which made the pair differ even with
+    z1 = z2 (the step's images, drawn with it, are then not reused either)."""
     if ctx.phase != "generator":
         raise RuntimeError(f'{who} trains the generator (drop "trains": "discriminator")')
     n = ctx.z.shape[0] if samples is None else min(samples, ctx.z.shape[0])
     cond = ctx.cond[:n].detach()
-    batch_statistics = uses_batch_statistics(ctx.generator)
+    generator = getattr(ctx.generator, "_orig_mod", ctx.generator)  # the module behind a torch.compile
+    own_noise = type(generator).noise_only_from_z is not Generator.noise_only_from_z
     if ctx.image_encoder is None:
         z1 = ctx.z[:n]
     else:
         z1 = ctx.noise(n).to(device=ctx.z.device, dtype=ctx.z.dtype)
     z2 = ctx.noise(n).to(device=z1.device, dtype=z1.dtype)
-    if batch_statistics:
-        first, other = ctx.generator(torch.cat([z1, z2]), torch.cat([cond, cond])).images.split(n)
-    else:
-        first = ctx.fake[:n] if ctx.image_encoder is None else ctx.generator(z1, cond).images
-        other = ctx.generator(z2, cond).images
+    with generator.noise_only_from_z():
+        if uses_batch_statistics(generator):
+            first, other = ctx.generator(torch.cat([z1, z2]), torch.cat([cond, cond])).images.split(n)
+        else:
+            reuse = ctx.image_encoder is None and not own_noise
+            first = ctx.fake[:n] if reuse else ctx.generator(z1, cond).images
+            other = ctx.generator(z2, cond).images
     return first.float() - other.float(), (z1 - z2).float()
 
 

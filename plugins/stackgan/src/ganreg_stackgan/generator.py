@@ -17,7 +17,9 @@ hanzhanggit/StackGAN-Pytorch ``code/model.py``, ``code/miscc/utils.py: KL_loss``
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterator
 
 import torch
 from torch import nn
@@ -82,6 +84,16 @@ class StageIGenerator(Generator):
         self.upsample = nn.Sequential(*(up_block(i, o) for i, o in zip(widths[:-1], widths[1:])))
         self.img = nn.Sequential(nn.Conv2d(widths[-1], 3, 3, 1, 1, bias=False), nn.Tanh())
         weights_init(self)
+
+    @contextlib.contextmanager
+    def noise_only_from_z(self) -> Iterator[None]:
+        """Conditioning augmentation gives ``c = mu`` (its eval mode; BatchNorm keeps its training mode)."""
+        training = self.ca_net.training
+        self.ca_net.eval()
+        try:
+            yield
+        finally:
+            self.ca_net.train(training)
 
     def forward(self, z: torch.Tensor, cond: torch.Tensor) -> GeneratorOutput:
         c, mu, logvar = self.ca_net(cond)
