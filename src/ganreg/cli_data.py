@@ -347,9 +347,9 @@ def describe_path(
     the result is under ``"check"`` (``{"images": N, "undecodable": [{"image", "reason"}, ...]}``)."""
     if path == "shapes":
         return _describe_shapes(size, count, seed, check)
-    p = Path(path)
+    p = Path(path).expanduser()  # as data.path in a recipe is read (a quoted '~/data' reaches us as it is)
     if not p.exists():
-        raise DataError(f"{p} does not exist", "give an HDF5 file, a dataset folder, or 'shapes'")
+        raise DataError(f"{p.absolute()} does not exist", "give an HDF5 file, a dataset folder, or 'shapes'")
     if p.is_file():
         if images_dir is not None or captions_dir is not None:
             raise UserError(f"{p} is an HDF5 file", "--images-dir and --captions-dir are for dataset folders")

@@ -69,7 +69,13 @@ def _protocol_lines(result: Any) -> list[str]:
     run = p.get("run") or {}
     if run:
         lines.append(f"checkpoint: {run.get('checkpoint')} (step {run.get('step')}, {run.get('generator_weights')} generator weights)")
-    lines.append(f"generated: {p['generated_samples']} images from '{p['split']}' captions, seed {p['seed']}, truncation {p['truncation']}")
+    if any(m != "diversity" for m in result.metric_protocol):
+        lines.append(f"generated: {p['generated_samples']} images from '{p['split']}' captions, seed {p['seed']}, "
+                     f"truncation {p['truncation']}")
+    if "diversity" in result.metric_protocol:  # its own images: --samples does not count them
+        div = p["diversity"]
+        lines.append(f"diversity: {div['captions'] * div['per_caption']} images generated from {div['captions']} "
+                     f"'{p['split']}' captions, {div['per_caption']} each, seed {p['seed']}, truncation {p['truncation']}")
     ext = p.get("extractor")
     if ext:
         lines.append(f"features: {ext['name']} ({ext.get('feature_dim')}-d), weights {ext['weights']} sha256 {ext['sha256'][:16]}…, "

@@ -380,3 +380,15 @@ def test_coco_data_info_and_make_hdf5(tmp_path: Path) -> None:
     assert res.exit_code == 0, res.output
     h5 = DataConfig(source="hdf5", path=str(tmp_path / "coco.h5"), image_size=32)
     assert sorted(stems(build_dataset(h5, "test"))) == test_names
+
+
+def test_data_info_reads_a_quoted_home_path_and_names_missing_paths_in_full(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`ganreg data info '~/photos'` (the shell leaves a quoted ~ alone) reads the folder as a recipe's data.path does."""
+    from ganreg.cli_data import describe_path
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    write_captioned(tmp_path / "photos", 12)
+    assert describe_path("~/photos")["source"] == "folder"
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(DataError, match=f"{tmp_path / 'nowhere'} does not exist"):
+        describe_path("nowhere")

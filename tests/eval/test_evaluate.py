@@ -308,6 +308,11 @@ def test_cli_eval_uses_the_runs_truncation_and_names_the_weights_it_loaded(tiny_
     assert plain["truncation"] is None and plain["run"]["generator_weights"] == "raw"
     both = CliRunner().invoke(cli, ["eval", str(run), "--truncation", "0.5", "--no-truncation"])
     assert isinstance(both.exception, UserError)
+    # diversity alone: its own images are counted, not --samples (it said "generated: 12 images")
+    res = CliRunner().invoke(cli, ["eval", str(run), "--samples", "12", "--metrics", "diversity", "--device", "cpu"])
+    assert res.exit_code == 0, res.output
+    said = " ".join(res.output.split())
+    assert "generated: 12" not in said and "diversity: 512 images generated from 64 'test' captions, 8 each" in said
 
 
 def test_small_samples_are_warned_about_with_the_count_that_is_enough() -> None:

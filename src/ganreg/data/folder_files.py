@@ -101,7 +101,7 @@ def read_captions(path: Path) -> list[str]:
     if not caps:
         raise DataError(
             f"caption file {path} is empty",
-            "write at least one caption per line into it, or delete it together with its image",
+            "write the image's captions into it, one a line, or delete it together with its image",
         )
     return caps
 

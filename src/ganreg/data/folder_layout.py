@@ -97,7 +97,8 @@ class FolderLayout:
                 "and text_c10/",
             )
         if not self.root.is_dir():
-            raise DataError(f"dataset folder not found: {self.root}", "check data.path")
+            shown = self.root if self.root.is_absolute() else f"{self.root} ({self.root.absolute()})"
+            raise DataError(f"dataset folder not found: {shown}", "check data.path (a relative one starts in the current folder)")
         files = {k: list(v) for k, v in (split_files or DEFAULT_SPLIT_FILES).items()}
         self.split_file_candidates = files
         self.split_files: dict[str, Path] = choose_split_files(self.root, files)

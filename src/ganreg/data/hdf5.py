@@ -84,7 +84,8 @@ def _not_a_file(p: Path) -> DataError:
             f"{p} is a folder, not an HDF5 file",
             "set data.source=folder if it is a dataset folder (images + text_c10/), or set data.path to the .h5 file",
         )
-    return DataError(f"HDF5 file not found: {p}", "check data.path (or create one with `ganreg data make`)")
+    shown = p if p.is_absolute() else f"{p} ({p.absolute()})"
+    return DataError(f"HDF5 file not found: {shown}", "check data.path (or create one with `ganreg data make`)")
 
 
 def open_h5(path: str | os.PathLike[str]) -> Any:
