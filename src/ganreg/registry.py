@@ -243,7 +243,11 @@ def validation_problems(
         fix = None
         if err["type"] == "extra_forbidden":
             msg = "unknown key"
-            fix = unknown_key_fix(str(err["loc"][-1]), _keys_at(model, err["loc"]))
+            key = str(err["loc"][-1])
+            fix = unknown_key_fix(key, _keys_at(model, err["loc"]))
+            elsewhere = [p for p in _sections_with(model, key) if p != path.rsplit(".", 1)[0]]
+            if elsewhere and not fix.startswith("did you mean"):
+                fix = f"{key!r} is a key of {', '.join(elsewhere)}: move it there"
         else:
             msg = err["msg"]
             field = _field_at(model, err["loc"])
@@ -251,7 +255,8 @@ def validation_problems(
             # message; the section's description ("Where the image-caption pairs come from") is no fix
             whole_section = err["type"] == "value_error" and field is not None and _model_in(field.annotation) is not None
             if field is not None and field.description and not whole_section:
-                fix = f"{'add it; ' if err['type'] == 'missing' else ''}it is: {field.description}"
+                what = field.description.strip().rstrip(".")
+                fix = f"add it ({what})" if err["type"] == "missing" else f"give a value that fits what it is: {what}"
         out.append((path, msg, fix))
     return out
 
@@ -271,6 +276,19 @@ def _field_at(model: type[BaseModel] | None, loc: tuple[Any, ...]) -> Any:
     keys = [str(part) for part in loc if not isinstance(part, int)]
     section = _section_at(model, loc)
     return section.model_fields.get(keys[-1]) if section is not None and keys else None
+
+
+def _sections_with(model: type[BaseModel] | None, key: str, prefix: str = "", depth: int = 3) -> list[str]:
+    """The dotted paths of the sections of ``model`` that have a field ``key`` (``lr``: ``optim.generator``,
+    ``optim.discriminator``), for a key written in the wrong section."""
+    if model is None or depth < 0:
+        return []
+    found = [prefix] if prefix and key in model.model_fields else []
+    for name, field in model.model_fields.items():
+        inner = _model_in(field.annotation)
+        if inner is not None and inner is not model:
+            found += _sections_with(inner, key, f"{prefix}.{name}" if prefix else name, depth - 1)
+    return found
 
 
 def _keys_at(model: type[BaseModel] | None, loc: tuple[Any, ...]) -> list[str]:

@@ -54,7 +54,10 @@ def test_all_problems_at_once_with_paths(registry: Registry) -> None:
     raw["train"]["bacth_size"] = 16  # unknown key
     raw["train"]["d_steps"] = 0  # out of range
     raw["discriminator"]["params"]["nf"] = -3  # out of range, in a component's params
+    raw["train"]["lr"] = 1e-4  # a key of another section
     found = problems(raw, registry)
+    assert found["train.lr"] == ("unknown key", "'lr' is a key of text_encoder.pretrain, optim.generator, optim.discriminator: move it there")
+    assert (found["train.d_steps"][1] or "").startswith("give a value that fits what it is: ")
     assert "did you mean 'dfgan'" in (found["generator.name"][1] or "")
     assert "train.batch_size" in found and "integer" in found["train.batch_size"][0]
     assert found["train.bacth_size"] == ("unknown key", "did you mean 'batch_size'?")
