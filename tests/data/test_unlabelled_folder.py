@@ -392,3 +392,13 @@ def test_data_info_reads_a_quoted_home_path_and_names_missing_paths_in_full(tmp_
     monkeypatch.chdir(tmp_path)
     with pytest.raises(DataError, match=f"{tmp_path / 'nowhere'} does not exist"):
         describe_path("nowhere")
+
+
+def test_split_folders_with_caption_files_are_named_as_such(tmp_path: Path) -> None:
+    """train/ and test/ holding images with caption files were read as two classes, and the error asked for a class
+    list: it now says that split folders need a table, or that one folder of all the images will do."""
+    write_captioned(tmp_path / "mine" / "train", 10)
+    write_captioned(tmp_path / "mine" / "test", 4)
+    with pytest.raises(DataError, match="holds split folders \\(test, train\\)") as err:
+        build_dataset(cfg(tmp_path / "mine"), "train")
+    assert "metadata.jsonl" in (err.value.fix or "") and "one folder" in (err.value.fix or "")

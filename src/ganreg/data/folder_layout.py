@@ -349,10 +349,20 @@ class FolderLayout:
 
     def missing_split_error(self, split: str) -> SplitMissing:
         names = " or ".join(self.split_file_candidates.get(split, [f"{split}classes.txt"]))
+        split_names = {name for folders in SPLIT_FOLDERS.values() for name in folders}
+        folders = self.all_class_folders() if self.captions.is_dir() else []
+        if folders and all(f.lower() in split_names for f in folders):  # train/ test/ read as two classes
+            return SplitMissing(
+                f"{self.root} holds split folders ({', '.join(folders)}) with caption files beside their images: "
+                "ganreg reads split folders only with a caption table in each (train/metadata.jsonl)",
+                "write a metadata.jsonl (or .csv) into each split folder, or put all the images and caption files "
+                "in one folder (ganreg then holds out a tenth of them as the test split)",
+            )
         return SplitMissing(
             f"no class split file for the '{split}' split in {self.root} (looked for {names})",
             f"write the {split} class folder names, one per line, into {self.root / names.split(' or ')[0]} "
-            "(a recipe can instead set data.split_files, or data.class_split='random')",
+            "(a recipe can instead set data.split_files, or data.class_split='random' with data.num_classes "
+            "and data.test_classes)",
         )
 
     def _missing_class_error(self, cls: str) -> DataError:
