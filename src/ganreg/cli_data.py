@@ -402,7 +402,7 @@ def _describe_hdf5(p: Path, limit: int, check: bool) -> dict[str, Any]:
         out["check"] = _check_images(list(datasets.values()))
     out["splits"] = {s: _split_info(ds, limit, skip_bad=check) for s, ds in datasets.items()}
     if not index.get("has_classes", True):
-        out["notes"] = ["no classes: converted from captions in no class folders, every image is its own class"]
+        out["notes"] = ["no classes: converted from captioned images without class folders, every image is its own class"]
     return out
 
 

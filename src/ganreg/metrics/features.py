@@ -34,6 +34,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ganreg.atomic import make_folder
 from ganreg.data.config import DataConfig
 from ganreg.errors import UserError
 from ganreg.metrics.cache import cache_root, sha256_file
@@ -99,11 +100,11 @@ def inception_weights(
     target = candidates[0]
     fix = (
         f"download {url} on a machine with internet and copy it to {target}, "
-        "or use --extractor classifier (offline; trained on the dataset's real images)"
+        "or, on data with classes, use --extractor classifier (offline; trained on the dataset's real images)"
     )
     if not download or os.environ.get("GANREG_OFFLINE"):
         raise UserError(f"the Inception weights are not in the cache ({target})", fix)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    make_folder(target.parent)
     try:
         torch.hub.download_url_to_file(url, str(target), progress=False)
     except Exception as exc:  # offline, proxy, DNS, HTTP errors all end here
