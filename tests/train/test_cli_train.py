@@ -162,6 +162,13 @@ def test_resume_settings_checkpoint_choice_and_log(write_recipe, monkeypatch, tm
     assert json.loads((out / "recipe.resolved.json").read_text())["train"]["steps"] == 5
     res = runner.invoke(cli, ["run", str(recipe), "--checkpoint", "2"])
     assert "add --resume" in user_error(res)
+    # the data moved (another folder or machine): a finished run records its new place for eval and generate
+    import shutil
+
+    shutil.move(str(tmp_path / "cache"), str(tmp_path / "moved-cache"))
+    res = runner.invoke(cli, ["run", "--resume", str(out), "--set", f"data.cache_dir={tmp_path / 'moved-cache'}"])
+    assert res.exit_code == 0 and "already finished" in flat(res.output), res.output
+    assert json.loads((out / "recipe.resolved.json").read_text())["data"]["cache_dir"] == str(tmp_path / "moved-cache")
 
 
 def test_a_damaged_run_directory_is_named_not_a_traceback(write_recipe, monkeypatch, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -98,7 +98,11 @@ class FolderLayout:
             )
         if not self.root.is_dir():
             shown = self.root if self.root.is_absolute() else f"{self.root} ({self.root.absolute()})"
-            raise DataError(f"dataset folder not found: {shown}", "check data.path (a relative one starts in the current folder)")
+            raise DataError(
+                f"dataset folder not found: {shown}",
+                "check data.path (a relative one starts in the current folder; a trained run's data moved: "
+                "ganreg run --resume RUN --set data.path=NEW records its new place)",
+            )
         files = {k: list(v) for k, v in (split_files or DEFAULT_SPLIT_FILES).items()}
         self.split_file_candidates = files
         self.split_files: dict[str, Path] = choose_split_files(self.root, files)

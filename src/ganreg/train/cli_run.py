@@ -82,21 +82,23 @@ def run_command(
     if trainer.discarded_to is not None and procs.main:
         console.print(f"back at step {trainer.step}: what came after it (checkpoints, sample grids, evaluations, log "
                       f"lines) was moved to {trainer.discarded_to}; delete that folder once you no longer need it")
+    if resume_dir is not None and overrides and trainer.step > trainer.total_steps:
+        raise UserError(
+            f"the run is at step {trainer.step}, past the {trainer.total_steps} steps asked for",
+            f"ask for more (--set train.steps=N, N > {trainer.step}), or --checkpoint an earlier step",
+        )
+    if resume_dir is not None and overrides and procs.main:
+        from ganreg.train.rundir import write_recipe
+
+        # so the resolved recipe still re-creates the run (its new train.steps), and eval / generate find
+        # its data where it now lies (data.path), even when there is nothing left to train
+        write_recipe(run_dir, recipe)
     if resume_dir is not None and trainer.step >= trainer.total_steps:
-        if overrides and trainer.step > trainer.total_steps:
-            raise UserError(
-                f"the run is at step {trainer.step}, past the {trainer.total_steps} steps asked for",
-                f"ask for more (--set train.steps=N, N > {trainer.step}), or --checkpoint an earlier step",
-            )
         console.print(
             f"{run_dir} already finished: step {trainer.step}/{trainer.total_steps}. To train longer: "
             f"ganreg run --resume {run_dir} --set train.steps=N (N > {trainer.step})"
         )
         return 0
-    if resume_dir is not None and overrides and procs.main:
-        from ganreg.train.rundir import write_recipe
-
-        write_recipe(run_dir, recipe)  # so the resolved recipe still re-creates the run (e.g. its new train.steps)
     _print_start(trainer, recipe, run_dir, console)
     status = _train_with_progress(trainer, recipe, run_dir, console)
     curves = run_dir / "loss_curves.png"

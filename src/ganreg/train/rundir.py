@@ -62,9 +62,10 @@ def new_run_dir(path: Path) -> Path:
 
 
 RESUME_SETTABLE = ("train.steps", "train.epochs", "train.max_minutes", "train.num_threads", "train.device",
-                   "data.num_workers", "intervals.", "eval.")
-"""Recipe keys ``--set`` may change on ``--resume``: how long and where the run goes on, what it logs.
-Everything else (networks, data, losses, optimisers, batch size, seed) is the checkpoint's."""
+                   "data.num_workers", "data.path", "data.cache_dir", "intervals.", "eval.")
+"""Recipe keys ``--set`` may change on ``--resume``: how long and where the run goes on, where its data now
+lies (the same data, moved to another folder or machine), what it logs. Everything else (networks, data,
+losses, optimisers, batch size, seed) is the checkpoint's."""
 
 
 def check_resume_overrides(overrides: list[str]) -> None:
@@ -78,7 +79,7 @@ def check_resume_overrides(overrides: list[str]) -> None:
                 f"--set {key} cannot change a resumed run: its networks, data, losses and optimiser state come "
                 "from the checkpoint",
                 "on --resume only train.steps / epochs / max_minutes / num_threads / device, data.num_workers, "
-                "intervals.* and eval.* change; for anything else start a new run from this one's weights: "
+                "data.path / cache_dir (the same data, moved), intervals.* and eval.* change; for anything else start a new run from this one's weights: "
                 "ganreg run RECIPE --set generator.weights=RUN/checkpoints/latest.pt ...",
             )
 
