@@ -36,6 +36,11 @@ def _remove(path: Path) -> None:
             path.unlink()
 
 
+class FileInTheWay(UserError, NotADirectoryError):
+    """A file where a folder must be made: the user's mistake (named, exit 2) where an output goes there, and
+    still an ``OSError`` for the best-effort cache writes that skip a folder they cannot make."""
+
+
 def make_folder(path: str | os.PathLike[str]) -> Path:
     """``mkdir -p path``, with a file in the way (``--out results.txt/run``) named as the user's mistake it is."""
     path = Path(path)
@@ -43,8 +48,8 @@ def make_folder(path: str | os.PathLike[str]) -> Path:
         path.mkdir(parents=True, exist_ok=True)
     except (FileExistsError, NotADirectoryError):
         blocker = next((p for p in (path, *path.parents) if p.exists() and not p.is_dir()), path)
-        raise UserError(f"{blocker} is a file, so the folder {path} cannot be made there",
-                        "pick an output path whose folders are folders (or move that file)") from None
+        raise FileInTheWay(f"{blocker} is a file, so the folder {path} cannot be made there",
+                           "pick an output path whose folders are folders (or move that file)") from None
     return path
 
 

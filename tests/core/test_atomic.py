@@ -39,3 +39,16 @@ def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path: Pat
         atomic_save({"f": lambda: 0}, target)  # torch.save cannot pickle a lambda: fails mid-write
     assert target.read_text() == "old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["recipe.json"]
+
+
+def test_a_file_in_the_way_is_a_user_error_and_still_an_oserror(tmp_path: Path) -> None:
+    """Outputs name it (exit 2); best-effort cache writes that skip an unmakeable folder (``suppress(OSError)``)
+    keep skipping it."""
+    from ganreg.atomic import make_folder
+    from ganreg.errors import UserError
+
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(UserError, match="afile is a file"):
+        make_folder(tmp_path / "afile" / "run")
+    with pytest.raises(OSError):
+        atomic_write_text(tmp_path / "afile" / "cache" / "x.json", "{}")

@@ -35,8 +35,9 @@ RAMP = np.tile(np.linspace(0, 1, 16), (8, 1))
         (tiff((RAMP * 65535).astype(np.int32)), "I"),
         (tiff(RAMP.astype(np.float32)), "F"),  # floats in [0, 1]
         (tiff((RAMP * 255).astype(np.float32)), "F"),  # floats in [0, 255]
+        (tiff((RAMP * 255).round().astype(np.int32)), "I"),  # numpy ints of 8-bit values, saved as they are
     ],
-    ids=["png16", "tiff-int32", "tiff-float01", "tiff-float255"],
+    ids=["png16", "tiff-int32", "tiff-float01", "tiff-float255", "tiff-int32-8bit-values"],
 )
 def test_wide_grey_images_keep_their_tones(encoded: bytes, mode: str) -> None:
     with Image.open(io.BytesIO(encoded)) as im:
@@ -60,3 +61,5 @@ def test_exif_orientation_is_applied() -> None:
     image = decode_pil(buf.getvalue(), what="photo")
     assert image.size == (12, 24)
     np.testing.assert_array_equal(pil_to_array(image, None), upright)
+    # CUB's boxes are in the stored pixels: a box crop decodes as stored
+    np.testing.assert_array_equal(pil_to_array(decode_pil(buf.getvalue(), what="photo", upright=False), None), stored)

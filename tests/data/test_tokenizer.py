@@ -40,6 +40,8 @@ def test_words_beyond_ascii_are_kept_whole() -> None:
     vocabularies keep the words; a DAMSM vocabulary and a version-1 vocab.json keep the old tokenisation."""
     caps = ["un cercle rouge très grand", "красный квадрат", "a naïve café"]
     assert tokenize(caps[1]) == ["красный", "квадрат"]
+    assert tokenize("हिन्दी पक्षी") == ["हिन्दी", "पक्षी"]  # vowel signs are combining marks, inside the word
+    assert tokenize("tre\u0300s grand") == ["très", "grand"]  # NFD input: one word, the NFC one
     v = Vocabulary.build(caps)
     assert {"très", "красный", "квадрат", "naïve", "café"} <= set(v.words) and not v.ascii_only
     assert UNK_ID not in v.encode(caps[1]) and v.decode(v.encode(caps[0])) == caps[0]

@@ -182,6 +182,11 @@ def test_evaluate_during_training_logs_keeps_best_and_leaves_rng_alone(registry:
     trainer.step = 3
     assert keep_best(trainer, "fid", {"fid": best["value"] + 50}, "fid1k-" + best["protocol"], said.append)
     assert "not comparable, best tracking starts again" in said[0]
+    # the old best is set aside, not overwritten (a resumed run whose protocol id changed kept only the new one)
+    aside = trainer.run_dir / "discarded" / "best_until_step_0000003"
+    assert json.loads((aside / "best.json").read_text())["step"] == 2
+    assert load_checkpoint(aside / "checkpoints" / "best.pt")["step"] == 2
+    assert load_checkpoint(trainer.run_dir / "checkpoints" / "best.pt")["step"] == 3
     if tensorboard:
         assert list((trainer.run_dir / "tensorboard").glob("events.out.tfevents.*"))
 
@@ -334,6 +339,8 @@ def test_small_samples_are_warned_about_with_the_count_that_is_enough() -> None:
     assert "subsets hold 1155 images" not in real  # 1155 >= KID's subset size
     assert "is inflated" in " | ".join(sample_size_warnings(["fid"], 5000, 2048, real_samples=3000))
     assert "subsets hold 999 images" in " | ".join(sample_size_warnings(["kid"], 5000, 2048, real_samples=999))
+    # fewer generated than real images, both under 1000: the subsets hold the generated count, said by that warning
+    assert [w.split(" ", 2)[:2] for w in sample_size_warnings(["kid"], 500, 2048, real_samples=999)] == [["KID", "from"]]
     assert sample_size_warnings(["fid", "kid"], 5000, 2048, real_samples=4096) == []
 
 

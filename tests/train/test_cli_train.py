@@ -166,8 +166,9 @@ def test_resume_settings_checkpoint_choice_and_log(write_recipe, monkeypatch, tm
     import shutil
 
     shutil.move(str(tmp_path / "cache"), str(tmp_path / "moved-cache"))
-    res = runner.invoke(cli, ["run", "--resume", str(out), "--set", f"data.cache_dir={tmp_path / 'moved-cache'}"])
+    res = runner.invoke(cli, ["run", "--resume", str(out), "--set", "data.cache_dir=moved-cache"])  # relative, from tmp_path
     assert res.exit_code == 0 and "already finished" in flat(res.output), res.output
+    # recorded absolute, as a new run's paths are, so eval and generate find it from anywhere
     assert json.loads((out / "recipe.resolved.json").read_text())["data"]["cache_dir"] == str(tmp_path / "moved-cache")
 
 

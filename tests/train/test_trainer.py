@@ -305,6 +305,7 @@ def test_resuming_from_an_earlier_checkpoint_drops_what_came_after_it(tmp_path: 
     (run / "evals").mkdir()
     (run / "evals" / "test-step0000003-abcd.json").write_text("{}")
     (run / "evals" / "test-step0000002-abcd.json").write_text("{}")
+    (run / "eval_during_training.json").write_text(json.dumps({"metrics": {}, "protocol": {}, "step": 3}))
     step3 = (run / "checkpoints" / "step_0000003.pt").read_bytes()
     back = start_or_resume(recipe, registry, run, "cpu", resume=True, checkpoint=run / "checkpoints" / "step_0000002.pt")
     assert back.step == 2
@@ -320,6 +321,7 @@ def test_resuming_from_an_earlier_checkpoint_drops_what_came_after_it(tmp_path: 
     assert (aside / "checkpoints" / "step_0000003.pt").read_bytes() == step3
     assert {p.name for p in (aside / "checkpoints").iterdir()} == {"step_0000003.pt", "step_0000004.pt", "best.pt"}
     assert (aside / "best.json").is_file() and (aside / "evals" / "test-step0000003-abcd.json").is_file()
+    assert (aside / "eval_during_training.json").is_file() and not (run / "eval_during_training.json").exists()
     assert {p.name for p in (aside / "samples").glob("*.png")} == {"step_0000003.png", "step_0000004.png"}
     assert [json.loads(line)["step"] for line in (aside / "metrics.jsonl").read_text().splitlines()] == [3, 4]
     again = start_or_resume(recipe, registry, run, "cpu", resume=True)  # from latest: nothing to set aside

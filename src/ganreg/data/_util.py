@@ -122,6 +122,7 @@ def decode_pil(
     dataset: str | os.PathLike[str] | None = None,
     options: Sequence[str] = (),
     min_side: int | None = None,
+    upright: bool = True,
 ) -> Any:
     """Encoded image bytes -> an RGB PIL image, fully decoded (a truncated file fails).
 
@@ -129,7 +130,8 @@ def decode_pil(
     sides, decoded at 1/2, 1/4 or 1/8 scale by libjpeg (PIL's ``draft``): a 12-megapixel photo that
     becomes a 64-px training image then decodes about 5x faster, and nothing smaller changes.
     Grey (16-bit too), palette, RGBA/LA (alpha composited on white) and CMYK images become RGB, turned
-    upright as their EXIF orientation says.
+    upright as their EXIF orientation says (``upright=False``: as stored, for a crop by boxes given in the
+    stored pixels, as CUB's are).
     ``what`` names the file and item in the error; ``dataset`` (the folder or HDF5 file) goes into its
     fix, as the path to check with ``ganreg data info --check``.
     """
@@ -140,7 +142,7 @@ def decode_pil(
             if min_side is not None:
                 im.draft(None, (DRAFT_MARGIN * min_side, DRAFT_MARGIN * min_side))  # JPEG only; others ignore it
             im.load()
-            if im.getexif().get(EXIF_ORIENTATION, 1) != 1:  # a phone photo stored sideways: upright, as viewers show it
+            if upright and im.getexif().get(EXIF_ORIENTATION, 1) != 1:  # a phone photo stored sideways: upright, as viewers show it
                 return to_rgb(ImageOps.exif_transpose(im))
             return to_rgb(im)
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
@@ -231,7 +233,7 @@ def to_rgb(im: Any) -> Any:
     if im.mode == "RGB":
         return im
     if im.mode.startswith("I") or im.mode == "F":
-        im = Image.fromarray(_grey_to_uint8(np.asarray(im), float_image=im.mode == "F"), mode="L")
+        im = Image.fromarray(_grey_to_uint8(np.asarray(im), im.mode), mode="L")
     if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
         im = im.convert("RGBA")
         bg = Image.new("RGBA", im.size, (255, 255, 255, 255))
@@ -239,12 +241,16 @@ def to_rgb(im: Any) -> Any:
     return im.convert("RGB")
 
 
-def _grey_to_uint8(values: np.ndarray, float_image: bool) -> np.ndarray:
-    """Wide grey values -> uint8: integers as 16-bit (65535 is white; PNG's 16-bit grey, and the
-    ``I`` mode PIL reads it as), floats as [0, 1] when they stay within it, else as [0, 255]."""
+def _grey_to_uint8(values: np.ndarray, mode: str) -> np.ndarray:
+    """Wide grey values -> uint8. A 16-bit file (``I;16*``) spans 0-65535; PIL's 32-bit ``I`` holds a
+    16-bit PNG's values too, or 8-bit ones (numpy's int arrays saved as they are), taken as such when
+    none passes 255; floats are [0, 1] when they stay within it, else [0, 255]."""
     values = values.astype(np.float64)
-    if float_image:
-        top = 1.0 if np.nanmax(values, initial=0.0) <= 1.0 else 255.0
+    top_value = float(np.nanmax(values, initial=0.0))
+    if mode == "F":
+        top = 1.0 if top_value <= 1.0 else 255.0
+    elif mode == "I":
+        top = 255.0 if top_value <= 255 else 65535.0
     else:
         top = 65535.0
     return np.clip(np.nan_to_num(values) / top * 255.0 + 0.5, 0, 255).astype(np.uint8)

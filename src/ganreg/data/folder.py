@@ -309,7 +309,8 @@ class FolderDataset(CaptionedImageDataset):
         what = self.item_name(index)
         # CUB's boxes are in the full image's pixels: those images decode at their own size
         side = self.decode_side() if self.boxes is None else None
-        im = decode_pil(self.image_bytes(index), what=what, dataset=self.root, options=self.check_options, min_side=side)
+        im = decode_pil(self.image_bytes(index), what=what, dataset=self.root, options=self.check_options, min_side=side,
+                        upright=self.boxes is None)  # CUB's boxes are in the stored pixels
         if self.boxes is None:
             return im
         try:

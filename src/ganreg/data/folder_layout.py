@@ -42,9 +42,10 @@ from ganreg.errors import DataError
 IMAGE_DIR_CANDIDATES = ("images", "jpg", "CUB_200_2011/images", "oxford-102-flowers/images")
 """Reed et al.'s / the archives' image folders, then DF-GAN's flowers layout (``code/lib/datasets.py``)."""
 CAPTION_DIR_CANDIDATES = ("text_c10", "text")
-INDEX_VERSION = 3
+INDEX_VERSION = 4
 """2: strict UTF-8 captions, byte-order marks dropped, hidden files skipped (older indexes may hold U+FFFD).
-3: ``.TXT`` caption files read, a caption file of two images refused."""
+3: ``.TXT`` caption files read, a caption file of two images refused.
+4: images beside caption files may also be .webp, .bmp, .tif, .tiff."""
 
 
 def choose_split_files(root: Path, candidates: dict[str, Sequence[str]] | None = None) -> dict[str, Path]:

@@ -25,6 +25,7 @@ import json
 import os
 import random
 import re
+import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -42,12 +43,25 @@ _WORD = re.compile(r"\w+")
 
 
 def tokenize(text: str, ascii_only: bool = False) -> list[str]:
-    """Lower-case words of ``text``; ``ascii_only``: each word's ASCII characters, empty words dropped, as
-    DF-GAN splits its captions (what a DAMSM vocabulary's word ids need)."""
-    words = _WORD.findall(text.replace("\ufffd\ufffd", " ").lower())
-    if not ascii_only:
-        return words
-    return [a for a in (w.encode("ascii", "ignore").decode("ascii") for w in words) if a]
+    """Lower-case words of ``text``: runs of letters, digits, combining marks and ``_``, in NFC (so that "très"
+    typed as e + combining grave is the same word, and Devanagari's vowel signs stay inside their words).
+    ``ascii_only``: DF-GAN's split (``\\w+``, then each word's ASCII characters, empty words dropped), what a
+    DAMSM vocabulary's word ids need."""
+    text = text.replace("\ufffd\ufffd", " ").lower()
+    if ascii_only:
+        return [a for a in (w.encode("ascii", "ignore").decode("ascii") for w in _WORD.findall(text)) if a]
+    if text.isascii():
+        return _WORD.findall(text)
+    words, word = [], []
+    for ch in unicodedata.normalize("NFC", text):
+        if ch == "_" or unicodedata.category(ch)[0] in "LNM":
+            word.append(ch)
+        elif word:
+            words.append("".join(word))
+            word = []
+    if word:
+        words.append("".join(word))
+    return words
 
 
 def ordered_word_subset(caption: str, n: int, rng: random.Random) -> str:

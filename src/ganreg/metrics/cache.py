@@ -16,7 +16,7 @@ from typing import Any
 
 from ganreg.data.config import DataConfig
 
-EVAL_CACHE_VERSION = 3  # 3: real images un-augmented (no flip, centre crop)
+EVAL_CACHE_VERSION = 4  # 3: real images un-augmented (no flip, centre crop); 4: wide grey images and EXIF orientation decoded
 """Bump when the classifier or the statistics change meaning: old cache entries are then ignored."""
 
 _NOT_DATA = {"num_workers", "cache_dir", "max_words", "long_captions", "min_word_count"}

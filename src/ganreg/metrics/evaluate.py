@@ -350,7 +350,7 @@ def sample_size_warnings(
                  else "is inflated")
         out.append(f"FID against {real_samples} real images of {feature_dim}-d features {worse}: evaluate on a split "
                    f"with {2 * feature_dim} or more images (--split), or with fewer feature dimensions (--extractor)")
-    if real_samples is not None and "kid" in metrics and real_samples < fidlib.KID_SUBSET_SIZE:
+    if real_samples is not None and "kid" in metrics and real_samples < min(fidlib.KID_SUBSET_SIZE, samples):
         out.append(f"KID's subsets hold {real_samples} images, all the real ones there are, not {fidlib.KID_SUBSET_SIZE}: "
                    "it compares only with KIDs against the same real images")
     if "fid" in metrics and feature_dim:

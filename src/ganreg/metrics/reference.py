@@ -103,8 +103,9 @@ def user_reference(path: Path, extractor_protocol: dict[str, Any], dim: int) -> 
                 f"{path} holds features of another extractor ({made_with.get('name')}, weights "
                 f"{str(made_with['sha256'])[:8]}) than this evaluation's ({extractor_protocol.get('name')}, weights "
                 f"{str(extractor_protocol.get('sha256'))[:8]}; differing: {', '.join(differs)})",
-                f"evaluate with --extractor {made_with.get('name')}, or leave --ref-stats out: ganreg computes "
-                "and caches the statistics of the split with this extractor",
+                (f"evaluate with --extractor {made_with.get('name')}, or leave" if "name" in differs else
+                 "the file was made by an earlier ganreg or with other weights: leave")
+                + " --ref-stats out: ganreg computes and caches the statistics of the split with this extractor",
             )
     ref.protocol = {
         "source": "user file",

@@ -93,9 +93,15 @@ def keep_best(
         old = float(previous["value"])
         if (value >= old) if lower else (value <= old):
             return False
-    elif previous is not None and log is not None:
-        log(f"eval: the best {previous.get('metric')} so far ({previous.get('value')} at step {previous.get('step')}) was "
-            f"measured as {previous.get('protocol')}, this one as {protocol}: not comparable, best tracking starts again")
+    elif previous is not None:  # another metric or protocol: the old best is set aside, not overwritten
+        from ganreg.train.rundir import set_aside
+
+        old = [p for p in (best_path, checkpoint_dir(trainer.run_dir) / BEST_CHECKPOINT) if p.is_file()]
+        aside = set_aside(Path(trainer.run_dir), old, f"best_until_step_{int(trainer.step):07d}")
+        if log is not None:
+            log(f"eval: the best {previous.get('metric')} so far ({previous.get('value')} at step {previous.get('step')}) was "
+                f"measured as {previous.get('protocol')}, this one as {protocol}: not comparable, best tracking starts "
+                f"again (the old best is kept in {aside})")
     atomic_save(state if state is not None else trainer.state_dict(), checkpoint_dir(trainer.run_dir) / BEST_CHECKPOINT)
     record = {"metric": key, "value": value, "step": int(trainer.step), "mode": "min" if lower else "max", "protocol": protocol,
               "checkpoint": f"{CHECKPOINT_DIR}/{BEST_CHECKPOINT}"}
@@ -137,7 +143,7 @@ def evaluate_trainer(trainer: Any, log: Log | None = None, state: dict[str, Any]
     seconds = round(time.perf_counter() - t0, 2)
     record = {"step": int(trainer.step), "epoch": trainer.step / max(1, trainer.steps_per_epoch), **values, "eval/time_s": seconds}
     _append_jsonl(run_dir / "metrics.jsonl", record)
-    atomic_write_text(run_dir / "eval_during_training.json", json.dumps(result.to_json(), indent=2) + "\n")
+    atomic_write_text(run_dir / "eval_during_training.json", json.dumps({**result.to_json(), "step": int(trainer.step)}, indent=2) + "\n")
     if spec.keep_best:
         key = spec.keep_best.removeprefix("eval/")
         protocol = result.metric_protocol.get(metric_family(key), {}).get("id", "")

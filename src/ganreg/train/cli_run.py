@@ -128,7 +128,7 @@ def _resolve_recipe(recipe_path: Path | None, resume_dir: Path | None, overrides
     check_resume_overrides(overrides)
     if overrides:
         raw = apply_overrides(recipe.model_dump(mode="json"), overrides)
-        recipe = validate_recipe(raw, registry, str(resume_dir / RECIPE_FILE))
+        recipe = as_recorded(validate_recipe(raw, registry, str(resume_dir / RECIPE_FILE)), registry)  # paths absolute
     return recipe
 
 
@@ -268,5 +268,5 @@ def _out_of_memory_named(recipe: Any, run_dir: Path, step: Any) -> Iterator[None
             f"out of GPU memory at step {step() + 1} (batch {t.batch_size} at {recipe.data.image_size} px, "
             f"amp {t.amp}); {kept}",
             "lower train.batch_size (train.grad_accum keeps the effective batch), use train.amp bf16, or free the GPU "
-            "(nvidia-smi); then ganreg run --resume the run if it has a checkpoint, or start it again",
+            "(nvidia-smi); then ganreg run --resume the run if it has a checkpoint, or start it again with another --out",
         ) from None

@@ -158,23 +158,39 @@ def discard_after(run_dir: Path, step: int) -> Path | None:
     later += [p for p in (run_dir / "evals").glob("*.json") if (m := _EVAL_STEP.search(p.name)) and int(m.group(1)) > step]
     for name in ("eval.json", "eval_during_training.json"):
         evaluated = read_json_or_none(run_dir / name)
-        if isinstance(evaluated, dict) and ((evaluated.get("protocol") or {}).get("run") or {}).get("step", 0) > step:
+        if isinstance(evaluated, dict) and _evaluated_step(evaluated) > step:
             later.append(run_dir / name)
     log_lines = _lines_after(run_dir / "metrics.jsonl", step)
     if not later and not log_lines:
         return None
-    base = run_dir / DISCARDED_DIR / f"after_step_{step:07d}"
-    target, n = base, 1
-    while target.exists():  # gone back to this step before: keep both sets
-        n += 1
-        target = base.with_name(f"{base.name}-{n}")
-    for p in later:
-        dest = target / p.relative_to(run_dir)
-        make_folder(dest.parent)
-        os.replace(p, dest)
+    target = set_aside(run_dir, later, f"after_step_{step:07d}")
     if log_lines:
         atomic_write_text(target / "metrics.jsonl", "".join(log_lines))
     return target
+
+
+def set_aside(run_dir: Path, files: list[Path], name: str) -> Path:
+    """Move ``files`` of the run into ``RUN/discarded/<name>/`` (their paths relative to the run kept; a
+    second set of the same name goes to ``<name>-2``), and return that folder."""
+    base = run_dir / DISCARDED_DIR / name
+    target, n = base, 1
+    while target.exists():
+        n += 1
+        target = base.with_name(f"{base.name}-{n}")
+    make_folder(target)
+    for p in files:
+        dest = target / p.relative_to(run_dir)
+        make_folder(dest.parent)
+        os.replace(p, dest)
+    return target
+
+
+def _evaluated_step(record: dict[str, Any]) -> int:
+    """The step an evaluation record scored: ``ganreg eval``'s ``protocol.run.step``, or the ``step`` that
+    an evaluation during training writes beside its protocol."""
+    run = (record.get("protocol") or {}).get("run") or {}
+    step = run.get("step", record.get("step", 0))
+    return step if isinstance(step, int) else 0
 
 
 def _lines_after(path: Path, step: int) -> list[str]:
