@@ -258,3 +258,16 @@ def test_one_training_step_on_cpu() -> None:
     assert all(p.grad is not None for p in g.parameters())
     assert all(p.grad is None for p in d.parameters())
     opt_g.step()
+
+
+@pytest.mark.parametrize(
+    ("loss", "name"),
+    [(L.GeneratorBCE(), "generator_bce"), (L.FeatureMatching(), "feature_matching"), (L.L1(), "l1"),
+     (L.GanInt(L.GanIntParams()), "gan_int"), (L.WGANGenerator(), "wgan_generator")],
+)
+def test_generator_terms_refuse_to_train_the_discriminator(loss, name: str) -> None:  # type: ignore[no-untyped-def]
+    """With a recipe's "trains": "discriminator", these terms would have trained D to call fakes real on
+    detached images, silently: they refuse, naming the fix (a user error on the first step)."""
+    with pytest.raises(RuntimeError, match=f'{name} trains the generator \\(drop "trains": "discriminator"\\)'):
+        loss(make_ctx("discriminator"))
+    assert torch.isfinite(loss(make_ctx("generator")))

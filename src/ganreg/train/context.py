@@ -219,6 +219,13 @@ class StepContext:
         rolled = torch.cat([feats[1:], feats[:1]], dim=0)
         return self.discriminator.logits(rolled, self.d_cond)
 
+    def require_phase(self, phase: Phase, who: str) -> None:
+        """Refuse to run ``who`` in the other network's step (a recipe's ``"trains"`` set to the other
+        network): a generator term run in D's step would train D to call fakes real, on detached images."""
+        if self.phase != phase:
+            other = "discriminator" if phase == "generator" else "generator"
+            raise RuntimeError(f'{who} trains the {phase} (drop "trains": "{other}")')
+
     # -------------------------------------------------------------------- logging
     def log(self, name: str, value: torch.Tensor | float) -> None:
         """Record an extra scalar (logged to metrics.jsonl under the loss's name)."""

@@ -60,6 +60,7 @@ class GeneratorBCE(Loss):
     network = "generator"
 
     def forward(self, ctx: StepContext) -> torch.Tensor:
+        ctx.require_phase("generator", "generator_bce")
         return _bce(ctx.d_fake.logits, 1.0)
 
 
@@ -70,6 +71,7 @@ class FeatureMatching(Loss):
     network = "generator"
 
     def forward(self, ctx: StepContext) -> torch.Tensor:
+        ctx.require_phase("generator", "feature_matching")
         fake = ctx.d_fake.features.float().mean(0)
         real = ctx.d_real.features.detach().float().mean(0)
         return F.mse_loss(fake, real)
@@ -82,6 +84,7 @@ class L1(Loss):
     network = "generator"
 
     def forward(self, ctx: StepContext) -> torch.Tensor:
+        ctx.require_phase("generator", "l1")
         return F.l1_loss(ctx.fake.float(), ctx.real.float())
 
 
@@ -102,6 +105,7 @@ class GanInt(Loss):
         self.beta = params.beta
 
     def forward(self, ctx: StepContext) -> torch.Tensor:
+        ctx.require_phase("generator", "gan_int")
         t = ctx.cond.detach()  # as ctx.g_out: G never back-propagates into the text encoder
         t_int = self.beta * t + (1.0 - self.beta) * torch.roll(t, 1, dims=0)
         z = ctx.noise(t.shape[0]).to(device=t.device, dtype=t.dtype)
@@ -147,6 +151,7 @@ class WGANGenerator(Loss):
     network = "generator"
 
     def forward(self, ctx: StepContext) -> torch.Tensor:
+        ctx.require_phase("generator", "wgan_generator")
         return -ctx.d_fake.logits.float().mean()
 
 

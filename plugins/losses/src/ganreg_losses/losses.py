@@ -93,8 +93,7 @@ def second_draw(ctx: StepContext, samples: int | None, who: str) -> tuple[torch.
     :meth:`~ganreg.interfaces.Generator.noise_only_from_z`: StackGAN's conditioning augmentation draws its
     own noise per image, about as large as z's effect at the start, which made the pair differ even with
     z1 = z2 (the step's images, drawn with it, are then not reused either)."""
-    if ctx.phase != "generator":
-        raise RuntimeError(f'{who} trains the generator (drop "trains": "discriminator")')
+    ctx.require_phase("generator", who)
     n = ctx.z.shape[0] if samples is None else min(samples, ctx.z.shape[0])
     cond = ctx.cond[:n].detach()
     generator = getattr(ctx.generator, "_orig_mod", ctx.generator)  # the module behind a torch.compile

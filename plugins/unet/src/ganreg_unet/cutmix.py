@@ -88,8 +88,7 @@ class CutMix(Loss):
         self.steps += 1
 
     def forward(self, ctx: StepContext) -> torch.Tensor:
-        if ctx.phase != "discriminator":
-            raise RuntimeError('cutmix trains the discriminator (drop "trains": "generator")')
+        ctx.require_phase("discriminator", "cutmix")
         ramp = min(1.0, self.steps / self.warmup_steps) if self.warmup_steps else 1.0
         real, fake = ctx.real, ctx.fake.to(ctx.real.dtype)
         mask = cutmix_masks(real.shape[0], real.shape[-1], real.device).to(real.dtype)
