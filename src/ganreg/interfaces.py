@@ -72,7 +72,6 @@ its original project's checkpoint files (``<kind>.weights`` in a recipe; see
 from __future__ import annotations
 
 import contextlib
-
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -83,6 +82,7 @@ from ganreg.kinds import KINDS, BuildContext, Kind, Network  # noqa: F401 (part 
 
 if TYPE_CHECKING:
     from ganreg.train.context import StepContext
+
 
 @dataclass
 class TextBatch:

@@ -180,10 +180,15 @@ class ComponentInfo:
             ) from exc
 
 
-def unknown_key_fix(key: str, valid: list[str]) -> str:
-    """The fix for a key its section does not have: the closest valid key, when one is close."""
+def unknown_key_fix(key: str, valid: list[str], elsewhere: list[str] | tuple[str, ...] = ()) -> str:
+    """The fix for a key its section does not have: the closest valid key, when one is close, else the
+    sections ``elsewhere`` that have it (``train.lr``: ``optim.generator``, ...)."""
     close = difflib.get_close_matches(key, valid, n=1, cutoff=0.6)
-    return f"did you mean {close[0]!r}?" if close else "remove it or check its spelling"
+    if close:
+        return f"did you mean {close[0]!r}?"
+    if elsewhere:
+        return f"{key!r} is a key of {', '.join(elsewhere)}: move it there"
+    return "remove it or check its spelling"
 
 
 def unknown_key_problems(model: type[BaseModel], raw: dict[str, Any], where: str) -> list[tuple[str, str, str | None]]:
@@ -244,10 +249,8 @@ def validation_problems(
         if err["type"] == "extra_forbidden":
             msg = "unknown key"
             key = str(err["loc"][-1])
-            fix = unknown_key_fix(key, _keys_at(model, err["loc"]))
             elsewhere = [p for p in _sections_with(model, key) if p != path.rsplit(".", 1)[0]]
-            if elsewhere and not fix.startswith("did you mean"):
-                fix = f"{key!r} is a key of {', '.join(elsewhere)}: move it there"
+            fix = unknown_key_fix(key, _keys_at(model, err["loc"]), elsewhere)
         else:
             msg = err["msg"]
             field = _field_at(model, err["loc"])

@@ -142,7 +142,7 @@ def decode_pil(
             if min_side is not None:
                 im.draft(None, (DRAFT_MARGIN * min_side, DRAFT_MARGIN * min_side))  # JPEG only; others ignore it
             im.load()
-            if upright and im.getexif().get(EXIF_ORIENTATION, 1) != 1:  # a phone photo stored sideways: upright, as viewers show it
+            if upright and im.getexif().get(EXIF_ORIENTATION, 1) != 1:  # a phone photo stored sideways
                 return to_rgb(ImageOps.exif_transpose(im))
             return to_rgb(im)
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:

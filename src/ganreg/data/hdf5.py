@@ -85,8 +85,11 @@ def _not_a_file(p: Path) -> DataError:
             "set data.source=folder if it is a dataset folder (images + text_c10/), or set data.path to the .h5 file",
         )
     shown = p if p.is_absolute() else f"{p} ({p.absolute()})"
-    return DataError(f"HDF5 file not found: {shown}", "check data.path (or create one with `ganreg data make`; a trained run's data moved: "
-                     "ganreg run --resume RUN --set data.path=NEW records its new place)")
+    return DataError(
+        f"HDF5 file not found: {shown}",
+        "check data.path (or create one with `ganreg data make`; a trained run's data moved: "
+        "ganreg run --resume RUN --set data.path=NEW records its new place)",
+    )
 
 
 def open_h5(path: str | os.PathLike[str]) -> Any:

@@ -4,8 +4,8 @@ Tokenisation follows DF-GAN (``code/lib/datasets.py``): the
 ``"\\ufffd\\ufffd"`` pairs of broken CUB captions become a space and the
 lower-cased text is split by ``\\w+`` (Unicode word characters). DF-GAN then
 keeps each word's ASCII characters only, which turned "très" into "trs" and a
-Russian caption into nothing; ganreg's own vocabularies keep the words whole,
-and only a DAMSM vocabulary (and a vocab.json written before, format version 1)
+Russian caption into nothing; ganreg's own vocabularies keep the words whole
+(in NFC, with their combining marks: :func:`tokenize`), and only a DAMSM vocabulary (and a vocab.json written before, format version 1)
 tokenises the ASCII way, so that its word ids match. Differences, on purpose:
 
 * index 0 is ``<pad>`` and 1 is ``<unk>`` (DF-GAN: 0 = ``<end>``, no unknown);

@@ -26,7 +26,6 @@ An extractor is an ``nn.Module`` (``forward(images) -> features``, attribute
 from __future__ import annotations
 
 import inspect
-
 import os
 from pathlib import Path
 from typing import Any

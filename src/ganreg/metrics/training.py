@@ -143,7 +143,8 @@ def evaluate_trainer(trainer: Any, log: Log | None = None, state: dict[str, Any]
     seconds = round(time.perf_counter() - t0, 2)
     record = {"step": int(trainer.step), "epoch": trainer.step / max(1, trainer.steps_per_epoch), **values, "eval/time_s": seconds}
     _append_jsonl(run_dir / "metrics.jsonl", record)
-    atomic_write_text(run_dir / "eval_during_training.json", json.dumps({**result.to_json(), "step": int(trainer.step)}, indent=2) + "\n")
+    record_with_step = {**result.to_json(), "step": int(trainer.step)}  # the step: set aside when a resume goes back
+    atomic_write_text(run_dir / "eval_during_training.json", json.dumps(record_with_step, indent=2) + "\n")
     if spec.keep_best:
         key = spec.keep_best.removeprefix("eval/")
         protocol = result.metric_protocol.get(metric_family(key), {}).get("id", "")

@@ -14,14 +14,13 @@ Layout::
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import os
 import platform
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -79,8 +78,8 @@ def check_resume_overrides(overrides: list[str]) -> None:
                 f"--set {key} cannot change a resumed run: its networks, data, losses and optimiser state come "
                 "from the checkpoint",
                 "on --resume only train.steps / epochs / max_minutes / num_threads / device, data.num_workers, "
-                "data.path / cache_dir (the same data, moved), intervals.* and eval.* change; for anything else start a new run from this one's weights: "
-                "ganreg run RECIPE --set generator.weights=RUN/checkpoints/latest.pt ...",
+                "data.path / cache_dir (the same data, moved), intervals.* and eval.* change; for anything else "
+                "start a new run from this one's weights: ganreg run RECIPE --set generator.weights=RUN/checkpoints/latest.pt ...",
             )
 
 
@@ -90,16 +89,23 @@ def trim_metrics(path: Path, step: int) -> None:
     if not path.is_file():
         return
     lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
-    kept = []
+    kept = _log_lines(lines, lambda logged: logged <= step)
+    if kept != lines:
+        atomic_write_text(path, "".join(kept))
+
+
+def _log_lines(lines: list[str], keep: Callable[[int], bool]) -> list[str]:
+    """The whole lines of a ``metrics.jsonl`` (each a JSON object with an integer ``step``) whose step
+    ``keep`` accepts, each ending in a newline; a line cut short by a kill is none of them."""
+    out = []
     for line in lines:
         try:
             record = json.loads(line)
         except ValueError:
             continue
-        if isinstance(record, dict) and isinstance(record.get("step"), int) and record["step"] <= step:
-            kept.append(line if line.endswith("\n") else line + "\n")
-    if kept != lines:
-        atomic_write_text(path, "".join(kept))
+        if isinstance(record, dict) and isinstance(record.get("step"), int) and keep(record["step"]):
+            out.append(line if line.endswith("\n") else line + "\n")
+    return out
 
 
 def as_recorded(recipe: Recipe, registry: Registry) -> Recipe:
@@ -197,13 +203,7 @@ def _lines_after(path: Path, step: int) -> list[str]:
     """The lines of ``metrics.jsonl`` logged after ``step``."""
     if not path.is_file():
         return []
-    out = []
-    for line in path.read_text(encoding="utf-8").splitlines(keepends=True):
-        with contextlib.suppress(ValueError):
-            record = json.loads(line)
-            if isinstance(record, dict) and isinstance(record.get("step"), int) and record["step"] > step:
-                out.append(line if line.endswith("\n") else line + "\n")
-    return out
+    return _log_lines(path.read_text(encoding="utf-8").splitlines(keepends=True), lambda logged: logged > step)
 
 
 def write_recipe(run_dir: Path, recipe: Recipe) -> None:
