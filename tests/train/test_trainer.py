@@ -438,3 +438,40 @@ def test_a_bad_image_mid_run_saves_the_steps_so_far_and_resumes_exactly(
     (stale / "metrics.jsonl").write_text('{"step": 1}\n')
     with pytest.raises(UserError, match="saved no checkpoint"):
         new_run_dir(stale)
+
+
+def test_a_resume_on_moved_data_must_find_the_same_data(tmp_path: Path, registry, make_recipe) -> None:  # type: ignore[no-untyped-def]
+    """`--resume --set data.path=NEW` after a move: the same images and captions resume; a partial copy (or
+    other data) is refused before anything loads, as the recorded fingerprint (run.json) says."""
+    import shutil
+
+    import numpy as np
+    from PIL import Image
+
+    from ganreg.recipe import set_dotted, validate_recipe
+
+    from .conftest import tiny_recipe
+
+    data = tmp_path / "photos"
+    data.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(24):
+        Image.fromarray(rng.integers(0, 256, size=(20, 20, 3), dtype=np.uint8)).save(data / f"p{i:02d}.png")
+        (data / f"p{i:02d}.txt").write_text(f"a {('red', 'blue')[i % 2]} thing number {i}\n")
+    raw = tiny_recipe(**{"data": {"source": "folder", "path": str(data), "image_size": 32}, "train.steps": 2})
+
+    def recipe(path: Path):  # type: ignore[no-untyped-def]
+        set_dotted(raw, "data.path", str(path))
+        return validate_recipe(raw, registry)
+
+    run = tmp_path / "run"
+    start_or_resume(recipe(data), registry, run, "cpu", resume=False).fit()
+    assert json.loads((run / "run.json").read_text())["data"]["train"]["images"] >= 20
+    moved = tmp_path / "moved"
+    shutil.copytree(data, moved)
+    assert start_or_resume(recipe(moved), registry, run, "cpu", resume=True).step == 2
+    for name in ("p03", "p07"):  # a partial copy
+        (moved / f"{name}.png").unlink()
+        (moved / f"{name}.txt").unlink()
+    with pytest.raises(UserError, match="the data is not the run's own: its (train|test) split has"):
+        start_or_resume(recipe(moved), registry, run, "cpu", resume=True)

@@ -221,7 +221,11 @@ def _read_json(path: Path) -> Any:
         ) from None
 
 
-def write_run_files(run_dir: Path, recipe: Recipe, registry: Registry, infos: dict[str, Any], ctx: BuildContext) -> None:
+def write_run_files(
+    run_dir: Path, recipe: Recipe, registry: Registry, infos: dict[str, Any], ctx: BuildContext, data: dict[str, Any]
+) -> None:
+    """recipe.resolved.json, and run.json: versions, components, plugins, the build context and ``data``, the
+    data's fingerprint (:meth:`ganreg.train.setup.DataBundle.fingerprint`)."""
     write_recipe(run_dir, recipe)
     meta = {
         "ganreg_version": ganreg.__version__,
@@ -237,8 +241,29 @@ def write_run_files(run_dir: Path, recipe: Recipe, registry: Registry, infos: di
             for name, st in sorted(registry.plugins.items())
         },
         "build_context": dataclasses.asdict(ctx),
+        "data": data,
     }
     atomic_write_text(run_dir / RUN_FILE, json.dumps(meta, indent=2) + "\n")
+
+
+def check_same_data(run_dir: Path, data: dict[str, Any]) -> None:
+    """A resumed run trains on the data it started with: refused when the recorded fingerprint differs (the
+    data moved, and the copy at the new ``data.path`` is another or a partial one). Runs written before the
+    fingerprint was recorded are not checked."""
+    meta = read_json_or_none(run_dir / RUN_FILE)
+    recorded = meta.get("data") if isinstance(meta, dict) else None
+    if not isinstance(recorded, dict) or not recorded:
+        return
+    for split, was in recorded.items():
+        now = data.get(split)
+        if now != was:
+            what = (f"{now['images']} images instead of {was['images']}" if now and now.get("images") != was.get("images")
+                    else "other captions" if now else "no such split")
+            raise UserError(
+                f"the data is not the run's own: its {split} split has {what}",
+                "point data.path at the data the run started with (--set data.path=...), or start a new run on this "
+                "data from this one's weights: ganreg run RECIPE --set generator.weights=RUN/checkpoints/latest.pt",
+            )
 
 
 def read_run(run_dir: Path, registry: Registry, sections: Iterable[str] | None = None) -> tuple[Recipe, dict[str, Any]]:

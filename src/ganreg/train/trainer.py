@@ -45,7 +45,7 @@ from ganreg.train.distributed import (
 )
 from ganreg.train.networks import LossTerm, Networks, build_networks, check_trainable, parameter_table
 from ganreg.train.optim import build_optimizer, build_scheduler
-from ganreg.train.rundir import discard_after, trim_metrics, write_run_files
+from ganreg.train.rundir import check_same_data, discard_after, trim_metrics, write_run_files
 from ganreg.train.sampling import grid_images, make_noise, save_grid
 from ganreg.train.setup import DataBundle, prepare_data, prepare_text_encoder, resolve_amp, resolve_device, text_batch
 from ganreg.train.weights import load_recipe_weights
@@ -450,6 +450,7 @@ class Trainer:
         (later checkpoints and sample grids, a best checkpoint found later, evaluations, log lines) is moved
         to ``RUN/discarded/after_step_N/`` (:attr:`discarded_to`) and ``latest.pt`` rewritten at once: the
         run then has one history, the one being continued, and the other is set aside, not lost."""
+        check_same_data(self.run_dir, self.data.fingerprint())
         self.load_state_dict(load_checkpoint(checkpoint, map_location=self.device), checkpoint)
         moved: Path | None = None
         if self.procs.main:
@@ -461,7 +462,7 @@ class Trainer:
             self.save()
 
     def write_static_files(self) -> None:
-        write_run_files(self.run_dir, self.recipe, self.registry, self.nets.infos, self.data.context)
+        write_run_files(self.run_dir, self.recipe, self.registry, self.nets.infos, self.data.context, self.data.fingerprint())
         self.data.save_vocab(self.run_dir)
         rows = parameter_table(self.nets.modules())
         atomic_write_text(self.run_dir / "params.json", json.dumps(rows, indent=2) + "\n")
