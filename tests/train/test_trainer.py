@@ -475,3 +475,35 @@ def test_a_resume_on_moved_data_must_find_the_same_data(tmp_path: Path, registry
         (moved / f"{name}.txt").unlink()
     with pytest.raises(UserError, match="the data is not the run's own: its (train|test) split has"):
         start_or_resume(recipe(moved), registry, run, "cpu", resume=True)
+
+
+def test_a_file_that_breaks_mid_run_under_loader_workers_saves_the_steps_so_far(tmp_path: Path, registry) -> None:  # type: ignore[no-untyped-def]
+    """The same as a user meets it: real files, two loader worker processes, the images truncated on disk after
+    the first step. The worker's decode error reaches the trainer as a DataError naming the file; the steps
+    trained so far are saved and the fix says to resume."""
+    import numpy as np
+    from PIL import Image
+
+    from ganreg.errors import DataError
+    from ganreg.recipe import validate_recipe
+
+    from .conftest import tiny_recipe
+
+    data = tmp_path / "photos"
+    data.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(24):
+        Image.fromarray(rng.integers(0, 256, size=(20, 20, 3), dtype=np.uint8)).save(data / f"p{i:02d}.png")
+        (data / f"p{i:02d}.txt").write_text(f"a {('red', 'blue')[i % 2]} thing number {i}\n")
+    raw = tiny_recipe(**{"data": {"source": "folder", "path": str(data), "image_size": 32, "num_workers": 2},
+                         "train.steps": 40, "intervals.checkpoint": 100})
+    run = tmp_path / "run"
+    trainer = start_or_resume(validate_recipe(raw, registry), registry, run, "cpu", resume=False)
+    trainer.train_step()
+    for image in data.glob("*.png"):
+        image.write_bytes(image.read_bytes()[:40])  # cut short: PIL cannot decode them any more
+    with pytest.raises(DataError) as exc:
+        trainer.fit()
+    assert ".png" in exc.value.message and f"ganreg run --resume {run}" in (exc.value.fix or "")
+    saved = load_checkpoint(run / "checkpoints" / "latest.pt")["step"]
+    assert saved == trainer.step >= 1
