@@ -13,7 +13,7 @@ import pytest
 import torch
 from torch import nn
 
-from ganreg.interfaces import Generator, GeneratorOutput
+from ganreg.interfaces import Discriminator, Generator, GeneratorOutput
 from ganreg.testing import TinyDiscriminator, TinyGenerator, check_component, registry_with, tiny_context
 from ganreg.train.context import StepContext
 from ganreg_losses import plugin
@@ -271,3 +271,33 @@ def test_noise_regularisers_see_no_diversity_from_the_generators_own_noise(bn: b
     assert float(ctx.logs["ratio"]) == pytest.approx(0.0, abs=1e-6)
     assert g.own_noise  # restored after the pair
     assert ModeSeeking(eps=1e-5)(_context("generator", g)).item() == pytest.approx(1e5, rel=1e-2)
+
+
+class _BatchNormHead(Discriminator):
+    """A conditional head that normalises with batch statistics, as StackGAN's ``D_GET_LOGITS`` does."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.trunk = nn.Linear(3 * 16 * 16, 6)
+        self.head = nn.Sequential(nn.Linear(6 + 16, 8), nn.BatchNorm1d(8), nn.LeakyReLU(0.2), nn.Linear(8, 1))
+
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        return self.trunk(images.flatten(1))
+
+    def logits(self, features: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        return self.head(torch.cat([features, cond], 1)).squeeze(1)
+
+
+def test_pair_logits_with_a_batchnorm_head_normalise_as_ds_own_passes() -> None:
+    """One B²-pair batch, mostly mismatched, gave the diagonal other statistics than D's real pairs: the pairs are
+    scored B at a time (captions rolled), so the diagonal is D's own real-pair logits, and (i, j) is image i
+    with caption j."""
+    torch.manual_seed(0)
+    d = _BatchNormHead().train()
+    feats, cond = torch.randn(B, 6), torch.randn(B, 16)
+    m = pair_logits(d, feats, cond)
+    torch.testing.assert_close(torch.diagonal(m), d.logits(feats, cond))
+    rolled = d.logits(feats, cond.roll(-1, 0))  # image i with caption i + 1
+    torch.testing.assert_close(m[torch.arange(B), (torch.arange(B) + 1) % B], rolled)
+    m.sum().backward()
+    assert d.head[0].weight.grad is not None

@@ -46,10 +46,22 @@ from ganreg_losses.params import ContrastiveParams, DiversitySensitiveParams, Mo
 
 def pair_logits(discriminator: Discriminator, features: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
     """``[B, B]``: entry ``(i, j)`` is D's conditional logit for image features ``i`` with sentence ``j``
-    (a patch D's mean over its map)."""
+    (a patch D's mean over its map).
+
+    One head call on all B² pairs, or, for a D that normalises with batch statistics (StackGAN's head has a
+    BatchNorm), B calls of B pairs, each every image with the captions rolled by one more: each call then
+    normalises over a batch made as D's own passes are (the first is exactly D's real-pair pass), where one
+    B²-pair batch, mostly mismatched, gave the diagonal other statistics than D's real pairs."""
     b = features.shape[0]
-    logits = discriminator.logits(features.repeat_interleave(b, dim=0), cond.repeat(b, 1))
-    return per_image_logits(logits).reshape(b, b)
+    if not uses_batch_statistics(discriminator):
+        logits = discriminator.logits(features.repeat_interleave(b, dim=0), cond.repeat(b, 1))
+        return per_image_logits(logits).reshape(b, b)
+    rows = torch.arange(b, device=features.device)
+    # by_shift[i, k]: image i with caption (i + k) % b
+    by_shift = torch.stack(
+        [per_image_logits(discriminator.logits(features, cond[(rows + k) % b])) for k in range(b)], dim=1
+    )
+    return torch.gather(by_shift, 1, (rows.unsqueeze(0) - rows.unsqueeze(1)) % b)
 
 
 def matching_cross_entropy(logits: torch.Tensor, temperature: float) -> tuple[torch.Tensor, torch.Tensor]:
