@@ -115,3 +115,14 @@ def test_inception_score_cuts_exactly_the_asked_splits_of_near_equal_size() -> N
     mean, std = inception_score(logits, splits=10, seed=0)
     assert mean == pytest.approx(np.mean(scores), rel=1e-9) and std == pytest.approx(np.std(scores), rel=1e-9)
     assert min(scores) > 1.0  # no part of a single image
+
+
+def test_a_capped_reference_is_a_seeded_subset_of_every_part_of_the_split() -> None:
+    """``real_max``: the first N images of a folder or HDF5 split are its first few classes; the reference draws
+    N across the whole split instead, the same N every time."""
+    from ganreg.metrics.reference import reference_indices
+
+    drawn = reference_indices(1000, 100)
+    assert len(drawn) == 100 and drawn == sorted(set(drawn)) and drawn == reference_indices(1000, 100)
+    assert min(drawn) < 100 and max(drawn) > 900  # from the start to the end of the split, not its first 100
+    assert reference_indices(50, 100) == list(range(50)) and reference_indices(50, None) == list(range(50))

@@ -118,17 +118,25 @@ def user_reference(path: Path, extractor_protocol: dict[str, Any], dim: int) -> 
 
 
 class _FirstPass(torch.utils.data.Dataset):
-    """Items ``(0, i)`` of a dataset: epoch 0's choices, without touching the dataset's own epoch
-    (the trainer's datasets are shared with its batch stream)."""
+    """Items ``(0, i)`` of a dataset for the given indices: epoch 0's choices, without touching the dataset's
+    own epoch (the trainer's datasets are shared with its batch stream)."""
 
-    def __init__(self, dataset: Any, n: int) -> None:
-        self.dataset, self.n = dataset.view(wrong_images=False, augment=False), n
+    def __init__(self, dataset: Any, indices: list[int]) -> None:
+        self.dataset, self.indices = dataset.view(wrong_images=False, augment=False), indices
 
     def __len__(self) -> int:
-        return self.n
+        return len(self.indices)
 
     def __getitem__(self, i: int) -> dict[str, Any]:
-        return self.dataset[(0, i)]
+        return self.dataset[(0, self.indices[i])]
+
+
+def reference_indices(size: int, max_images: int | None) -> list[int]:
+    """The real images a reference is made of: all of them, or ``max_images`` drawn with a fixed seed (in
+    index order). The first ones would be a few classes only: folders and HDF5 files list images by class."""
+    if max_images is None or max_images >= size:
+        return list(range(size))
+    return sorted(torch.randperm(size, generator=torch.Generator().manual_seed(0))[:max_images].tolist())
 
 
 def _images_only(items: list[dict[str, Any]]) -> torch.Tensor:
@@ -143,8 +151,8 @@ def extract_dataset(
     """Features of the dataset's real images, in index order."""
     from ganreg.data.build import DataLoaderWithErrors
 
-    n = len(dataset) if max_images is None else min(len(dataset), max_images)
-    loader = DataLoaderWithErrors(_FirstPass(dataset, n), batch_size=batch_size, shuffle=False, num_workers=num_workers, collate_fn=_images_only)
+    items = _FirstPass(dataset, reference_indices(len(dataset), max_images))
+    loader = DataLoaderWithErrors(items, batch_size=batch_size, shuffle=False, num_workers=num_workers, collate_fn=_images_only)
     out = [extractor(images.to(device)).float().cpu() for images in loader]
     return torch.cat(out) if out else torch.empty(0, extractor.num_features)
 
@@ -152,7 +160,7 @@ def extract_dataset(
 def reference_path(config: DataConfig, split: str, extractor_protocol: dict[str, Any], max_images: int | None) -> Path:
     key = short_hash({
         "v": EVAL_CACHE_VERSION, "data": data_key(config), "split": split, "size": config.image_size,
-        "extractor": extractor_protocol["name"], "weights": extractor_protocol["sha256"], "max": max_images,
+        "extractor": extractor_protocol["name"], "weights": extractor_protocol["sha256"], "max": max_images, "subset": "seeded",
         "resize": extractor_protocol.get("resize"),
     })
     name = f"{config.source}-{split}-px{config.image_size}-{extractor_protocol['name']}-{key}.npz"
