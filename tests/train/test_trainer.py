@@ -440,24 +440,29 @@ def test_a_bad_image_mid_run_saves_the_steps_so_far_and_resumes_exactly(
         new_run_dir(stale)
 
 
+def photo_folder(data: Path, n: int = 24) -> Path:
+    """``n`` small random PNGs, each with a caption file beside it: a user's own captioned images."""
+    import numpy as np
+    from PIL import Image
+
+    data.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        Image.fromarray(rng.integers(0, 256, size=(20, 20, 3), dtype=np.uint8)).save(data / f"p{i:02d}.png")
+        (data / f"p{i:02d}.txt").write_text(f"a {('red', 'blue')[i % 2]} thing number {i}\n")
+    return data
+
+
 def test_a_resume_on_moved_data_must_find_the_same_data(tmp_path: Path, registry, make_recipe) -> None:  # type: ignore[no-untyped-def]
     """`--resume --set data.path=NEW` after a move: the same images and captions resume; a partial copy (or
     other data) is refused before anything loads, as the recorded fingerprint (run.json) says."""
     import shutil
 
-    import numpy as np
-    from PIL import Image
-
     from ganreg.recipe import set_dotted, validate_recipe
 
     from .conftest import tiny_recipe
 
-    data = tmp_path / "photos"
-    data.mkdir()
-    rng = np.random.default_rng(0)
-    for i in range(24):
-        Image.fromarray(rng.integers(0, 256, size=(20, 20, 3), dtype=np.uint8)).save(data / f"p{i:02d}.png")
-        (data / f"p{i:02d}.txt").write_text(f"a {('red', 'blue')[i % 2]} thing number {i}\n")
+    data = photo_folder(tmp_path / "photos")
     raw = tiny_recipe(**{"data": {"source": "folder", "path": str(data), "image_size": 32}, "train.steps": 2})
 
     def recipe(path: Path):  # type: ignore[no-untyped-def]
@@ -481,20 +486,12 @@ def test_a_file_that_breaks_mid_run_under_loader_workers_saves_the_steps_so_far(
     """The same as a user meets it: real files, two loader worker processes, the images truncated on disk after
     the first step. The worker's decode error reaches the trainer as a DataError naming the file; the steps
     trained so far are saved and the fix says to resume."""
-    import numpy as np
-    from PIL import Image
-
     from ganreg.errors import DataError
     from ganreg.recipe import validate_recipe
 
     from .conftest import tiny_recipe
 
-    data = tmp_path / "photos"
-    data.mkdir()
-    rng = np.random.default_rng(0)
-    for i in range(24):
-        Image.fromarray(rng.integers(0, 256, size=(20, 20, 3), dtype=np.uint8)).save(data / f"p{i:02d}.png")
-        (data / f"p{i:02d}.txt").write_text(f"a {('red', 'blue')[i % 2]} thing number {i}\n")
+    data = photo_folder(tmp_path / "photos")
     raw = tiny_recipe(**{"data": {"source": "folder", "path": str(data), "image_size": 32, "num_workers": 2},
                          "train.steps": 40, "intervals.checkpoint": 100})
     run = tmp_path / "run"
