@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from ganreg.errors import UserError
+from ganreg.errors import DataError, UserError
 
 
 def _umask() -> int:
@@ -77,8 +77,6 @@ def atomic_path(final: str | os.PathLike[str], suffix: str = "") -> Iterator[Pat
 @contextlib.contextmanager
 def atomic_dir(final: str | os.PathLike[str]) -> Iterator[Path]:
     """Like :func:`atomic_path` for a folder; ``final`` must not exist yet (or be empty)."""
-    from ganreg.errors import DataError
-
     final = Path(final)
     make_folder(final.parent)
     tmp_path = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))

@@ -111,6 +111,15 @@ DRAFT_MARGIN = 2
 on each side, so the resize that follows still averages over several source pixels per output pixel."""
 
 
+MOVED_DATA_FIX = "a trained run's data moved: ganreg run --resume RUN --set data.path=NEW records its new place"
+"""The part of a missing data path's fix for a run whose data was moved (folder and HDF5 sources alike)."""
+
+
+def shown_path(path: Path) -> str:
+    """A path as an error names it: a relative one with what it resolves to from the current folder."""
+    return str(path) if path.is_absolute() else f"{path} ({path.absolute()})"
+
+
 EXIF_ORIENTATION = 0x0112
 """The EXIF tag that says how a camera's stored pixels are to be turned for display."""
 

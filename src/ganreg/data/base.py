@@ -31,6 +31,7 @@ dataset with ``(epoch, index)`` tuples (see :class:`EpochSampler`).
 from __future__ import annotations
 
 import copy
+import hashlib
 import random
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -174,6 +175,11 @@ class CaptionedImageDataset(Dataset):
         for i in range(len(self)):
             out.extend(self.captions_of(i))
         return out
+
+    def captions_sha256(self) -> str:
+        """The sha256 of every caption of the split, in item order: what a cache of things learnt from the
+        captions (a pretrained text encoder) and a run's record of its data (run.json) key on."""
+        return hashlib.sha256("\n".join(self.all_captions()).encode("utf-8")).hexdigest()
 
     def set_epoch(self, epoch: int) -> None:
         """Select the epoch whose random choices the next items use."""

@@ -15,7 +15,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ganreg.data._util import NotUtf8, SplitMissing, cached_json, is_hidden, refuse_shared_classes
+from ganreg.data._util import (
+    MOVED_DATA_FIX, NotUtf8, SplitMissing, cached_json, is_hidden, refuse_shared_classes, shown_path,
+)
 from ganreg.data.config import DEFAULT_SPLIT_FILES
 from ganreg.data.folder_files import (
     IMAGE_EXTS,
@@ -98,11 +100,9 @@ class FolderLayout:
                 "and text_c10/",
             )
         if not self.root.is_dir():
-            shown = self.root if self.root.is_absolute() else f"{self.root} ({self.root.absolute()})"
             raise DataError(
-                f"dataset folder not found: {shown}",
-                "check data.path (a relative one starts in the current folder; a trained run's data moved: "
-                "ganreg run --resume RUN --set data.path=NEW records its new place)",
+                f"dataset folder not found: {shown_path(self.root)}",
+                f"check data.path (a relative one starts in the current folder; {MOVED_DATA_FIX})",
             )
         files = {k: list(v) for k, v in (split_files or DEFAULT_SPLIT_FILES).items()}
         self.split_file_candidates = files

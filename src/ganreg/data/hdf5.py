@@ -32,6 +32,7 @@ import numpy as np
 
 from ganreg.atomic import atomic_path
 from ganreg.data._util import (
+    MOVED_DATA_FIX,
     SPLITS,
     SplitMissing,
     check_split,
@@ -40,6 +41,7 @@ from ganreg.data._util import (
     decode_pil,
     file_signature,
     refuse_shared_classes,
+    shown_path,
     to_rgb,
 )
 from ganreg.data.base import CaptionedImageDataset
@@ -84,11 +86,9 @@ def _not_a_file(p: Path) -> DataError:
             f"{p} is a folder, not an HDF5 file",
             "set data.source=folder if it is a dataset folder (images + text_c10/), or set data.path to the .h5 file",
         )
-    shown = p if p.is_absolute() else f"{p} ({p.absolute()})"
     return DataError(
-        f"HDF5 file not found: {shown}",
-        "check data.path (or create one with `ganreg data make`; a trained run's data moved: "
-        "ganreg run --resume RUN --set data.path=NEW records its new place)",
+        f"HDF5 file not found: {shown_path(p)}",
+        f"check data.path (or create one with `ganreg data make`; {MOVED_DATA_FIX})",
     )
 
 

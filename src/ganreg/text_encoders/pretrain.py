@@ -105,7 +105,7 @@ def _key(recipe: Recipe, data: DataBundle) -> str:
     ignored = {"num_workers", "cache_dir"} | (set() if images else {"flip", "random_crop", "crop"})
     payload = {
         "data": recipe.data.model_dump(mode="json", exclude=ignored),
-        "captions": hashlib.sha256("\n".join(data.train.all_captions()).encode()).hexdigest(),
+        "captions": data.train.captions_sha256(),
         "vocab": hashlib.sha256("\n".join(data.vocab.words).encode()).hexdigest(),
         "encoder": [recipe.text_encoder.name, recipe.text_encoder.params],
         "pretrain": recipe.text_encoder.pretrain.model_dump(mode="json"),

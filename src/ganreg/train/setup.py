@@ -65,14 +65,9 @@ class DataBundle:
     def fingerprint(self) -> dict[str, Any]:
         """What identifies the data a run trains on, wherever it lies: each split's image count and a hash of
         its captions in item order. Recorded in run.json; a resume (``--set data.path`` after a move) checks it."""
-        import hashlib
-
-        out: dict[str, Any] = {}
-        for name, split in (("train", self.train), ("test", self.test)):
-            if split is not None:
-                digest = hashlib.sha256("\n".join(split.all_captions()).encode("utf-8")).hexdigest()[:16]
-                out[name] = {"images": len(split), "captions_sha256": digest}
-        return out
+        splits = (("train", self.train), ("test", self.test))
+        return {name: {"images": len(split), "captions_sha256": split.captions_sha256()[:16]}
+                for name, split in splits if split is not None}
 
     def stream(
         self, batch_size: int, seed: int, pin_memory: bool = False, wrong_images: bool = True, rank: int = 0, world: int = 1
