@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import json
 import random
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -180,6 +181,19 @@ class CaptionedImageDataset(Dataset):
         """The sha256 of every caption of the split, in item order: what a cache of things learnt from the
         captions (a pretrained text encoder) and a run's record of its data (run.json) key on."""
         return hashlib.sha256("\n".join(self.all_captions()).encode("utf-8")).hexdigest()
+
+    def content_signature(self) -> str:
+        """A hash of what the split yields: its labels, class names, captions in item order and the
+        :meth:`_files_signature` of the files its images come from; not where the data lies. Evaluation
+        caches (the real-image classifier, the reference statistics) key on it: data edited in place gets
+        new ones, data moved or copied with its timestamps keeps them."""
+        payload = [self.source, len(self), self.class_names, self.labels(), self.captions_sha256(), self._files_signature()]
+        return hashlib.sha256(json.dumps(payload, default=str).encode("utf-8")).hexdigest()
+
+    def _files_signature(self) -> Any:
+        """What changes when an image file of the split is replaced or modified (names relative to the data,
+        sizes, modification times); None for a source whose images follow from its config alone."""
+        return None
 
     def set_epoch(self, epoch: int) -> None:
         """Select the epoch whose random choices the next items use."""

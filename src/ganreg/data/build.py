@@ -28,6 +28,20 @@ def build_dataset(config: DataConfig, split: str = "train") -> CaptionedImageDat
     return dataset
 
 
+def content_signatures(config: DataConfig) -> dict[str, str]:
+    """Each existing split's :meth:`~ganreg.data.base.CaptionedImageDataset.content_signature`; ``{}`` for
+    the shapes source, whose images follow from the config alone (and take seconds to list)."""
+    if config.source == "shapes":
+        return {}
+    out: dict[str, str] = {}
+    for split in ("train", "valid", "test"):
+        try:
+            out[split] = build_dataset(config, split).content_signature()
+        except SplitMissing:
+            continue
+    return out
+
+
 def _build_source(config: DataConfig, split: str) -> CaptionedImageDataset:
     check_split(split)
     common: dict[str, Any] = {"image_size": config.image_size, "seed": config.seed, "cache_dir": config.cache_dir}

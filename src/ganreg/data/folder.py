@@ -295,6 +295,16 @@ class FolderDataset(CaptionedImageDataset):
     def image_path(self, index: int) -> Path:
         return self.root / self.items[index][1]
 
+    def _files_signature(self) -> Any:
+        def stamp(rel: str) -> tuple[int, int] | None:
+            try:
+                st = (self.root / rel).stat()
+            except OSError:
+                return None  # missing: reading it names the problem
+            return st.st_size, st.st_mtime_ns
+
+        return {"images": [(rel, stamp(rel)) for _stem, rel, _caps in self.items], "boxes": self.boxes}
+
     def image_bytes(self, index: int) -> bytes:
         path = self.image_path(index)
         try:

@@ -303,6 +303,10 @@ class HDF5Dataset(CaptionedImageDataset):
     def all_captions(self) -> list[str]:
         return [c for item in self.items for c in item[3]]
 
+    def _files_signature(self) -> Any:
+        st = Path(self.path).stat()
+        return {"keys": [self.item_key(i) for i in range(len(self))], "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
     def item_key(self, index: int, caption_index: int = 0) -> str:
         split, _name, keys, _caps = self.items[index]
         return f"{split}/{keys[caption_index]}"

@@ -16,7 +16,7 @@ from typing import Any
 
 from ganreg.data.config import DataConfig
 
-EVAL_CACHE_VERSION = 4  # 3: real images un-augmented (no flip, centre crop); 4: wide grey images and EXIF orientation decoded
+EVAL_CACHE_VERSION = 5  # 3: real images un-augmented (no flip, centre crop); 4: wide grey images and EXIF orientation decoded; 5: keyed by content
 """Bump when the classifier or the statistics change meaning: old cache entries are then ignored."""
 
 _NOT_DATA = {"num_workers", "cache_dir", "max_words", "long_captions", "min_word_count"}
@@ -40,9 +40,13 @@ def short_hash(payload: Any, n: int = 16) -> str:
 
 
 def data_key(config: DataConfig) -> str:
-    """Identifies the images, labels and attributes a data config yields."""
-    dump = config.model_dump(mode="json", exclude=_NOT_DATA)
-    return short_hash({"v": EVAL_CACHE_VERSION, "data": dump})
+    """Identifies the images, labels and attributes a data config yields, wherever the data lies: the config
+    (less its path) and each split's content signature (:func:`ganreg.data.build.content_signatures`), so an
+    image or caption edited in place is never scored against statistics of the old data."""
+    from ganreg.data.build import content_signatures
+
+    dump = config.model_dump(mode="json", exclude=_NOT_DATA | {"path"})
+    return short_hash({"v": EVAL_CACHE_VERSION, "data": dump, "content": content_signatures(config)})
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
