@@ -182,7 +182,8 @@ def _loss_facts(c: Any, has_params: bool) -> list[str]:
         *([f"the discriminator {' or '.join(loss.needs_discriminator)}"] if loss.needs_discriminator else []),
     ]
     return [
-        f"trains: the {loss.network} (a recipe entry's \"network\" can change it)",
+        f"trains: the {getattr(loss, 'network', None) or 'network a recipe entry names'} "
+        "(a recipe entry's \"trains\" can change it)",
         ("needs, with its default params: " if has_params else "needs: ")
         + ("; ".join(needs) if needs else "nothing beyond a generator and a discriminator"),
     ]

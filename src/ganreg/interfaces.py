@@ -167,7 +167,8 @@ def per_image_logits(logits: torch.Tensor) -> torch.Tensor:
 
 
 class Discriminator(nn.Module):
-    """Base class: image features, then conditional logits."""
+    """Base class: image features, then conditional logits. The logits depend on both the images and the
+    condition (ganreg's discriminators judge image-text pairs; the conformance kit checks both gradients)."""
 
     def features(self, images: torch.Tensor) -> torch.Tensor:  # pragma: no cover
         raise NotImplementedError
@@ -188,7 +189,9 @@ class Loss(nn.Module):
     job (the recipe's ``weight``), not the loss's.
     """
 
-    network: Network = "discriminator"
+    network: Network
+    """The network this term trains: every loss sets it (no default, so a generator term that forgets it is
+    an error, not a term that silently trains the discriminator); a recipe entry's ``trains`` overrides it."""
     needs_input_grad: bool = False
     needs_wrong_images: bool = False
     needs_image_encoder: bool = False

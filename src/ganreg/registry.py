@@ -98,6 +98,14 @@ class ComponentInfo:
         return f"distribution {self.distribution!r}" if self.distribution else f"plugin {self.plugin!r}"
 
     @property
+    def package(self) -> str | None:
+        """The top-level package of the factory (without importing it): where :func:`plugin_location`
+        looks first for the frame that raised."""
+        ref = self.factory_ref
+        module = ref.partition(":")[0] if isinstance(ref, str) else getattr(ref, "__module__", None)
+        return module.partition(".")[0] if module else None
+
+    @property
     def factory(self) -> Factory:
         """The factory, imported on first use when registered as ``"module:function"``."""
         ref = self.factory_ref
@@ -173,7 +181,7 @@ class ComponentInfo:
         except Exception as exc:
             if strict_plugins():
                 raise
-            where = plugin_location(exc, factory.__module__.partition(".")[0] if getattr(factory, "__module__", None) else None)
+            where = plugin_location(exc, self.package)
             raise ComponentError(
                 f"{self.kind} {self.qualified} failed to build: {type(exc).__name__}: {exc}" + (f" ({where})" if where else ""),
                 f"check its params (`ganreg show {self.qualified}`), or report it to the maintainers of the {self.owner}",

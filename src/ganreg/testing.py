@@ -281,9 +281,11 @@ def _check_discriminator(disc: Any, ctx: BuildContext) -> None:
         whole, again = disc(images, cond).logits, disc.logits(disc.features(images), cond)
     disc.train(training)
     assert torch.allclose(again, whole, atol=1e-5), "forward must equal logits(features(x), cond)"
-    gi, gc = torch.autograd.grad(out.logits.sum(), (images, cond), retain_graph=True)
-    assert gi.abs().sum() > 0, "logits must depend on the images"
-    assert gc.abs().sum() > 0, "logits must depend on the condition"
+    gi, gc = torch.autograd.grad(out.logits.sum(), (images, cond), retain_graph=True, allow_unused=True)
+    assert gi is not None and gi.abs().sum() > 0, "logits must depend on the images"
+    assert gc is not None and gc.abs().sum() > 0, (
+        "logits must depend on the condition (a conditional D: ganreg.interfaces.Discriminator)"
+    )
     out.logits.sum().backward()
     _grads_reach(disc, "discriminator")
 

@@ -43,6 +43,8 @@ def test_a_loss_that_reads_wrong_images_must_declare_it() -> None:
     from ganreg.testing import _check_loss
 
     class Undeclared(Loss):
+        network = "discriminator"
+
         def forward(self, ctx):  # type: ignore[no-untyped-def]
             return ctx.d_wrong.logits.mean()
 

@@ -231,19 +231,37 @@ def test_factory_path_errors_tell_a_typo_from_a_missing_dependency(site: FakeSit
 
 
 # ------------------------------------------------------------------------------ 7. the conformance kit
-def test_the_kit_rejects_a_loss_that_trains_no_known_network() -> None:
+@pytest.mark.parametrize(("declared", "shown"), [({"network": "gen"}, "'gen'"), ({}, "None")])
+def test_the_kit_rejects_a_loss_that_trains_no_known_network(declared: dict, shown: str) -> None:
+    """Loss.network has no default: a generator term that forgets it must not pass as a discriminator term."""
     from ganreg.interfaces import Loss
     from ganreg.kinds import BuildContext
     from ganreg.testing import _check_loss
 
-    class Misnamed(Loss):
-        network = "gen"  # type: ignore[assignment]
+    def forward(self, ctx):  # type: ignore[no-untyped-def]
+        return ctx.real.mean()
 
-        def forward(self, ctx):  # type: ignore[no-untyped-def]
-            return ctx.real.mean()
+    misnamed = type("Misnamed", (Loss,), {**declared, "forward": forward})
+    with pytest.raises(AssertionError, match=f"Misnamed.network is {shown}: it must be 'generator' or 'discriminator'"):
+        _check_loss(misnamed(), BuildContext(image_size=32, cond_dim=8, num_classes=4))
 
-    with pytest.raises(AssertionError, match="Misnamed.network is 'gen': it must be 'generator' or 'discriminator'"):
-        _check_loss(Misnamed(), BuildContext(image_size=32, cond_dim=8, num_classes=4))
+
+def test_the_kit_names_a_discriminator_that_ignores_the_condition() -> None:
+    """Not torch's "appears to not have been used in the graph": the contract's own words."""
+    import torch
+
+    from ganreg.kinds import BuildContext
+    from ganreg.testing import _check_discriminator, _tiny_networks
+
+    tiny = _tiny_networks()["TinyDiscriminator"]
+
+    def logits(self, features, cond):  # type: ignore[no-untyped-def]
+        return self.head(torch.cat([features, torch.zeros_like(cond)], 1)).squeeze(1)
+
+    ctx = BuildContext(image_size=32, cond_dim=8, num_classes=4)
+    unconditional = type("Unconditional", (tiny,), {"logits": logits})(ctx)
+    with pytest.raises(AssertionError, match="logits must depend on the condition"):
+        _check_discriminator(unconditional, ctx)
 
 
 def test_the_pytest_plugin_does_not_import_torch() -> None:

@@ -46,6 +46,14 @@ class WrongCondDim(TinyGenerator):
         return GeneratorOutput(images=super().forward(z, cond).images, cond_used=cond[:, :2])
 
 
+class NoZDim(TinyGenerator):
+    """Forgets to declare its noise size (``ganreg.interfaces.Generator.z_dim``)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        del self.z_dim
+
+
 class BatchMean(TinyDiscriminator):
     """aelnouby's WGAN critic's mistake: the mean over the batch inside the network, one logit for all images."""
 
@@ -114,6 +122,13 @@ class Nowhere(Loss):
         return ctx.d_fake.logits.mean()
 
 
+class Undeclared(Loss):
+    """A generator term that forgets ``network``: no default may make it train D."""
+
+    def forward(self, ctx: Any) -> torch.Tensor:
+        return -ctx.d_fake.logits.mean()
+
+
 def _factory(cls: type[nn.Module]) -> Any:
     def build(params: Any, ctx: BuildContext) -> nn.Module:
         return cls(ctx) if issubclass(cls, (TinyGenerator, TinyDiscriminator)) else cls()
@@ -125,12 +140,12 @@ class Broken:
     @hookimpl
     def ganreg_register(self, register: Any) -> None:
         for name, cls in {"half": HalfSize, "no_tanh": NoTanh, "crashes": Crashes, "tiny": TinyGenerator,
-                           "wrong_cond_dim": WrongCondDim}.items():
+                           "wrong_cond_dim": WrongCondDim, "no_z_dim": NoZDim}.items():
             register("generator", name, _factory(cls), summary=name)
         register("discriminator", "batch_mean", _factory(BatchMean), summary="batch mean")
         register("discriminator", "tiny", _factory(TinyDiscriminator), summary="tiny")
         register("discriminator", "fails_when_training", _factory(FailsWhenTraining), summary="flaky")
-        for name, cls in {"per_image": PerImage, "reads_wrong": ReadsWrong, "nowhere": Nowhere, "forgets": ForgetsReturn,
+        for name, cls in {"per_image": PerImage, "reads_wrong": ReadsWrong, "nowhere": Nowhere, "undeclared": Undeclared, "forgets": ForgetsReturn,
                      "skips_with_none": SkipsWithNone, "needs_batch_mean_d": NeedsBatchMeanD}.items():
             register("loss", name, _factory(cls), summary=name)
 
@@ -159,9 +174,12 @@ def _start(registry: Registry, tmp_path: Path, **over: Any) -> Trainer:
         ({"generator": {"name": "broken:crashes"}}, "generator broken:crashes failed on a batch of 2"),
         ({"generator": {"name": "broken:wrong_cond_dim"}, "text_encoder.mode": "frozen"},
          "generator broken:wrong_cond_dim returned cond_used of shape [2, 2] but declares cond_used_dim 3"),
+        ({"generator": {"name": "broken:no_z_dim"}}, "generator broken:no_z_dim has z_dim = None; ganreg needs a positive int"),
         ({"discriminator": {"name": "broken:batch_mean"}}, "discriminator broken:batch_mean returned logits of shape [1], not [2]"),
         ({"losses": [{"name": "dcgan_cls:matching_bce"}, {"name": "broken:nowhere"}, {"name": "dcgan_cls:generator_bce"}]},
          "loss broken:nowhere declares network 'gen'"),
+        ({"losses": [{"name": "dcgan_cls:matching_bce"}, {"name": "broken:undeclared"}, {"name": "dcgan_cls:generator_bce"}]},
+         "loss broken:undeclared declares no network, so it would train nothing"),
         ({"losses": [{"name": "broken:needs_batch_mean_d"}, {"name": "dcgan_cls:generator_bce"}]},
          "loss broken:needs_batch_mean_d (losses.0) needs discriminator broken:batch_mean (it reads that D's own layout"),
     ],
@@ -194,6 +212,19 @@ def test_a_broken_loss_is_named_on_the_first_step(registry: Registry, tmp_path: 
     with pytest.raises(UserError) as caught:
         trainer.train_step()
     assert message in caught.value.message
+
+
+def test_a_failing_loss_names_its_own_line_and_strict_mode_reraises_it(
+    registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    losses = [{"name": "dcgan_cls:matching_bce"}, {"name": "dcgan_cls:generator_bce"}, {"name": "broken:reads_wrong"}]
+    line = ReadsWrong.forward.__code__.co_firstlineno + 1  # the raise
+    with pytest.raises(UserError) as caught:
+        _start(registry, tmp_path, losses=losses).train_step()
+    assert f"{Path(__file__).name}:{line})" in caught.value.message
+    monkeypatch.setenv("GANREG_STRICT_PLUGINS", "1")  # a plugin author's traceback
+    with pytest.raises(RuntimeError, match="needs_wrong_images"):
+        _start(registry, tmp_path / "strict", losses=losses).train_step()
 
 
 def test_a_loss_that_breaks_its_contract_on_a_later_step_is_named(registry: Registry, tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ from torch import nn
 
 from ganreg.errors import UserError
 from ganreg.kinds import SECTION_KINDS
-from ganreg.registry import ComponentInfo
+from ganreg.registry import ComponentInfo, plugin_location, strict_plugins
 from ganreg.train.setup import text_batch
 
 PROBE_ITEMS = 2
@@ -33,17 +33,24 @@ def _fix(info: ComponentInfo) -> str:
 
 @contextlib.contextmanager
 def blame(info: ComponentInfo, what: str, nets: Any = None) -> Iterator[None]:
-    """A component's own exception, as a user error naming the component and what it was asked to do
-    (running out of memory is not the component's fault: it passes through). With ``nets``, an exception
-    raised inside one of the networks is blamed on that network (:func:`culprit`)."""
+    """A component's own exception, as a user error naming the component, what it was asked to do and
+    the plugin's ``file:line`` that raised (running out of memory is not the component's fault: it passes
+    through; ``GANREG_STRICT_PLUGINS=1`` re-raises the original, traceback and all). With ``nets``, an
+    exception raised inside one of the networks is blamed on that network (:func:`culprit`)."""
     try:
         yield
     except (UserError, MemoryError, torch.OutOfMemoryError):
         raise
     except Exception as exc:
+        if strict_plugins():
+            raise
         who = culprit(exc, nets, info) if nets is not None else info
         during = what if who is info else f"{what}, inside the {who.kind}"
-        raise UserError(f"{who.kind} {who.qualified} failed on {during}: {type(exc).__name__}: {exc}", _fix(who)) from exc
+        where = plugin_location(exc, who.package)
+        at = f" ({where})" if where else ""
+        raise UserError(
+            f"{who.kind} {who.qualified} failed on {during}: {type(exc).__name__}: {exc}{at}", _fix(who)
+        ) from exc
 
 
 def culprit(exc: BaseException, nets: Any, default: ComponentInfo) -> ComponentInfo:

@@ -74,6 +74,18 @@ def _build(registry: Registry, kind: str, name: str, params: dict, ctx: BuildCon
     return module, info
 
 
+def _declared_size(module: object, attr: str, info: ComponentInfo, what: str) -> int:
+    """A size a component must declare (``ganreg.interfaces``: a text encoder's ``out_dim``, G's ``z_dim``):
+    a missing one is the plugin's mistake, named as such, not an AttributeError deep in the setup."""
+    value = getattr(module, attr, None)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise UserError(
+            f"{info.kind} {info.qualified} has {attr} = {value!r}; ganreg needs a positive int: {what}",
+            f"the plugin {info.plugin!r} sets self.{attr} in its {info.kind}'s __init__ (see ganreg.interfaces)",
+        )
+    return value
+
+
 def build_sampling_networks(
     recipe: Recipe, registry: Registry, ctx: BuildContext, image_encoder: bool = True
 ) -> SamplingNetworks:
@@ -82,14 +94,15 @@ def build_sampling_networks(
     ``image_encoder=False`` leaves the encoder out (drawing from noise needs neither it nor its plugin)."""
     infos: dict[str, ComponentInfo] = {}
     text, infos["text_encoder"] = _build(registry, "text_encoder", recipe.text_encoder.name, recipe.text_encoder.params, ctx)
-    ctx.cond_dim = int(text.out_dim)
+    ctx.cond_dim = _declared_size(text, "out_dim", infos["text_encoder"], "the size of its sentence embeddings")
     image: ImageEncoder | None = None
     if recipe.image_encoder is not None and image_encoder:
         spec = recipe.image_encoder
         image, infos["image_encoder"] = _build(registry, "image_encoder", spec.name, spec.params, ctx)
-        ctx.image_latent_dim = int(image.out_dim)
+        ctx.image_latent_dim = _declared_size(image, "out_dim", infos["image_encoder"], "the size of its latents")
     gen, infos["generator"] = _build(registry, "generator", recipe.generator.name, recipe.generator.params, ctx)
-    if image is not None and int(gen.z_dim) != ctx.image_latent_dim:
+    z_dim = _declared_size(gen, "z_dim", infos["generator"], "the size of its noise")
+    if image is not None and z_dim != ctx.image_latent_dim:
         raise UserError(
             f"image_encoder {infos['image_encoder'].qualified} gives latents of size {ctx.image_latent_dim}, but "
             f"generator {infos['generator'].qualified} takes noise of size {gen.z_dim}: the latent replaces the noise",
@@ -118,10 +131,11 @@ def build_networks(recipe: Recipe, registry: Registry, ctx: BuildContext) -> Net
     for i, spec in enumerate(recipe.losses):
         module, info = _build(registry, "loss", spec.name, spec.params, ctx)
         infos[f"losses.{i}"] = info
-        network = spec.trains or module.network
+        network = spec.trains or getattr(module, "network", None)
         if network not in ("generator", "discriminator"):
+            declared = f"declares network {network!r}" if network is not None else "declares no network"
             raise UserError(
-                f"loss {info.qualified} declares network {network!r}, so it would train nothing",
+                f"loss {info.qualified} {declared}, so it would train nothing",
                 f"the plugin {info.plugin!r} must set network = 'generator' or 'discriminator' "
                 f"(a recipe can also choose with \"trains\" in losses.{i})",
             )
