@@ -176,6 +176,7 @@ def test_evaluate_during_training_logs_keeps_best_and_leaves_rng_alone(registry:
 
     trainer.step = 2
     assert not keep_best(trainer, "fid", {"fid": best["value"] + 1}, best["protocol"])
+    assert not keep_best(trainer, "fid", {"fid": float("nan")}, best["protocol"])  # a diverged G is never the best
     assert keep_best(trainer, "fid", {"fid": best["value"] - 1e-3}, best["protocol"])
     assert json.loads((trainer.run_dir / "best.json").read_text())["step"] == 2
     said: list[str] = []  # a worse value under another protocol (a resume with other eval.samples) is no comparison

@@ -8,6 +8,7 @@ The trainer calls :func:`ganreg.metrics.evaluate.evaluate_during_training`
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from pathlib import Path
@@ -84,6 +85,10 @@ def keep_best(
     if key not in values:
         return False
     value = float(values[key])
+    if not math.isfinite(value):  # NaN compares false with everything: it would pass for an improvement
+        if log is not None:
+            log(f"eval: {key} is {value} at step {int(trainer.step)}: not a candidate for the best checkpoint")
+        return False
     lower = metric_family(key) in LOWER_IS_BETTER
     best_path = Path(trainer.run_dir) / BEST_FILE
     previous = read_json_or_none(best_path)

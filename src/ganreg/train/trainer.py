@@ -223,6 +223,7 @@ class Trainer:
         """
         logs: dict[str, torch.Tensor] = {}
         terms = self.nets.terms(network)
+        extras: dict[str, list[torch.Tensor]] = {}  # what the losses log: averaged over the micro-batches that log it
         accum = len(contexts)
         prefix = network[0]
         for ctx in contexts:
@@ -246,7 +247,8 @@ class Trainer:
                 logs[key] = logs.get(key, 0.0) + v.detach() / accum
             logs[f"{prefix}/total"] = logs.get(f"{prefix}/total", 0.0) + total.detach() / accum
             for k, v in ctx.logs.items():
-                logs[f"{prefix}/{k}"] = v
+                extras.setdefault(f"{prefix}/{k}", []).append(v)
+        logs.update(_means(extras))
         average_gradients((p for group in self.opt[network].param_groups for p in group["params"]), self.procs)
         self.opt[network].step()
         self.opt[network].zero_grad(set_to_none=True)
@@ -331,14 +333,16 @@ class Trainer:
             module.train()
         if not (self.joint_text or self.recipe.text_encoder.mode == "joint"):
             nets.text_encoder.eval()
-        logs: dict[str, torch.Tensor] = {}
+        d_logs: dict[str, list[torch.Tensor]] = {}
         batches: list[dict[str, Any]] = []
         d_contexts: list[StepContext] = []
         for d_step in range(t.d_steps):
             batches = step_batches[d_step]
             keep = t.reuse_fake and d_step == t.d_steps - 1
             d_contexts = [self._context("discriminator", batch, keep_g_graph=keep) for batch in batches]
-            logs.update(self._phase("discriminator", d_contexts))
+            for k, v in self._phase("discriminator", d_contexts).items():
+                d_logs.setdefault(k, []).append(v)
+        logs = _means(d_logs)  # a WGAN critic's 5 steps: the curve is their mean, not the last one's
         if t.reuse_fake:  # the last D step's images, still carrying G's graph
             g_contexts = [ctx.for_generator() for ctx in d_contexts]
         else:
@@ -451,7 +455,8 @@ class Trainer:
         to ``RUN/discarded/after_step_N/`` (:attr:`discarded_to`) and ``latest.pt`` rewritten at once: the
         run then has one history, the one being continued, and the other is set aside, not lost."""
         check_same_data(self.run_dir, self.data.fingerprint())
-        self.load_state_dict(load_checkpoint(checkpoint, map_location=self.device), checkpoint)
+        # on the CPU: torch takes random states only as CPU tensors; modules and optimisers copy to the device
+        self.load_state_dict(load_checkpoint(checkpoint, map_location="cpu"), checkpoint)
         moved: Path | None = None
         if self.procs.main:
             moved = discard_after(self.run_dir, self.step)
@@ -499,6 +504,7 @@ class Trainer:
 
         if not self.recipe.eval.every_epochs or not should_evaluate(self.recipe, self.step, self.steps_per_epoch):
             return
+        self._flush()  # a diverged network stops the run here, before it is scored or kept as the best
         state = self.state_dict() if self.procs.distributed and self.recipe.eval.keep_best else None
         if self.procs.main:
             from ganreg.metrics.evaluate import evaluate_during_training
@@ -512,7 +518,7 @@ class Trainer:
         metrics_path = self.run_dir / "metrics.jsonl"
         start = time.perf_counter() - self.elapsed
         last_time, last_images = time.perf_counter(), 0
-        images_per_step = t.batch_size * t.grad_accum
+        images_per_step = t.batch_size * t.grad_accum * t.d_steps * self.procs.world  # real images read, all processes
         status = "finished"
         writes = open(metrics_path, "a", encoding="utf-8") if self.procs.main else contextlib.nullcontext(None)
         with self._sigint_saves(), writes as metrics:
@@ -579,6 +585,16 @@ class Trainer:
         self.save()
         resume = f"the {self.step} steps trained so far are saved: once it is fixed, ganreg run --resume {self.run_dir}"
         return DataError(exc.message, f"{exc.fix}; {resume}" if exc.fix else resume)
+
+
+def _means(values: dict[str, list[torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """Each key's mean over the values logged for it (micro-batches, D steps), on the first value's device
+    (a loss may log a Python float on one micro-batch and a CUDA tensor on the next)."""
+    out: dict[str, torch.Tensor] = {}
+    for k, v in values.items():
+        first = torch.as_tensor(v[0])
+        out[k] = torch.stack([torch.as_tensor(x).to(first.device).float().reshape(()) for x in v]).mean()
+    return out
 
 
 def start_or_resume(
