@@ -35,35 +35,17 @@ def _threads(n: int | None) -> None:
 
 
 def _eval_table(result: Any) -> Table:
-    from ganreg.metrics.evaluate import metric_family
+    from ganreg.metrics.rows import COLUMNS, metric_rows
 
-    metrics, chance, mp = result.metrics, result.chance, result.metric_protocol
     table = Table(title="evaluation")
-    for col in ("metric", "value", "chance", "real ceiling", "protocol"):
+    for col in COLUMNS:
         table.add_column(col, overflow="fold")
-    ceiling = (mp.get("align") or {}).get("ceiling") or {}
-    for name, value in metrics.items():
-        if name.endswith("_std"):
-            continue
-        base = metric_family(name)
-        std = metrics.get(f"{name}_std")
-        if base == "align":
-            head = "class" if name == "align" else name.removeprefix("align_")
-            shown, ceil = f"{value:.1%}", f"{ceiling[head]:.1%}" if head in ceiling else ""
-        elif name == "diversity":  # generated / real: 1 is as varied as the real images one caption fits
-            shown, ceil = f"{value:.2f}", "1.00"
-        elif name == "diversity_pixels":
-            real = (mp.get("diversity") or {}).get("real_pixels")
-            shown, ceil = f"{value:.4f}", f"{real:.4f}" if real is not None else ""
-        else:
-            shown, ceil = (f"{value:.4g} ± {std:.2g}" if std is not None else f"{value:.4g}"), ""
-        table.add_row(name, shown, f"{chance[name]:.1%}" if name in chance else "", ceil, (mp.get(base) or {}).get("id", ""))
+    for row in metric_rows(result.metrics, result.chance, result.metric_protocol):
+        table.add_row(*row)
     return table
 
 
 def _protocol_lines(result: Any) -> list[str]:
-    from ganreg.metrics.evaluate import weak_classifier_warning
-
     p = result.protocol
     lines = []
     run = p.get("run") or {}
@@ -87,9 +69,8 @@ def _protocol_lines(result: Any) -> list[str]:
     if cls:
         acc = cls.get("heldout_accuracy") or {}
         lines.append("alignment classifier held-out accuracy: " + ", ".join(f"{k} {v:.1%}" for k, v in acc.items()))
-    for warning in [weak_classifier_warning(p), *result.warnings]:
-        if warning:
-            lines.append(f"[yellow]warning: {escape(warning)}[/yellow]")
+    for warning in result.warnings:
+        lines.append(f"[yellow]warning: {escape(warning)}[/yellow]")
     lines.append(f"took {p['seconds']} s")
     return lines
 

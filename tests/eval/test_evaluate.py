@@ -25,9 +25,10 @@ def test_eval_writes_eval_json_with_the_protocol(tiny_run: Path, autoload: Any) 
     saved = json.loads((tiny_run / "eval.json").read_text())
     assert saved["metrics"] == pytest.approx(result.metrics)
     # 24 samples and a few dozen real images (small on purpose): computed all the same, each weak metric warned
-    # about in the record, the real side first (KID's subsets are limited by the 24 generated images: said once)
+    # about in the record, the real side first (KID's subsets are limited by the 24 generated images: said once),
+    # after the weak classifier of this tiny dataset (in the record too: the report shows it)
     assert [w.split(" ", 2)[:2] for w in saved["warnings"]] == [
-        ["FID", "against"], ["FID", "from"], ["KID", "from"], ["alignment", "from"]
+        ["the", "evaluation"], ["FID", "against"], ["FID", "from"], ["KID", "from"], ["alignment", "from"]
     ]
     (record,) = (tiny_run / "evals").glob("test-step0000002-*.json")  # kept per split, step and protocol
     assert json.loads(record.read_text()) == saved
@@ -168,6 +169,12 @@ def test_evaluate_during_training_logs_keeps_best_and_leaves_rng_alone(registry:
     assert {"eval/fid", "eval/kid", "eval/is", "eval/align", "eval/align_colour"} <= set(values)
     rows = [json.loads(line) for line in (trainer.run_dir / "metrics.jsonl").read_text().splitlines()]
     assert rows[-1]["step"] == 1 and rows[-1]["eval/fid"] == pytest.approx(values["eval/fid"])
+    during = json.loads((trainer.run_dir / "eval_during_training.json").read_text())
+    assert any(w.startswith("FID from") for w in during["warnings"])  # a few samples: said with the numbers
+    from ganreg.report.html import build_report
+
+    page = build_report(trainer.run_dir, tmp_path / "r.html", False).read_text()
+    assert f"fid: {during['metric_protocol']['fid']['id']}" in page and "FID from" in page
     best = json.loads((trainer.run_dir / "best.json").read_text())
     assert best["metric"] == "fid" and best["step"] == 1 and best["mode"] == "min"
     assert load_checkpoint(trainer.run_dir / "checkpoints" / "best.pt")["step"] == 1

@@ -51,6 +51,18 @@ def test_report_is_self_contained(report: Path) -> None:
     assert "<link" not in page and "http://" not in page and "https://" not in page
     assert "t-SNE skipped" not in page
     assert "dfgan:dfgan" in page and "generator" in page  # components and parameter table
+    assert re.search(r"From the checkpoint of step 2 \(ema generator weights\).*(noise truncated at|untruncated N)", page)  # t-SNE
+    assert re.search(r"<td>trained on</td><td>cpu \([^)]*\), amp (off|bfloat16)</td>", page)  # run.json's sessions
+
+
+@pytest.mark.parametrize("n", [9, 10, 18, 48, 200])
+def test_tsne_classes_never_share_a_colour(n: int) -> None:
+    """The shapes data's 48 classes drew from tab20 by i % 20: held-out classes shared colours with no legend."""
+    from ganreg.metrics.tsne import class_colours
+
+    colours = class_colours(list(range(n)))
+    assert len({tuple(round(v, 4) for v in c) for c in colours.values()}) == n
+    assert not any(c[0] == c[1] == c[2] for c in colours.values())  # grey marks the training captions
 
 
 def _chromium(args: list[str], tmp: Path) -> subprocess.CompletedProcess[str]:
@@ -168,6 +180,19 @@ def test_damaged_run_files_are_named_or_skipped_never_a_traceback(tiny_run: Path
         compare_runs([a, b])
     with pytest.raises(UserError, match="given twice"):
         compare_runs([a, tmp_path / "a" / ".." / "a"])
+
+
+def test_report_draws_the_loss_curves_from_the_log_not_a_stale_picture(tiny_run: Path, tmp_path: Path) -> None:
+    """RUN/loss_curves.png is drawn when a run ends: a run resumed from an earlier step (its log trimmed) or one
+    still training would show curves the log no longer has."""
+    from ganreg.report.html import data_uri
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run, ignore=shutil.ignore_patterns("report"))
+    Image.new("RGB", (40, 30), (255, 0, 0)).save(run / "loss_curves.png")  # stale: not what the log holds
+    page = build_report(run, tmp_path / "r.html", False).read_text()
+    assert data_uri(run / "loss_curves.png") not in page
+    assert "alt='loss curves'" in page
 
 
 def test_report_says_which_step_its_evaluation_is_of(tiny_run: Path, tmp_path: Path) -> None:

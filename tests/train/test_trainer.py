@@ -28,6 +28,8 @@ def test_two_step_run_writes_every_artefact(tmp_path: Path, registry, make_recip
     meta = json.loads((run / "run.json").read_text())
     assert meta["components"]["generator"]["id"] == "dcgan_cls:dcgan_cls"
     assert meta["plugins"]["dcgan_cls"]["version"] == "0.1.0"
+    (session,) = meta["sessions"]  # what "auto" resolved to: the recipe alone cannot tell a bf16 run from an fp32 one
+    assert session["from_step"] == 0 and session["device"] == "cpu" and session["amp"] in ("off", "bfloat16")
     assert (run / "checkpoints" / "latest.pt").is_file() and (run / "checkpoints" / "step_0000002.pt").is_file()
     assert (run / "samples" / "step_0000000.png").is_file() and (run / "samples" / "step_0000002.png").is_file()
     captions = (run / "samples" / "step_0000002.txt").read_text().splitlines()
@@ -60,6 +62,8 @@ def test_kill_and_resume_gives_identical_losses(tmp_path: Path, registry, make_r
     assert resumed.step == 2
     assert resumed.fit() == "finished"
     assert losses(straight) == losses(broken)
+    sessions = json.loads((broken / "run.json").read_text())["sessions"]
+    assert [x["from_step"] for x in sessions] == [0, 2] and {x["device"].split(":")[0] for x in sessions} == {device}
     a = torch.load(straight / "checkpoints" / "latest.pt", weights_only=True)
     b = torch.load(broken / "checkpoints" / "latest.pt", weights_only=True)
     for k, v in a["ema"].items():
@@ -228,6 +232,27 @@ def test_amp_auto_is_bf16_only_where_the_device_computes_it_natively(monkeypatch
     monkeypatch.setattr(setup, "native_bf16", lambda device: False)
     assert setup.resolve_amp("auto", cpu) is None
     assert setup.resolve_amp("bf16", cpu) is torch.bfloat16
+
+
+def test_a_resumed_run_does_not_pretrain_its_text_encoder_again(make_recipe, registry, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The checkpoint holds the encoder: pretraining on resume (a moved data path changes the cache key) was minutes
+    thrown away."""
+    import ganreg.text_encoders.pretrain as pretrain
+
+    recipe = make_recipe(**{"train.steps": 2, "text_encoder.mode": "pretrain", "text_encoder.pretrain": {"epochs": 1}})
+    run = tmp_path / "run"
+    assert start_or_resume(recipe, registry, run, "cpu", resume=False).fit(stop_after=1) == "interrupted"
+
+    def refuse(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise AssertionError("pretrained again on resume")
+
+    monkeypatch.setattr(pretrain, "pretrain_text_encoder", refuse)
+    resumed = start_or_resume(recipe, registry, run, "cpu", resume=True)
+    saved = load_checkpoint(run / "checkpoints" / "latest.pt")["models"]["text_encoder"]
+    for k, v in resumed.nets.text_encoder.state_dict().items():
+        torch.testing.assert_close(v, saved[k], rtol=0, atol=0)
+    assert not any(p.requires_grad for p in resumed.nets.text_encoder.parameters())
+    assert resumed.fit() == "finished"
 
 
 def test_pretraining_sees_the_word_subsets_the_gan_will_see(make_recipe, registry, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]

@@ -100,7 +100,7 @@ class EvalResult:
     protocol: dict[str, Any]
     metric_protocol: dict[str, dict[str, Any]]
     warnings: list[str] = field(default_factory=list)
-    """What makes these numbers weak (too few samples for a metric), kept with them in the record."""
+    """What makes these numbers weak (:func:`evaluation_warnings`), kept with them in the record."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -244,7 +244,21 @@ def _evaluate(
             real_pixels=real_diversity,
             reference="real images with the same class and attributes" if real_diversity is not None else None,
         )
-    return EvalResult(values, chance, protocol, per_metric)
+    result = EvalResult(values, chance, protocol, per_metric)
+    result.warnings = evaluation_warnings(result)
+    return result
+
+
+def evaluation_warnings(result: EvalResult) -> list[str]:
+    """What makes these numbers untrustworthy: a weak evaluation classifier, too few generated or real
+    images. Stored with the numbers (eval.json, eval_during_training.json), so the report and ``compare``
+    show them too, not only the terminal that ran the evaluation."""
+    p = result.protocol
+    real = (p.get("reference") or {}).get("real_samples")
+    sizes = sample_size_warnings(list(result.metric_protocol), p["generated_samples"],
+                                 (p.get("extractor") or {}).get("feature_dim"), real if isinstance(real, int) else None)
+    weak = weak_classifier_warning(p)
+    return [weak, *sizes] if weak else sizes
 
 
 def _consume(
@@ -452,10 +466,6 @@ def evaluate_run(
         "generator_weights": run.generator_weights,
         "recipe": run.recipe.name,
     }
-    real = (result.protocol.get("reference") or {}).get("real_samples")
-    result.warnings = sample_size_warnings(list(result.metric_protocol), result.protocol["generated_samples"],
-                                           (result.protocol.get("extractor") or {}).get("feature_dim"),
-                                           real if isinstance(real, int) else None)
     if write:
         text = json.dumps(result.to_json(), indent=2) + "\n"
         atomic_write_text(eval_record_path(run_dir, result), text)

@@ -24,7 +24,6 @@ from ganreg.metrics.evaluate import (
     metric_family,
     needs_classifier,
     parse_metrics,
-    weak_classifier_warning,
 )
 from ganreg.runfiles import BEST_CHECKPOINT, BEST_FILE, CHECKPOINT_DIR, checkpoint_dir, read_json_or_none
 
@@ -165,7 +164,6 @@ def evaluate_trainer(trainer: Any, log: Log | None = None, state: dict[str, Any]
             tb.log_image(trainer.step, grids[-1])
     shown = ", ".join(f"{k} {v:.4g}" for k, v in result.metrics.items() if not k.endswith("_std"))
     log(f"eval @ step {trainer.step} ({split}, {result.protocol['generated_samples']} samples, {seconds} s): {shown}")
-    warning = weak_classifier_warning(result.protocol)
-    if warning:
+    for warning in result.warnings:
         log(f"eval warning: {warning}")
     return values

@@ -33,6 +33,31 @@ class Panel:
     labels: np.ndarray
     groups: np.ndarray | None = None
     group_names: list[str] | None = None
+    grey_group: int | None = None
+    """A group drawn in grey, not by class: the training captions beside held-out ones, whose many classes
+    would otherwise use up the colours the held-out classes need to be told apart."""
+
+
+GREY = (0.72, 0.72, 0.72, 1.0)
+
+
+def _palette(name: str, greys: tuple[int, ...]) -> list[Any]:
+    cmap = plt.get_cmap(name)
+    return [cmap(i) for i in range(cmap.N) if i not in greys]
+
+
+LEGEND_MAX = 18
+"""Classes up to which the colours come from tab10 / tab20 (their greys left out) and a legend names them."""
+
+
+def class_colours(classes: list[int]) -> dict[int, Any]:
+    """A distinct colour per class, never grey (:data:`GREY` marks the training captions): tab10 / tab20 up
+    to :data:`LEGEND_MAX` classes, then evenly spaced hues (close for many classes, but never shared)."""
+    if len(classes) <= LEGEND_MAX:
+        palette = _palette("tab10", (7,)) if len(classes) <= 9 else _palette("tab20", (14, 15))
+        return {c: palette[i] for i, c in enumerate(classes)}
+    hues = plt.get_cmap("hsv")
+    return {c: hues(i / len(classes)) for i, c in enumerate(classes)}
 
 
 def tsne_2d(features: np.ndarray, seed: int = 0) -> np.ndarray:
@@ -66,34 +91,47 @@ def text_embeddings(
 
 
 def plot_panels(panels: list[Panel], class_names: list[str], out: Path, seed: int = 0) -> Path:
-    """Side-by-side t-SNE maps, one colour per class (legend when there are few classes)."""
+    """Side-by-side t-SNE maps, one colour per class, the same in every panel, never shared by two classes
+    (a legend up to :data:`LEGEND_MAX` classes); a panel's ``grey_group`` is drawn in grey."""
     fig, axes = plt.subplots(1, len(panels), figsize=(4.3 * len(panels), 4.4), constrained_layout=True, squeeze=False)
-    present = sorted({int(c) for p in panels for c in p.labels})
-    cmap = plt.get_cmap("tab10" if len(present) <= 10 else "tab20")
-    colour = {c: cmap(i % cmap.N) for i, c in enumerate(present)}
+    present = sorted({int(c) for p in panels for g, c in zip(_groups(p).tolist(), p.labels.tolist()) if g != p.grey_group})
+    colour = class_colours(present)
     for ax, panel in zip(axes[0], panels):
         xy = tsne_2d(panel.features, seed)
-        groups = panel.groups if panel.groups is not None else np.zeros(len(panel.labels), dtype=np.int64)
+        groups = _groups(panel)
         for g in sorted(set(groups.tolist())):
             for c in sorted(set(panel.labels[groups == g].tolist())):
                 m = (groups == g) & (panel.labels == c)
-                label = class_names[c] if g == min(groups.tolist()) and c < len(class_names) else None
-                ax.scatter(xy[m, 0], xy[m, 1], s=14, color=colour[int(c)], marker=MARKERS[g % len(MARKERS)], alpha=0.8,
-                           label=label, linewidths=0)
+                ax.scatter(xy[m, 0], xy[m, 1], s=14, color=GREY if g == panel.grey_group else colour[int(c)],
+                           marker=MARKERS[g % len(MARKERS)], alpha=0.8, linewidths=0)
         title = panel.title
         if panel.group_names:
-            title += "\n(" + ", ".join(f"{MARKERS[i % len(MARKERS)]} {name}" for i, name in enumerate(panel.group_names)) + ")"
+            title += "\n(" + ", ".join(f"{MARKERS[i % len(MARKERS)]} {name}" + (" in grey" if i == panel.grey_group else "")
+                                       for i, name in enumerate(panel.group_names)) + ")"
         ax.set_title(title, fontsize=10)
         ax.set_xticks([])
         ax.set_yticks([])
-    if len(present) <= 20:
+    if len(present) > LEGEND_MAX:
+        fig.suptitle(f"{len(present)} classes, one hue each (too many for a legend)", fontsize=9)
+    else:
         handles = [plt.Line2D([], [], marker="o", ls="", color=colour[c], label=class_names[c] if c < len(class_names) else str(c))
                    for c in present]
         fig.legend(handles=handles, loc="outside lower center", ncol=min(len(present), 6), fontsize=8, frameon=False)
     return save_figure(fig, out, dpi=90)
 
 
-def tsne_for_run(run_dir: Path, out: Path, n: int = 300, device: str = "auto", log: Any = None, seed: int = 0) -> Path:
+def _groups(panel: Panel) -> np.ndarray:
+    return panel.groups if panel.groups is not None else np.zeros(len(panel.labels), dtype=np.int64)
+
+
+@dataclass
+class TsneMaps:
+    path: Path
+    caption: str
+    """What each panel shows and how its points were made (checkpoint step, weights, noise truncation)."""
+
+
+def tsne_for_run(run_dir: Path, out: Path, n: int = 300, device: str = "auto", log: Any = None, seed: int = 0) -> TsneMaps:
     """Three maps for a trained run: text embeddings of training and held-out captions, classifier
     features of images generated from held-out captions, and of real held-out images; a fourth, with an
     image encoder, of its latents (means) of the same real images: whether the latent carries the class,
@@ -124,13 +162,15 @@ def tsne_for_run(run_dir: Path, out: Path, n: int = 300, device: str = "auto", l
     text_panel = Panel(
         "text embeddings of captions", np.concatenate([te, he]), np.concatenate([tl, hl]),
         np.concatenate([np.zeros(len(tl), np.int64), np.ones(len(hl), np.int64)]), ["train captions", f"{held_name} captions"],
+        grey_group=0 if held is not train else None,  # coloured: the held-out classes, as in the image panels
     )
     classifier = load_classifier(cfg, device=dev, log=log)
     model = classifier.model.to(dev)
     gen_f, gen_l, real_f, real_l, latents = [], [], [], [], []
     encoder = run.nets.image_encoder
     with torch.no_grad():
-        for b in generated_batches(run.nets.generator, run.nets.text_encoder, held, collator, n, dev, seed):
+        truncation = run.recipe.samples.truncation  # the noise of the run's grids and of `ganreg eval`
+        for b in generated_batches(run.nets.generator, run.nets.text_encoder, held, collator, n, dev, seed, truncation):
             gen_f.append(model.features(b.images).cpu())
             gen_l.append(b.labels)
         for b in real_batches(held, collator, min(n, len(held)), seed):
@@ -147,4 +187,13 @@ def tsne_for_run(run_dir: Path, out: Path, n: int = 300, device: str = "auto", l
     if latents:
         panels.append(Panel(f"image encoder latents of real {held_name} images", torch.cat(latents).numpy(),
                             torch.cat(real_l).numpy()))
-    return plot_panels(panels, classifier.class_names, Path(out), seed)
+    path = plot_panels(panels, classifier.class_names, Path(out), seed)
+    noise = f"noise truncated at {truncation}" if truncation is not None else "untruncated N(0, I) noise"
+    caption = (
+        f"From the checkpoint of step {run.step:,} ({run.generator_weights} generator weights). Left: the text encoder's "
+        f"sentence embeddings of train captions (grey) and {held_name} captions (coloured by class). Then: classifier "
+        f"features of {len(torch.cat(gen_l))} images generated from {held_name} captions ({noise}, as the run's grids), "
+        f"coloured by the caption's class; the same features of real {held_name} images, for reference"
+        + ("; the image encoder's latents of those real images." if latents else ".")
+    )
+    return TsneMaps(path, caption)

@@ -102,6 +102,7 @@ def compare_runs(run_dirs: list[Path], out: Path | None = None) -> Comparison:
     rows.append(["recipe", *[r.recipe.get("name") for r in runs]])
     rows.append(["steps", *[r.last_step for r in runs]])
     rows.append(["wall time (min)", *[r.wall_time_s / 60 if r.wall_time_s is not None else None for r in runs]])
+    rows.append(["trained on", *[r.trained_on for r in runs]])
     for key in sorted({k for r in runs for k in r.final_losses()}):
         rows.append([f"final {key}", *[r.final_losses().get(key) for r in runs]])
     for key in sorted({k for r in runs for k in r.latest_eval() if not k.endswith("_std")}):
@@ -119,6 +120,9 @@ def compare_runs(run_dirs: list[Path], out: Path | None = None) -> Comparison:
             warnings.append(f"{metric}: runs were evaluated under different protocols ({', '.join(sorted(distinct))}); "
                             "re-run `ganreg eval` with the same options before comparing")
     for r, name in zip(runs, names):
+        weak = [w for w in (r.eval or {}).get("warnings") or [] if isinstance(w, str)]
+        if weak:
+            warnings.append(f"{name}: its evaluation (eval.json) carries {len(weak)} warning(s), the first: {weak[0]}")
         if not r.metrics:
             warnings.append(f"{name}: metrics.jsonl is missing or holds no record (no losses or wall time to compare)")
     weights = {w for r in runs if (w := (_eval_protocol(r).get("run") or {}).get("generator_weights"))}

@@ -83,6 +83,7 @@ def _summary(info: RunInfo) -> str:
         ["training log", f"{len(info.metrics)} records in metrics.jsonl" if info.metrics
          else "metrics.jsonl is missing or holds no record: no loss curves or wall time"],
         ["created", m.get("created", "-")],
+        ["trained on", info.trained_on or "-"],
         ["ganreg / torch", f"{m.get('ganreg_version', '?')} / {m.get('torch_version', '?')}"],
     ]
     for key, comp in (m.get("components") or {}).items():
@@ -94,17 +95,9 @@ def _evaluation(info: RunInfo) -> str:
     if not info.eval:
         return "<p class='muted'>No eval.json: run <code>ganreg eval RUN_DIR</code> to add the evaluation.</p>"
     ev = info.eval
-    metrics, chance, mp = ev.get("metrics", {}), ev.get("chance", {}), ev.get("metric_protocol", {})
-    from ganreg.metrics.evaluate import metric_family
+    from ganreg.metrics.rows import COLUMNS, metric_rows
 
-    rows = []
-    for name, value in metrics.items():
-        if name.endswith("_std"):
-            continue
-        base = metric_family(name)
-        std = metrics.get(f"{name}_std")
-        shown = f"{value:.4g} ± {std:.2g}" if std is not None else (f"{value:.1%}" if base == "align" else f"{value:.4g}")
-        rows.append([name, shown, f"{chance[name]:.1%}" if name in chance else "", (mp.get(base) or {}).get("id", "")])
+    rows = metric_rows(ev.get("metrics", {}), ev.get("chance", {}), ev.get("metric_protocol", {}))
     proto = json.dumps(ev.get("protocol", {}), indent=2)
     p = ev.get("protocol") if isinstance(ev.get("protocol"), dict) else {}
     run = p.get("run") if isinstance(p.get("run"), dict) else {}
@@ -114,9 +107,20 @@ def _evaluation(info: RunInfo) -> str:
             f"{esc(str(run.get('generator_weights')))} generator weights, truncation {esc(str(p.get('truncation')))}; "
             f"every evaluation is kept in <code>evals/</code>.</p>")
     warned = "".join(f"<li>{esc(w)}</li>" for w in ev.get("warnings") or [] if isinstance(w, str))
-    return what + table(["metric", "value", "chance", "protocol"], rows) + (
+    return what + table(list(COLUMNS), rows) + (
         f"<p><b>warnings</b></p><ul>{warned}</ul>" if warned else ""
     ) + f"<details><summary>full protocol</summary><pre>{esc(proto)}</pre></details>"
+
+
+def _training_eval_protocol(info: RunInfo) -> str:
+    """Under the metric curves: how the latest evaluation during training measured (each metric's protocol
+    id: samples, features, split) and what makes its numbers weak (its warnings)."""
+    ev = info.training_eval if isinstance(info.training_eval, dict) else {}
+    mp = ev.get("metric_protocol") if isinstance(ev.get("metric_protocol"), dict) else {}
+    ids = [f"{name}: {p.get('id')}" for name, p in mp.items() if isinstance(p, dict) and p.get("id")]
+    warned = "".join(f"<li>{esc(w)}</li>" for w in ev.get("warnings") or [] if isinstance(w, str))
+    out = f"<p class='muted'>Measured as {esc('; '.join(ids))} (eval_during_training.json).</p>" if ids else ""
+    return out + (f"<p><b>warnings</b></p><ul>{warned}</ul>" if warned else "")
 
 
 def _metric_cell(name: str, value: Any) -> str:
@@ -176,7 +180,7 @@ def build_report(
     max_grids: int = 8, log: Callable[[str], None] | None = None,
 ) -> Path:
     """Write the run's HTML report (default ``RUN/report/index.html``) and return its path."""
-    from ganreg.train.plots import plot_losses
+    from ganreg.train.plots import loss_term_names, plot_losses
 
     log = log or (lambda msg: None)
     run_dir = Path(run_dir)
@@ -192,14 +196,14 @@ def build_report(
         if info.best:
             sections[-1] = ("Evaluation", sections[-1][1] + "<p>Best checkpoint: " + esc(
                 f"{info.best.get('metric')} = {info.best.get('value'):.4g} at step {info.best.get('step')} "
-                f"({info.best.get('checkpoint')})") + "</p>")
-        loss_png = run_dir / "loss_curves.png"
-        if not loss_png.is_file() and info.loss_rows:
-            loss_png = plot_losses(info.metrics, tmp / "loss_curves.png") or loss_png
-        sections.append(("Loss curves", img(loss_png, "loss curves") if loss_png.is_file() else "<p class='muted'>No losses logged.</p>"))
+                f"({info.best.get('checkpoint')}), measured as {info.best.get('protocol')} during training") + "</p>")
+        # drawn from metrics.jsonl as it is now, never RUN/loss_curves.png: that is written when a run ends, so it
+        # misses the steps of a run in progress or killed, and shows the discarded steps of one resumed earlier
+        loss_png = plot_losses(info.metrics, tmp / "loss_curves.png", loss_term_names(info.recipe)) if info.loss_rows else None
+        sections.append(("Loss curves", img(loss_png, "loss curves") if loss_png else "<p class='muted'>No losses logged.</p>"))
         curves = plot_metric_curves(info.metrics, tmp / "metric_curves.png")
-        sections.append(("Metric curves", img(curves, "metric curves") if curves else
-                         "<p class='muted'>No evaluation during training (recipe eval.every_epochs).</p>"))
+        sections.append(("Metric curves", img(curves, "metric curves") + _training_eval_protocol(info) if curves else
+                         "<p class='muted'>No evaluation during training yet (recipe eval.every_epochs).</p>"))
         sections.append(("Samples over training", _grids(info, max_grids)))
         if tsne:
             sections.append(("t-SNE", _tsne(run_dir, tmp / "tsne.png", tsne_samples, device, log)))
@@ -217,11 +221,8 @@ def _tsne(run_dir: Path, out: Path, n: int, device: str, log: Callable[[str], No
     from ganreg.metrics.tsne import tsne_for_run
 
     try:
-        path = tsne_for_run(run_dir, out, n, device, log)
+        maps = tsne_for_run(run_dir, out, n, device, log)
     except UserError as exc:
-        return f"<p class='muted'>t-SNE skipped: {esc(exc.message)}</p>"
-    return img(path, "t-SNE maps") + (
-        "<p class='muted'>Left: the text encoder's sentence embeddings (train and held-out captions). Middle: classifier "
-        "features of images generated from held-out captions, coloured by the caption's class. Right: the same features "
-        "of real held-out images, for reference.</p>"
-    )
+        fix = f" (fix: {exc.fix})" if exc.fix else ""
+        return f"<p class='muted'>t-SNE skipped: {esc(exc.message + fix)}</p>"
+    return img(maps.path, "t-SNE maps") + f"<p class='muted'>{esc(maps.caption)}</p>"

@@ -98,6 +98,21 @@ class RunInfo:
                     out[k] = float(v)
         return out
 
+    @property
+    def trained_on(self) -> str | None:
+        """Where and how it trained, from run.json's ``sessions`` (device, autocast dtype, processes; one
+        part per start or resume where these changed); None for runs written before they were recorded."""
+        sessions = [x for x in self.meta.get("sessions") or [] if isinstance(x, dict)]
+        parts: list[str] = []
+        last = None
+        for x in sessions:
+            what = (f"{x.get('device')} ({x.get('device_name')}), amp {x.get('amp')}"
+                    + (f", {x.get('processes')} processes" if (x.get("processes") or 1) > 1 else ""))
+            if what != last:
+                parts.append(what if not parts else f"from step {x.get('from_step')}: {what}")
+            last = what
+        return "; ".join(parts) or None
+
     def latest_eval(self) -> dict[str, float]:
         """eval.json's metrics, else the last ``eval/*`` line of metrics.jsonl."""
         if self.eval and isinstance(self.eval.get("metrics"), dict):

@@ -246,6 +246,24 @@ def write_run_files(
     atomic_write_text(run_dir / RUN_FILE, json.dumps(meta, indent=2) + "\n")
 
 
+def record_session(run_dir: Path, step: int, device: torch.device, amp: torch.dtype | None, processes: int) -> None:
+    """Append to run.json's ``sessions`` where and how training (re)started at ``step``: the device, its name,
+    the autocast dtype ``train.amp: auto`` resolved to, the process and thread counts. The recipe says only
+    ``auto``; a bf16 GPU run and an fp32 CPU run are told apart (report, ``compare``) by this."""
+    meta = read_json_or_none(run_dir / RUN_FILE)
+    if not isinstance(meta, dict):
+        return
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else (platform.processor() or platform.machine())
+    session = {
+        "from_step": int(step), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "device": str(device),
+        "device_name": name, "amp": str(amp).removeprefix("torch.") if amp is not None else "off",
+        "processes": int(processes), "threads": torch.get_num_threads(),
+    }
+    sessions = meta.get("sessions") if isinstance(meta.get("sessions"), list) else []
+    meta["sessions"] = [*sessions, session]
+    atomic_write_text(run_dir / RUN_FILE, json.dumps(meta, indent=2) + "\n")
+
+
 def check_same_data(run_dir: Path, data: dict[str, Any]) -> None:
     """A resumed run trains on the data it started with: refused when the recorded fingerprint differs (the
     data moved, and the copy at the new ``data.path`` is another or a partial one). Runs written before the

@@ -165,12 +165,16 @@ def prepare_data(recipe: Recipe, run_dir: Path | None = None) -> DataBundle:
     return DataBundle(train, test, vocab, Collator(vocab, cfg.max_words), ctx, cfg.num_workers, cfg.max_words)
 
 
-def prepare_text_encoder(encoder: TextEncoder, recipe: Recipe, data: DataBundle, device: torch.device) -> None:
+def prepare_text_encoder(
+    encoder: TextEncoder, recipe: Recipe, data: DataBundle, device: torch.device, pretrain: bool = True
+) -> None:
     """Pretrain-and-freeze, freeze, or leave trainable, as ``text_encoder.mode`` says (after any
-    ``text_encoder.weights`` were loaded: :func:`ganreg.train.weights.load_recipe_weights`)."""
+    ``text_encoder.weights`` were loaded: :func:`ganreg.train.weights.load_recipe_weights`). ``pretrain=False``
+    (a resumed run: its checkpoint holds the encoder) only freezes: pretraining, or finding it cached, would be
+    thrown away."""
     mode = recipe.text_encoder.mode
     has_params = any(True for _ in encoder.parameters())
-    if mode == "pretrain" and has_params:
+    if mode == "pretrain" and has_params and pretrain:
         from ganreg.text_encoders.pretrain import pretrain_text_encoder
 
         pretrain_text_encoder(encoder, recipe, data, device)

@@ -45,7 +45,7 @@ from ganreg.train.distributed import (
 )
 from ganreg.train.networks import LossTerm, Networks, build_networks, check_trainable, parameter_table
 from ganreg.train.optim import build_optimizer, build_scheduler
-from ganreg.train.rundir import check_same_data, discard_after, trim_metrics, write_run_files
+from ganreg.train.rundir import check_same_data, discard_after, record_session, trim_metrics, write_run_files
 from ganreg.train.sampling import grid_images, make_noise, save_grid
 from ganreg.train.setup import DataBundle, prepare_data, prepare_text_encoder, resolve_amp, resolve_device, text_batch
 from ganreg.train.weights import load_recipe_weights
@@ -83,7 +83,7 @@ class Trainer:
         check_trainable(self.nets, self.data.train, t.batch_size, procs.world)
         if start_weights:
             load_recipe_weights(self.nets.modules(), {k: getattr(recipe, k) for k in SECTION_KINDS})
-        prepare_text_encoder(self.nets.text_encoder, recipe, self.data, self.device)
+        prepare_text_encoder(self.nets.text_encoder, recipe, self.data, self.device, pretrain=start_weights)
         if procs.main:
             barrier(procs)
         self.joint_text = recipe.text_encoder.mode == "joint" and any(
@@ -571,7 +571,8 @@ class Trainer:
             from ganreg.runfiles import read_metrics
             from ganreg.train.plots import plot_losses
 
-            plot_losses(read_metrics(metrics_path), self.run_dir / "loss_curves.png")
+            terms = {t.name.split(".")[0] for t in self.nets.losses}
+            plot_losses(read_metrics(metrics_path), self.run_dir / "loss_curves.png", terms)
         return status
 
 
@@ -606,4 +607,6 @@ def start_or_resume(
         trainer.resume(checkpoint or latest_checkpoint(run_dir))
     elif procs.main:
         trainer.write_static_files()
+    if procs.main:
+        record_session(run_dir, trainer.step, trainer.device, trainer.amp_dtype, procs.world)
     return trainer
