@@ -46,6 +46,19 @@ class WrongCondDim(TinyGenerator):
         return GeneratorOutput(images=super().forward(z, cond).images, cond_used=cond[:, :2])
 
 
+class LeavesTheRange(TinyGenerator):
+    """In range at initialisation (the probe), outside it once trained (no final tanh, in effect)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.register_buffer("steps", torch.zeros(()))
+
+    def forward(self, z: torch.Tensor, cond: torch.Tensor) -> GeneratorOutput:
+        if self.training:
+            self.steps += 1
+        return GeneratorOutput(images=super().forward(z, cond).images + 2 * self.steps)
+
+
 class NoZDim(TinyGenerator):
     """Forgets to declare its noise size (``ganreg.interfaces.Generator.z_dim``)."""
 
@@ -140,7 +153,8 @@ class Broken:
     @hookimpl
     def ganreg_register(self, register: Any) -> None:
         for name, cls in {"half": HalfSize, "no_tanh": NoTanh, "crashes": Crashes, "tiny": TinyGenerator,
-                           "wrong_cond_dim": WrongCondDim, "no_z_dim": NoZDim}.items():
+                           "wrong_cond_dim": WrongCondDim, "no_z_dim": NoZDim,
+                           "leaves_the_range": LeavesTheRange}.items():
             register("generator", name, _factory(cls), summary=name)
         register("discriminator", "batch_mean", _factory(BatchMean), summary="batch mean")
         register("discriminator", "tiny", _factory(TinyDiscriminator), summary="tiny")
@@ -189,6 +203,14 @@ def test_a_broken_network_is_named_before_training(registry: Registry, tmp_path:
         _start(registry, tmp_path, **over)
     assert message in caught.value.message
     assert "broken" in (caught.value.fix or "")
+
+
+def test_a_generator_leaving_the_image_range_is_named_on_the_next_grid(registry: Registry, tmp_path: Path) -> None:
+    trainer = _start(registry, tmp_path, generator={"name": "broken:leaves_the_range"}, train={"steps": 4})
+    with pytest.raises(UserError) as caught:
+        trainer.fit()
+    assert "generator broken:leaves_the_range returned values in [" in caught.value.message
+    assert "on the sample grid of step 2" in caught.value.message and "tanh" in (caught.value.fix or "")
 
 
 def test_a_network_failing_inside_a_loss_is_named_not_the_loss(registry: Registry, tmp_path: Path) -> None:

@@ -53,6 +53,17 @@ def blame(info: ComponentInfo, what: str, nets: Any = None) -> Iterator[None]:
         ) from exc
 
 
+def check_image_range(images: torch.Tensor, info: ComponentInfo, when: str = "") -> None:
+    """G's images lie in [-1, 1] (``ganreg.interfaces``); checked at initialisation and on every sample grid,
+    since an untrained generator without a final tanh can start inside the range and leave it as it learns."""
+    low, high = float(images.min()), float(images.max())
+    if low < -1 - RANGE_SLACK or high > 1 + RANGE_SLACK:
+        raise UserError(
+            f"generator {info.qualified} returned values in [{low:.3g}, {high:.3g}]{when}; ganreg's images are in [-1, 1]",
+            f"end the generator with tanh (or clamp); {_fix(info)}",
+        )
+
+
 def culprit(exc: BaseException, nets: Any, default: ComponentInfo) -> ComponentInfo:
     """The component whose code raised ``exc``: a loss runs G and D through the step context, so an
     exception inside a loss's call may come from either network. The innermost traceback frame that
@@ -121,12 +132,7 @@ def check_contracts(nets: Any, batch: dict[str, Any], image_size: int, device: t
             )
         if not torch.isfinite(images).all():
             raise UserError(f"generator {gen.qualified} returned NaN or infinite pixels at initialisation", _fix(gen))
-        low, high = float(images.min()), float(images.max())
-        if low < -1 - RANGE_SLACK or high > 1 + RANGE_SLACK:
-            raise UserError(
-                f"generator {gen.qualified} returned values in [{low:.3g}, {high:.3g}]; ganreg's images are in [-1, 1]",
-                f"end the generator with tanh (or clamp); {_fix(gen)}",
-            )
+        check_image_range(images, gen)
         disc = infos["discriminator"]
         real = batch["images"].to(device).float()  # probe_batch's images are already in [-1, 1]
         d_cond = cond if out.cond_used is None else out.cond_used.float()  # what the trainer hands D (StackGAN's mu)

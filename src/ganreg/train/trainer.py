@@ -31,7 +31,7 @@ from ganreg.registry import Registry
 from ganreg.runfiles import checkpoint_dir, latest_checkpoint, step_file
 from ganreg.train.checkpoint import load_checkpoint, load_weights, save_checkpoint
 from ganreg.train.context import StepContext
-from ganreg.train.contracts import PROBE_ITEMS, blame, check_contracts, check_loss_value
+from ganreg.train.contracts import PROBE_ITEMS, blame, check_contracts, check_image_range, check_loss_value
 from ganreg.train.distributed import (
     SINGLE,
     Processes,
@@ -383,6 +383,7 @@ class Trainer:
         cond = self.nets.text_encoder(self._text(fx["batch"])).sentence.float()
         images = grid_images(g, cond, fx["z"])
         g.train(was_training)
+        check_image_range(images, self.nets.infos["generator"], f" on the sample grid of step {self.step}")
         path = self.run_dir / "samples" / step_file(self.step, ".png")
         save_grid(images, path, nrow=fx["z"].shape[0], captions=[f"({split}) {c}" for split, c in zip(fx["splits"], fx["captions"])])
         return path
