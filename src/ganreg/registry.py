@@ -13,6 +13,7 @@ import fnmatch
 import importlib
 import inspect
 import os
+import re
 import traceback
 import typing
 from collections.abc import Callable, Iterable, Sequence
@@ -31,6 +32,9 @@ if TYPE_CHECKING:
 Factory = Callable[[Any, BuildContext], "nn.Module"]
 """A callable, or ``"package.module:function"``: imported only when the
 component is built, so that listing and validating never import torch."""
+
+COMPONENT_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
+"""What a component name may be: ``:`` separates the plugin in a qualified id, ``*`` and ``?`` are wildcards."""
 
 ENV_STRICT = "GANREG_STRICT_PLUGINS"
 """Re-raise a plugin's own exception (on loading or building) instead of a short message."""
@@ -356,6 +360,12 @@ class Registry:
             """
             if kind not in KINDS:
                 raise ComponentError(f"plugin {plugin!r} registers unknown kind {kind!r}", f"use one of {', '.join(KINDS)}")
+            if not isinstance(name, str) or not COMPONENT_NAME.fullmatch(name):
+                raise ComponentError(
+                    f"plugin {plugin!r} registers {kind} name {name!r}: a name is letters, digits, '_', '-' and '.' "
+                    "(':' separates the plugin in qualified ids, '*' is a wildcard)",
+                    "rename it, e.g. my_generator",
+                )
             if not (inspect.isclass(params) and issubclass(params, BaseModel)):
                 raise ComponentError(f"{plugin}:{name}: params must be a pydantic model class")
             bad = _default_problems(params)
@@ -369,10 +379,9 @@ class Registry:
             key = (kind, f"{plugin}:{name}")
             if key in self._by_qualified:
                 other = self._by_qualified[key]
-                raise ComponentError(
-                    f"duplicate {kind} {plugin}:{name}: registered by {other.distribution or other.plugin} "
-                    f"and again by {distribution or plugin}",
-                    "uninstall one of the two plugins or block one with GANREG_BLOCK_PLUGINS",
+                raise ComponentError(  # one plugin per entry-point name: the same plugin registered it twice
+                    f"plugin {plugin!r} registers {kind} {name!r} twice (the second from {distribution or plugin})",
+                    f"register each {kind} name once in {other.distribution or other.plugin}: give the second another name",
                 )
             if isinstance(factory, str):
                 if ":" not in factory:

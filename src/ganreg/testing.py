@@ -178,6 +178,10 @@ def _grads_reach(module: nn.Module, what: str) -> None:
     assert any(g is not None and g.abs().sum() > 0 for g in grads), f"no gradient reaches {what}'s parameters"
 
 
+KIT_KEYS = ("_image_size",)
+"""The ``test_params`` keys that are the kit's own, not the component's params."""
+
+
 def check_component(info: ComponentInfo, ctx: BuildContext | None = None) -> nn.Module:
     """Build ``info`` with its tiny params and check its kind's contract.
 
@@ -187,10 +191,17 @@ def check_component(info: ComponentInfo, ctx: BuildContext | None = None) -> nn.
 
     from ganreg.interfaces import BASES
 
+    from ganreg.errors import UserError
+
     torch.manual_seed(0)
+    unknown = sorted(k for k in info.test_params if k.startswith("_") and k not in KIT_KEYS)
+    assert not unknown, f"{info.qualified}: test_params key(s) {', '.join(unknown)} are not the kit's ({', '.join(KIT_KEYS)})"
     ctx = ctx or tiny_context(**({"image_size": info.test_params["_image_size"]} if "_image_size" in info.test_params else {}))
     params = {k: v for k, v in info.test_params.items() if not k.startswith("_")}
-    module = info.build(params, ctx)
+    try:
+        module = info.build(params, ctx)
+    except UserError as exc:  # the plugin's own tiny params: say so, or the author hunts for a recipe
+        raise AssertionError(f"{info.qualified} does not build with its test_params {params}: {exc}") from exc
     assert isinstance(module, BASES[info.kind]), f"{info.qualified} is not a {BASES[info.kind].__name__}"
     {
         "text_encoder": _check_text_encoder,

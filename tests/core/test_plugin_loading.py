@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -262,6 +263,25 @@ def test_the_kit_names_a_discriminator_that_ignores_the_condition() -> None:
     unconditional = type("Unconditional", (tiny,), {"logits": logits})(ctx)
     with pytest.raises(AssertionError, match="logits must depend on the condition"):
         _check_discriminator(unconditional, ctx)
+
+
+@pytest.mark.parametrize(
+    ("test_params", "message"),
+    [({"_imagesize": 32}, "test_params key(s) _imagesize are not the kit's (_image_size)"),
+     ({"z_dim": 0}, "mine:g does not build with its test_params {'z_dim': 0}")],
+)
+def test_the_kit_names_its_own_test_params_as_the_problem(test_params: dict, message: str) -> None:
+    """A misspelt kit key was ignored silently; params the factory refuses read as a recipe's mistake."""
+    from ganreg.errors import UserError
+    from ganreg.registry import ComponentInfo, NoParams
+    from ganreg.testing import check_component
+
+    def build(params, ctx):  # type: ignore[no-untyped-def]
+        raise UserError("z_dim must be positive", "set z_dim")
+
+    info = ComponentInfo("generator", "g", "mine", build, NoParams, "g", None, "0", "", test_params)
+    with pytest.raises(AssertionError, match=re.escape(message)):
+        check_component(info)
 
 
 def test_the_pytest_plugin_does_not_import_torch() -> None:

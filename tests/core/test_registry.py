@@ -50,7 +50,7 @@ def test_ambiguous_bare_name_lists_candidates() -> None:
     assert reg.resolve("generator", "two:alpha").plugin == "two"
 
 
-def test_duplicate_qualified_id_is_an_error_naming_both() -> None:
+def test_a_name_registered_twice_by_one_plugin_is_named_as_its_mistake() -> None:
     reg = Registry()
 
     @hookimpl
@@ -60,8 +60,21 @@ def test_duplicate_qualified_id_is_an_error_naming_both() -> None:
 
     status = load_plugin(reg, types.SimpleNamespace(ganreg_register=ganreg_register), "dup", distribution="dist-a")
     assert status.status == "failed"
-    assert "duplicate generator dup:alpha" in status.error and "dist-a" in status.error
+    assert "plugin 'dup' registers generator 'alpha' twice" in status.error and "dist-a" in status.error
+    assert "uninstall" not in status.error  # not two plugins: one, to fix
     assert len(reg) == 0, "a failed plugin's registrations are rolled back"
+
+
+@pytest.mark.parametrize("name", ["p:alpha", "gen*", "two words", ""])
+def test_a_name_that_ids_and_wildcards_cannot_address_is_refused(name: str) -> None:
+    reg = Registry()
+
+    @hookimpl
+    def ganreg_register(register):  # type: ignore[no-untyped-def]
+        register("generator", name, G, params=P)
+
+    status = load_plugin(reg, types.SimpleNamespace(ganreg_register=ganreg_register), "odd")
+    assert status.status == "failed" and f"registers generator name {name!r}" in status.error
 
 
 def test_unknown_name_suggests_closest() -> None:

@@ -240,6 +240,16 @@ def test_a_run_records_qualified_ids_and_generates_without_its_loss_plugins(writ
     res = runner.invoke(cli, ["run", "--resume", str(out), "--set", "train.steps=4"])
     assert "unknown loss 'uninstalled:matching_bce'" in user_error(res) and "no plugin named 'uninstalled'" in user_error(res)
 
+    # run.json names the distribution of a plugin not installed here: the fix is one pip command
+    meta = json.loads((out / "run.json").read_text())
+    meta["components"]["losses.0"].update(id="gone:matching_bce", plugin="gone", distribution="ganreg-gone", version="1.2")
+    (out / "run.json").write_text(json.dumps(meta))
+    res = runner.invoke(cli, ["generate", str(out), "a red circle", "-n", "2", "-o", str(tmp_path / "c.png")])
+    assert res.exit_code == 0, res.output  # generating needs no loss
+    res = runner.invoke(cli, ["run", "--resume", str(out), "--set", "train.steps=4"])
+    assert "losses.0 gone:matching_bce from the distribution ganreg-gone 1.2, which is not installed" in user_error(res)
+    assert "pip install 'ganreg-gone==1.2'" in user_error(res)
+
 
 def test_messages_for_runs_that_cannot_go_on(tmp_path: Path) -> None:
     import torch

@@ -294,7 +294,28 @@ def read_run(run_dir: Path, registry: Registry, sections: Iterable[str] | None =
     meta = _read_json(run_dir / RUN_FILE)
     if not isinstance(meta, dict):
         raise UserError(f"{run_dir}: {RUN_FILE} is not a JSON object", "pass the directory `ganreg run` wrote")
+    _check_recorded_plugins(run_dir, meta, registry, sections)
     return validate_recipe(_pin_recorded_ids(raw, meta), registry, str(run_dir / RECIPE_FILE), sections), meta
+
+
+def _check_recorded_plugins(run_dir: Path, meta: dict[str, Any], registry: Registry, sections: Iterable[str] | None) -> None:
+    """A component whose plugin is not installed here (another machine, a fresh environment): named with the
+    distribution and version run.json recorded, so the fix is one pip command, not a search."""
+    wanted = set(sections) if sections is not None else None
+    for key, comp in (meta.get("components") or {}).items():
+        if not isinstance(comp, dict) or (wanted is not None and key.partition(".")[0] not in wanted):
+            continue
+        plugin, dist, version = comp.get("plugin"), comp.get("distribution"), comp.get("version")
+        if not isinstance(plugin, str) or not dist or any(c.plugin == plugin for c in registry.components()):
+            continue
+        status = registry.plugins.get(plugin)
+        if status is not None:  # installed but failed or blocked: `ganreg plugins` says why
+            continue
+        raise UserError(
+            f"{run_dir} was trained with {key} {comp.get('id')} from the distribution {dist} {version}, "
+            "which is not installed here",
+            f"pip install '{dist}=={version}' (or the plugin's source folder), then run the command again",
+        )
 
 
 def _pin_recorded_ids(raw: dict[str, Any], meta: dict[str, Any]) -> dict[str, Any]:
