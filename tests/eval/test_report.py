@@ -55,7 +55,7 @@ def test_report_is_self_contained(report: Path) -> None:
     assert re.search(r"<td>trained on</td><td>cpu \([^)]*\), amp (off|bfloat16)</td>", page)  # run.json's sessions
 
 
-@pytest.mark.parametrize("n", [9, 10, 18, 48, 200])
+@pytest.mark.parametrize("n", [9, 10, 18, 48, 200, 1000])
 def test_tsne_classes_never_share_a_colour(n: int) -> None:
     """The shapes data's 48 classes drew from tab20 by i % 20: held-out classes shared colours with no legend."""
     from ganreg.metrics.tsne import class_colours

@@ -62,6 +62,7 @@ def test_kill_and_resume_gives_identical_losses(tmp_path: Path, registry, make_r
     assert resumed.step == 2
     assert resumed.fit() == "finished"
     assert losses(straight) == losses(broken)
+    assert start_or_resume(recipe, registry, broken, device, resume=True).fit() == "finished"  # trains nothing
     sessions = json.loads((broken / "run.json").read_text())["sessions"]
     assert [x["from_step"] for x in sessions] == [0, 2] and {x["device"].split(":")[0] for x in sessions} == {device}
     a = torch.load(straight / "checkpoints" / "latest.pt", weights_only=True)

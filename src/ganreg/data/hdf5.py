@@ -236,7 +236,7 @@ class HDF5Dataset(CaptionedImageDataset):
                 "train and test classes from the file's classes, or re-create the file with disjoint class lists "
                 "(ganreg data make hdf5 --from FOLDER)",
             )
-        if class_split == "random" and split not in chosen:
+        if class_split == "random" and not chosen.get(split):  # "valid" is drawn empty
             raise SplitMissing("class_split 'random' draws only train and test classes", "use split train or test")
         keep = set(chosen.get(split, []))
         if not keep:

@@ -28,7 +28,7 @@ from ganreg.data.config import DataConfig
 from ganreg.errors import UserError
 from ganreg.metrics import fid as fidlib
 from ganreg.metrics.alignment import AlignmentMeter
-from ganreg.metrics.cache import short_hash
+from ganreg.metrics.cache import data_keys_once, short_hash
 from ganreg.metrics.classifier import CLASS_HEAD, ClassifierSpec, NoClasses, TrainedClassifier, load_classifier
 from ganreg.metrics.diversity import DiversitySpec, diversity_metrics
 from ganreg.metrics.features import ClassifierFeatures, FeatureExtractor, build_extractor
@@ -184,7 +184,7 @@ def evaluate_generator(
             "drop kid from --metrics (e.g. --metrics fid,is), or omit --ref-stats to use the dataset's cached features",
         )
     dev = torch.device(device)
-    with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
+    with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []), data_keys_once():
         return _evaluate(generator, text_encoder, dataset, collator, config, options, metrics, dev, log)
 
 

@@ -7,6 +7,7 @@ the class of their caption the way real images do (classifier features).
 
 from __future__ import annotations
 
+import colorsys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -56,8 +57,7 @@ def class_colours(classes: list[int]) -> dict[int, Any]:
     if len(classes) <= LEGEND_MAX:
         palette = _palette("tab10", (7,)) if len(classes) <= 9 else _palette("tab20", (14, 15))
         return {c: palette[i] for i, c in enumerate(classes)}
-    hues = plt.get_cmap("hsv")
-    return {c: hues(i / len(classes)) for i, c in enumerate(classes)}
+    return {c: (*colorsys.hsv_to_rgb(i / len(classes), 0.85, 0.9), 1.0) for i, c in enumerate(classes)}
 
 
 def tsne_2d(features: np.ndarray, seed: int = 0) -> np.ndarray:

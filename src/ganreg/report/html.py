@@ -124,12 +124,10 @@ def _training_eval_protocol(info: RunInfo) -> str:
 
 
 def _metric_cell(name: str, value: Any) -> str:
-    """A metric as the main evaluation table shows it: accuracies as percentages, others to 4 digits."""
-    from ganreg.metrics.evaluate import metric_family
+    """A metric as the main evaluation table shows it (:func:`ganreg.metrics.rows.format_metric`)."""
+    from ganreg.metrics.rows import format_metric
 
-    if not isinstance(value, (int, float)):
-        return ""
-    return f"{value:.1%}" if metric_family(name) == "align" else f"{value:.4g}"
+    return format_metric(name, float(value)) if isinstance(value, (int, float)) else ""
 
 
 def _all_evaluations(info: RunInfo) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import operator
 from dataclasses import dataclass, field
 
 from torch import nn
@@ -78,12 +79,16 @@ def _declared_size(module: object, attr: str, info: ComponentInfo, what: str) ->
     """A size a component must declare (``ganreg.interfaces``: a text encoder's ``out_dim``, G's ``z_dim``):
     a missing one is the plugin's mistake, named as such, not an AttributeError deep in the setup."""
     value = getattr(module, attr, None)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    try:  # an int, or an integer numpy / torch scalar
+        size = operator.index(value) if not isinstance(value, bool) else 0
+    except TypeError:
+        size = 0
+    if size < 1:
         raise UserError(
             f"{info.kind} {info.qualified} has {attr} = {value!r}; ganreg needs a positive int: {what}",
             f"the plugin {info.plugin!r} sets self.{attr} in its {info.kind}'s __init__ (see ganreg.interfaces)",
         )
-    return value
+    return int(size)
 
 
 def build_sampling_networks(

@@ -521,6 +521,8 @@ class Trainer:
         last_time, last_images = time.perf_counter(), 0
         images_per_step = t.batch_size * t.grad_accum * t.d_steps * self.procs.world  # real images read, all processes
         status = "finished"
+        if self.procs.main and self.step < self.total_steps:  # a resume that trains nothing is no session
+            record_session(self.run_dir, self.step, self.device, self.amp_dtype, self.procs.world)
         writes = open(metrics_path, "a", encoding="utf-8") if self.procs.main else contextlib.nullcontext(None)
         with self._sigint_saves(), writes as metrics:
             if self.step == 0:
@@ -570,9 +572,9 @@ class Trainer:
         self.save()
         if self.procs.main:
             from ganreg.runfiles import read_metrics
-            from ganreg.train.plots import plot_losses
+            from ganreg.train.plots import loss_term_names, plot_losses
 
-            terms = {t.name.split(".")[0] for t in self.nets.losses}
+            terms = loss_term_names(self.recipe.model_dump(mode="json"))
             plot_losses(read_metrics(metrics_path), self.run_dir / "loss_curves.png", terms)
         return status
 
@@ -608,6 +610,4 @@ def start_or_resume(
         trainer.resume(checkpoint or latest_checkpoint(run_dir))
     elif procs.main:
         trainer.write_static_files()
-    if procs.main:
-        record_session(run_dir, trainer.step, trainer.device, trainer.amp_dtype, procs.world)
     return trainer
