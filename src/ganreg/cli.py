@@ -7,6 +7,7 @@ short message with its fix and exit code 2, never a traceback.
 
 from __future__ import annotations
 
+import errno
 import json
 import sys
 from pathlib import Path
@@ -357,6 +358,38 @@ def main() -> None:
         sys.exit(130)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
+    except Exception as exc:
+        found = _system_error(exc)
+        if found is None:
+            raise
+        message, fix = found
+        err_console.print(f"[bold red]error:[/bold red] {escape(message)}", highlight=False, emoji=False)
+        err_console.print(f"[bold]fix:[/bold] {escape(fix)}", highlight=False, emoji=False)
+        sys.exit(2)
+
+
+_SYSTEM_FIXES = {
+    errno.ENOSPC: "free some disk space (files are written to a temporary name first: what was saved before is "
+                  "intact), then run the command again (`ganreg run --resume RUN` for a run)",
+    errno.EDQUOT: "free some of your disk quota, then run the command again (`ganreg run --resume RUN` for a run)",
+    errno.EACCES: "choose a place you may write to (e.g. --out under your home folder), or fix the permissions",
+    errno.EPERM: "choose a place you may write to (e.g. --out under your home folder), or fix the permissions",
+    errno.EROFS: "choose a folder on a writable file system (--out)",
+}
+
+
+def _system_error(exc: BaseException) -> tuple[str, str] | None:
+    """A full disk, a read-only or forbidden folder, met anywhere in ``exc``'s chain (torch wraps a failed
+    write in its own RuntimeError): the message and fix to print instead of a traceback; None otherwise."""
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        if isinstance(cur, OSError) and cur.errno in _SYSTEM_FIXES:
+            where = f": {cur.filename}" if cur.filename else ""
+            return f"{cur.strerror or cur}{where}", _SYSTEM_FIXES[cur.errno]
+        cur = cur.__cause__ or cur.__context__
+    return None
 
 
 if __name__ == "__main__":

@@ -186,6 +186,9 @@ def _options_in_errors(options: dict[str, str]) -> Iterator[None]:
 
 
 def _as_options(text: str, options: dict[str, str]) -> str:
+    from ganreg.data._util import MOVED_DATA_FIX
+
+    text = text.replace(f"; {MOVED_DATA_FIX}", "")  # a data command has no run whose data moved
     for key, option in options.items():
         text = text.replace(f"set {key}", f"pass {option}").replace(key, option)
     return text

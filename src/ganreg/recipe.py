@@ -13,9 +13,9 @@ import copy
 import json
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ganreg.data.config import DataConfig
 from ganreg.errors import ComponentError, RecipeError, UserError
@@ -26,7 +26,19 @@ RECIPE_VERSION = 1
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # no NaN or infinity: an lr of Infinity validated, then the run diverged at its second step
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+def _one_folder(value: str | None) -> str | None:
+    """A run-directory name (``name``, ``output.name``): one folder, never a path (``../escape``) outside
+    ``output.dir``."""
+    if value is not None and (value in ("", ".", "..") or "/" in value or "\\" in value):
+        raise ValueError(f"{value!r} is not a folder name: use letters, digits, '-', '_' (no '/' or '..')")
+    return value
+
+
+FolderName = Annotated[str | None, AfterValidator(_one_folder)]
 
 
 class ComponentSpec(_Strict):
@@ -183,12 +195,12 @@ class EvalSpec(_Strict):
 
 class OutputSpec(_Strict):
     dir: str = Field("runs", description="Parent directory of run directories.")
-    name: str | None = Field(None, description="Run directory name; default: recipe name + time.")
+    name: FolderName = Field(None, description="Run directory name; default: recipe name + time.")
 
 
 class Recipe(_Strict):
     version: Literal[1] = Field(RECIPE_VERSION, description="Recipe format version.")
-    name: str | None = Field(None, description="Short name; the default run directory starts with it.")
+    name: FolderName = Field(None, description="Short name; the default run directory starts with it.")
     description: str | None = Field(None, description="Free text: what the recipe is for and why its settings.")
     base: str | None = Field(None, description="A recipe this one extends (path relative to this file).")
     data: DataConfig = Field(default_factory=DataConfig, description="Where the image-caption pairs come from (source: shapes, hdf5, folder).")
@@ -228,11 +240,32 @@ def deep_merge(base: dict[str, Any], over: dict[str, Any], components: tuple[str
     return out
 
 
+def bundled_recipes() -> Path | None:
+    """The repository's ``recipes/`` folder, when ganreg runs from its checkout (an editable install)."""
+    import ganreg
+
+    folder = Path(ganreg.__file__).resolve().parents[2] / "recipes"
+    return folder if folder.is_dir() else None
+
+
+def _not_found_fix(path: Path) -> str:
+    """Where the recipe the user meant may be: a bundled one of that name, else where the bundled ones are."""
+    folder = bundled_recipes()
+    if folder is None:
+        return "check the path"
+    for name in (path.name, f"{path.name}.json"):
+        if (folder / name).is_file():
+            return f"did you mean the bundled {folder / name}?"
+    return f"check the path (the bundled recipes are in {folder})"
+
+
 def read_json(path: Path) -> dict[str, Any]:
+    if path.is_dir():
+        raise UserError(f"{path} is a folder, not a recipe file", "pass a .json recipe file, e.g. recipes/dfgan.json")
     if not path.is_file():
-        raise UserError(f"recipe file not found: {path}", "check the path (bundled recipes are in recipes/)")
+        raise UserError(f"recipe file not found: {path}", _not_found_fix(path))
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8-sig"))  # a byte-order mark (Windows editors) is no error
     except UnicodeDecodeError:
         raise UserError(f"{path} is not a text file (not UTF-8)", "pass a JSON recipe (bundled ones are in recipes/)") from None
     except json.JSONDecodeError as exc:

@@ -32,6 +32,13 @@ def latest_checkpoint(run_dir: Path) -> Path:
     return checkpoint_dir(run_dir) / LATEST_CHECKPOINT
 
 
+def is_in_run(run_dir: Path, path: Path) -> bool:
+    """Whether ``path`` lies in ``run_dir``, as written (absolute, not resolved: a run whose checkpoints/ is a
+    symlink to scratch storage still owns them) or resolved."""
+    run, file = Path(run_dir).absolute(), Path(path).absolute()
+    return file.is_relative_to(run) or file.resolve().is_relative_to(run.resolve())
+
+
 def step_file(step: int, suffix: str) -> str:
     """The file name of ``step``'s file with ``suffix`` (".pt", ".png", ".txt")."""
     return f"step_{step:07d}{suffix}"

@@ -115,6 +115,9 @@ def test_schema_is_json_schema() -> None:
     "args, needle",
     [
         (["run", "missing.json"], "recipe file not found"),
+        (["run", "recipes/dfgan.json"], f"did you mean the bundled {RECIPES / 'dfgan.json'}?"),  # outside the checkout
+        (["run", "dfgan"], f"did you mean the bundled {RECIPES / 'dfgan.json'}?"),
+        (["run", "."], "is a folder, not a recipe file"),
         (["generate", "not_a_run", "a red circle"], "not_a_run does not exist"),
         (["run", "--resume", "not_a_run"], "not_a_run does not exist"),
         (["run", str(RECIPES / "dfgan.json"), "--set", "nokeyvalue"], "key=value"),
@@ -131,6 +134,35 @@ def test_user_errors_exit_2_without_traceback(args: list[str], needle: str, tmp_
     assert res.returncode == 2, res.stdout + res.stderr
     assert needle in res.stderr
     assert "Traceback" not in res.stderr
+
+
+def test_a_full_disk_is_a_message_not_a_traceback() -> None:
+    """torch wraps a failed checkpoint write in its own RuntimeError: the OSError below it names the problem."""
+    import errno
+
+    from ganreg.cli import _system_error
+
+    try:
+        try:
+            raise OSError(errno.ENOSPC, "No space left on device", "runs/r/checkpoints/.latest.pt.tmp")
+        except OSError as low:
+            raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos") from low
+    except RuntimeError as exc:
+        message, fix = _system_error(exc)  # type: ignore[misc]
+    assert message == "No space left on device: runs/r/checkpoints/.latest.pt.tmp" and "free some disk space" in fix
+    assert _system_error(RuntimeError("a bug")) is None  # anything else keeps its traceback
+    if Path("/dev/full").exists():
+        with open("/dev/full", "w") as full:
+            res = subprocess.run([sys.executable, "-m", "ganreg.cli", "schema"], stdout=full, stderr=subprocess.PIPE,
+                                 text=True, timeout=120)
+        assert res.returncode == 2 and "No space left on device" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_a_recipe_saved_with_a_byte_order_mark_reads(tmp_path: Path) -> None:
+    """Windows editors save UTF-8 with a BOM; json.loads called it a syntax error."""
+    (tmp_path / "bom.json").write_bytes(b"\xef\xbb\xbf" + (RECIPES / "dfgan.json").read_bytes())
+    res = ganreg("validate", "bom.json", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
 
 
 def test_a_binary_file_given_as_text_is_named(tmp_path: Path) -> None:

@@ -66,6 +66,17 @@ def test_all_problems_at_once_with_paths(registry: Registry) -> None:
     assert "discriminator.params.nf" in found and "conv_img gives nf channels" in (found["discriminator.params.nf"][1] or "")
 
 
+def test_infinite_numbers_and_names_that_leave_the_output_folder_are_refused(registry: Registry) -> None:
+    """An lr of Infinity validated and diverged at step 2; name '../escape' made the run outside output.dir."""
+    raw = base_recipe()
+    raw["optim"] = {"generator": {"lr": float("inf")}}
+    raw["name"] = "../escape"
+    raw["output"] = {"name": ".."}
+    found = problems(raw, registry)
+    assert "finite number" in found["optim.generator.lr"][0]
+    assert "'../escape' is not a folder name" in found["name"][0] and "'..' is not a folder name" in found["output.name"][0]
+
+
 def test_unknown_loss_path_has_index(registry: Registry) -> None:
     raw = base_recipe()
     raw["losses"][1]["name"] = "hinge_gen"

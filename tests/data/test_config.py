@@ -40,3 +40,10 @@ def test_shapes_class_subsets() -> None:
     tr, te = build_dataset(c, "train"), build_dataset(c, "test")
     assert len(set(tr.labels())) == 5 and len(set(te.labels())) == 2
     assert not set(tr.labels()) & set(te.labels())
+
+
+@pytest.mark.parametrize(("path", "source"), [("my/photos", "folder"), ("flowers.hdf5", "hdf5")])
+def test_a_path_with_the_builtin_source_is_refused_not_ignored(path: str, source: str) -> None:
+    """`--set data.path=...` without data.source trained on the built-in shapes, silently."""
+    with pytest.raises(ValidationError, match=f"data.source is 'shapes'.*--set data.source={source}"):
+        DataConfig(path=path)

@@ -72,6 +72,16 @@ def test_byte_order_marks_are_dropped(oxford_folder) -> None:
     assert "\ufeff" not in "".join(Vocabulary.build(ds.all_captions()).words)
 
 
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-be"])
+def test_utf16_caption_files_with_their_mark_read_as_text(oxford_folder, encoding: str) -> None:
+    """Windows Notepad's "Unicode": the old fix (iconv from Latin-1) turned it into NUL-ridden captions."""
+    cap = oxford_folder / "text_c10" / "class_00001" / "image_00001.txt"
+    text = "a flower with a \u00e9clat of red petals\r\nsecond caption\r\n"
+    cap.write_bytes(text.encode(encoding) if encoding == "utf-16" else b"\xfe\xff" + text.encode(encoding))
+    ds = build_dataset(cfg(oxford_folder), "train")
+    assert ds.captions_of(0) == ["a flower with a \u00e9clat of red petals", "second caption"]
+
+
 def test_cub_tables_are_read_as_utf8_sig(tmp_path, helpers) -> None:
     root = tmp_path / "cub"
     (root / "CUB_200_2011").mkdir(parents=True)

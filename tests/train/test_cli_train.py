@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from ganreg import plugins
@@ -162,9 +164,15 @@ def test_resume_settings_checkpoint_choice_and_log(write_recipe, monkeypatch, tm
     assert json.loads((out / "recipe.resolved.json").read_text())["train"]["steps"] == 5
     res = runner.invoke(cli, ["run", str(recipe), "--checkpoint", "2"])
     assert "add --resume" in user_error(res)
+    # another run's checkpoint file: refused before anything is rotated away or logged
+    other = tmp_path / "other"
+    shutil.copytree(out, other)
+    kept = sorted(p.name for p in (out / "checkpoints").iterdir())
+    res = runner.invoke(cli, ["run", "--resume", str(out), "--checkpoint", str(other / "checkpoints" / "step_0000004.pt"),
+                              "--set", "train.steps=9"])
+    assert "is not a checkpoint of" in user_error(res) and "generator.weights=" in user_error(res)
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == kept
     # the data moved (another folder or machine): a finished run records its new place for eval and generate
-    import shutil
-
     shutil.move(str(tmp_path / "cache"), str(tmp_path / "moved-cache"))
     res = runner.invoke(cli, ["run", "--resume", str(out), "--set", "data.cache_dir=moved-cache"])  # relative, from tmp_path
     assert res.exit_code == 0 and "already finished" in flat(res.output), res.output
@@ -320,10 +328,22 @@ def test_checkpoint_choices_that_cannot_work_are_named(write_recipe, monkeypatch
     assert "does not fit this run's generator" in user_error(res) and "another recipe" in user_error(res)
     before = (a / "metrics.jsonl").read_text()
     res = runner.invoke(cli, ["run", "--resume", str(a), "--checkpoint", other, "--set", "train.steps=3"])
-    assert "does not fit" in user_error(res) and (a / "metrics.jsonl").read_text() == before  # nothing changed
+    assert "is not a checkpoint of" in user_error(res) and (a / "metrics.jsonl").read_text() == before  # nothing changed
     res = runner.invoke(cli, ["generate", str(a), "a red circle", "--checkpoint", "7"])
     assert "no step_0000007.pt" in user_error(res) and "1, 2" in user_error(res)
     res = runner.invoke(cli, ["generate", str(a), "a red circle", "--checkpoint", "best"])
     assert "eval.keep_best was not set" in user_error(res)
     res = runner.invoke(cli, ["generate", str(a), "a red circle", "--checkpoint", str(tmp_path / "nowhere" / "checkpoints" / "latest.pt")])
     assert "checkpoint not found" in user_error(res)
+
+
+def test_a_misspelt_key_on_resume_is_named_as_misspelt() -> None:
+    """Not "cannot change a resumed run", which sends the user looking for another way to set train.stepz."""
+    from ganreg.train.rundir import check_resume_overrides
+
+    with pytest.raises(UserError) as caught:
+        check_resume_overrides(["train.stepz=8"])
+    assert caught.value.message == "--set train.stepz: unknown key 'stepz'" and caught.value.fix == "did you mean 'steps'?"
+    check_resume_overrides(["train.steps=8", "data.path=elsewhere", "eval.metrics=fid"])
+    with pytest.raises(UserError, match="cannot change a resumed run"):
+        check_resume_overrides(["train.batch_size=8"])

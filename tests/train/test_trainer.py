@@ -62,7 +62,9 @@ def test_kill_and_resume_gives_identical_losses(tmp_path: Path, registry, make_r
     assert resumed.step == 2
     assert resumed.fit() == "finished"
     assert losses(straight) == losses(broken)
+    (broken / "vocab.json").unlink()  # deleted by hand: a resume writes it again, or generate and eval cannot read the run
     assert start_or_resume(recipe, registry, broken, device, resume=True).fit() == "finished"  # trains nothing
+    assert (broken / "vocab.json").read_text() == (straight / "vocab.json").read_text()
     sessions = json.loads((broken / "run.json").read_text())["sessions"]
     assert [x["from_step"] for x in sessions] == [0, 2] and {x["device"].split(":")[0] for x in sessions} == {device}
     a = torch.load(straight / "checkpoints" / "latest.pt", weights_only=True)
@@ -504,6 +506,15 @@ def test_a_bad_image_mid_run_saves_the_steps_so_far_and_resumes_exactly(
     (stale / "metrics.jsonl").write_text('{"step": 1}\n')
     with pytest.raises(UserError, match="saved no checkpoint"):
         new_run_dir(stale)
+    mine = tmp_path / "mine"  # a user's own folder: its params.md must not become a parameter table
+    mine.mkdir()
+    (mine / "params.md").write_text("my notes")
+    (mine / "notes.txt").write_text("mine")
+    with pytest.raises(UserError, match=r"holds files that are not a ganreg run \(notes.txt\)"):
+        new_run_dir(mine)
+    assert (mine / "params.md").read_text() == "my notes"
+    (mine / "notes.txt").unlink()
+    assert new_run_dir(mine) == mine  # only what a run writes (a start that failed left its recipe): reused
 
 
 def photo_folder(data: Path, n: int = 24) -> Path:
@@ -570,3 +581,16 @@ def test_a_file_that_breaks_mid_run_under_loader_workers_saves_the_steps_so_far(
     assert ".png" in exc.value.message and f"ganreg run --resume {run}" in (exc.value.fix or "")
     saved = load_checkpoint(run / "checkpoints" / "latest.pt")["step"]
     assert saved == trainer.step >= 1
+
+
+def test_a_missing_latest_checkpoint_is_named_with_the_checkpoints_left(tmp_path: Path) -> None:
+    """It said 'older numbered checkpoints are removed' and offered --checkpoint latest, the missing one."""
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "recipe.resolved.json").write_text("{}")
+    for step in (2, 4):
+        (run / "checkpoints" / f"step_{step:07d}.pt").write_bytes(b"")
+    with pytest.raises(UserError) as caught:
+        load_checkpoint(run / "checkpoints" / "latest.pt")
+    assert caught.value.message == f"{run}: its latest.pt is missing (deleted, or lost when a disk filled up)"
+    assert caught.value.fix == "use --checkpoint N, a step it kept (2, 4)"

@@ -212,14 +212,20 @@ def reencode_fix(paths: list[Path]) -> str:
 
 def read_text(path: Path, what: str) -> str:
     """A text file of the data (captions, class lists, CUB's tables) with ``utf-8-sig`` semantics: UTF-8,
-    a leading byte-order mark dropped. Anything else is a :class:`NotUtf8` naming the file and the byte
-    offset of the first bad byte (never decoded with replacement characters: they would become words)."""
+    a leading byte-order mark dropped; or UTF-16 with its byte-order mark (Windows Notepad's "Unicode").
+    Anything else is a :class:`NotUtf8` naming the file and the byte offset of the first bad byte (never
+    decoded with replacement characters: they would become words)."""
     try:
         raw = path.read_bytes()
     except IsADirectoryError:
         raise DataError(f"{what} {path} is a folder, not a file", "remove or rename the folder") from None
     except OSError as exc:
         raise DataError(f"cannot read {what} {path}: {exc}", "check that the file exists and is readable") from None
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        try:
+            return raw.decode("utf-16")  # the mark says the byte order, and is dropped
+        except UnicodeDecodeError:
+            pass  # not UTF-16 after all: named below as not UTF-8
     start = len(UTF8_BOM) if raw.startswith(UTF8_BOM) else 0
     try:
         return raw[start:].decode("utf-8")

@@ -121,6 +121,13 @@ class DataConfig(BaseModel):
     def _check(self) -> DataConfig:
         if self.source in ("hdf5", "folder") and not self.path:
             raise ValueError(f"data.path is required for source '{self.source}' (the {self._what()})")
+        if self.source == "shapes" and self.path:  # else a user's own data is silently replaced by the shapes
+            suffix = self.path.lower().rsplit(".", 1)[-1]
+            guess = "hdf5" if suffix in ("h5", "hdf5") else "folder"
+            raise ValueError(
+                f"data.path is set ({self.path}) but data.source is 'shapes', the built-in dataset, which reads no "
+                f"files: set data.source to '{guess}' (--set data.source={guess}), or drop data.path"
+            )
         if self.flip and self.source == "shapes":
             raise ValueError("flip must be false for source 'shapes': its captions name left and right positions")
         if self.random_crop > 1.0 and self.source == "shapes":

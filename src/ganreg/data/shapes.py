@@ -355,6 +355,14 @@ def _render_range(args: tuple[int, int, int, int]) -> np.ndarray:
     return out
 
 
+def _ignore_ctrl_c() -> None:
+    """In a drawing worker: Ctrl-C reaches the whole process group, and each worker would print its own
+    KeyboardInterrupt traceback; the parent alone handles it (leaving the pool terminates the workers)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def generate_images(seed: int, num_images: int, size: int, processes: int | None = None) -> np.ndarray:
     """uint8 ``[N, size, size, 3]``; identical for any number of processes."""
     import multiprocessing as mp
@@ -367,7 +375,7 @@ def generate_images(seed: int, num_images: int, size: int, processes: int | None
     chunk = max(256, num_images // (processes * 4))
     jobs = [(seed, size, s, min(s + chunk, num_images)) for s in range(0, num_images, chunk)]
     ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context()
-    with ctx.Pool(processes) as pool:
+    with ctx.Pool(processes, initializer=_ignore_ctrl_c) as pool:  # Ctrl-C: the parent stops them, quietly
         parts = pool.map(_render_range, jobs)
     return np.concatenate(parts, axis=0)
 

@@ -34,7 +34,9 @@ from ganreg.metrics.diversity import DiversitySpec, diversity_metrics
 from ganreg.metrics.features import ClassifierFeatures, FeatureExtractor, build_extractor
 from ganreg.metrics.reference import Reference, dataset_reference, user_reference
 from ganreg.metrics.samples import EvalBatch, generated_batches
-from ganreg.runfiles import BEST_CHECKPOINT, CHECKPOINT_DIR, LATEST_CHECKPOINT, RECIPE_FILE, checkpoint_dir, step_of
+from ganreg.runfiles import (
+    BEST_CHECKPOINT, CHECKPOINT_DIR, LATEST_CHECKPOINT, RECIPE_FILE, checkpoint_dir, is_in_run, step_of,
+)
 
 METRICS = ("fid", "kid", "is", "align", "diversity")
 LOWER_IS_BETTER = {"fid", "kid"}
@@ -422,11 +424,9 @@ def check_checkpoint_of_run(run_dir: Path, path: Path) -> None:
     """Refuse a checkpoint file that is not ``run_dir``'s own: ``ganreg eval`` files its numbers in that run's
     eval.json and evals/ as the run's step N, where report and compare show them as the run's. Another run's
     weights are evaluated as that run (the README's way to evaluate outside weights: make them a run)."""
-    # containment as written (absolute, not resolved): a run whose checkpoints/ is a symlink to scratch storage
-    # is still the run's own
-    run, file = Path(run_dir).absolute(), Path(path).absolute()
-    if file.is_relative_to(run) or file.resolve().is_relative_to(run.resolve()):
+    if is_in_run(run_dir, path):
         return
+    file = Path(path).absolute()
     if file.parent.name == CHECKPOINT_DIR and (file.parent.parent / RECIPE_FILE).is_file():
         owner = Path(path).parent.parent if Path(path).parent.name == CHECKPOINT_DIR else file.parent.parent  # as the user wrote it
         step = step_of(file)

@@ -47,13 +47,16 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
                 "and use its name); intervals.checkpoint sets how often a run saves",
             )
         steps = ", ".join(str(step_of(p)) for p in kept)
-        best = " or best" if (path.parent / BEST_CHECKPOINT).is_file() else ""
-        what = ("eval.keep_best was not set, so no best checkpoint was kept" if path.name == BEST_CHECKPOINT
-                else f"no {path.name} (older numbered checkpoints are removed past intervals.keep_checkpoints)")
-        raise UserError(
-            f"{run_dir}: {what}",
-            f"use --checkpoint latest{best}" + (f", or one of the steps it kept: {steps}" if steps else ""),
-        )
+        options = [name for name, file in (("latest", LATEST_CHECKPOINT), ("best", BEST_CHECKPOINT))
+                   if name != path.stem and (path.parent / file).is_file()]
+        if path.name == BEST_CHECKPOINT:
+            what = "eval.keep_best was not set, so no best checkpoint was kept"
+        elif path.name == LATEST_CHECKPOINT:
+            what = f"its {LATEST_CHECKPOINT} is missing (deleted, or lost when a disk filled up)"
+        else:
+            what = f"no {path.name} (older numbered checkpoints are removed past intervals.keep_checkpoints)"
+        choices = [*(f"--checkpoint {o}" for o in options), *([f"--checkpoint N, a step it kept ({steps})"] if steps else [])]
+        raise UserError(f"{run_dir}: {what}", "use " + ", or ".join(choices) if choices else "start the run again")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # truncated zip, bad magic, foreign pickle

@@ -161,6 +161,7 @@ def _start_trainer(
 ) -> tuple[Path, Any]:
     """The run directory (a new one, named by process 0, or the resumed one) and its trainer. A new run
     whose start fails (missing data or weights) leaves no empty folders behind."""
+    from ganreg.runfiles import is_in_run
     from ganreg.train.checkpoint import find_checkpoint
     from ganreg.train.distributed import broadcast_object
     from ganreg.train.rundir import new_run_dir, run_dir_path
@@ -177,6 +178,13 @@ def _start_trainer(
         run_dir = Path(broadcast_object(str(run_dir) if procs.main else None, procs))  # the name has process 0's time
     try:
         ckpt = find_checkpoint(run_dir, checkpoint) if resume_dir is not None else None
+        if ckpt is not None and not is_in_run(run_dir, ckpt):
+            raise UserError(
+                f"{ckpt} is not a checkpoint of {run_dir}: resuming from it would join two runs' logs, and the "
+                "run's own checkpoints would be rotated away",
+                "resume the run it belongs to (ganreg run --resume THAT_RUN), or start a new run from its weights: "
+                f"ganreg run RECIPE --set generator.weights={ckpt} --set discriminator.weights={ckpt}",
+            )
         with _out_of_memory_named(recipe, run_dir, lambda: 0):  # moving the networks to the GPU, the contract check
             trainer = start_or_resume(
                 recipe, registry, run_dir, device, resume=resume_dir is not None, checkpoint=ckpt, procs=procs

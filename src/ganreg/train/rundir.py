@@ -34,7 +34,8 @@ from ganreg.kinds import SECTION_KINDS
 from ganreg.recipe import Recipe, validate_recipe
 from ganreg.registry import Registry
 from ganreg.runfiles import (
-    BEST_CHECKPOINT, BEST_FILE, RECIPE_FILE, checkpoint_dir, latest_checkpoint, read_json_or_none, read_recipe_json, step_of,
+    BEST_CHECKPOINT, BEST_FILE, CHECKPOINT_DIR, RECIPE_FILE, checkpoint_dir, latest_checkpoint, read_json_or_none,
+    read_recipe_json, step_of,
 )
 
 RUN_FILE = "run.json"
@@ -49,8 +50,25 @@ def run_dir_path(recipe: Recipe, out: str | None) -> Path:
     return Path(recipe.output.dir) / name
 
 
+RUN_ENTRIES = frozenset({
+    RECIPE_FILE, RUN_FILE, VOCAB_FILE, CHECKPOINT_DIR, BEST_FILE, "metrics.jsonl", "params.json", "params.md",
+    "samples", "loss_curves.png", "eval.json", "evals", "eval_during_training.json", "report", "tensorboard", "discarded",
+})
+"""What ``ganreg run`` and the commands after it write into a run directory."""
+
+
 def new_run_dir(path: Path) -> Path:
-    """Create the run directory ``path`` (refusing one that already holds a run)."""
+    """Create the run directory ``path``, refusing one that already holds a run, and an existing folder that
+    holds anything a run does not write (the run's params.md, samples/, ... would replace the user's files)."""
+    foreign = sorted(e.name for e in path.iterdir() if e.name not in RUN_ENTRIES and not e.name.startswith(".")) if (
+        path.is_dir()) else []
+    if foreign:
+        shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+        raise UserError(
+            f"{path} already holds files that are not a ganreg run ({shown})",
+            "pick a new or empty folder for --out (e.g. runs/my_run): a run writes params.md, samples/, "
+            "checkpoints/, ... into it",
+        )
     if latest_checkpoint(path).exists():
         raise UserError(f"{path} already holds a run", f"resume it with `ganreg run --resume {path}` or pick another --out")
     log = path / "metrics.jsonl"
@@ -73,6 +91,7 @@ def check_resume_overrides(overrides: list[str]) -> None:
         if "=" not in item:
             continue  # apply_overrides names the format error
         key = item.split("=", 1)[0].strip()
+        _check_recipe_key(key)
         if not any(key == k or (k.endswith(".") and key.startswith(k)) for k in RESUME_SETTABLE):
             raise UserError(
                 f"--set {key} cannot change a resumed run: its networks, data, losses and optimiser state come "
@@ -81,6 +100,23 @@ def check_resume_overrides(overrides: list[str]) -> None:
                 "data.path / cache_dir (the same data, moved), intervals.* and eval.* change; for anything else "
                 "start a new run from this one's weights: ganreg run RECIPE --set generator.weights=RUN/checkpoints/latest.pt ...",
             )
+
+
+def _check_recipe_key(key: str) -> None:
+    """A misspelt key is named as such (with the closest valid one), not as a key a resume cannot change."""
+    from pydantic import BaseModel
+
+    from ganreg.recipe import Recipe
+    from ganreg.registry import unknown_key_fix
+
+    model: Any = Recipe
+    for part in key.split("."):
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            return  # below a component's params, a list or a dict: validation after merging names it
+        field = model.model_fields.get(part)
+        if field is None:
+            raise UserError(f"--set {key}: unknown key {part!r}", unknown_key_fix(part, list(model.model_fields)))
+        model = field.annotation
 
 
 def trim_metrics(path: Path, step: int) -> None:

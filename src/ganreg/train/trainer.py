@@ -45,7 +45,7 @@ from ganreg.train.distributed import (
 )
 from ganreg.train.networks import LossTerm, Networks, build_networks, check_trainable, parameter_table
 from ganreg.train.optim import build_optimizer, build_scheduler
-from ganreg.train.rundir import check_same_data, discard_after, record_session, trim_metrics, write_run_files
+from ganreg.train.rundir import VOCAB_FILE, check_same_data, discard_after, record_session, trim_metrics, write_run_files
 from ganreg.train.sampling import grid_images, make_noise, save_grid
 from ganreg.train.setup import DataBundle, prepare_data, prepare_text_encoder, resolve_amp, resolve_device, text_batch
 from ganreg.train.weights import load_recipe_weights
@@ -460,6 +460,8 @@ class Trainer:
         self.load_state_dict(load_checkpoint(checkpoint, map_location="cpu"), checkpoint)
         moved: Path | None = None
         if self.procs.main:
+            if not (self.run_dir / VOCAB_FILE).is_file():  # deleted: rebuilt as at the start (the weights fit it), kept
+                self.data.save_vocab(self.run_dir)  # for generate and eval
             moved = discard_after(self.run_dir, self.step)
             trim_metrics(self.run_dir / "metrics.jsonl", self.step)
         moved_name = broadcast_object(str(moved) if moved is not None else None, self.procs)
