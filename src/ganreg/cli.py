@@ -372,9 +372,9 @@ _SYSTEM_FIXES = {
     errno.ENOSPC: "free some disk space (files are written to a temporary name first: what was saved before is "
                   "intact), then run the command again (`ganreg run --resume RUN` for a run)",
     errno.EDQUOT: "free some of your disk quota, then run the command again (`ganreg run --resume RUN` for a run)",
-    errno.EACCES: "choose a place you may write to (e.g. --out under your home folder), or fix the permissions",
-    errno.EPERM: "choose a place you may write to (e.g. --out under your home folder), or fix the permissions",
-    errno.EROFS: "choose a folder on a writable file system (--out)",
+    errno.EACCES: "fix the file's or its folder's permissions, or use a copy in a place of your own",
+    errno.EPERM: "fix the file's or its folder's permissions, or use a copy in a place of your own",
+    errno.EROFS: "the file system is read-only: write to a folder on another one",
 }
 
 
@@ -388,7 +388,7 @@ def _system_error(exc: BaseException) -> tuple[str, str] | None:
         if isinstance(cur, OSError) and cur.errno in _SYSTEM_FIXES:
             where = f": {cur.filename}" if cur.filename else ""
             return f"{cur.strerror or cur}{where}", _SYSTEM_FIXES[cur.errno]
-        cur = cur.__cause__ or cur.__context__
+        cur = cur.__cause__ or (None if cur.__suppress_context__ else cur.__context__)  # `from None` hides it
     return None
 
 

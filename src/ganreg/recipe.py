@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -31,10 +32,13 @@ class _Strict(BaseModel):
 
 
 def _one_folder(value: str | None) -> str | None:
-    """A run-directory name (``name``, ``output.name``): one folder, never a path (``../escape``) outside
-    ``output.dir``."""
-    if value is not None and (value in ("", ".", "..") or "/" in value or "\\" in value):
-        raise ValueError(f"{value!r} is not a folder name: use letters, digits, '-', '_' (no '/' or '..')")
+    """A run-directory name (``name``, ``output.name``) stays inside ``output.dir``: no absolute path and no
+    ``..`` part (``ablation/lr1e-4`` groups runs in a subfolder, and is fine)."""
+    if value is None:
+        return value
+    parts = value.replace("\\", "/").split("/")
+    if value.strip() in ("", ".") or value.startswith(("/", "\\")) or ".." in parts or re.match(r"^[A-Za-z]:", value):
+        raise ValueError(f"{value!r} is no folder of its own inside output.dir: give a folder name (no '..', not absolute)")
     return value
 
 

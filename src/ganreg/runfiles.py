@@ -33,10 +33,12 @@ def latest_checkpoint(run_dir: Path) -> Path:
 
 
 def is_in_run(run_dir: Path, path: Path) -> bool:
-    """Whether ``path`` lies in ``run_dir``, as written (absolute, not resolved: a run whose checkpoints/ is a
-    symlink to scratch storage still owns them) or resolved."""
+    """Whether ``path`` lies in ``run_dir``, as written (absolute, not resolved) or resolved, or in the real
+    folder behind its checkpoints/ (a symlink to scratch storage: the run still owns what is there)."""
     run, file = Path(run_dir).absolute(), Path(path).absolute()
-    return file.is_relative_to(run) or file.resolve().is_relative_to(run.resolve())
+    real = file.resolve()
+    return file.is_relative_to(run) or real.is_relative_to(run.resolve()) or real.is_relative_to(
+        checkpoint_dir(run).resolve())
 
 
 def step_file(step: int, suffix: str) -> str:

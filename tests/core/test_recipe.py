@@ -74,7 +74,10 @@ def test_infinite_numbers_and_names_that_leave_the_output_folder_are_refused(reg
     raw["output"] = {"name": ".."}
     found = problems(raw, registry)
     assert "finite number" in found["optim.generator.lr"][0]
-    assert "'../escape' is not a folder name" in found["name"][0] and "'..' is not a folder name" in found["output.name"][0]
+    assert "'../escape' is no folder of its own" in found["name"][0] and "'..' is no folder of its own" in found["output.name"][0]
+    raw = base_recipe()
+    raw["name"] = "ablation/lr1e-4"  # a subfolder of output.dir groups runs: fine
+    assert validate_recipe(raw, registry).name == "ablation/lr1e-4"
 
 
 def test_unknown_loss_path_has_index(registry: Registry) -> None:

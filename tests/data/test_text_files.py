@@ -80,6 +80,9 @@ def test_utf16_caption_files_with_their_mark_read_as_text(oxford_folder, encodin
     cap.write_bytes(text.encode(encoding) if encoding == "utf-16" else b"\xfe\xff" + text.encode(encoding))
     ds = build_dataset(cfg(oxford_folder), "train")
     assert ds.captions_of(0) == ["a flower with a \u00e9clat of red petals", "second caption"]
+    cap.write_bytes("a red flower\n".encode("utf-32"))  # its mark starts like UTF-16's: refused, not single letters
+    with pytest.raises(NotUtf8):
+        build_dataset(cfg(oxford_folder), "train")
 
 
 def test_cub_tables_are_read_as_utf8_sig(tmp_path, helpers) -> None:

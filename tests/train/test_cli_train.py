@@ -237,6 +237,13 @@ def test_a_run_records_qualified_ids_and_generates_without_its_loss_plugins(writ
     res = runner.invoke(cli, ["run", "--resume", str(out), "--set", "train.steps=3"])
     assert res.exit_code == 0, res.output
 
+    # a shapes run recorded with a data.path (made before that was refused) still generates
+    recorded = json.loads((out / "recipe.resolved.json").read_text())
+    recorded["data"]["path"] = str(tmp_path / "never-read")
+    (out / "recipe.resolved.json").write_text(json.dumps(recorded))
+    res = runner.invoke(cli, ["generate", str(out), "a red circle", "-n", "2", "-o", str(tmp_path / "p.png")])
+    assert res.exit_code == 0, res.output
+
     # the losses' plugin is gone: generating still works, resuming names what is missing
     recorded = json.loads((out / "recipe.resolved.json").read_text())
     assert recorded["generator"]["name"] == "dcgan_cls:dcgan_cls"  # the resume wrote ids again

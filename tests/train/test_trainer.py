@@ -499,6 +499,7 @@ def test_a_bad_image_mid_run_saves_the_steps_so_far_and_resumes_exactly(
     resumed = start_or_resume(recipe, registry, broken, "cpu", resume=True)
     assert resumed.step == 2 and resumed.fit() == "finished"
     assert losses(straight) == losses(broken)
+    (broken / "grid.png").write_bytes(b"")  # a user's file in a run (`generate -o RUN/grid.png`): still a run
     with pytest.raises(UserError, match="already holds a run"):
         new_run_dir(broken)
     stale = tmp_path / "stale"  # a run that stopped before any checkpoint left its log
@@ -594,3 +595,15 @@ def test_a_missing_latest_checkpoint_is_named_with_the_checkpoints_left(tmp_path
         load_checkpoint(run / "checkpoints" / "latest.pt")
     assert caught.value.message == f"{run}: its latest.pt is missing (deleted, or lost when a disk filled up)"
     assert caught.value.fix == "use --checkpoint N, a step it kept (2, 4)"
+
+
+def test_a_runs_own_checkpoints_behind_a_symlink_are_its_own(tmp_path: Path) -> None:
+    from ganreg.runfiles import is_in_run
+
+    run, scratch = tmp_path / "run", tmp_path / "scratch"
+    run.mkdir()
+    scratch.mkdir()
+    (run / "checkpoints").symlink_to(scratch)
+    (scratch / "step_0000002.pt").write_bytes(b"")
+    assert is_in_run(run, scratch / "step_0000002.pt") and is_in_run(run, run / "checkpoints" / "step_0000002.pt")
+    assert not is_in_run(run, tmp_path / "other" / "checkpoints" / "step_0000002.pt")

@@ -221,7 +221,7 @@ def read_text(path: Path, what: str) -> str:
         raise DataError(f"{what} {path} is a folder, not a file", "remove or rename the folder") from None
     except OSError as exc:
         raise DataError(f"cannot read {what} {path}: {exc}", "check that the file exists and is readable") from None
-    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")) and not raw.startswith(b"\xff\xfe\x00\x00"):  # UTF-32: refused
         try:
             return raw.decode("utf-16")  # the mark says the byte order, and is dropped
         except UnicodeDecodeError:

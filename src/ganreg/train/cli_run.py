@@ -182,7 +182,8 @@ def _start_trainer(
             raise UserError(
                 f"{ckpt} is not a checkpoint of {run_dir}: resuming from it would join two runs' logs, and the "
                 "run's own checkpoints would be rotated away",
-                "resume the run it belongs to (ganreg run --resume THAT_RUN), or start a new run from its weights: "
+                f"if it is this run's own (a backup), put it back in {run_dir}/checkpoints/ and pass that path; if "
+                "another run's, resume that run (ganreg run --resume THAT_RUN) or start a new one from its weights: "
                 f"ganreg run RECIPE --set generator.weights={ckpt} --set discriminator.weights={ckpt}",
             )
         with _out_of_memory_named(recipe, run_dir, lambda: 0):  # moving the networks to the GPU, the contract check

@@ -60,6 +60,12 @@ RUN_ENTRIES = frozenset({
 def new_run_dir(path: Path) -> Path:
     """Create the run directory ``path``, refusing one that already holds a run, and an existing folder that
     holds anything a run does not write (the run's params.md, samples/, ... would replace the user's files)."""
+    if latest_checkpoint(path).exists():
+        raise UserError(f"{path} already holds a run", f"resume it with `ganreg run --resume {path}` or pick another --out")
+    log = path / "metrics.jsonl"
+    if log.is_file() and log.stat().st_size > 0:  # a run that stopped before its first checkpoint
+        raise UserError(f"{path} holds the log of a run that saved no checkpoint (metrics.jsonl)",
+                        "pick another --out, or delete that folder to start afresh there")
     foreign = sorted(e.name for e in path.iterdir() if e.name not in RUN_ENTRIES and not e.name.startswith(".")) if (
         path.is_dir()) else []
     if foreign:
@@ -69,12 +75,6 @@ def new_run_dir(path: Path) -> Path:
             "pick a new or empty folder for --out (e.g. runs/my_run): a run writes params.md, samples/, "
             "checkpoints/, ... into it",
         )
-    if latest_checkpoint(path).exists():
-        raise UserError(f"{path} already holds a run", f"resume it with `ganreg run --resume {path}` or pick another --out")
-    log = path / "metrics.jsonl"
-    if log.is_file() and log.stat().st_size > 0:  # a run that stopped before its first checkpoint
-        raise UserError(f"{path} holds the log of a run that saved no checkpoint (metrics.jsonl)",
-                        "pick another --out, or delete that folder to start afresh there")
     return make_folder(path)
 
 
@@ -331,6 +331,9 @@ def read_run(run_dir: Path, registry: Registry, sections: Iterable[str] | None =
     if not isinstance(meta, dict):
         raise UserError(f"{run_dir}: {RUN_FILE} is not a JSON object", "pass the directory `ganreg run` wrote")
     _check_recorded_plugins(run_dir, meta, registry, sections)
+    data = raw.get("data")
+    if isinstance(data, dict) and data.get("source", "shapes") == "shapes":
+        data.pop("path", None)  # runs made before it was refused: the built-in source never read it
     return validate_recipe(_pin_recorded_ids(raw, meta), registry, str(run_dir / RECIPE_FILE), sections), meta
 
 
