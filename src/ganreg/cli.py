@@ -291,7 +291,8 @@ def generate(
     texts = list(captions)
     if captions_file is not None:
         if not captions_file.is_file():
-            raise UserError(f"captions file not found: {captions_file}", "pass a text file with one caption a line")
+            raise UserError(f"captions file {captions_file} is a folder" if captions_file.is_dir()
+                            else f"captions file not found: {captions_file}", "pass a text file with one caption a line")
         try:
             lines = captions_file.read_text(encoding="utf-8-sig").splitlines()  # a BOM (Notepad) is no word
         except UnicodeDecodeError:

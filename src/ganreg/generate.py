@@ -119,7 +119,8 @@ def encode_sources(nets: SamplingNetworks, sources: list[Path], image_size: int)
     arrays = []
     for path in sources:
         if not Path(path).is_file():
-            raise UserError(f"source image not found: {path}", "pass an image file (PNG, JPEG, ...) to --source")
+            raise UserError(f"source image {path} is a folder" if Path(path).is_dir() else f"source image not found: {path}",
+                            "pass an image file (PNG, JPEG, ...) to --source")
         # a big JPEG decodes at reduced scale (still at least twice image_size), as the data's images do
         im = decode_pil(Path(path).read_bytes(), what=f"source image {path}", min_side=image_size)
         arrays.append(uint8_to_tensor(pil_to_array(im, image_size)))

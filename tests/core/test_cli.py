@@ -118,6 +118,7 @@ def test_schema_is_json_schema() -> None:
         (["run", "recipes/dfgan.json"], f"did you mean the bundled {RECIPES / 'dfgan.json'}?"),  # outside the checkout
         (["run", "dfgan"], f"did you mean the bundled {RECIPES / 'dfgan.json'}?"),
         (["run", "."], "is a folder, not a recipe file"),
+        (["generate", "not_a_run", "--captions", "."], "captions file . is a folder"),
         (["generate", "not_a_run", "a red circle"], "not_a_run does not exist"),
         (["run", "--resume", "not_a_run"], "not_a_run does not exist"),
         (["run", str(RECIPES / "dfgan.json"), "--set", "nokeyvalue"], "key=value"),

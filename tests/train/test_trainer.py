@@ -607,3 +607,18 @@ def test_a_runs_own_checkpoints_behind_a_symlink_are_its_own(tmp_path: Path) -> 
     (scratch / "step_0000002.pt").write_bytes(b"")
     assert is_in_run(run, scratch / "step_0000002.pt") and is_in_run(run, run / "checkpoints" / "step_0000002.pt")
     assert not is_in_run(run, tmp_path / "other" / "checkpoints" / "step_0000002.pt")
+
+
+def test_a_corrupt_numbered_checkpoint_suggests_an_earlier_step(tmp_path: Path) -> None:
+    """A corrupt step 2 was answered with 'use an earlier one: --checkpoint 5'."""
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "recipe.resolved.json").write_text("{}")
+    for step in (1, 2, 5):
+        (run / "checkpoints" / f"step_{step:07d}.pt").write_bytes(b"not a zip")
+    with pytest.raises(UserError) as caught:
+        load_checkpoint(run / "checkpoints" / "step_0000002.pt")
+    assert (caught.value.fix or "").startswith("use an earlier one of the run: --checkpoint 1 ")
+    with pytest.raises(UserError) as caught:
+        load_checkpoint(run / "checkpoints" / "step_0000001.pt")
+    assert (caught.value.fix or "").startswith("use a later one of the run: --checkpoint 5 ")

@@ -62,8 +62,11 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
     except Exception as exc:  # truncated zip, bad magic, foreign pickle
         in_run = path.parent.name == CHECKPOINT_DIR
         others = [p for p in numbered_checkpoints(path.parent) if p.resolve() != path.resolve()] if in_run else []
+        step = step_of(path)
+        earlier = [p for p in others if step is None or (step_of(p) or 0) < step]
         if others:
-            fix = f"use an earlier one of the run: --checkpoint {step_of(others[-1])} (or --checkpoint {others[-1]})"
+            pick, which = (earlier[-1], "an earlier one") if earlier else (others[-1], "a later one")
+            fix = f"use {which} of the run: --checkpoint {step_of(pick)} (or --checkpoint {pick})"
         elif in_run:
             fix = f"{path.parent} holds no other checkpoint: start the run again"
         else:
