@@ -7,6 +7,7 @@ short message with its fix and exit code 2, never a traceback.
 
 from __future__ import annotations
 
+import difflib
 import errno
 import json
 import sys
@@ -68,7 +69,12 @@ def list_cmd(pattern: str, as_json: bool) -> None:
         if status is not None and status.status != "loaded":  # `ganreg list myplugin` for a plugin that did not load
             err_console.print(f"plugin {status.name!r} is {status.status}: {status.error} (see `ganreg plugins`)", markup=False)
             return
-        err_console.print(f"nothing matches {pattern!r}: patterns are KIND:ID globs, e.g. 'generator:*', '*:dfgan:*', '*hinge*'", markup=False)
+        head, _, tail = pattern.rpartition(":")  # the name part, compared with the names of the kind or plugin named
+        names = sorted({c.name for c in reg.components() if not head or head in (c.kind, c.plugin)})
+        close = difflib.get_close_matches(tail, names, n=3, cutoff=0.6)
+        guess = " Did you mean " + " or ".join(repr(f"{head}:{n}" if head else n) for n in close) + "?" if close else ""
+        err_console.print(f"nothing matches {pattern!r}: patterns are KIND:ID globs, e.g. 'generator:*', '*:dfgan:*', "
+                          f"'*hinge*'.{guess}", markup=False)
         return
     wide = console.width >= 120  # below that the summaries need the room more than plugin and version do
     table = Table(title=f"ganreg components ({len(items)})", show_lines=False)

@@ -105,6 +105,11 @@ def test_validate_catches_what_run_would_refuse(sets: list[str], needle: str | N
     assert "Traceback" not in res.stderr
 
 
+def test_list_of_a_misspelt_name_suggests_the_close_ones() -> None:
+    res = ganreg("list", "generator:dfgn")
+    assert res.returncode == 0 and "Did you mean 'generator:dfgan'?" in " ".join(res.stderr.split()), res.stderr
+
+
 def test_schema_is_json_schema() -> None:
     res = ganreg("schema")
     schema = json.loads(res.stdout)
