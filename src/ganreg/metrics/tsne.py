@@ -192,7 +192,7 @@ def tsne_for_run(run_dir: Path, out: Path, n: int = 300, device: str = "auto", l
     caption = (
         f"From the checkpoint of step {run.step:,} ({run.generator_weights} generator weights). Left: the text encoder's "
         f"sentence embeddings of train captions (grey) and {held_name} captions (coloured by class). Then: classifier "
-        f"features of {len(torch.cat(gen_l))} images generated from {held_name} captions ({noise}, as the run's grids), "
+        f"features of {sum(len(x) for x in gen_l)} images generated from {held_name} captions ({noise}, as the run's grids), "
         f"coloured by the caption's class; the same features of real {held_name} images, for reference"
         + ("; the image encoder's latents of those real images." if latents else ".")
     )

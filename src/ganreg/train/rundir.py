@@ -66,8 +66,8 @@ def new_run_dir(path: Path) -> Path:
     if log.is_file() and log.stat().st_size > 0:  # a run that stopped before its first checkpoint
         raise UserError(f"{path} holds the log of a run that saved no checkpoint (metrics.jsonl)",
                         "pick another --out, or delete that folder to start afresh there")
-    foreign = sorted(e.name for e in path.iterdir() if e.name not in RUN_ENTRIES and not e.name.startswith(".")) if (
-        path.is_dir()) else []
+    entries = path.iterdir() if path.is_dir() else ()
+    foreign = sorted(e.name for e in entries if e.name not in RUN_ENTRIES and not e.name.startswith("."))
     if foreign:
         shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
         raise UserError(
@@ -279,6 +279,10 @@ def write_run_files(
         "build_context": dataclasses.asdict(ctx),
         "data": data,
     }
+    _write_run_json(run_dir, meta)
+
+
+def _write_run_json(run_dir: Path, meta: dict[str, Any]) -> None:
     atomic_write_text(run_dir / RUN_FILE, json.dumps(meta, indent=2) + "\n")
 
 
@@ -297,7 +301,7 @@ def record_session(run_dir: Path, step: int, device: torch.device, amp: torch.dt
     }
     sessions = meta.get("sessions") if isinstance(meta.get("sessions"), list) else []
     meta["sessions"] = [*sessions, session]
-    atomic_write_text(run_dir / RUN_FILE, json.dumps(meta, indent=2) + "\n")
+    _write_run_json(run_dir, meta)
 
 
 def check_same_data(run_dir: Path, data: dict[str, Any]) -> None:
@@ -341,14 +345,12 @@ def _check_recorded_plugins(run_dir: Path, meta: dict[str, Any], registry: Regis
     """A component whose plugin is not installed here (another machine, a fresh environment): named with the
     distribution and version run.json recorded, so the fix is one pip command, not a search."""
     wanted = set(sections) if sections is not None else None
+    known = {c.plugin for c in registry.components()} | set(registry.plugins)  # a failed or blocked one: `ganreg plugins`
     for key, comp in (meta.get("components") or {}).items():
         if not isinstance(comp, dict) or (wanted is not None and key.partition(".")[0] not in wanted):
             continue
         plugin, dist, version = comp.get("plugin"), comp.get("distribution"), comp.get("version")
-        if not isinstance(plugin, str) or not dist or any(c.plugin == plugin for c in registry.components()):
-            continue
-        status = registry.plugins.get(plugin)
-        if status is not None:  # installed but failed or blocked: `ganreg plugins` says why
+        if not isinstance(plugin, str) or not dist or plugin in known:
             continue
         raise UserError(
             f"{run_dir} was trained with {key} {comp.get('id')} from the distribution {dist} {version}, "

@@ -598,6 +598,9 @@ def _means(values: dict[str, list[torch.Tensor]]) -> dict[str, torch.Tensor]:
     (a loss may log a Python float on one micro-batch and a CUDA tensor on the next)."""
     out: dict[str, torch.Tensor] = {}
     for k, v in values.items():
+        if len(v) == 1:  # one micro-batch and one D step, the usual case: no extra work on the hot path
+            out[k] = v[0]
+            continue
         first = torch.as_tensor(v[0])
         out[k] = torch.stack([torch.as_tensor(x).to(first.device).float().reshape(()) for x in v]).mean()
     return out
