@@ -21,7 +21,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 from ganreg.data.config import DataConfig
 from ganreg.errors import ComponentError, RecipeError, UserError
 from ganreg.kinds import SECTION_KINDS
-from ganreg.registry import Registry, validation_problems
+from ganreg.registry import Registry, bool_problems, validation_problems, without_repeats
 
 RECIPE_VERSION = 1
 
@@ -407,12 +407,13 @@ def validate_recipe(
     problems: list[tuple[str, str, str | None]] = []
     recipe: Recipe | None = None
     raw = {k: v for k, v in raw.items() if k != "$schema"}  # an editor's schema link, not a setting
+    problems.extend(bool_problems(Recipe, raw, ""))
     try:
         recipe = Recipe.model_validate(raw)
     except ValidationError as exc:
-        problems.extend(validation_problems(exc, "", Recipe))
-        problems = [(p.lstrip("."), m, f) for p, m, f in problems]
+        problems.extend((p.lstrip("."), m, f) for p, m, f in validation_problems(exc, "", Recipe))
     problems.extend(_component_problems(raw, registry, sections))
+    problems = without_repeats(problems)
     if problems:
         raise RecipeError(problems, source)
     assert recipe is not None

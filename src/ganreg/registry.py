@@ -164,12 +164,12 @@ class ComponentInfo:
     def params_problems(self, raw: dict[str, Any], where: str = "params") -> list[tuple[str, str, str | None]]:
         """Every problem of raw params (path, message, fix): pydantic's, and unknown keys even where the
         plugin's model would ignore them (:func:`unknown_key_problems`)."""
-        problems = unknown_key_problems(self.params, raw, where)
+        problems = unknown_key_problems(self.params, raw, where) + bool_problems(self.params, raw, where)
         try:
             self.params.model_validate(raw)
         except ValidationError as exc:
             problems += validation_problems(exc, where, self.params)
-        return problems
+        return without_repeats(problems)
 
     def build(self, params: dict[str, Any] | BaseModel | None, ctx: BuildContext) -> nn.Module:
         """Validate ``params`` and call the factory. An exception the factory raises (a bug or an
@@ -222,6 +222,63 @@ def unknown_key_problems(model: type[BaseModel], raw: dict[str, Any], where: str
         if key not in known:
             problems.append((f"{where}.{key}", "unknown key", unknown_key_fix(str(key), sorted(known))))
     return problems
+
+
+def bool_problems(model: type[BaseModel], raw: Any, where: str) -> list[tuple[str, str, str | None]]:
+    """``true`` / ``false`` where ``model`` (and the models nested in it) wants a number, as (path, message,
+    fix) problems. pydantic reads them as 1 / 0, so ``"ema_decay": false``, meant as "no EMA", trained with
+    decay 0, and ``"steps": true`` trained one step; a bound (``max_minutes > 0``) reported the rest in terms
+    that did not say what was wrong."""
+    problems: list[tuple[str, str, str | None]] = []
+    if not isinstance(raw, dict):
+        return problems
+    for key, value in raw.items():
+        field = model.model_fields.get(key) if isinstance(key, str) else None
+        if field is None:
+            continue
+        path = f"{where}.{key}" if where else key
+        scalars = list(enumerate(value)) if isinstance(value, list) else [(None, value)]
+        for i, item in scalars:
+            if isinstance(item, bool) and _wants_number(field.annotation):
+                fix = "give a number" + (", or null" if type(None) in typing.get_args(field.annotation) else "")
+                if field.description:
+                    fix += f": {field.description.strip().rstrip('.')}"
+                problems.append((path if i is None else f"{path}.{i}", f"{str(item).lower()} is not a number", fix))
+            sub = _model_in(field.annotation)
+            if sub is not None:
+                problems += bool_problems(sub, item, path if i is None else f"{path}.{i}")
+    return problems
+
+
+def _wants_number(annotation: Any) -> bool:
+    """Whether an annotation (``int``, ``float | None``, ``list[float]``, ``Annotated[int, ...]``) takes numbers
+    and not booleans."""
+    seen: set[Any] = set()
+
+    def leaves(a: Any) -> None:
+        args = typing.get_args(a)
+        if typing.get_origin(a) is typing.Annotated:
+            leaves(args[0])
+        elif args:
+            for arg in args:
+                leaves(arg)
+        else:
+            seen.add(a)
+
+    leaves(annotation)
+    return bool(seen & {int, float}) and bool not in seen and Any not in seen
+
+
+def without_repeats(problems: list[tuple[str, str, str | None]]) -> list[tuple[str, str, str | None]]:
+    """The first problem of each path: a key reported by :func:`bool_problems` or :func:`unknown_key_problems`
+    needs no second message from pydantic about the same value."""
+    seen: set[str] = set()
+    out = []
+    for problem in problems:
+        if problem[0] not in seen:
+            seen.add(problem[0])
+            out.append(problem)
+    return out
 
 
 def _default_problems(model: type[BaseModel]) -> list[tuple[str, str]]:

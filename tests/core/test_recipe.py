@@ -80,6 +80,30 @@ def test_infinite_numbers_and_names_that_leave_the_output_folder_are_refused(reg
     assert validate_recipe(raw, registry).name == "ablation/lr1e-4"
 
 
+def test_true_and_false_are_no_numbers(registry: Registry) -> None:
+    """pydantic reads true / false as 1 / 0: "ema_decay": false, meant as "no EMA", trained with decay 0, and
+    "steps": true trained one step. Each is named once, with null offered where the field takes it."""
+    raw = base_recipe()
+    raw["train"].update(steps=True, ema_decay=False, max_minutes=False, channels_last=True)
+    raw["optim"] = {"generator": {"betas": [False, 0.9]}}
+    raw["data"]["image_size"] = True
+    raw["generator"]["params"]["nf"] = True  # a plugin's params: the same check, from the core
+    found = problems(raw, registry)
+    assert found["train.ema_decay"] == ("false is not a number", "give a number, or null: EMA of G's weights; null disables")
+    assert found["train.steps"][0] == "true is not a number" and (found["train.steps"][1] or "").startswith("give a number, or null")
+    assert found["train.max_minutes"][0] == "false is not a number"  # not pydantic's "greater than 0" as well
+    assert found["optim.generator.betas.0"][0] == "false is not a number"
+    assert found["data.image_size"][0] == "true is not a number" and (found["data.image_size"][1] or "").startswith("give a number:")
+    assert found["generator.params.nf"][0] == "true is not a number"
+    assert len(found) == 6  # channels_last is a switch: true is its value
+    with pytest.raises(RecipeError) as exc:
+        validate_recipe(raw, registry)
+    assert len(exc.value.problems) == 6  # once each
+    raw = base_recipe()
+    raw["train"].update(ema_decay=None, channels_last=1)
+    assert validate_recipe(raw, registry).train.ema_decay is None
+
+
 def test_unknown_loss_path_has_index(registry: Registry) -> None:
     raw = base_recipe()
     raw["losses"][1]["name"] = "hinge_gen"

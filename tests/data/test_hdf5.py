@@ -92,6 +92,12 @@ def test_not_hdf5_and_missing(tmp_path, helpers) -> None:
     junk.write_bytes(b"this is not an HDF5 file" * 10)
     with pytest.raises(DataError, match="junk.h5"):
         HDF5Dataset(junk, "train")
+    # a JSON file or an image given as the HDF5 file is named as what it is not, not as a corrupt download
+    for name, content in (("captions.json", b'{"a.jpg": "a red bird"}'), ("photo.jpg", b"\xff\xd8\xff" + b"\0" * 4000)):
+        (tmp_path / name).write_bytes(content)
+        with pytest.raises(DataError) as err:
+            HDF5Dataset(tmp_path / name, "train")
+        assert err.value.message == f"{tmp_path / name} is not an HDF5 file" and "data.source folder" in (err.value.fix or "")
     with pytest.raises(DataError, match="not found"):
         HDF5Dataset(tmp_path / "missing.h5", "train")
     empty = tmp_path / "empty.h5"

@@ -354,3 +354,47 @@ def test_a_misspelt_key_on_resume_is_named_as_misspelt() -> None:
     check_resume_overrides(["train.steps=8", "data.path=elsewhere", "eval.metrics=fid"])
     with pytest.raises(UserError, match="cannot change a resumed run"):
         check_resume_overrides(["train.batch_size=8"])
+
+
+def test_a_run_trains_in_one_process_at_a_time(write_recipe, monkeypatch, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A requeued cluster job, or a --resume in a second terminal, while the run still trains: both would append to
+    metrics.jsonl and rotate away each other's checkpoints. The second is refused before it moves or writes anything."""
+    from ganreg.train.runlock import LOCK_FILE, training_lock
+
+    runner = _runner(monkeypatch)
+    out = tmp_path / "run"
+    recipe = write_recipe(**{"train.steps": 2, "intervals.checkpoint": 1, "intervals.log": 1})
+    assert runner.invoke(cli, ["run", str(recipe), "--out", str(out), "--device", "cpu"]).exit_code == 0
+    log = (out / "metrics.jsonl").read_text()
+    kept = sorted(p.name for p in (out / "checkpoints").iterdir())
+    with training_lock(out) as problem:  # another process training it (flock: per open file, so this one counts)
+        assert problem is None
+        for args in (["--set", "train.steps=4"], ["--checkpoint", "1", "--set", "train.steps=4"]):
+            res = runner.invoke(cli, ["run", "--resume", str(out), *args])
+            assert "is being trained by another ganreg process now" in user_error(res), args
+            assert f"pid {os.getpid()}" in user_error(res)
+        assert (out / "metrics.jsonl").read_text() == log
+        assert sorted(p.name for p in (out / "checkpoints").iterdir()) == kept  # nothing set aside
+        res = runner.invoke(cli, ["run", str(recipe), "--out", str(out)])
+        assert "already holds a run" in user_error(res)
+    # a run killed while it wrote a checkpoint left its temporary file; the next resume removes it
+    leftover = out / "checkpoints" / ".latest.pt.k1ll3d.tmp"
+    leftover.write_bytes(b"\0" * 2**20)
+    res = runner.invoke(cli, ["run", "--resume", str(out), "--set", "train.steps=3"])
+    assert res.exit_code == 0, res.output
+    assert "removed 1.0 MiB of temporary files that a killed run left" in flat(res.output)
+    assert not leftover.exists() and (out / "checkpoints" / "latest.pt").is_file()
+    assert [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()] == [1, 2, 3]
+    assert (out / LOCK_FILE).is_file()  # a dot file: the folder still holds nothing but the run's own files
+
+
+def test_a_killed_process_leaves_no_stale_lock(tmp_path: Path) -> None:
+    """The operating system releases the lock with the process, however it ends: no lock file to delete by hand."""
+    from ganreg.train.runlock import training_lock
+
+    code = ("import os, sys; from pathlib import Path; from ganreg.train.runlock import training_lock\n"
+            "with training_lock(Path(sys.argv[1])): os.kill(os.getpid(), 9)")
+    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, timeout=60)
+    assert proc.returncode == -signal.SIGKILL and "pid" in (tmp_path / ".ganreg-run.lock").read_text()
+    with training_lock(tmp_path) as problem:
+        assert problem is None

@@ -99,7 +99,29 @@ def open_h5(path: str | os.PathLike[str]) -> Any:
     try:
         return _h5py().File(p, "r")
     except OSError as exc:
+        if not _has_hdf5_signature(p):
+            raise DataError(
+                f"{p} is not an HDF5 file",
+                "give data.path an HDF5 file (.h5); images with captions are read from their folder (data.source folder)",
+            ) from None
         raise DataError(f"cannot open HDF5 file {p}: {exc}", _FIX_CORRUPT) from None
+
+
+def _has_hdf5_signature(p: Path) -> bool:
+    """Whether ``p`` carries HDF5's format signature where the format puts it: at byte 0, 512, 1024, 2048, ...
+    (after a user block). A truncated or damaged HDF5 file still has it; a JSON file or an image does not."""
+    signature = b"\x89HDF\r\n\x1a\n"
+    try:
+        with open(p, "rb") as fh:
+            size, offset = p.stat().st_size, 0
+            while offset + len(signature) <= size:
+                fh.seek(offset)
+                if fh.read(len(signature)) == signature:
+                    return True
+                offset = 512 if offset == 0 else offset * 2
+    except OSError:
+        return True  # unreadable: let the open's own error speak
+    return False
 
 
 NO_CLASSES_ATTR = "ganreg_no_classes"

@@ -78,7 +78,16 @@ def run_command(
         if procs.main:
             _dry_run(recipe, registry, console)
         return 0
-    run_dir, trainer = _start_trainer(recipe, registry, out, device, resume_dir, checkpoint, procs)
+    with contextlib.ExitStack() as held:  # the run's lock (process 0), for as long as it trains
+        return _run(recipe, registry, out, device, resume_dir, checkpoint, procs, overrides, console, held)
+
+
+def _run(
+    recipe: Any, registry: Any, out: Path | None, device: str | None, resume_dir: Path | None, checkpoint: str | None,
+    procs: Any, overrides: list[str], console: Console, held: contextlib.ExitStack,
+) -> int:
+    """Start or resume the run, train it, and say where everything went."""
+    run_dir, trainer = _start_trainer(recipe, registry, out, device, resume_dir, checkpoint, procs, held, console)
     if trainer.discarded_to is not None and procs.main:
         console.print(f"back at step {trainer.step}: what came after it (checkpoints, sample grids, evaluations, log "
                       f"lines) was moved to {trainer.discarded_to}; delete that folder once you no longer need it")
@@ -157,14 +166,17 @@ def _dry_run(recipe: Any, registry: Any, console: Console) -> None:
 
 def _start_trainer(
     recipe: Any, registry: Any, out: Path | None, device: str | None, resume_dir: Path | None,
-    checkpoint: str | None, procs: Any,
+    checkpoint: str | None, procs: Any, held: contextlib.ExitStack, console: Console,
 ) -> tuple[Path, Any]:
-    """The run directory (a new one, named by process 0, or the resumed one) and its trainer. A new run
-    whose start fails (missing data or weights) leaves no empty folders behind."""
+    """The run directory (a new one, named by process 0, or the resumed one) and its trainer. Process 0
+    locks the run in ``held`` first (:mod:`ganreg.train.runlock`), so a second process on it stops here,
+    before it moves or writes anything. A new run whose start fails (missing data or weights) leaves no
+    empty folders behind."""
     from ganreg.runfiles import is_in_run
     from ganreg.train.checkpoint import find_checkpoint
     from ganreg.train.distributed import broadcast_object
     from ganreg.train.rundir import new_run_dir, run_dir_path
+    from ganreg.train.runlock import LOCK_FILE, remove_leftover_temporaries, training_lock
     from ganreg.train.trainer import start_or_resume
 
     made: list[Path] = []
@@ -176,7 +188,16 @@ def _start_trainer(
             made = [d for d in (run_dir, *run_dir.absolute().parents) if not d.exists()]  # deepest first
             new_run_dir(run_dir)
         run_dir = Path(broadcast_object(str(run_dir) if procs.main else None, procs))  # the name has process 0's time
+    lock_is_ours = False  # a refused second process must not remove the first one's lock file
     try:
+        if procs.main:
+            problem = held.enter_context(training_lock(run_dir))
+            lock_is_ours = True
+            if problem is not None:
+                console.print(f"[yellow]note:[/yellow] {problem}")
+            freed = remove_leftover_temporaries(run_dir) if resume_dir is not None else 0
+            if freed:
+                console.print(f"removed {freed / 2**20:.1f} MiB of temporary files that a killed run left in {run_dir}")
         ckpt = find_checkpoint(run_dir, checkpoint) if resume_dir is not None else None
         if ckpt is not None and not is_in_run(run_dir, ckpt):
             raise UserError(
@@ -193,6 +214,8 @@ def _start_trainer(
     except BaseException:
         for d in made:
             with contextlib.suppress(OSError):  # never let the clean-up hide the real error
+                if lock_is_ours and d == run_dir:
+                    (d / LOCK_FILE).unlink(missing_ok=True)
                 if d.is_dir() and not any(d.iterdir()):
                     d.rmdir()
         raise
