@@ -65,6 +65,33 @@ def test_tsne_classes_never_share_a_colour(n: int) -> None:
     assert not any(c[0] == c[1] == c[2] for c in colours.values())  # grey marks the training captions
 
 
+def test_figures_leave_a_notebooks_matplotlib_backend_alone(tmp_path: Path) -> None:
+    """matplotlib.use("Agg") on import replaced a notebook's inline backend: its own plots stopped showing once a
+    run had trained. Checked in a fresh interpreter, as the backend is the process's."""
+    import sys
+
+    code = f"""
+import matplotlib, numpy as np
+from pathlib import Path
+matplotlib.use("svg")
+from ganreg.train.plots import plot_losses
+from ganreg.report.figures import plot_metric_curves
+from ganreg.metrics.tsne import Panel, plot_panels
+out = Path({str(tmp_path)!r})
+rows = [{{"step": s, "d/total": 1.0 / s, "g/total": float(s), "eval/fid": 9.0 - s}} for s in (1, 2, 3)]
+plot_losses(rows, out / "losses.png")
+plot_metric_curves(rows, out / "metrics.png")
+rng = np.random.default_rng(0)
+plot_panels([Panel("text", rng.normal(size=(40, 8)), np.arange(40) % 4)], ["a", "b", "c", "d"], out / "tsne.png")
+print(matplotlib.get_backend())
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "svg"
+    for name in ("losses", "metrics", "tsne"):
+        assert Image.open(tmp_path / f"{name}.png").size[0] > 300
+
+
 def _chromium(args: list[str], tmp: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [CHROMIUM, *CHROMIUM_FLAGS, f"--user-data-dir={tmp / 'profile'}", *args], capture_output=True, text=True, timeout=120,

@@ -13,14 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib
+import numpy as np
+import torch
+from matplotlib.lines import Line2D
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-from ganreg.metrics.samples import caption_keys, captions_only, eval_mode, text_batch  # noqa: E402
-from ganreg.report.figures import save_figure  # noqa: E402
+from ganreg.metrics.samples import caption_keys, captions_only, eval_mode, text_batch
+from ganreg.report.figures import new_figure, save_figure
 
 MARKERS = ("o", "^", "s", "P", "X", "D")
 
@@ -43,7 +41,7 @@ GREY = (0.72, 0.72, 0.72, 1.0)
 
 
 def _palette(name: str, greys: tuple[int, ...]) -> list[Any]:
-    cmap = plt.get_cmap(name)
+    cmap = matplotlib.colormaps[name]
     return [cmap(i) for i in range(cmap.N) if i not in greys]
 
 
@@ -93,7 +91,7 @@ def text_embeddings(
 def plot_panels(panels: list[Panel], class_names: list[str], out: Path, seed: int = 0) -> Path:
     """Side-by-side t-SNE maps, one colour per class, the same in every panel, never shared by two classes
     (a legend up to :data:`LEGEND_MAX` classes); a panel's ``grey_group`` is drawn in grey."""
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.3 * len(panels), 4.4), constrained_layout=True, squeeze=False)
+    fig, axes = new_figure(len(panels), (4.3 * len(panels), 4.4))
     present = sorted({int(c) for p in panels for g, c in zip(_groups(p).tolist(), p.labels.tolist()) if g != p.grey_group})
     colour = class_colours(present)
     for ax, panel in zip(axes[0], panels):
@@ -114,7 +112,7 @@ def plot_panels(panels: list[Panel], class_names: list[str], out: Path, seed: in
     if len(present) > LEGEND_MAX:
         fig.suptitle(f"{len(present)} classes, one hue each (too many for a legend)", fontsize=9)
     else:
-        handles = [plt.Line2D([], [], marker="o", ls="", color=colour[c], label=class_names[c] if c < len(class_names) else str(c))
+        handles = [Line2D([], [], marker="o", ls="", color=colour[c], label=class_names[c] if c < len(class_names) else str(c))
                    for c in present]
         fig.legend(handles=handles, loc="outside lower center", ncol=min(len(present), 6), fontsize=8, frameon=False)
     return save_figure(fig, out, dpi=90)

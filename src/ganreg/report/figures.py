@@ -1,26 +1,30 @@
-"""Figures for reports and comparisons (matplotlib, no display needed)."""
+"""Figures for reports and comparisons (matplotlib, no display needed).
+
+Every figure is a bare :class:`matplotlib.figure.Figure`, never a pyplot one: pyplot would need a global
+backend (``matplotlib.use("Agg")`` on import replaced a notebook's inline backend, so its own plots stopped
+showing once a run had trained), and would keep each figure until closed."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-from ganreg.atomic import atomic_path  # noqa: E402
-from ganreg.report.runinfo import RunInfo  # noqa: E402
+from ganreg.atomic import atomic_path
+from ganreg.report.runinfo import RunInfo
 
 
-def save_figure(fig: Any, out: Path, dpi: int = 100) -> Path:
-    """Save as PNG atomically (:func:`ganreg.atomic.atomic_path`) and close the figure."""
-    try:
-        with atomic_path(out) as tmp:
-            fig.savefig(tmp, dpi=dpi, format="png")
-    finally:
-        plt.close(fig)
+def new_figure(columns: int, size: tuple[float, float]) -> tuple[Figure, Any]:
+    """A figure of ``columns`` panels side by side (constrained layout) and its ``[1, columns]`` axes."""
+    fig = Figure(figsize=size, layout="constrained")
+    return fig, fig.subplots(1, columns, squeeze=False)
+
+
+def save_figure(fig: Figure, out: Path, dpi: int = 100) -> Path:
+    """Save as PNG atomically (:func:`ganreg.atomic.atomic_path`)."""
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, dpi=dpi, format="png")
     return out
 
 
@@ -44,7 +48,7 @@ def plot_metric_curves(rows: list[dict[str, Any]], out: Path) -> Path | None:
     groups = metric_groups(rows)
     if not groups:
         return None
-    fig, axes = plt.subplots(1, len(groups), figsize=(4.2 * len(groups), 3.6), constrained_layout=True, squeeze=False)
+    fig, axes = new_figure(len(groups), (4.2 * len(groups), 3.6))
     for ax, (title, keys) in zip(axes[0], groups.items()):
         for key in keys:
             xs, ys = _series(rows, key)
@@ -66,7 +70,7 @@ def plot_comparison(runs: list[RunInfo], out: Path) -> Path:
     panels = [("d/total", "discriminator total loss"), ("g/total", "generator total loss")]
     if any("eval/fid" in r for run in runs for r in run.metrics):
         panels.append(("eval/fid", "FID during training"))
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.0 * len(panels), 3.8), constrained_layout=True, squeeze=False)
+    fig, axes = new_figure(len(panels), (5.0 * len(panels), 3.8))
     for ax, (key, title) in zip(axes[0], panels):
         for run in runs:
             xs, ys = _series(run.metrics, key)

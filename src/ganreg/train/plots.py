@@ -5,12 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-from ganreg.report.figures import save_figure  # noqa: E402
+from ganreg.report.figures import new_figure, save_figure
 
 
 def loss_term_names(recipe: dict[str, Any]) -> set[str]:
@@ -31,8 +26,8 @@ def plot_losses(rows: list[dict[str, Any]], out: Path, terms: set[str] | None = 
     a gradient norm, a saturated fraction) is dashed, so it does not read as a term of ``total``."""
     if not rows:
         return None
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4), constrained_layout=True)
-    for ax, prefix, title in zip(axes, ("d/", "g/"), ("discriminator", "generator")):
+    fig, axes = new_figure(2, (11, 4))
+    for ax, prefix, title in zip(axes[0], ("d/", "g/"), ("discriminator", "generator")):
         keys = sorted({k for r in rows for k in r if k.startswith(prefix)})
         for key in keys:
             pts = [(r["step"], r[key]) for r in rows if key in r]
