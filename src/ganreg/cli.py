@@ -289,7 +289,7 @@ def generate(
 ) -> None:
     """Images from new text with a trained generator: one grid row per caption."""
     from ganreg.errors import UserError
-    from ganreg.generate import generate_grid, resolve_truncation
+    from ganreg.generate import generate_grid, truncation_option
 
     blank = [i for i, c in enumerate(captions, 1) if not c.strip()]
     if blank:
@@ -318,7 +318,7 @@ def generate(
             "not noise", f"drop {given}",
         )
     if not sources:
-        truncation = resolve_truncation(run_dir, truncation, no_truncation)
+        truncation = truncation_option(truncation, no_truncation)
     num = len(sources) if sources else num or 8
     made = generate_grid(run_dir, texts, num, out, checkpoint, seed or 0, truncation, not no_ema, device, list(sources))
     console.print(f"wrote {out} ({len(texts)} caption(s) x {num}), its captions in {out.with_suffix('.txt')} and how it "

@@ -115,13 +115,13 @@ def eval_cmd(
     sample counts, split, resize, truncation, checkpoint step): FIDs computed under different
     protocols are not comparable.
     """
-    from ganreg.generate import resolve_truncation
+    from ganreg.generate import truncation_option
     from ganreg.metrics.evaluate import EvalOptions, eval_record_path, evaluate_run, parse_metrics
 
     _threads(threads)
     options = EvalOptions(
         metrics=parse_metrics(metrics), samples=samples, extractor=extractor, split=split, seed=seed,
-        truncation=resolve_truncation(run_dir, truncation, no_truncation), ref_stats=ref_stats, batch_size=batch_size,
+        truncation=truncation_option(truncation, no_truncation), ref_stats=ref_stats, batch_size=batch_size,
     )
     result = evaluate_run(run_dir, options, checkpoint, not no_ema, device, log=_log)
     if as_json:

@@ -7,7 +7,7 @@ import json
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Final, Literal
 
 import torch
 
@@ -28,8 +28,17 @@ from ganreg.train.setup import resolve_device
 from ganreg.train.weights import EMA_KEYS, ema_state
 
 
-@dataclass
+RUNS_OWN: Final = "run"
+"""The truncation a run's grids use (its recipe's ``samples.truncation``): the default of :meth:`TrainedRun.generate`
+and of :class:`ganreg.metrics.evaluate.EvalOptions`, as of ``ganreg generate`` and ``ganreg eval``."""
+Truncation = float | None | Literal["run"]
+
+
+@dataclass(repr=False)
 class TrainedRun:
+    """A run's trained networks, in eval mode, with what it takes to draw images as ``ganreg generate`` does:
+    the run's vocabulary, caption length and noise truncation."""
+
     nets: SamplingNetworks
     vocab: Vocabulary
     recipe: Recipe
@@ -39,8 +48,45 @@ class TrainedRun:
     checkpoint: Path | None = None
     """The checkpoint file the weights came from."""
 
+    def __repr__(self) -> str:
+        return (f"TrainedRun({self.recipe.name!r}, step {self.step}, {self.generator_weights} generator weights, "
+                f"{self.recipe.data.image_size} px, on {self.device})")
 
-def load_trained(
+    @property
+    def device(self) -> torch.device:
+        return next(self.nets.generator.parameters()).device
+
+    @torch.no_grad()
+    def sentences(self, captions: list[str]) -> torch.Tensor:
+        """The text encoder's sentence vectors ``[C, D]`` (float32): the generator's condition. Blend two of
+        them and pass the blend to :meth:`images` to walk from one caption to another."""
+        tokens, lengths = self.vocab.encode_batch(captions, self.recipe.data.max_words)
+        batch = TextBatch(tokens=tokens.to(self.device), lengths=lengths, captions=list(captions))
+        return self.nets.text_encoder(batch).sentence.float()
+
+    def noise(self, n: int, seed: int = 0, truncation: Truncation = RUNS_OWN) -> torch.Tensor:
+        """``n`` noise vectors ``[n, z_dim]`` on the CPU, drawn as ``ganreg generate --seed`` draws them."""
+        return make_noise(n, self.nets.generator.z_dim, torch.Generator().manual_seed(seed), self.truncation(truncation))
+
+    @torch.no_grad()
+    def images(self, sentences: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        """Every sentence vector with every noise vector: ``[C * N, 3, S, S]`` in [-1, 1], row-major by sentence."""
+        return grid_images(self.nets.generator, sentences.to(self.device), noise)
+
+    def generate(
+        self, captions: list[str], per_caption: int = 1, seed: int = 0, truncation: Truncation = RUNS_OWN
+    ) -> torch.Tensor:
+        """``[len(captions) * per_caption, 3, S, S]`` in [-1, 1], row-major by caption, the same noise vectors
+        for every caption: the images of ``ganreg generate RUN CAPTIONS -n per_caption --seed seed``.
+        ``truncation``: the run's own by default, None for plain N(0, 1) noise, or a factor."""
+        return self.images(self.sentences(captions), self.noise(per_caption, seed, truncation))
+
+    def truncation(self, given: Truncation = RUNS_OWN) -> float | None:
+        """``given``, with :data:`RUNS_OWN` read as the run's ``samples.truncation``."""
+        return self.recipe.samples.truncation if given == RUNS_OWN else given  # type: ignore[return-value]
+
+
+def load_run(
     run_dir: Path, checkpoint: str | None = None, use_ema: bool = True, device: str = "auto", image_encoder: bool = False
 ) -> TrainedRun:
     """A run's networks with trained weights (the EMA generator when present), in eval mode. ``image_encoder``:
@@ -67,32 +113,12 @@ def load_trained(
     return TrainedRun(nets, Vocabulary.load(run_dir / VOCAB_FILE), recipe, int(state["step"]), weights, path)
 
 
-def resolve_truncation(run_dir: Path, given: float | None, plain: bool) -> float | None:
-    """The truncation ``generate`` / ``eval`` use: ``given``, none with ``plain`` (``--no-truncation``), else
-    the run's own ``samples.truncation``, so their images match the run's grids and in-training evaluation."""
+def truncation_option(given: float | None, plain: bool) -> Truncation:
+    """``--truncation`` / ``--no-truncation`` of ``generate`` and ``eval``: ``given``, None with ``plain``,
+    else :data:`RUNS_OWN`, so that their images match the run's grids and in-training evaluation."""
     if plain and given is not None:
         raise UserError("--truncation and --no-truncation contradict each other", "give one of them")
-    if given is not None or plain:
-        return given
-    return read_run(run_dir, get_registry(), sections=())[0].samples.truncation
-
-
-@torch.no_grad()
-def generate_images(
-    nets: SamplingNetworks, vocab: Vocabulary, captions: list[str], per_caption: int, seed: int = 0,
-    truncation: float | None = None, max_words: int = 18, latents: torch.Tensor | None = None,
-) -> torch.Tensor:
-    """``[len(captions) * per_caption, 3, S, S]`` in [-1, 1]; row-major by caption.
-    The same noise vectors are used for every caption; ``latents`` (``[per_caption, z_dim]``, from
-    :func:`encode_sources`) replace them."""
-    device = next(nets.generator.parameters()).device
-    tokens, lengths = vocab.encode_batch(captions, max_words)
-    cond = nets.text_encoder(TextBatch(tokens=tokens.to(device), lengths=lengths, captions=captions)).sentence.float()
-    if latents is not None:
-        z = latents
-    else:
-        z = make_noise(per_caption, nets.generator.z_dim, torch.Generator().manual_seed(seed), truncation)
-    return grid_images(nets.generator, cond, z)
+    return None if plain else (given if given is not None else RUNS_OWN)
 
 
 @dataclass
@@ -130,7 +156,7 @@ def encode_sources(nets: SamplingNetworks, sources: list[Path], image_size: int)
 
 def generate_grid(
     run_dir: Path, captions: list[str], per_caption: int, out: Path, checkpoint: str | None = None, seed: int = 0,
-    truncation: float | None = None, use_ema: bool = True, device: str = "auto", sources: list[Path] | None = None,
+    truncation: Truncation = RUNS_OWN, use_ema: bool = True, device: str = "auto", sources: list[Path] | None = None,
 ) -> Generated:
     """Write the grid to ``out``, its captions to ``out.txt`` and how it was made to ``out.json``. With
     ``sources``, each column is drawn from one source image's latent instead of noise."""
@@ -138,13 +164,14 @@ def generate_grid(
     if out.suffix.lower() not in {".png", ".jpg", ".jpeg"}:
         raise UserError(f"output {out} must be a .png or .jpg file", "use -o samples.png")
     refuse_foreign_sidecars(out)
-    run = load_trained(run_dir, checkpoint, use_ema, device, image_encoder=bool(sources))
-    latents = encode_sources(run.nets, sources, run.recipe.data.image_size) if sources else None
-    if latents is not None:
+    run = load_run(run_dir, checkpoint, use_ema, device, image_encoder=bool(sources))
+    if sources:
+        latents = encode_sources(run.nets, sources, run.recipe.data.image_size)
         per_caption, truncation = latents.shape[0], None
-    images = generate_images(
-        run.nets, run.vocab, captions, per_caption, seed, truncation, run.recipe.data.max_words, latents
-    )
+        images = run.images(run.sentences(captions), latents)
+    else:
+        truncation = run.truncation(truncation)
+        images = run.generate(captions, per_caption, seed, truncation)
     save_grid(images, out, nrow=per_caption, captions=captions)
     record = out.with_suffix(".json")
     made = generation_record(

@@ -7,6 +7,7 @@ Torch-free, so the report and compare commands read run directories without impo
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,8 @@ BEST_CHECKPOINT = "best.pt"
 """Kept by ``eval.keep_best``, beside ``latest.pt`` and the numbered ones."""
 BEST_FILE = "best.json"
 """Which evaluation made ``best.pt`` (metric, value, step)."""
+METRICS_FILE = "metrics.jsonl"
+"""One JSON line per logging step (:func:`read_metrics`)."""
 
 
 def checkpoint_dir(run_dir: Path) -> Path:
@@ -91,10 +94,17 @@ def _damaged(path: Path, reason: str) -> UserError:
     )
 
 
-def read_metrics(path: Path) -> list[dict[str, Any]]:
-    """The records of metrics.jsonl: objects with an integer ``step``, keeping their numeric values. A line
-    that is no such record (a torn last line of a run killed mid-write, or a damaged one) is skipped, and
-    so is a value that is not a number: a report of a damaged log shows what is left, never a traceback."""
+def read_metrics(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """The records of a run's metrics.jsonl (``path``: the file, or the run directory): objects with an integer
+    ``step``, keeping their numeric values. A line that is no such record (a torn last line of a run killed
+    mid-write, or a damaged one) is skipped, and so is a value that is not a number: a report of a damaged
+    log shows what is left, never a traceback. A run that has logged nothing yet has no rows; a folder that
+    does not exist is an error, not an empty log."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / METRICS_FILE
+    elif path.suffix != ".jsonl" or not path.parent.is_dir():
+        raise UserError(f"{path} not found", "give a run directory (or its metrics.jsonl)")
     if not path.is_file():
         return []
     rows = []

@@ -92,7 +92,7 @@ def tiny_run(registry: Any, tmp_path_factory: pytest.TempPathFactory, eval_cache
 
 @pytest.fixture
 def autoload(monkeypatch: pytest.MonkeyPatch) -> Any:
-    """The process registry with the installed plugins (what `load_trained` and the CLI use)."""
+    """The process registry with the installed plugins (what `load_run` and the CLI use)."""
     from ganreg import plugins
 
     plugins.reset_registry()

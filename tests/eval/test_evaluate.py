@@ -362,7 +362,7 @@ def test_eval_refuses_a_checkpoint_of_another_run(tiny_run: Path, tmp_path: Path
     a, b = tmp_path / "a", tmp_path / "b"
     for run in (a, b):
         shutil.copytree(tiny_run, run, ignore=shutil.ignore_patterns("eval.json", "evals", "report"))
-    monkeypatch.setattr("ganreg.generate.load_trained", lambda *a, **k: pytest.fail("loaded before refusing"))
+    monkeypatch.setattr("ganreg.generate.load_run", lambda *a, **k: pytest.fail("loaded before refusing"))
     with pytest.raises(UserError) as exc:
         evaluate_run(a, EvalOptions(**OPTIONS), str(b / "checkpoints" / "step_0000002.pt"), device="cpu")
     assert f"checkpoint of the run {b}, not of {a}" in exc.value.message
@@ -413,10 +413,10 @@ def test_generated_images_do_not_depend_on_the_batch_size(tiny_run: Path, autolo
     """Truncation resamples out-of-range noise: drawn batch by batch, the samples (and every number) shifted
     with ``--batch-size``. All samples' noise is drawn at once."""
     from ganreg.data import Collator, build_dataset
-    from ganreg.generate import load_trained
+    from ganreg.generate import load_run
     from ganreg.metrics.samples import generated_batches
 
-    run = load_trained(tiny_run, device="cpu")
+    run = load_run(tiny_run, device="cpu")
     dataset = build_dataset(run.recipe.data, "test")
     collator = Collator(run.vocab, run.recipe.data.max_words)
 

@@ -125,7 +125,7 @@ def test_a_recipe_trains_and_generates_with_damsm_weights(
     """The shapes captions get their own DAMSM-format files; the frozen encoder keeps the loaded weights,
     the run keeps the vocabulary, and `generate` reads both back."""
     from ganreg.data import DataConfig, build_dataset
-    from ganreg.generate import generate_images, load_trained
+    from ganreg.generate import load_run
     from ganreg.train.trainer import start_or_resume
 
     cfg = DataConfig(source="shapes", image_size=32, num_images=96)
@@ -143,9 +143,9 @@ def test_a_recipe_trains_and_generates_with_damsm_weights(
     assert trainer.fit() == "finished"
     loaded = trainer.nets.text_encoder.state_dict()
     torch.testing.assert_close(loaded["embed.weight"], ref.state_dict()["encoder.weight"], rtol=0, atol=0)
-    run = load_trained(tmp_path / "run", device="cpu")
+    run = load_run(tmp_path / "run", device="cpu")
     assert run.vocab.unknown == "drop" and len(run.vocab) == len(wordtoix)
-    images = generate_images(run.nets, run.vocab, ["a big red circle in the center"], per_caption=2, seed=0)
+    images = run.generate(["a big red circle in the center"], per_caption=2, seed=0)
     assert images.shape == (2, 3, 32, 32)
 
 

@@ -69,7 +69,7 @@ def test_official_checkpoint_becomes_a_run_to_generate_from(  # type: ignore[no-
 ) -> None:
     """generator.weights / discriminator.weights = state_epoch_1220.pth with train.steps = 0: a run directory
     holding exactly the official weights, which `generate` samples from."""
-    from ganreg.generate import load_trained
+    from ganreg.generate import load_run
 
     source = start_or_resume(make_recipe(**DFGAN, **{"train.steps": 1}), registry, tmp_path / "src", "cpu", resume=False)
     ckpt = tmp_path / "state_epoch_1220.pth"
@@ -80,7 +80,7 @@ def test_official_checkpoint_becomes_a_run_to_generate_from(  # type: ignore[no-
     })
     trainer = start_or_resume(recipe, registry, tmp_path / "run", "cpu", resume=False)
     assert trainer.fit() == "finished" and trainer.step == 0
-    run = load_trained(tmp_path / "run", device="cpu")
+    run = load_run(tmp_path / "run", device="cpu")
     pre = "module." if ddp else ""
     for k, v in run.nets.generator.state_dict().items():
         torch.testing.assert_close(v, official["netG"][pre + k], rtol=0, atol=0)
@@ -130,14 +130,14 @@ def test_a_resumed_run_needs_no_weights_file(make_recipe, registry, tmp_path: Pa
 
 def test_a_ganreg_run_seeds_with_its_ema_generator(make_recipe, registry, installed_registry, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """What `generate` and `eval` of the source run use is what a run seeded from it starts with."""
-    from ganreg.generate import load_trained
+    from ganreg.generate import load_run
 
     src = start_or_resume(make_recipe(**DFGAN, **{"train.steps": 2, "train.ema_decay": 0.5}), registry, tmp_path / "a", "cpu", resume=False)
     src.fit()
     latest = tmp_path / "a" / "checkpoints" / "latest.pt"
     seeded = start_or_resume(make_recipe(**DFGAN, **{"generator.weights": str(latest), "train.steps": 1}),
                              registry, tmp_path / "b", "cpu", resume=False)
-    ema = load_trained(tmp_path / "a", device="cpu").nets.generator.state_dict()
+    ema = load_run(tmp_path / "a", device="cpu").nets.generator.state_dict()
     raw = src.nets.generator.state_dict()
     assert any(not torch.equal(ema[k], raw[k]) for k in raw)  # the two differ after 2 steps
     for k, v in ema.items():

@@ -166,10 +166,10 @@ def autoloaded(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
 
 
 def test_generate_reads_a_run_with_an_image_encoder(registry, autoloaded, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    from ganreg.generate import load_trained
+    from ganreg.generate import load_run
 
     trainer = _trained(registry, tmp_path / "run")
-    run = load_trained(tmp_path / "run", use_ema=False, device="cpu", image_encoder=True)
+    run = load_run(tmp_path / "run", use_ema=False, device="cpu", image_encoder=True)
     assert run.nets.image_encoder is not None and not run.nets.image_encoder.training
     torch.testing.assert_close(run.nets.image_encoder.state_dict(), trainer.nets.image_encoder.state_dict())
 
@@ -279,7 +279,7 @@ def test_diversity_terms_draw_both_images_from_noise_with_an_encoder(registry, t
 
 
 def test_generate_pairs_the_ema_generator_with_the_ema_encoder(registry, autoloaded, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    from ganreg.generate import load_trained
+    from ganreg.generate import load_run
     from ganreg.train.rundir import with_absolute_paths
 
     recipe = _recipe(registry, train={"steps": 3, "batch_size": 8, "ema_decay": 0.5, "ema_start": 0})
@@ -289,11 +289,11 @@ def test_generate_pairs_the_ema_generator_with_the_ema_encoder(registry, autoloa
     raw = trainer.nets.image_encoder.state_dict()
     assert not torch.equal(averaged["mu.weight"], raw["mu.weight"])
     assert "ema_image_encoder" in torch.load(path, weights_only=True)
-    ema = load_trained(tmp_path / "run", device="cpu", image_encoder=True)
+    ema = load_run(tmp_path / "run", device="cpu", image_encoder=True)
     torch.testing.assert_close(ema.nets.image_encoder.state_dict(), averaged)
-    plain = load_trained(tmp_path / "run", use_ema=False, device="cpu", image_encoder=True)
+    plain = load_run(tmp_path / "run", use_ema=False, device="cpu", image_encoder=True)
     torch.testing.assert_close(plain.nets.image_encoder.state_dict(), raw)
-    assert load_trained(tmp_path / "run", device="cpu").nets.image_encoder is None  # drawing from noise needs none
+    assert load_run(tmp_path / "run", device="cpu").nets.image_encoder is None  # drawing from noise needs none
     # a recipe starting from this checkpoint takes the averages too, and records the path absolute
     again = _recipe(registry, image_encoder={"name": "source_encoder:conv", "params": {"ndf": 4, "latent_dim": 8},
                                              "weights": os.path.relpath(path)})

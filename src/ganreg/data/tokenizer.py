@@ -145,6 +145,8 @@ class Vocabulary:
         """
         if max_words < 1:
             raise ValueError("max_words must be >= 1")
+        if isinstance(texts, str):  # a str is a sequence too: each letter would be a caption
+            raise TypeError(f"texts must be a list of captions, not one string: give [{texts!r}]")
         empty = [UNK_ID] if self.unknown == "unk" else [PAD_ID]
         seqs = [(self.encode(t) or empty)[:max_words] for t in texts]
         width = max((len(s) for s in seqs), default=1)

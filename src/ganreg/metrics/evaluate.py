@@ -10,13 +10,14 @@ differently are never mistaken for comparable.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -84,7 +85,9 @@ class EvalOptions:
     extractor: str = "classifier"
     split: str = "test"
     seed: int = 0
-    truncation: float | None = None
+    truncation: float | None | Literal["run"] = "run"
+    """The noise truncation: "run" (the default of ``ganreg eval`` too) is the run's own ``samples.truncation``,
+    as its grids and in-training evaluation use; None: plain N(0, 1)."""
     ref_stats: Path | None = None
     batch_size: int = 64
     real_max: int | None = None
@@ -170,7 +173,10 @@ def evaluate_generator(
 ) -> EvalResult:
     """Every requested metric of ``generator`` on the captions of ``dataset`` (one pass).
 
-    The caller's random state is left untouched (training resumes exactly)."""
+    The caller's random state is left untouched (training resumes exactly). ``options.truncation`` is a
+    number or None here: a generator alone has no run whose truncation "run" could mean."""
+    if options.truncation == "run":
+        raise ValueError('evaluate_generator needs the truncation itself, not "run" (evaluate_run reads the run\'s)')
     metrics = parse_metrics(options.metrics)
     if options.samples < 2:
         raise UserError(f"--samples {options.samples} is too few", "use at least 2 (FID papers use 10k-30k)")
@@ -450,11 +456,12 @@ def evaluate_run(
     """``ganreg eval``: load a run's trained networks, evaluate, write ``RUN/eval.json`` and
     ``RUN/evals/<split>-step<N>-<protocol>.json`` (atomically)."""
     from ganreg.data import Collator, build_dataset
-    from ganreg.generate import load_trained
+    from ganreg.generate import load_run
 
     run_dir = Path(run_dir)
     ckpt = resolve_checkpoint(run_dir, checkpoint)
-    run = load_trained(run_dir, str(ckpt), use_ema, device)
+    run = load_run(run_dir, str(ckpt), use_ema, device)
+    options = dataclasses.replace(options, truncation=run.truncation(options.truncation))
     dataset = build_dataset(run.recipe.data, options.split)
     collator = Collator(run.vocab, run.recipe.data.max_words)
     dev = next(run.nets.generator.parameters()).device

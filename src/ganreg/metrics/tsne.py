@@ -136,14 +136,14 @@ def tsne_for_run(run_dir: Path, out: Path, n: int = 300, device: str = "auto", l
     which the caption should decide."""
     from ganreg.data import Collator, build_dataset
     from ganreg.errors import UserError
-    from ganreg.generate import load_trained
+    from ganreg.generate import load_run
     from ganreg.metrics.classifier import NoClasses, load_classifier
     from ganreg.metrics.samples import generated_batches, real_batches
 
     from ganreg.runfiles import read_recipe_json
 
     has_encoder = read_recipe_json(Path(run_dir)).get("image_encoder") is not None
-    run = load_trained(Path(run_dir), None, True, device, image_encoder=has_encoder)
+    run = load_run(Path(run_dir), None, True, device, image_encoder=has_encoder)
     dev = next(run.nets.generator.parameters()).device
     cfg = run.recipe.data
     collator = Collator(run.vocab, cfg.max_words)

@@ -6,6 +6,7 @@ import contextlib
 import json
 import math
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +53,22 @@ def _param_table(rows: list[dict[str, Any]]) -> Table:
     return table
 
 
+@dataclass(frozen=True)
+class RunOutcome:
+    """How a ``ganreg run`` (or :func:`ganreg.run`) ended."""
+
+    run_dir: Path | None
+    """The run directory (None after ``--dry-run``)."""
+    status: str
+    """"finished", "time limit", "interrupted" (Ctrl-C), "already finished" (a resume with nothing left), or
+    "dry run"."""
+    step: int
+
+    @property
+    def exit_code(self) -> int:
+        return 130 if self.status == "interrupted" else 0  # 130 after Ctrl-C, as a shell expects
+
+
 def run_command(
     recipe_path: Path | None,
     overrides: list[str],
@@ -62,8 +79,21 @@ def run_command(
     console: Console,
     checkpoint: str | None = None,
 ) -> int:
-    """``ganreg run``: start a run from a recipe or resume one, train it with a progress bar, and return the
-    exit code (130 after Ctrl-C, as a shell expects)."""
+    """``ganreg run``: :func:`run_recipe`'s exit code."""
+    return run_recipe(recipe_path, overrides, out, device, resume_dir, dry_run, console, checkpoint).exit_code
+
+
+def run_recipe(
+    recipe: Path | dict[str, Any] | None,
+    overrides: list[str],
+    out: Path | None,
+    device: str | None,
+    resume_dir: Path | None,
+    dry_run: bool,
+    console: Console,
+    checkpoint: str | None = None,
+) -> RunOutcome:
+    """Start a run from a recipe (a file, or a dict from Python) or resume one, and train it with a progress bar."""
     from ganreg.train.distributed import from_environment, process_device
 
     procs = from_environment(device)  # one process, or one of torchrun's
@@ -73,19 +103,19 @@ def run_command(
     registry = get_registry()
     if checkpoint is not None and resume_dir is None:
         raise UserError("--checkpoint picks where a resumed run continues from", "add --resume RUN_DIR")
-    recipe = _resolve_recipe(recipe_path, resume_dir, overrides, registry)
+    resolved = _resolve_recipe(recipe, resume_dir, overrides, registry)
     if dry_run:
         if procs.main:
-            _dry_run(recipe, registry, console)
-        return 0
+            _dry_run(resolved, registry, console)
+        return RunOutcome(None, "dry run", 0)
     with contextlib.ExitStack() as held:  # the run's lock (process 0), for as long as it trains
-        return _run(recipe, registry, out, device, resume_dir, checkpoint, procs, overrides, console, held)
+        return _run(resolved, registry, out, device, resume_dir, checkpoint, procs, overrides, console, held)
 
 
 def _run(
     recipe: Any, registry: Any, out: Path | None, device: str | None, resume_dir: Path | None, checkpoint: str | None,
     procs: Any, overrides: list[str], console: Console, held: contextlib.ExitStack,
-) -> int:
+) -> RunOutcome:
     """Start or resume the run, train it, and say where everything went."""
     run_dir, trainer = _start_trainer(recipe, registry, out, device, resume_dir, checkpoint, procs, held, console)
     if trainer.discarded_to is not None and procs.main:
@@ -107,7 +137,7 @@ def _run(
             f"{run_dir} already finished: step {trainer.step}/{trainer.total_steps}. To train longer: "
             f"ganreg run --resume {run_dir} --set train.steps=N (N > {trainer.step})"
         )
-        return 0
+        return RunOutcome(run_dir, "already finished", trainer.step)
     _print_start(trainer, recipe, run_dir, console)
     status = _train_with_progress(trainer, recipe, run_dir, console)
     curves = run_dir / "loss_curves.png"
@@ -118,20 +148,21 @@ def _run(
     )
     if status != "finished":
         console.print(f"continue with: ganreg run --resume {run_dir}")
-        return 130 if status == "interrupted" else 0
-    return 0
+    return RunOutcome(run_dir, status, trainer.step)
 
 
-def _resolve_recipe(recipe_path: Path | None, resume_dir: Path | None, overrides: list[str], registry: Any) -> Any:
-    """The recipe to train: a recipe file's, with its --set overrides, or the resumed run's own (the
-    overrides a resume allows applied to it)."""
+def _resolve_recipe(recipe: Path | dict[str, Any] | None, resume_dir: Path | None, overrides: list[str], registry: Any) -> Any:
+    """The recipe to train: a recipe file's or a dict's, with the --set overrides, or the resumed run's own
+    (the overrides a resume allows applied to it)."""
     from ganreg.train.rundir import RECIPE_FILE, as_recorded, check_resume_overrides, read_run
 
     if resume_dir is None:
-        if recipe_path is None:
+        if recipe is None:
             raise UserError("no recipe given", "ganreg run recipes/dfgan.json")
-        return as_recorded(load_recipe(recipe_path, registry, overrides), registry)
-    if recipe_path is not None:
+        if isinstance(recipe, dict):
+            return as_recorded(validate_recipe(apply_overrides(recipe, overrides), registry, "the recipe dict"), registry)
+        return as_recorded(load_recipe(recipe, registry, overrides), registry)
+    if recipe is not None:
         raise UserError("give either a recipe or --resume RUN_DIR, not both", "ganreg run --resume RUN_DIR")
     recipe, _ = read_run(resume_dir, registry)
     check_resume_overrides(overrides)
