@@ -346,6 +346,9 @@ def main() -> None:
     """Entry point: user errors -> exit 2 with a message; Ctrl-C -> 130."""
     from ganreg.errors import UserError
 
+    for stream in (sys.stdout, sys.stderr):  # a caption, a path or a docstring's "→" on a cp1252 or ASCII
+        if hasattr(stream, "reconfigure"):  # terminal (Windows, a pipe, a legacy locale) is escaped, not a crash
+            stream.reconfigure(errors="backslashreplace")
     try:
         cli.main(standalone_mode=False)
     except UserError as exc:
@@ -382,6 +385,7 @@ _SYSTEM_FIXES = {
     errno.EACCES: "fix the file's or its folder's permissions, or use a copy in a place of your own",
     errno.EPERM: "fix the file's or its folder's permissions, or use a copy in a place of your own",
     errno.EROFS: "the file system is read-only: write to a folder on another one",
+    errno.ENAMETOOLONG: "use a shorter path or run name (most file systems allow 255 bytes a name)",
 }
 
 

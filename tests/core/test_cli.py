@@ -164,6 +164,29 @@ def test_a_full_disk_is_a_message_not_a_traceback() -> None:
         assert res.returncode == 2 and "No space left on device" in res.stderr and "Traceback" not in res.stderr
 
 
+@pytest.mark.parametrize("encoding", ["ascii", "cp1252"])
+def test_output_a_terminal_cannot_show_is_escaped_not_a_crash(encoding: str, tmp_path: Path) -> None:
+    """Windows with output redirected (cp1252), or a legacy locale: `list` crashed on a summary's arrow, `show` on a
+    docstring's lambda, anything printing a path or caption in another script."""
+    env = {**os.environ, "COLUMNS": "200", "PYTHONIOENCODING": encoding}
+    env.pop("GANREG_NO_PLUGIN_AUTOLOAD", None)
+    for args in (["list"], ["show", "dcgan_cls:wgan_gp"], ["run", "recipes/dfgan.json", "--out", str(tmp_path / "数据"),
+                                                            "--set", "train.steps=true"]):
+        res = subprocess.run([sys.executable, "-m", "ganreg.cli", *args], capture_output=True, cwd=RECIPES.parent, env=env,
+                             timeout=300, encoding=encoding, errors="replace")
+        assert "Traceback" not in res.stderr and "UnicodeEncodeError" not in res.stderr, args
+        assert res.returncode == (2 if args[0] == "run" else 0), res.stderr
+        if args[0] == "show":
+            assert "\\u03bb" in res.stdout  # the lambda, escaped
+
+
+def test_a_path_too_long_for_the_file_system_is_a_message(tmp_path: Path) -> None:
+    res = ganreg("run", str(RECIPES / "dfgan.json"), "--out", str(tmp_path / ("x" * 300)), "--dry-run")
+    assert res.returncode == 0  # a dry run writes nothing
+    res = ganreg("run", str(RECIPES / "dfgan.json"), "--out", str(tmp_path / ("x" * 300)), "--set", "train.steps=1")
+    assert res.returncode == 2 and "use a shorter path or run name" in res.stderr and "Traceback" not in res.stderr
+
+
 def test_a_recipe_saved_with_a_byte_order_mark_reads(tmp_path: Path) -> None:
     """Windows editors save UTF-8 with a BOM; json.loads called it a syntax error."""
     (tmp_path / "bom.json").write_bytes(b"\xef\xbb\xbf" + (RECIPES / "dfgan.json").read_bytes())

@@ -47,3 +47,20 @@ def test_a_path_with_the_builtin_source_is_refused_not_ignored(path: str, source
     """`--set data.path=...` without data.source trained on the built-in shapes, silently."""
     with pytest.raises(ValidationError, match=f"data.source is 'shapes'.*--set data.source={source}"):
         DataConfig(path=path)
+
+
+def test_the_cache_follows_ganreg_cache_then_xdg_cache_home(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A cluster's small home quota: XDG_CACHE_HOME pointed at scratch storage was ignored."""
+    from ganreg.data._util import default_cache_dir, resolve_cache_dir
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("GANREG_CACHE", raising=False)
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    assert default_cache_dir() == tmp_path / "home" / ".cache" / "ganreg"
+    monkeypatch.setenv("XDG_CACHE_HOME", "relative/ignored")  # the XDG spec ignores a relative one
+    assert default_cache_dir() == tmp_path / "home" / ".cache" / "ganreg"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "scratch"))
+    assert default_cache_dir() == tmp_path / "scratch" / "ganreg"
+    monkeypatch.setenv("GANREG_CACHE", "~/mine")
+    assert default_cache_dir() == tmp_path / "home" / "mine"
+    assert resolve_cache_dir(str(tmp_path / "recipe")) == tmp_path / "recipe"

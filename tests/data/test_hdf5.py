@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import pickle
 import shutil
 
@@ -105,6 +106,27 @@ def test_not_hdf5_and_missing(tmp_path, helpers) -> None:
         f.create_group("other")
     with pytest.raises(DataError, match="train/valid/test"):
         HDF5Dataset(empty, "train")
+
+
+@pytest.mark.skipif(os.environ.get("HDF5_USE_FILE_LOCKING", "").upper() == "FALSE", reason="HDF5 file locking is off here")
+def test_a_locked_file_is_named_as_locked_not_corrupt(seed_hdf5) -> None:
+    """A writer holding the file (or NFS / Lustre without locks) was reported as "truncated or corrupt:
+    re-download it": advice that deletes good data."""
+    import subprocess
+    import sys
+
+    path = seed_hdf5()
+    code = "import sys, time, h5py; f = h5py.File(sys.argv[1], 'a'); print('open', flush=True); time.sleep(60)"
+    writer = subprocess.Popen([sys.executable, "-c", code, str(path)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert writer.stdout is not None and writer.stdout.readline().strip() == "open"  # another process holds it
+        with pytest.raises(DataError) as err:
+            HDF5Dataset(path, "train")
+    finally:
+        writer.kill()
+        writer.wait()
+    assert "it is locked" in err.value.message and "HDF5_USE_FILE_LOCKING=FALSE" in (err.value.fix or "")
+    assert "corrupt" not in (err.value.fix or "")
 
 
 def test_undecodable_image_names_file_and_item(tmp_path, helpers) -> None:

@@ -75,7 +75,9 @@ def test_run_then_generate(write_recipe, monkeypatch, tmp_path: Path) -> None:  
     assert again.read_bytes() == png.read_bytes()
 
 
-def test_ctrl_c_saves_and_exits_cleanly(write_recipe, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_and_sigterm_save_and_exit_cleanly(write_recipe, tmp_path: Path, stop: int) -> None:  # type: ignore[no-untyped-def]
+    """SIGTERM is what Slurm sends at the time limit or on preemption: it lost every step since the last checkpoint."""
     recipe = write_recipe(**{"train.steps": 100000, "intervals.samples": 100000, "intervals.checkpoint": 100000})
     out = tmp_path / "run"
     env = {k: v for k, v in os.environ.items() if k != "GANREG_NO_PLUGIN_AUTOLOAD"}
@@ -87,7 +89,7 @@ def test_ctrl_c_saves_and_exits_cleanly(write_recipe, tmp_path: Path) -> None:  
     deadline = time.time() + 240
     while time.time() < deadline and not (metrics.exists() and metrics.read_text().count("\n") >= 2):
         time.sleep(0.5)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(stop)
     stdout, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 130, stdout + stderr
     assert "Traceback" not in stderr
@@ -398,3 +400,53 @@ def test_a_killed_process_leaves_no_stale_lock(tmp_path: Path) -> None:
     assert proc.returncode == -signal.SIGKILL and "pid" in (tmp_path / ".ganreg-run.lock").read_text()
     with training_lock(tmp_path) as problem:
         assert problem is None
+
+
+def test_a_device_this_pytorch_cannot_use_is_named_before_anything_slow() -> None:
+    """--device mps / xpu printed a traceback, after the text encoder had been pretrained."""
+    import torch
+
+    from ganreg.train.setup import resolve_device
+
+    for name in ("mps", "xpu"):
+        try:
+            torch.empty(1, device=name)
+        except (RuntimeError, AssertionError):
+            with pytest.raises(UserError, match=f"device '{name}' asked for, but this PyTorch cannot use it") as err:
+                resolve_device(name)
+            assert err.value.fix == "use --device cpu, or auto" and len(err.value.message) < 250
+        else:
+            assert resolve_device(name).type == name
+    assert resolve_device("cpu").type == "cpu"
+
+
+def test_runs_named_by_the_time_never_share_a_folder_and_tilde_is_home(write_recipe, monkeypatch, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Two jobs of an array started in the same second trained into one folder (or, with the lock, the second was
+    refused); `--out ~/x` made a folder named '~' in the current one."""
+    import ganreg.train.rundir as rundir
+
+    runner = _runner(monkeypatch)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(rundir.time, "strftime", lambda fmt: "20261125-120000")  # the same second, twice
+    recipe = str(write_recipe(**{"train.steps": 1, "output.dir": str(tmp_path / "runs")}))
+    for _ in range(2):
+        assert runner.invoke(cli, ["run", recipe, "--device", "cpu"]).exit_code == 0
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["tiny-20261125-120000", "tiny-20261125-120000-2"]
+    res = runner.invoke(cli, ["run", recipe, "--device", "cpu", "--set", "generator.weights=missing.pt"])
+    assert "generator weights not found" in str(res.exception)
+    assert not (tmp_path / "runs" / "tiny-20261125-120000-3").exists()  # a failed start leaves no folder
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert runner.invoke(cli, ["run", recipe, "--device", "cpu", "--out", "~/first"]).exit_code == 0
+    assert (tmp_path / "home" / "first" / "checkpoints" / "latest.pt").is_file() and not (tmp_path / "~").exists()
+
+
+def test_a_log_file_gets_plain_progress_lines(write_recipe, monkeypatch, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """rich draws its bar only on a terminal: a cluster job's log said nothing between start and end."""
+    import ganreg.train.cli_run as cli_run
+
+    monkeypatch.setattr(cli_run, "LOG_LINE_SECONDS", 0.0)  # a line at every logging step, for the test
+    res = _runner(monkeypatch).invoke(cli, ["run", str(write_recipe()), "--out", str(tmp_path / "run"), "--device", "cpu"])
+    assert res.exit_code == 0, res.output
+    lines = [line for line in res.output.splitlines() if line.startswith("epoch ")]
+    assert [line.split("  ")[1] for line in lines] == ["step 1/4", "step 2/4", "step 3/4", "step 4/4"]
+    assert all(" img/s " in line and " elapsed  ETA " in line and "  D " in line and "  G " in line for line in lines)

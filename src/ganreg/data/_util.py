@@ -28,10 +28,14 @@ def mix_seed(*parts: int | str) -> int:
 
 
 def default_cache_dir() -> Path:
-    """``$GANREG_CACHE`` if set, else ``~/.cache/ganreg``."""
+    """``$GANREG_CACHE`` if set, else ``$XDG_CACHE_HOME/ganreg`` (clusters point it at scratch storage when the
+    home quota is small), else ``~/.cache/ganreg``."""
     env = os.environ.get("GANREG_CACHE")
     if env:
         return Path(env).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    if xdg and Path(xdg).expanduser().is_absolute():  # the spec ignores a relative one
+        return Path(xdg).expanduser() / "ganreg"
     return Path("~/.cache/ganreg").expanduser()
 
 

@@ -88,7 +88,9 @@ class DataConfig(BaseModel):
         0, ge=0, le=64, description="DataLoader worker processes (0: load in the main process); at most the CPUs available."
     )
     cache_dir: str | None = Field(
-        None, description="Where generated shapes and file indexes are cached. None: $GANREG_CACHE or ~/.cache/ganreg."
+        None,
+        description="Where generated shapes and file indexes are cached. None: $GANREG_CACHE, $XDG_CACHE_HOME/ganreg "
+        "or ~/.cache/ganreg.",
     )
     images_dir: str | None = Field(
         None,

@@ -99,6 +99,12 @@ def open_h5(path: str | os.PathLike[str]) -> Any:
     try:
         return _h5py().File(p, "r")
     except OSError as exc:
+        if "lock" in str(exc).lower():  # another process writes it, or a network file system without locks
+            raise DataError(
+                f"cannot open HDF5 file {p}: it is locked ({exc})",
+                "if a process is still writing the file, wait for it; on a network file system without locks "
+                "(NFS, Lustre), set HDF5_USE_FILE_LOCKING=FALSE in the environment",
+            ) from None
         if not _has_hdf5_signature(p):
             raise DataError(
                 f"{p} is not an HDF5 file",

@@ -2,8 +2,8 @@
 
 The real-data classifier and the reference statistics are costly to build
 and depend only on the data (and the extractor), never on a run; they are
-cached under the data cache (``data.cache_dir``, else ``$GANREG_CACHE``,
-else ``~/.cache/ganreg``) in ``eval/``, keyed by a hash of everything they
+cached under the data cache (``data.cache_dir``, else ``$GANREG_CACHE``, ``$XDG_CACHE_HOME/ganreg``
+or ``~/.cache/ganreg``) in ``eval/``, keyed by a hash of everything they
 depend on (the data config less its path, and the data's content: :func:`data_key`),
 so a change of the config or an edit of the data builds new ones, and a move does not.
 """

@@ -46,7 +46,7 @@ def mean_pairwise_l1(images: torch.Tensor) -> float:
     n = images.shape[0]
     if n < 2:
         raise ValueError("need at least 2 images for a pairwise distance")
-    flat = images.reshape(n, -1).double()
+    flat = images.reshape(n, -1).cpu().double()  # on the CPU: some devices (Apple's MPS) have no float64
     dist = torch.cdist(flat, flat, p=1) / flat.shape[1] / 2.0
     return float(dist.sum() / (n * (n - 1)))
 

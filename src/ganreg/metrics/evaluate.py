@@ -176,7 +176,8 @@ def evaluate_generator(
     The caller's random state is left untouched (training resumes exactly). ``options.truncation`` is a
     number or None here: a generator alone has no run whose truncation "run" could mean."""
     if options.truncation == "run":
-        raise ValueError('evaluate_generator needs the truncation itself, not "run" (evaluate_run reads the run\'s)')
+        raise ValueError('evaluate_generator needs the truncation itself, not "run" (evaluate_run reads the '
+                         "run's own)")
     metrics = parse_metrics(options.metrics)
     if options.samples < 2:
         raise UserError(f"--samples {options.samples} is too few", "use at least 2 (FID papers use 10k-30k)")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import shlex
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -135,7 +136,7 @@ def _run(
     if resume_dir is not None and trainer.step >= trainer.total_steps:
         console.print(
             f"{run_dir} already finished: step {trainer.step}/{trainer.total_steps}. To train longer: "
-            f"ganreg run --resume {run_dir} --set train.steps=N (N > {trainer.step})"
+            f"ganreg run --resume {shlex.quote(str(run_dir))} --set train.steps=N (N > {trainer.step})"
         )
         return RunOutcome(run_dir, "already finished", trainer.step)
     _print_start(trainer, recipe, run_dir, console)
@@ -147,7 +148,7 @@ def _run(
         + (f"  loss curves: {curves}" if curves.is_file() else "")
     )
     if status != "finished":
-        console.print(f"continue with: ganreg run --resume {run_dir}")
+        console.print(f"continue with: ganreg run --resume {shlex.quote(str(run_dir))}")
     return RunOutcome(run_dir, status, trainer.step)
 
 
@@ -206,7 +207,7 @@ def _start_trainer(
     from ganreg.runfiles import is_in_run
     from ganreg.train.checkpoint import find_checkpoint
     from ganreg.train.distributed import broadcast_object
-    from ganreg.train.rundir import new_run_dir, run_dir_path
+    from ganreg.train.rundir import claim_timestamped_dir, new_run_dir, run_dir_path
     from ganreg.train.runlock import LOCK_FILE, remove_leftover_temporaries, training_lock
     from ganreg.train.trainer import start_or_resume
 
@@ -217,6 +218,10 @@ def _start_trainer(
         if procs.main:
             run_dir = run_dir_path(recipe, str(out) if out else None)
             made = [d for d in (run_dir, *run_dir.absolute().parents) if not d.exists()]  # deepest first
+            if out is None and recipe.output.name is None:  # named by the time: never another job's folder
+                claimed = claim_timestamped_dir(run_dir)
+                made = [claimed, *made[1:]] if made and made[0] == run_dir else [claimed, *made]
+                run_dir = claimed
             new_run_dir(run_dir)
         run_dir = Path(broadcast_object(str(run_dir) if procs.main else None, procs))  # the name has process 0's time
     lock_is_ours = False  # a refused second process must not remove the first one's lock file
@@ -278,9 +283,14 @@ def _print_start(trainer: Any, recipe: Any, run_dir: Path, console: Console) -> 
     console.print(_param_table(parameter_table(trainer.nets.modules())))
 
 
+LOG_LINE_SECONDS = 30.0
+"""Where the output is no terminal (a cluster job's log file, a pipe), a plain progress line at most this often."""
+
+
 def _train_with_progress(trainer: Any, recipe: Any, run_dir: Path, console: Console) -> str:
-    """``trainer.fit()`` under a progress bar (epoch, images/s, ETA, the last logged D and G losses);
-    returns fit's status."""
+    """``trainer.fit()`` under a progress bar (epoch, images/s, ETA, the last logged D and G losses); where the
+    output is no terminal, where rich draws no bar, the same as a plain line every :data:`LOG_LINE_SECONDS` (a
+    10-hour job's log said nothing between its start and its end). Returns fit's status."""
     limit = recipe.train.max_minutes
     columns = (
         TextColumn("[bold]epoch {task.fields[epoch]}[/bold]"),
@@ -291,25 +301,34 @@ def _train_with_progress(trainer: Any, recipe: Any, run_dir: Path, console: Cons
         TextColumn("ETA {task.fields[eta]}"),
         TextColumn("{task.fields[losses]}"),
     )
-    with Progress(*columns, console=console, transient=False) as progress:
+    lines = not console.is_terminal
+    with Progress(*columns, console=console, transient=False, disable=lines) as progress:
         task = progress.add_task(
             "train", total=trainer.total_steps, completed=trainer.step, epoch=0, ips="-", losses="", eta="-"
         )
         first_step, first_elapsed = trainer.step, trainer.elapsed
+        last_line = -math.inf
 
         def report(tr: Any, record: dict[str, Any]) -> None:
-            progress.update(
-                task,
-                completed=tr.step,
-                eta=format_eta(
+            nonlocal last_line
+            fields = {
+                "eta": format_eta(
                     eta_seconds(
                         tr.step - first_step, tr.elapsed - first_elapsed, tr.total_steps - tr.step, tr.elapsed, limit
                     )
                 ),
-                epoch=max(1, math.ceil(record["epoch"] - 1e-9)),  # the epoch this step belongs to: step 5 of 5 ends epoch 1
-                ips=f"{record['images_per_s']:.0f}",
-                losses=f"D {record.get('d/total', float('nan')):.3f}  G {record.get('g/total', float('nan')):.3f}",
-            )
+                "epoch": max(1, math.ceil(record["epoch"] - 1e-9)),  # the epoch this step belongs to: step 5 of 5 ends epoch 1
+                "ips": f"{record['images_per_s']:.0f}",
+                "losses": f"D {record.get('d/total', float('nan')):.3f}  G {record.get('g/total', float('nan')):.3f}",
+            }
+            progress.update(task, completed=tr.step, **fields)
+            if lines and (tr.elapsed - last_line >= LOG_LINE_SECONDS or tr.step >= tr.total_steps):
+                last_line = tr.elapsed
+                console.print(
+                    f"epoch {fields['epoch']}  step {tr.step}/{tr.total_steps}  {fields['ips']} img/s  "
+                    f"{format_eta((tr.elapsed, False))} elapsed  ETA {fields['eta']}  {fields['losses']}",
+                    markup=False, highlight=False,
+                )
 
         with _out_of_memory_named(recipe, run_dir, lambda: trainer.step):
             status = trainer.fit(progress=report)

@@ -15,10 +15,12 @@ Layout::
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import os
 import platform
 import re
+import shlex
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -43,11 +45,13 @@ VOCAB_FILE = "vocab.json"
 
 
 def run_dir_path(recipe: Recipe, out: str | None) -> Path:
-    """``--out`` if given, else ``output.dir/output.name`` or ``output.dir/<recipe>-<time>``."""
+    """``--out`` if given, else ``output.dir/output.name`` or ``output.dir/<recipe>-<time>``; ``~`` is the
+    home folder, as in the recipe's other paths (a shell leaves ``--out=~/x`` and a recipe's ``~`` alone, and
+    a folder named ``~`` invites a later ``rm -rf ~``)."""
     if out:
-        return Path(out)
+        return Path(out).expanduser()
     name = recipe.output.name or f"{recipe.name or 'run'}-{time.strftime('%Y%m%d-%H%M%S')}"
-    return Path(recipe.output.dir) / name
+    return Path(recipe.output.dir).expanduser() / name
 
 
 RUN_ENTRIES = frozenset({
@@ -57,11 +61,27 @@ RUN_ENTRIES = frozenset({
 """What ``ganreg run`` and the commands after it write into a run directory."""
 
 
+def claim_timestamped_dir(path: Path) -> Path:
+    """``path`` or, when that exists, ``path-2``, ``path-3``, ...: the first folder this process creates itself.
+    Two jobs of one recipe started in the same second (an array job) get a folder each, instead of one
+    folder in which the second is refused as "being trained by another process"."""
+    make_folder(path.parent)
+    for n in itertools.count(1):
+        candidate = path if n == 1 else path.with_name(f"{path.name}-{n}")
+        try:
+            candidate.mkdir()
+            return candidate
+        except FileExistsError:
+            continue
+    raise AssertionError("unreachable")
+
+
 def new_run_dir(path: Path) -> Path:
     """Create the run directory ``path``, refusing one that already holds a run, and an existing folder that
     holds anything a run does not write (the run's params.md, samples/, ... would replace the user's files)."""
     if latest_checkpoint(path).exists():
-        raise UserError(f"{path} already holds a run", f"resume it with `ganreg run --resume {path}` or pick another --out")
+        raise UserError(f"{path} already holds a run",
+                        f"resume it with `ganreg run --resume {shlex.quote(str(path))}` or pick another --out")
     log = path / "metrics.jsonl"
     if log.is_file() and log.stat().st_size > 0:  # a run that stopped before its first checkpoint
         raise UserError(f"{path} holds the log of a run that saved no checkpoint (metrics.jsonl)",

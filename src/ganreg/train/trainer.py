@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import shlex
 import signal
 import time
 from collections.abc import Iterator
@@ -480,21 +481,27 @@ class Trainer:
 
     # ------------------------------------------------------------------- loop
     @contextlib.contextmanager
-    def _sigint_saves(self) -> Iterator[None]:
+    def _stop_signals_save(self) -> Iterator[None]:
+        """Ctrl-C (SIGINT) and SIGTERM finish the current step, save and stop; a second one stops at once.
+        SIGTERM is what a cluster's scheduler sends at the time limit or on preemption (Slurm, then SIGKILL
+        after its KillWait, 30 s by default), and what torchrun sends its workers on Ctrl-C: without the
+        handler, everything since the last checkpoint was lost."""
         def handler(signum: int, frame: Any) -> None:
             if self._stop_requested:
                 raise KeyboardInterrupt
             self._stop_requested = True
 
+        stop_signals = (signal.SIGINT, signal.SIGTERM)
         try:
-            previous = signal.signal(signal.SIGINT, handler)
+            previous = {sig: signal.signal(sig, handler) for sig in stop_signals}
         except ValueError:  # not in the main thread
             yield
             return
         try:
             yield
         finally:
-            signal.signal(signal.SIGINT, previous)
+            for sig, old in previous.items():
+                signal.signal(sig, old)
 
     def _maybe_evaluate(self) -> None:
         """Evaluation during training (``eval.every_epochs``): it logs its own
@@ -526,7 +533,7 @@ class Trainer:
         if self.procs.main and self.step < self.total_steps:  # a resume that trains nothing is no session
             record_session(self.run_dir, self.step, self.device, self.amp_dtype, self.procs.world)
         writes = open(metrics_path, "a", encoding="utf-8") if self.procs.main else contextlib.nullcontext(None)
-        with self._sigint_saves(), writes as metrics:
+        with self._stop_signals_save(), writes as metrics:
             if self.step == 0:
                 self.write_samples()
             while self.step < self.total_steps:
@@ -589,7 +596,8 @@ class Trainer:
             return exc
         self._flush()
         self.save()
-        resume = f"the {self.step} steps trained so far are saved: once it is fixed, ganreg run --resume {self.run_dir}"
+        resume = (f"the {self.step} steps trained so far are saved: once it is fixed, "
+                  f"ganreg run --resume {shlex.quote(str(self.run_dir))}")
         return DataError(exc.message, f"{exc.fix}; {resume}" if exc.fix else resume)
 
 
