@@ -77,19 +77,22 @@ def test_run_then_generate(write_recipe, monkeypatch, tmp_path: Path) -> None:  
 
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_ctrl_c_and_sigterm_save_and_exit_cleanly(write_recipe, tmp_path: Path, stop: int) -> None:  # type: ignore[no-untyped-def]
-    """SIGTERM is what Slurm sends at the time limit or on preemption: it lost every step since the last checkpoint."""
-    recipe = write_recipe(**{"train.steps": 100000, "intervals.samples": 100000, "intervals.checkpoint": 100000})
+    """SIGTERM is what Slurm sends at the time limit or on preemption: it lost every step since the last checkpoint.
+    Slurm, like a terminal's Ctrl-C, signals every process of the job: a data-loader worker killed by it stopped
+    the run with a traceback before it saved."""
+    recipe = write_recipe(**{"train.steps": 100000, "intervals.samples": 100000, "intervals.checkpoint": 100000,
+                             "data.num_workers": 2})
     out = tmp_path / "run"
     env = {k: v for k, v in os.environ.items() if k != "GANREG_NO_PLUGIN_AUTOLOAD"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "ganreg.cli", "run", str(recipe), "--out", str(out), "--device", "cpu"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True,
     )
     metrics = out / "metrics.jsonl"
     deadline = time.time() + 240
     while time.time() < deadline and not (metrics.exists() and metrics.read_text().count("\n") >= 2):
         time.sleep(0.5)
-    proc.send_signal(stop)
+    os.killpg(proc.pid, stop)  # the run and its loader workers, as a scheduler or a terminal signals them
     stdout, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 130, stdout + stderr
     assert "Traceback" not in stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Iterator
 from typing import Any
 
@@ -178,6 +179,15 @@ class DataLoaderWithErrors(DataLoader):
             yield batch
 
 
+def _leave_stop_signals_to_the_main_process(worker_id: int) -> None:
+    """A loader worker ignores SIGTERM and SIGINT. A cluster's scheduler (Slurm at the time limit) and a
+    terminal's Ctrl-C signal every process of the job; a worker killed by it stopped the main process with
+    "DataLoader worker is killed by signal" before it could save. The main process finishes its step, saves
+    and ends the workers itself (and torch's workers exit when it dies)."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def worker_count(requested: int) -> int:
     """``requested`` loader workers, at most the CPUs this process may run on: more workers than
     cores only contend (a recipe written for a GPU server still runs on a laptop)."""
@@ -220,6 +230,7 @@ def make_loader(
         collate_fn=Collator(vocab, max_words),
         pin_memory=pin_memory,
         persistent_workers=persistent_workers and num_workers > 0,
+        worker_init_fn=_leave_stop_signals_to_the_main_process,
         # its own generator: starting an iterator must not draw from the global
         # RNG, or a resumed run would diverge from an uninterrupted one
         generator=torch.Generator().manual_seed(mix_seed("loader", seed)),
