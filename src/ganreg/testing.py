@@ -371,19 +371,22 @@ def _check_loss_with(loss: Any, ctx: BuildContext, network: str, gen: Any, disc:
 def trainer_for(recipe: dict[str, Any], run_dir: Any, registry: Registry | None = None) -> Any:
     """A CPU :class:`ganreg.train.trainer.Trainer` for ``recipe`` (a recipe as a dict) in a fresh ``run_dir``,
     with every installed plugin (strict) unless ``registry`` is given: a plugin's end-to-end test runs a
-    few ``train_step()`` calls through ganreg's own trainer with it."""
+    few ``train_step()`` calls through ganreg's own trainer with it. The run directory is a whole run (its
+    recorded recipe, run.json and vocabulary), so ``ganreg.load_run`` and ``evaluate_run`` read it once
+    it has a checkpoint (``trainer.save()``)."""
     from pathlib import Path
 
     from ganreg.plugins import load_entry_points
     from ganreg.recipe import validate_recipe
-    from ganreg.train.rundir import new_run_dir
-    from ganreg.train.trainer import Trainer
+    from ganreg.train.rundir import as_recorded, new_run_dir
+    from ganreg.train.trainer import start_or_resume
 
     if registry is None:
         registry = Registry()
         load_entry_points(registry, strict=True)
     new_run_dir(Path(run_dir))
-    return Trainer(validate_recipe(recipe, registry), registry, Path(run_dir), device="cpu")
+    return start_or_resume(as_recorded(validate_recipe(recipe, registry), registry), registry, Path(run_dir), "cpu",
+                           resume=False)
 
 
 def registry_with(plugin: Any, name: str) -> Registry:

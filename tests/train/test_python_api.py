@@ -85,3 +85,14 @@ def test_import_ganreg_stays_light() -> None:
     code = "import sys, ganreg; print('torch' in sys.modules, sorted(ganreg.__all__))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True).stdout
     assert out.startswith("False ") and "'load_run'" in out and "'run'" in out
+
+
+def test_a_plugin_tests_trainer_makes_a_run_that_loads(tmp_path: Path) -> None:
+    """`ganreg.testing.trainer_for` wrote no recorded recipe, run.json or vocabulary: its run could not be loaded."""
+    from ganreg.testing import trainer_for
+
+    trainer = trainer_for(tiny_recipe(), tmp_path / "run")
+    trainer.train_step()
+    trainer.save()
+    run = ganreg.load_run(tmp_path / "run", device="cpu")
+    assert run.step == 1 and run.generate(["a big red circle in the center"], 2).shape == (2, 3, 32, 32)
