@@ -371,9 +371,10 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
 
 
 def _component_problems(
-    raw: dict[str, Any], registry: Registry, sections: Iterable[str] | None = None
+    raw: dict[str, Any], registry: Registry, sections: Iterable[str] | None = None, check_bools: bool = True
 ) -> list[tuple[str, str, str | None]]:
-    """Check component names and their params against the registry (only ``sections``' when given)."""
+    """Check component names and their params against the registry (only ``sections``' when given);
+    ``check_bools``: :func:`~ganreg.registry.bool_problems` too."""
     problems: list[tuple[str, str, str | None]] = []
 
     def check(kind: str, spec: Any, path: str) -> None:
@@ -386,6 +387,8 @@ def _component_problems(
             return
         params = spec.get("params", {})
         if isinstance(params, dict):
+            if check_bools:
+                problems.extend(bool_problems(info.params, params, f"{path}.params"))
             problems.extend(info.params_problems(params, f"{path}.params"))
 
     wanted = set(sections) if sections is not None else {*SECTION_KINDS, "losses"}
@@ -400,19 +403,23 @@ def _component_problems(
 
 
 def validate_recipe(
-    raw: dict[str, Any], registry: Registry, source: str = "recipe", sections: Iterable[str] | None = None
+    raw: dict[str, Any], registry: Registry, source: str = "recipe", sections: Iterable[str] | None = None,
+    check_bools: bool = True,
 ) -> Recipe:
     """Validate a merged raw recipe; report every problem at once. ``sections`` limits the component checks
-    to those sections (a trained run's generator can be used while its loss plugins are not installed)."""
+    to those sections (a trained run's generator can be used while its loss plugins are not installed).
+    ``check_bools=False`` reads true / false as 1 / 0 where a number is wanted, as pydantic does: for a
+    run's recorded recipe, which may predate :func:`~ganreg.registry.bool_problems` and trained that way."""
     problems: list[tuple[str, str, str | None]] = []
     recipe: Recipe | None = None
     raw = {k: v for k, v in raw.items() if k != "$schema"}  # an editor's schema link, not a setting
-    problems.extend(bool_problems(Recipe, raw, ""))
+    if check_bools:
+        problems.extend(bool_problems(Recipe, raw, ""))
     try:
         recipe = Recipe.model_validate(raw)
     except ValidationError as exc:
         problems.extend((p.lstrip("."), m, f) for p, m, f in validation_problems(exc, "", Recipe))
-    problems.extend(_component_problems(raw, registry, sections))
+    problems.extend(_component_problems(raw, registry, sections, check_bools))
     problems = without_repeats(problems)
     if problems:
         raise RecipeError(problems, source)

@@ -164,12 +164,12 @@ class ComponentInfo:
     def params_problems(self, raw: dict[str, Any], where: str = "params") -> list[tuple[str, str, str | None]]:
         """Every problem of raw params (path, message, fix): pydantic's, and unknown keys even where the
         plugin's model would ignore them (:func:`unknown_key_problems`)."""
-        problems = unknown_key_problems(self.params, raw, where) + bool_problems(self.params, raw, where)
+        problems = unknown_key_problems(self.params, raw, where)
         try:
             self.params.model_validate(raw)
         except ValidationError as exc:
             problems += validation_problems(exc, where, self.params)
-        return without_repeats(problems)
+        return problems
 
     def build(self, params: dict[str, Any] | BaseModel | None, ctx: BuildContext) -> nn.Module:
         """Validate ``params`` and call the factory. An exception the factory raises (a bug or an
@@ -232,15 +232,17 @@ def bool_problems(model: type[BaseModel], raw: Any, where: str) -> list[tuple[st
     problems: list[tuple[str, str, str | None]] = []
     if not isinstance(raw, dict):
         return problems
+    fields = {**{f.alias: f for f in model.model_fields.values() if isinstance(f.alias, str)}, **model.model_fields}
     for key, value in raw.items():
-        field = model.model_fields.get(key) if isinstance(key, str) else None
+        field = fields.get(key) if isinstance(key, str) else None
         if field is None:
             continue
         path = f"{where}.{key}" if where else key
         scalars = list(enumerate(value)) if isinstance(value, list) else [(None, value)]
         for i, item in scalars:
             if isinstance(item, bool) and _wants_number(field.annotation):
-                fix = "give a number" + (", or null" if type(None) in typing.get_args(field.annotation) else "")
+                nullable = i is None and type(None) in typing.get_args(field.annotation)  # the field, not an item
+                fix = "give a number" + (", or null" if nullable else "")
                 if field.description:
                     fix += f": {field.description.strip().rstrip('.')}"
                 problems.append((path if i is None else f"{path}.{i}", f"{str(item).lower()} is not a number", fix))

@@ -129,6 +129,7 @@ def test_a_failed_start_leaves_no_empty_run_directory(write_recipe, monkeypatch,
     mine.mkdir()  # a folder the user made stays
     res = runner.invoke(cli, ["run", str(write_recipe()), "--out", str(mine), "--set", f"generator.weights={tmp_path / 'x.pt'}"])
     assert "generator weights not found" in str(res.exception) and mine.is_dir()
+    assert not any(mine.iterdir())  # as empty as it was: not even the run's lock file is left
 
 
 def flat(output: str) -> str:
@@ -391,6 +392,19 @@ def test_a_run_trains_in_one_process_at_a_time(write_recipe, monkeypatch, tmp_pa
     assert not leftover.exists() and (out / "checkpoints" / "latest.pt").is_file()
     assert [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()] == [1, 2, 3]
     assert (out / LOCK_FILE).is_file()  # a dot file: the folder still holds nothing but the run's own files
+    # a file system without locks (ENOLCK on some NFS mounts): said, and a temporary file is no longer known to be
+    # a killed run's (another trainer may be writing it), so it stays
+    import errno
+    import fcntl
+
+    def no_locks(fd: int, op: int) -> None:
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    leftover.write_bytes(b"\0" * 100)
+    res = runner.invoke(cli, ["run", "--resume", str(out), "--set", "train.steps=4"])
+    assert res.exit_code == 0, res.output
+    assert "could not be locked (No locks available)" in flat(res.output) and leftover.exists()
 
 
 def test_a_killed_process_leaves_no_stale_lock(tmp_path: Path) -> None:
@@ -421,6 +435,8 @@ def test_a_device_this_pytorch_cannot_use_is_named_before_anything_slow() -> Non
         else:
             assert resolve_device(name).type == name
     assert resolve_device("cpu").type == "cpu"
+    with pytest.raises(UserError, match="device 'meta' holds no data"):
+        resolve_device("meta")
 
 
 def test_runs_named_by_the_time_never_share_a_folder_and_tilde_is_home(write_recipe, monkeypatch, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -453,3 +469,26 @@ def test_a_log_file_gets_plain_progress_lines(write_recipe, monkeypatch, tmp_pat
     lines = [line for line in res.output.splitlines() if line.startswith("epoch ")]
     assert [line.split("  ")[1] for line in lines] == ["step 1/4", "step 2/4", "step 3/4", "step 4/4"]
     assert all(" img/s " in line and " elapsed  ETA " in line and "  D " in line and "  G " in line for line in lines)
+
+
+def test_a_run_that_crashes_with_loader_workers_exits(write_recipe, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Loader workers ignore SIGTERM (Slurm signals them too): a bug raised mid-run kept the loader alive in its
+    traceback, multiprocessing's exit then waited forever for workers it had sent SIGTERM, holding the GPU."""
+    recipe = write_recipe(**{"train.steps": 50, "data.num_workers": 1})
+    script = tmp_path / "crash.py"
+    script.write_text(
+        "import sys\n"
+        "from ganreg.train import trainer\n"
+        "step = trainer.Trainer.train_step\n"
+        "def bug(self):\n"
+        "    if self.step >= 2:\n"
+        "        raise RuntimeError('a plugin bug')\n"
+        "    return step(self)\n"
+        "trainer.Trainer.train_step = bug\n"
+        "from ganreg.cli import main\n"
+        f"sys.argv = ['ganreg', 'run', {str(recipe)!r}, '--out', {str(tmp_path / 'run')!r}, '--device', 'cpu']\n"
+        "main()\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "GANREG_NO_PLUGIN_AUTOLOAD"}
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=180)
+    assert proc.returncode == 1 and "RuntimeError: a plugin bug" in proc.stderr

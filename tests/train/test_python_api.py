@@ -8,14 +8,17 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
+from PIL import Image
 
 import ganreg
 from ganreg import plugins
 from ganreg.cli import cli
 from ganreg.errors import RecipeError, UserError
+from ganreg.train.sampling import save_grid
 
 from .conftest import tiny_recipe
 
@@ -46,6 +49,8 @@ def test_a_notebook_trains_generates_and_reads_as_the_cli_does(trained: Path, tm
     assert res.exit_code == 0, res.output
     record = json.loads((tmp_path / "g.json").read_text())
     assert record["truncation"] == 0.5 and record["seed"] == 1
+    save_grid(images, tmp_path / "api.png", nrow=3)
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "api.png")), np.asarray(Image.open(tmp_path / "g.png")))
     # walking from one caption to the other: blended sentence vectors, the same noise
     ends = run.sentences(captions)
     walk = run.images(torch.stack([torch.lerp(ends[0], ends[1], t) for t in (0.0, 0.5, 1.0)]), run.noise(1, seed=1))
@@ -74,6 +79,8 @@ def test_evaluate_run_scores_under_the_runs_truncation_as_ganreg_eval_does(train
 def test_mistakes_raise_the_clis_messages_and_resume_continues(trained: Path) -> None:
     with pytest.raises(RecipeError, match="train.steps: true is not a number"):
         ganreg.run(tiny_recipe(**{"train.steps": True}), quiet=True)
+    with pytest.raises(UserError, match="cannot name a 'base' recipe"):  # relative to which file?
+        ganreg.run({"base": "dfgan.json", "train": {"steps": 2}}, quiet=True)
     with pytest.raises(UserError, match="already holds a run"):
         ganreg.run(tiny_recipe(), out=trained, quiet=True)
     outcome = ganreg.run(resume=trained, overrides=["train.steps=3"], quiet=True)
@@ -96,3 +103,16 @@ def test_a_plugin_tests_trainer_makes_a_run_that_loads(tmp_path: Path) -> None:
     trainer.save()
     run = ganreg.load_run(tmp_path / "run", device="cpu")
     assert run.step == 1 and run.generate(["a big red circle in the center"], 2).shape == (2, 3, 32, 32)
+
+
+def test_runs_recorded_with_true_for_a_number_still_load_and_resume(trained: Path) -> None:
+    """Runs trained before true / false were refused as numbers trained with 1 / 0, and must still load; only the new
+    values of a resume are checked."""
+    recorded = json.loads((trained / "recipe.resolved.json").read_text())
+    recorded["losses"][0]["params"]["wrong_weight"] = True  # pydantic read it as 1.0 then
+    recorded["train"]["ema_decay"] = False
+    (trained / "recipe.resolved.json").write_text(json.dumps(recorded))
+    assert ganreg.load_run(trained, device="cpu").recipe.train.ema_decay == 0.0
+    with pytest.raises(RecipeError, match="train.steps: true is not a number"):
+        ganreg.run(resume=trained, overrides=["train.steps=true"], quiet=True)
+    assert ganreg.run(resume=trained, overrides=["train.steps=3"], quiet=True).step == 3

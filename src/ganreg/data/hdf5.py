@@ -99,7 +99,7 @@ def open_h5(path: str | os.PathLike[str]) -> Any:
     try:
         return _h5py().File(p, "r")
     except OSError as exc:
-        if "lock" in str(exc).lower():  # another process writes it, or a network file system without locks
+        if "unable to lock file" in str(exc).lower():  # another process writes it, or a file system without locks
             raise DataError(
                 f"cannot open HDF5 file {p}: it is locked ({exc})",
                 "if a process is still writing the file, wait for it; on a network file system without locks "

@@ -61,8 +61,8 @@ class RunOutcome:
     run_dir: Path | None
     """The run directory (None after ``--dry-run``)."""
     status: str
-    """"finished", "time limit", "interrupted" (Ctrl-C), "already finished" (a resume with nothing left), or
-    "dry run"."""
+    """"finished", "time limit", "interrupted" (Ctrl-C or SIGTERM), "already finished" (a resume with nothing
+    left), or "dry run"."""
     step: int
 
     @property
@@ -155,12 +155,18 @@ def _run(
 def _resolve_recipe(recipe: Path | dict[str, Any] | None, resume_dir: Path | None, overrides: list[str], registry: Any) -> Any:
     """The recipe to train: a recipe file's or a dict's, with the --set overrides, or the resumed run's own
     (the overrides a resume allows applied to it)."""
+    from ganreg.errors import RecipeError
+    from ganreg.recipe import Recipe
+    from ganreg.registry import bool_problems
     from ganreg.train.rundir import RECIPE_FILE, as_recorded, check_resume_overrides, read_run
 
     if resume_dir is None:
         if recipe is None:
             raise UserError("no recipe given", "ganreg run recipes/dfgan.json")
         if isinstance(recipe, dict):
+            if "base" in recipe:  # a file's base is read relative to that file; a dict has none
+                raise UserError("a recipe given as a dict cannot name a 'base' recipe",
+                                "pass the recipe file's path instead, or merge the base into the dict")
             return as_recorded(validate_recipe(apply_overrides(recipe, overrides), registry, "the recipe dict"), registry)
         return as_recorded(load_recipe(recipe, registry, overrides), registry)
     if recipe is not None:
@@ -168,8 +174,12 @@ def _resolve_recipe(recipe: Path | dict[str, Any] | None, resume_dir: Path | Non
     recipe, _ = read_run(resume_dir, registry)
     check_resume_overrides(overrides)
     if overrides:
+        given = bool_problems(Recipe, apply_overrides({}, overrides), "")  # the new values; the recorded ones stand
+        if given:
+            raise RecipeError(given, f"--resume {resume_dir} with --set")
         raw = apply_overrides(recipe.model_dump(mode="json"), overrides)
-        recipe = as_recorded(validate_recipe(raw, registry, str(resume_dir / RECIPE_FILE)), registry)  # paths absolute
+        source = str(resume_dir / RECIPE_FILE)
+        recipe = as_recorded(validate_recipe(raw, registry, source, check_bools=False), registry)  # paths absolute
     return recipe
 
 
@@ -212,12 +222,14 @@ def _start_trainer(
     from ganreg.train.trainer import start_or_resume
 
     made: list[Path] = []
+    was_empty = False
     if resume_dir is not None:
         run_dir = resume_dir
     else:
         if procs.main:
             run_dir = run_dir_path(recipe, str(out) if out else None)
             made = [d for d in (run_dir, *run_dir.absolute().parents) if not d.exists()]  # deepest first
+            was_empty = run_dir.is_dir() and not any(run_dir.iterdir())  # a failed start leaves it so
             if out is None and recipe.output.name is None:  # named by the time: never another job's folder
                 claimed = claim_timestamped_dir(run_dir)
                 made = [claimed, *made[1:]] if made and made[0] == run_dir else [claimed, *made]
@@ -231,7 +243,8 @@ def _start_trainer(
             lock_is_ours = True
             if problem is not None:
                 console.print(f"[yellow]note:[/yellow] {problem}")
-            freed = remove_leftover_temporaries(run_dir) if resume_dir is not None else 0
+            # unlocked, another trainer's file in flight would look the same
+            freed = remove_leftover_temporaries(run_dir) if resume_dir is not None and problem is None else 0
             if freed:
                 console.print(f"removed {freed / 2**20:.1f} MiB of temporary files that a killed run left in {run_dir}")
         ckpt = find_checkpoint(run_dir, checkpoint) if resume_dir is not None else None
@@ -248,10 +261,11 @@ def _start_trainer(
                 recipe, registry, run_dir, device, resume=resume_dir is not None, checkpoint=ckpt, procs=procs
             )
     except BaseException:
+        with contextlib.suppress(OSError):  # never let the clean-up hide the real error
+            if lock_is_ours and (was_empty or run_dir in made):  # a folder this start made, or found empty
+                (run_dir / LOCK_FILE).unlink(missing_ok=True)
         for d in made:
-            with contextlib.suppress(OSError):  # never let the clean-up hide the real error
-                if lock_is_ours and d == run_dir:
-                    (d / LOCK_FILE).unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
                 if d.is_dir() and not any(d.iterdir()):
                     d.rmdir()
         raise
@@ -301,7 +315,7 @@ def _train_with_progress(trainer: Any, recipe: Any, run_dir: Path, console: Cons
         TextColumn("ETA {task.fields[eta]}"),
         TextColumn("{task.fields[losses]}"),
     )
-    lines = not console.is_terminal
+    lines = not (console.is_terminal or console.is_jupyter)  # a notebook draws the bar
     with Progress(*columns, console=console, transient=False, disable=lines) as progress:
         task = progress.add_task(
             "train", total=trainer.total_steps, completed=trainer.step, epoch=0, ips="-", losses="", eta="-"

@@ -358,7 +358,9 @@ def read_run(run_dir: Path, registry: Registry, sections: Iterable[str] | None =
     data = raw.get("data")
     if isinstance(data, dict) and data.get("source", "shapes") == "shapes":
         data.pop("path", None)  # runs made before it was refused: the built-in source never read it
-    return validate_recipe(_pin_recorded_ids(raw, meta), registry, str(run_dir / RECIPE_FILE), sections), meta
+    # check_bools off: a run recorded before true / false were refused as numbers trained with them as 1 / 0
+    recipe = validate_recipe(_pin_recorded_ids(raw, meta), registry, str(run_dir / RECIPE_FILE), sections, check_bools=False)
+    return recipe, meta
 
 
 def _check_recorded_plugins(run_dir: Path, meta: dict[str, Any], registry: Registry, sections: Iterable[str] | None) -> None:

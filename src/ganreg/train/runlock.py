@@ -42,6 +42,7 @@ def training_lock(run_dir: Path) -> Iterator[str | None]:
         return
     path = Path(run_dir) / LOCK_FILE
     with open(path, "a+", encoding="utf-8") as fh:
+        unlockable: OSError | None = None
         try:
             fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -53,8 +54,10 @@ def training_lock(run_dir: Path) -> Iterator[str | None]:
                 "wait for that process to end (or stop it), then resume; or start a new run with another --out",
             ) from None
         except OSError as err:  # ENOLCK and the like: train unguarded, as before
-            yield (f"{run_dir} could not be locked ({err.strerror or err}), so a second process training it at once "
-                   "would not be stopped")
+            unlockable = err
+        if unlockable is not None:  # yielded outside the except: training's own errors are not chained to it
+            yield (f"{run_dir} could not be locked ({unlockable.strerror or unlockable}), so a second process "
+                   "training it at once would not be stopped")
             return
         fh.seek(0)
         fh.truncate()

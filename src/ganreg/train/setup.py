@@ -27,10 +27,12 @@ def resolve_device(name: str) -> torch.device:
         raise UserError(f"unknown device {name!r}", "use auto, cpu, cuda or cuda:N") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise UserError(f"device {name!r} asked for, but this machine has no CUDA device", "use --device cpu")
+    if device.type == "meta":
+        raise UserError("device 'meta' holds no data and cannot train", "use --device cpu, cuda or auto")
     if device.type not in ("cpu", "cuda"):  # mps, xpu, ...: refused here, not after the text encoder has trained
         try:
             torch.empty(1, device=device)
-        except (RuntimeError, AssertionError) as err:
+        except Exception as err:  # RuntimeError, AssertionError, ModuleNotFoundError (hpu): whatever torch raises
             reason = (str(err).strip() or type(err).__name__).splitlines()[0].split(". ")[0][:160]  # torch's first sentence
             raise UserError(f"device {name!r} asked for, but this PyTorch cannot use it ({reason})",
                             "use --device cpu, or auto") from None
