@@ -146,6 +146,19 @@ def test_captions_both_flat_and_in_class_folders_are_refused(tmp_path: Path) -> 
     assert "in one place" in (err.value.fix or "")
 
 
+def test_captioned_images_both_in_the_folder_and_its_images_folder_are_refused(tmp_path: Path) -> None:
+    """images/ is the folder read: the root's captioned images were left out without a word."""
+    root = tmp_path / "mine"
+    write_captioned(root / "images", 10)
+    write_captioned(root, 2)
+    with pytest.raises(DataError, match=r"both itself \(photo_000.txt, ...\) and in images/.* the 2 in mine/") as err:
+        build_dataset(cfg(root), "train")
+    assert "move them all into images/" in (err.value.fix or "")
+    (root / "photo_000.txt").unlink()
+    (root / "photo_001.txt").unlink()  # images alone in the root (a cover picture) are no captioned images
+    assert len(build_dataset(cfg(root), "train")) + len(build_dataset(cfg(root), "test")) == 10
+
+
 def test_class_lists_keep_the_classed_layouts_as_they_were(oxford_folder: Path, tmp_path: Path, helpers) -> None:
     """A stray .txt beside the class folders of text_c10/ is ignored as before (the class lists decide), and a
     Reed-style root whose captions are not unpacked is told to unpack text_c10/, not to delete its class lists."""

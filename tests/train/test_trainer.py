@@ -511,10 +511,13 @@ def test_a_bad_image_mid_run_saves_the_steps_so_far_and_resumes_exactly(
     mine.mkdir()
     (mine / "params.md").write_text("my notes")
     (mine / "notes.txt").write_text("mine")
-    with pytest.raises(UserError, match=r"holds files that are not a ganreg run \(notes.txt\)"):
+    with pytest.raises(UserError, match=r"holds files that are not a ganreg run \(notes.txt, params.md\)"):
         new_run_dir(mine)
     assert (mine / "params.md").read_text() == "my notes"
     (mine / "notes.txt").unlink()
+    with pytest.raises(UserError, match=r"holds files that are not a ganreg run \(params.md\)"):
+        new_run_dir(mine)  # a params.md of the user's own: no run wrote it (no recipe, no run.json beside it)
+    (mine / "recipe.resolved.json").write_text("{}")
     assert new_run_dir(mine) == mine  # only what a run writes (a start that failed left its recipe): reused
 
 

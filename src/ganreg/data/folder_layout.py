@@ -148,6 +148,8 @@ class FolderLayout:
         """The captions are ``<captions>/<stem>.txt``, in no class folders, and there are no class lists: a
         user's own captioned images, every image its own class (see :class:`FolderDataset`); or COCO's
         lists of bare names pick the images (:meth:`_listed_entries` finds their files)."""
+        if self.unlabelled and not self.image_lists and images is not None and images_dir is None and captions_dir is None:
+            self._refuse_captioned_images_beside(images)
         nested = self._class_captions(self.captions) if self.unlabelled and not self.image_lists else None
         if nested is not None:
             raise DataError(
@@ -163,6 +165,18 @@ class FolderLayout:
             )
         if not beside:
             raise self._no_captions_error()
+
+    def _refuse_captioned_images_beside(self, images: Path) -> None:
+        """Captioned images in the root as well as in its ``images/`` (or ``jpg/``) folder, which is the one
+        read: the root's were left out without a word."""
+        listing = file_listing(self.root)
+        stray = [t for t in self.flat_captions(self.root) if any(t[:-4].lower() + ext in listing for ext in IMAGE_EXTS)]
+        if stray:
+            raise DataError(
+                f"{self.root} holds captioned images both itself ({stray[0]}, ...) and in {images.relative_to(self.root)}/,"
+                f" which is the folder read: the {len(stray)} in {self.root.name}/ would be left out",
+                f"keep them in one place: move them all into {images.relative_to(self.root)}/ (or all out of it)",
+            )
 
     def _refuse_table_and_caption_files(self, captions: Path | None) -> None:
         """A caption table and caption files too (a caption folder, or ``<image>.txt`` beside its image) would

@@ -195,7 +195,8 @@ class Vocabulary:
         from ganreg.data._util import load_plain_pickle
 
         p = Path(path)
-        fix = "pass the captions_DAMSM.pickle that came with the DAMSM weights (DF-GAN's data/<dataset>/)"
+        fix = ("set text_encoder.vocabulary to the captions_DAMSM.pickle that came with the DAMSM weights "
+               "(DF-GAN's data/<dataset>/)")
         data = load_plain_pickle(p, "captions_DAMSM.pickle", fix)
         ixtoword = data[2] if isinstance(data, (list, tuple)) and len(data) >= 4 else None
         if not isinstance(ixtoword, dict) or not all(isinstance(k, int) and isinstance(w, str) for k, w in ixtoword.items()):

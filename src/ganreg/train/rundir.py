@@ -86,8 +86,10 @@ def new_run_dir(path: Path) -> Path:
     if log.is_file() and log.stat().st_size > 0:  # a run that stopped before its first checkpoint
         raise UserError(f"{path} holds the log of a run that saved no checkpoint (metrics.jsonl)",
                         "pick another --out, or delete that folder to start afresh there")
-    entries = path.iterdir() if path.is_dir() else ()
-    foreign = sorted(e.name for e in entries if e.name not in RUN_ENTRIES and not e.name.startswith("."))
+    entries = [e.name for e in path.iterdir() if not e.name.startswith(".")] if path.is_dir() else []
+    written_by_a_run = RUN_FILE in entries or RECIPE_FILE in entries  # e.g. a start that failed after writing them
+    # without them, even a params.md or samples/ is the user's own (a run would replace it)
+    foreign = sorted(name for name in entries if name not in RUN_ENTRIES or not written_by_a_run)
     if foreign:
         shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
         raise UserError(
