@@ -251,9 +251,9 @@ def run(
     dry_run: bool,
 ) -> None:
     """Train a recipe (or --resume a run)."""
-    from ganreg.train.cli_run import run_command
+    from ganreg.train.cli_run import run_recipe
 
-    sys.exit(run_command(recipe, list(overrides), out, device, resume_dir, dry_run, console, checkpoint))
+    sys.exit(run_recipe(recipe, list(overrides), out, device, resume_dir, dry_run, console, checkpoint).exit_code)
 
 
 @cli.command()

@@ -70,20 +70,6 @@ class RunOutcome:
         return 130 if self.status == "interrupted" else 0  # 130 after Ctrl-C, as a shell expects
 
 
-def run_command(
-    recipe_path: Path | None,
-    overrides: list[str],
-    out: Path | None,
-    device: str | None,
-    resume_dir: Path | None,
-    dry_run: bool,
-    console: Console,
-    checkpoint: str | None = None,
-) -> int:
-    """``ganreg run``: :func:`run_recipe`'s exit code."""
-    return run_recipe(recipe_path, overrides, out, device, resume_dir, dry_run, console, checkpoint).exit_code
-
-
 def run_recipe(
     recipe: Path | dict[str, Any] | None,
     overrides: list[str],
@@ -94,7 +80,8 @@ def run_recipe(
     console: Console,
     checkpoint: str | None = None,
 ) -> RunOutcome:
-    """Start a run from a recipe (a file, or a dict from Python) or resume one, and train it with a progress bar."""
+    """``ganreg run`` (and :func:`ganreg.run`): start a run from a recipe (a file, or a dict from Python) or
+    resume one, and train it with a progress bar."""
     from ganreg.train.distributed import from_environment, process_device
 
     procs = from_environment(device)  # one process, or one of torchrun's
@@ -341,7 +328,7 @@ def _train_with_progress(trainer: Any, recipe: Any, run_dir: Path, console: Cons
                 console.print(
                     f"epoch {fields['epoch']}  step {tr.step}/{tr.total_steps}  {fields['ips']} img/s  "
                     f"{format_eta((tr.elapsed, False))} elapsed  ETA {fields['eta']}  {fields['losses']}",
-                    markup=False, highlight=False,
+                    markup=False, highlight=False, soft_wrap=True,  # one line each, whatever the width: grep-able
                 )
 
         with _out_of_memory_named(recipe, run_dir, lambda: trainer.step):
