@@ -129,6 +129,20 @@ def test_a_locked_file_is_named_as_locked_not_corrupt(seed_hdf5) -> None:
     assert "corrupt" not in (err.value.fix or "")
 
 
+def test_a_file_system_without_locks_is_named_as_such(seed_hdf5, monkeypatch: pytest.MonkeyPatch) -> None:
+    """HDF5 1.10-1.14 (h5py 3.x wheels) says "file locking disabled on this file system" on NFS or Lustre."""
+    path = seed_hdf5()
+
+    def no_locks(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise OSError("Unable to synchronously open file (file locking disabled on this file system (use "
+                      "HDF5_USE_FILE_LOCKING environment variable to override), errno = 38)")
+
+    monkeypatch.setattr(h5py, "File", no_locks)
+    with pytest.raises(DataError) as err:
+        HDF5Dataset(path, "train")
+    assert "it is locked" in err.value.message and "HDF5_USE_FILE_LOCKING=FALSE" in (err.value.fix or "")
+
+
 def test_undecodable_image_names_file_and_item(tmp_path, helpers) -> None:
     path = tmp_path / "broken.h5"
     helpers.write_seed_hdf5(path, {"train": {"class_00001": 2, "class_00002": 2}})

@@ -471,24 +471,49 @@ def test_a_log_file_gets_plain_progress_lines(write_recipe, monkeypatch, tmp_pat
     assert all(" img/s " in line and " elapsed  ETA " in line and "  D " in line and "  G " in line for line in lines)
 
 
-def test_a_run_that_crashes_with_loader_workers_exits(write_recipe, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    """Loader workers ignore SIGTERM (Slurm signals them too): a bug raised mid-run kept the loader alive in its
-    traceback, multiprocessing's exit then waited forever for workers it had sent SIGTERM, holding the GPU."""
+@pytest.mark.parametrize("where", ["step", "worker"])
+def test_a_run_that_crashes_with_loader_workers_exits(write_recipe, tmp_path: Path, where: str) -> None:  # type: ignore[no-untyped-def]
+    """Loader workers leave a scheduler's SIGTERM to the main process, but not their parent's: a bug raised mid-run
+    (in a step, or inside a worker) keeps the loader alive in its traceback, and at exit multiprocessing ends the
+    workers with SIGTERM. Ignoring it hung the process forever, holding the GPU and the run's lock."""
     recipe = write_recipe(**{"train.steps": 50, "data.num_workers": 1})
+    patched = ("from ganreg.train import trainer as module\nname, original = 'train_step', module.Trainer.train_step\n"
+               "target = module.Trainer\n") if where == "step" else (
+               "from ganreg.data import tokenizer as module\nname, original = '__call__', module.Collator.__call__\n"
+               "target = module.Collator\n")
     script = tmp_path / "crash.py"
     script.write_text(
-        "import sys\n"
-        "from ganreg.train import trainer\n"
-        "step = trainer.Trainer.train_step\n"
-        "def bug(self):\n"
-        "    if self.step >= 2:\n"
+        "import sys\n" + patched +
+        "calls = []\n"
+        "def bug(self, *args):\n"
+        "    calls.append(1)\n"
+        "    if len(calls) >= 3:\n"
         "        raise RuntimeError('a plugin bug')\n"
-        "    return step(self)\n"
-        "trainer.Trainer.train_step = bug\n"
+        "    return original(self, *args)\n"
+        "setattr(target, name, bug)\n"
         "from ganreg.cli import main\n"
         f"sys.argv = ['ganreg', 'run', {str(recipe)!r}, '--out', {str(tmp_path / 'run')!r}, '--device', 'cpu']\n"
         "main()\n"
     )
     env = {k: v for k, v in os.environ.items() if k != "GANREG_NO_PLUGIN_AUTOLOAD"}
     proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=180)
-    assert proc.returncode == 1 and "RuntimeError: a plugin bug" in proc.stderr
+    assert proc.returncode == 1 and "RuntimeError: a plugin bug" in proc.stderr, proc.stderr[-2000:]
+
+
+def test_a_loader_left_alive_at_exit_lets_the_process_exit(tmp_path: Path) -> None:
+    """A notebook or script that peeks at one batch and ends (or raises) leaves the workers to multiprocessing's
+    exit, which ends them with SIGTERM: they must obey their parent's."""
+    script = tmp_path / "peek.py"
+    script.write_text(
+        "import sys\n"
+        "from ganreg.data import DataConfig, Vocabulary, build_dataset, make_loader\n"
+        "train = build_dataset(DataConfig(source='shapes', image_size=32, num_images=48), 'train')\n"
+        "loader = make_loader(train, batch_size=4, vocab=Vocabulary.build(train.all_captions(), 1), num_workers=1)\n"
+        "it = iter(loader)\n"
+        "print(next(it)['images'].shape, flush=True)\n"
+        "if len(sys.argv) > 1:\n"
+        "    raise RuntimeError('a bug after peeking')\n"
+    )
+    for args, code in (([], 0), (["raise"], 1)):
+        proc = subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True, timeout=120)
+        assert proc.returncode == code and "torch.Size([4, 3, 32, 32])" in proc.stdout, proc.stderr[-2000:]

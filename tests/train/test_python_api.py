@@ -24,9 +24,14 @@ from .conftest import tiny_recipe
 
 
 @pytest.fixture
-def trained(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+def autoloaded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The process's registry with every installed plugin, as a user's session has it."""
     plugins.reset_registry()
     monkeypatch.delenv("GANREG_NO_PLUGIN_AUTOLOAD", raising=False)
+
+
+@pytest.fixture
+def trained(autoloaded: None, tmp_path: Path) -> Path:
     recipe = tiny_recipe(**{"samples.truncation": 0.5})
     outcome = ganreg.run(recipe, overrides=["train.steps=2"], out=tmp_path / "run", device="cpu", quiet=True)
     assert (outcome.status, outcome.step, outcome.exit_code) == ("finished", 2, 0)
@@ -94,7 +99,7 @@ def test_import_ganreg_stays_light() -> None:
     assert out.startswith("False ") and "'load_run'" in out and "'run'" in out
 
 
-def test_a_plugin_tests_trainer_makes_a_run_that_loads(tmp_path: Path) -> None:
+def test_a_plugin_tests_trainer_makes_a_run_that_loads(autoloaded: None, tmp_path: Path) -> None:
     """`ganreg.testing.trainer_for` wrote no recorded recipe, run.json or vocabulary: its run could not be loaded."""
     from ganreg.testing import trainer_for
 

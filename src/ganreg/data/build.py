@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import signal
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -152,10 +154,16 @@ class SeededRandomSampler(Sampler):
 
 
 class DataLoaderWithErrors(DataLoader):
-    """A DataLoader whose worker-side :class:`DataError` surfaces with its own message and fix.
+    """A DataLoader whose worker-side :class:`DataError` surfaces with its own message and fix, and whose
+    workers leave a scheduler's SIGTERM and a terminal's Ctrl-C to the main process
+    (:func:`leave_stop_signals_to_the_main_process`).
 
     ``set_epoch(e)`` forwards to the dataset and the sampler.
     """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("worker_init_fn", leave_stop_signals_to_the_main_process)
+        super().__init__(*args, **kwargs)
 
     def set_epoch(self, epoch: int) -> None:
         if hasattr(self.dataset, "set_epoch"):
@@ -179,13 +187,28 @@ class DataLoaderWithErrors(DataLoader):
             yield batch
 
 
-def _leave_stop_signals_to_the_main_process(worker_id: int) -> None:
-    """A loader worker ignores SIGTERM and SIGINT. A cluster's scheduler (Slurm at the time limit) and a
-    terminal's Ctrl-C signal every process of the job; a worker killed by it stopped the main process with
-    "DataLoader worker is killed by signal" before it could save. The main process finishes its step, saves
-    and ends the workers itself (and torch's workers exit when it dies)."""
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+def leave_stop_signals_to_the_main_process(worker_id: int) -> None:
+    """A loader worker leaves SIGINT and SIGTERM to the main process, unless its parent sends the SIGTERM.
+
+    A cluster's scheduler (Slurm at the time limit or on preemption) and a terminal's Ctrl-C signal every
+    process of the job. A worker killed by it made torch stop the main process at once ("DataLoader worker
+    is killed by signal"), before it could finish its step and save. But the parent's own SIGTERM (torch
+    ending its workers; multiprocessing at the interpreter's exit, after an exception left a loader alive)
+    must still end the worker, or the process would never exit: torch's handler tells the two apart by the
+    sender, and so does this one, in a thread waiting for SIGTERM with ``sigwaitinfo``. Where there is no
+    ``sigwaitinfo`` (macOS, Windows) torch's handling stays."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if not hasattr(signal, "sigwaitinfo"):
+        return
+    parent = os.getppid()
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})  # this thread's mask, inherited by later ones
+
+    def wait_for_sigterm() -> None:
+        while True:
+            if signal.sigwaitinfo({signal.SIGTERM}).si_pid == parent:
+                os._exit(0)  # as torch's handler exits when its parent asks
+
+    threading.Thread(target=wait_for_sigterm, name="ganreg-sigterm", daemon=True).start()
 
 
 def worker_count(requested: int) -> int:
@@ -230,7 +253,6 @@ def make_loader(
         collate_fn=Collator(vocab, max_words),
         pin_memory=pin_memory,
         persistent_workers=persistent_workers and num_workers > 0,
-        worker_init_fn=_leave_stop_signals_to_the_main_process,
         # its own generator: starting an iterator must not draw from the global
         # RNG, or a resumed run would diverge from an uninterrupted one
         generator=torch.Generator().manual_seed(mix_seed("loader", seed)),

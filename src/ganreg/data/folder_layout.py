@@ -174,7 +174,7 @@ class FolderLayout:
         if stray:
             raise DataError(
                 f"{self.root} holds captioned images both itself ({stray[0]}, ...) and in {images.relative_to(self.root)}/,"
-                f" which is the folder read: the {len(stray)} in {self.root.name}/ would be left out",
+                f" which is the folder read: the {len(stray)} in {self.root.resolve().name}/ would be left out",
                 f"keep them in one place: move them all into {images.relative_to(self.root)}/ (or all out of it)",
             )
 

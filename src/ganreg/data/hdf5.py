@@ -99,7 +99,9 @@ def open_h5(path: str | os.PathLike[str]) -> Any:
     try:
         return _h5py().File(p, "r")
     except OSError as exc:
-        if "unable to lock file" in str(exc).lower():  # another process writes it, or a file system without locks
+        # another process writes it, or a file system without locks (HDF5 1.10-1.14: "file locking disabled on
+        # this file system"); not "sblock", which a truncated file's message names
+        if any(words in str(exc).lower() for words in ("unable to lock file", "file locking")):
             raise DataError(
                 f"cannot open HDF5 file {p}: it is locked ({exc})",
                 "if a process is still writing the file, wait for it; on a network file system without locks "

@@ -78,16 +78,6 @@ class BatchStream:
     def state(self) -> dict[str, int]:
         return {"epoch": self.epoch, "batch": self.batch}
 
-    def close(self) -> None:
-        """Stop the loader's worker processes now (a later :meth:`next` starts them again). A run that ends
-        with an exception keeps the loader alive in its traceback until the interpreter exits, and there
-        multiprocessing stops its workers with SIGTERM, which they ignore (:mod:`ganreg.data.build`): without
-        this the process would never exit, holding the GPU and the run's lock."""
-        it, self._it, self._loader = self._it, None, None
-        shutdown = getattr(it, "_shutdown_workers", None)
-        if shutdown is not None:
-            shutdown()
-
     def load_state(self, state: dict[str, int]) -> None:
         self.epoch, self.batch = int(state["epoch"]), int(state["batch"])
         self._it = None

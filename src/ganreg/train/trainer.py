@@ -533,8 +533,7 @@ class Trainer:
         if self.procs.main and self.step < self.total_steps:  # a resume that trains nothing is no session
             record_session(self.run_dir, self.step, self.device, self.amp_dtype, self.procs.world)
         writes = open(metrics_path, "a", encoding="utf-8") if self.procs.main else contextlib.nullcontext(None)
-        # closing: the loader's workers stop when training ends, however it ends (BatchStream.close)
-        with self._stop_signals_save(), writes as metrics, contextlib.closing(self.stream):
+        with self._stop_signals_save(), writes as metrics:
             if self.step == 0:
                 self.write_samples()
             while self.step < self.total_steps:
