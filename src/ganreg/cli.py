@@ -252,8 +252,12 @@ def run(
 ) -> None:
     """Train a recipe (or --resume a run)."""
     from ganreg.train.cli_run import run_recipe
+    from ganreg.train.distributed import exit_finished, from_environment
 
-    sys.exit(run_recipe(recipe, list(overrides), out, device, resume_dir, dry_run, console, checkpoint).exit_code)
+    code = run_recipe(recipe, list(overrides), out, device, resume_dir, dry_run, console, checkpoint).exit_code
+    if from_environment(device).distributed:  # joined in run_recipe: this returns the same processes
+        exit_finished(code)
+    sys.exit(code)
 
 
 @cli.command()

@@ -139,7 +139,9 @@ def _run(
     return RunOutcome(run_dir, status, trainer.step)
 
 
-def _resolve_recipe(recipe: Path | dict[str, Any] | None, resume_dir: Path | None, overrides: list[str], registry: Any) -> Any:
+def _resolve_recipe(
+    recipe: Path | dict[str, Any] | None, resume_dir: Path | None, overrides: list[str], registry: Any
+) -> Any:
     """The recipe to train: a recipe file's or a dict's, with the --set overrides, or the resumed run's own
     (the overrides a resume allows applied to it)."""
     from ganreg.errors import RecipeError
@@ -158,16 +160,16 @@ def _resolve_recipe(recipe: Path | dict[str, Any] | None, resume_dir: Path | Non
         return as_recorded(load_recipe(recipe, registry, overrides), registry)
     if recipe is not None:
         raise UserError("give either a recipe or --resume RUN_DIR, not both", "ganreg run --resume RUN_DIR")
-    recipe, _ = read_run(resume_dir, registry)
+    recorded, _ = read_run(resume_dir, registry)
     check_resume_overrides(overrides)
-    if overrides:
-        given = bool_problems(Recipe, apply_overrides({}, overrides), "")  # the new values; the recorded ones stand
-        if given:
-            raise RecipeError(given, f"--resume {resume_dir} with --set")
-        raw = apply_overrides(recipe.model_dump(mode="json"), overrides)
-        source = str(resume_dir / RECIPE_FILE)
-        recipe = as_recorded(validate_recipe(raw, registry, source, check_bools=False), registry)  # paths absolute
-    return recipe
+    if not overrides:
+        return recorded
+    given = bool_problems(Recipe, apply_overrides({}, overrides), "")  # the new values; the recorded ones stand
+    if given:
+        raise RecipeError(given, f"--resume {resume_dir} with --set")
+    raw = apply_overrides(recorded.model_dump(mode="json"), overrides)
+    source = str(resume_dir / RECIPE_FILE)
+    return as_recorded(validate_recipe(raw, registry, source, check_bools=False), registry)  # paths absolute
 
 
 def _dry_run(recipe: Any, registry: Any, console: Console) -> None:

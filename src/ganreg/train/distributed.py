@@ -18,9 +18,10 @@ from __future__ import annotations
 import atexit
 import datetime
 import os
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 import torch
 import torch.distributed as dist
@@ -70,8 +71,25 @@ def from_environment(device: str | None) -> Processes:
 
 
 def _leave() -> None:
-    if dist.is_initialized():
-        dist.destroy_process_group()
+    """Wait for the other processes, then destroy the process group (at exit, or in :func:`exit_finished`)."""
+    if not dist.is_initialized():
+        return
+    try:
+        dist.barrier()
+    except Exception:  # another process is gone already: nothing left to wait for
+        pass
+    dist.destroy_process_group()
+
+
+def exit_finished(code: int) -> NoReturn:
+    """End a torchrun process whose command has finished: leave the process group, flush, and exit without
+    the interpreter's and C++'s teardown. In that teardown a gloo process aborted now and then ("terminate
+    called without an active exception", SIGABRT) after its run had finished and saved, and torchrun then
+    reported the whole run as failed."""
+    _leave()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def process_device(device: str | None, procs: Processes) -> str | None:
