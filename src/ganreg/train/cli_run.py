@@ -217,12 +217,13 @@ def _start_trainer(
     else:
         if procs.main:
             run_dir = run_dir_path(recipe, str(out) if out else None)
-            made = [d for d in (run_dir, *run_dir.absolute().parents) if not d.exists()]  # deepest first
+            made = [d for d in run_dir.absolute().parents if not d.exists()]  # the folders this start makes, deepest first
             was_empty = run_dir.is_dir() and not any(run_dir.iterdir())  # a failed start leaves it so
             if out is None and recipe.output.name is None:  # named by the time: never another job's folder
-                claimed = claim_timestamped_dir(run_dir)
-                made = [claimed, *made[1:]] if made and made[0] == run_dir else [claimed, *made]
-                run_dir = claimed
+                run_dir = claim_timestamped_dir(run_dir)  # made by this process, always
+                made.insert(0, run_dir)
+            elif not run_dir.exists():
+                made.insert(0, run_dir)
             new_run_dir(run_dir)
         run_dir = Path(broadcast_object(str(run_dir) if procs.main else None, procs))  # the name has process 0's time
     lock_is_ours = False  # a refused second process must not remove the first one's lock file
